@@ -1,0 +1,27 @@
+/* What a backend tells the planner about its device. Every backend fills all fields. */
+#ifndef CF_COMMON_DEVICE_CAPS_H
+#define CF_COMMON_DEVICE_CAPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cf_device_kind { CF_DEVICE_CPU = 0, CF_DEVICE_GPU, CF_DEVICE_OTHER } cf_device_kind;
+
+typedef struct cf_device_caps {
+  cf_device_kind kind;
+  int compute_units;               /* SMs / compute units / cores */
+  size_t shared_mem_per_block;     /* default local/shared memory a work-group may use */
+  size_t shared_mem_per_block_max; /* with opt-in (CUDA); == shared_mem_per_block elsewhere */
+  int max_threads_per_block;
+  int simd_width;                  /* warp / sub-group width; 1 if unknown */
+  int arch;                        /* CUDA: major*10+minor (90 = Hopper); 0 otherwise */
+  int has_tf32_mma;                /* tensor cores usable for TF32 (mma.sync m16n8k8) */
+  int has_wgmma;                   /* sm_90a warpgroup MMA usable */
+  size_t l2_bytes;                 /* 0 if unknown */
+  uint64_t global_mem_bytes;
+  uint64_t max_alloc_bytes;        /* largest single buffer */
+  unsigned kernel_variants;        /* bitmask of 1u << cf_kernel_variant the backend
+                                      implements; filled by common/ from the backend iface */
+} cf_device_caps;
+
+#endif

@@ -1,0 +1,40 @@
+#include "env.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "error.h"
+
+cf_status cf_env_backend(const char *fn, cf_backend *out) {
+  const char *v = getenv("CONVFUSE_BACKEND");
+  static const struct {
+    const char *name;
+    cf_backend b;
+  } names[] = {{"auto", CF_BACKEND_AUTO},
+               {"cpu", CF_BACKEND_CPU},
+               {"cuda", CF_BACKEND_CUDA},
+               {"opencl", CF_BACKEND_OPENCL}};
+  *out = CF_BACKEND_AUTO;
+  if (!v || !*v)
+    return CF_OK;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+    if (strcasecmp(v, names[i].name) == 0) {
+      *out = names[i].b;
+      return CF_OK;
+    }
+  return cf_error(CF_ERR_INVALID_ARGUMENT,
+                  "%s: CONVFUSE_BACKEND='%.64s' is not a backend (valid: auto, cpu, cuda, "
+                  "opencl; case-insensitive)",
+                  fn, v);
+}
+
+int cf_env_verbose(void) {
+  const char *v = getenv("CONVFUSE_VERBOSE");
+  if (!v || !*v || (v[0] == '0' && !v[1]))
+    return 0;
+  if (v[0] == '1' && !v[1])
+    return 1;
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_VERBOSE='%.32s' (use 0 or 1)\n", v);
+  return 0;
+}

@@ -1,0 +1,15 @@
+/* Strict parsing of convfuse's environment variables. */
+#ifndef CF_COMMON_ENV_H
+#define CF_COMMON_ENV_H
+
+#include "convfuse/convfuse.h"
+
+/* CONVFUSE_BACKEND: unset or empty -> CF_BACKEND_AUTO; cpu/cuda/opencl/auto, any case;
+ * anything else -> CF_ERR_INVALID_ARGUMENT naming the valid values. */
+cf_status cf_env_backend(const char *fn, cf_backend *out);
+
+/* CONVFUSE_VERBOSE: unset, "" or "0" -> 0; "1" -> 1; anything else -> 0 (and a warning line on
+ * stderr, once per call that reads it, so a typo is visible). */
+int cf_env_verbose(void);
+
+#endif

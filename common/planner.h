@@ -1,0 +1,37 @@
+/* The tiling planner: a pure function from (shape, epilogue, math, device caps) to a tile
+ * plan. No backend code, no device calls: unit-tested on fixture caps. */
+#ifndef CF_COMMON_PLANNER_H
+#define CF_COMMON_PLANNER_H
+
+#include <stdint.h>
+#include "convfuse/convfuse.h"
+#include "device_caps.h"
+#include "epilogue.h"
+#include "shape.h"
+
+typedef enum cf_kernel_variant {
+  CF_KERNEL_REFERENCE = 0, /* CPU backend: direct loops */
+  CF_KERNEL_FFMA_TILED,    /* implicit GEMM in shared/local memory, fp32 FFMA */
+  CF_KERNEL_COUNT
+} cf_kernel_variant;
+
+typedef struct cf_tile_plan {
+  cf_kernel_variant variant;
+  int menu_index;        /* index into the variant's tile menu in constants.def; -1 if none */
+  int block_m, block_n, block_k; /* block tile (GEMM M x N) and K slice */
+  int thread_m, thread_n;        /* per-thread register micro-tile */
+  int threads;                   /* threads (work-items) per block (work-group) */
+  int stages;                    /* shared-memory pipeline depth */
+  int64_t grid_m, grid_n;        /* blocks along M and N */
+  size_t shared_bytes;           /* shared/local memory per block */
+  cf_math math_effective;        /* the precision the kernel actually computes in */
+  char why[192];                 /* the planner's reasoning, one line */
+} cf_tile_plan;
+
+/* Fills plan. CF_ERR_UNSUPPORTED (with a message) if no variant fits the device. */
+cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_math math,
+                        const cf_device_caps *caps, cf_tile_plan *plan);
+
+const char *cf_kernel_variant_name(cf_kernel_variant v);
+
+#endif
