@@ -1,15 +1,19 @@
 #include "planner.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cf_constants.h"
 #include "error.h"
+#include "mma_layout.h"
 
 const char *cf_kernel_variant_name(cf_kernel_variant v) {
   switch (v) {
   case CF_KERNEL_REFERENCE: return "reference";
   case CF_KERNEL_FFMA_TILED: return "ffma_tiled";
+  case CF_KERNEL_MMA_TF32: return "mma_tf32";
+  case CF_KERNEL_MMA_3XTF32: return "mma_3xtf32";
   case CF_KERNEL_COUNT: break;
   }
   return "?";
@@ -29,8 +33,8 @@ static const ffma_tile ffma_menu[CFK_FFMA_TILE_COUNT] = {
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static size_t ffma_shared_bytes(const ffma_tile *t) {
-  /* one A slice (bk x bm) and one B slice (bk x bn) of floats */
-  return (size_t)(t->bm + t->bn) * (size_t)t->bk * sizeof(float);
+  /* two stages of an A slice (bk x bm) and a B slice (bk x (bn + 4), rows padded) */
+  return 2 * (size_t)(t->bm + t->bn + 4) * (size_t)t->bk * sizeof(float);
 }
 
 static int ffma_threads(const ffma_tile *t) { return (t->bm / t->tm) * (t->bn / t->tn); }
@@ -88,7 +92,7 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->thread_m = t->tm;
   plan->thread_n = t->tn;
   plan->threads = ffma_threads(t);
-  plan->stages = 1;
+  plan->stages = 2;
   plan->grid_m = ceil_div(sh->gemm_m, t->bm);
   plan->grid_n = ceil_div(sh->gemm_n, t->bn);
   plan->shared_bytes = ffma_shared_bytes(t);
@@ -100,6 +104,107 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   return CF_OK;
 }
 
+typedef struct mma_tile {
+  int bm, bn, wm, wn;
+} mma_tile;
+
+static const mma_tile mma_menu[CFK_MMA_TILE_COUNT] = {
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
+};
+
+/* Below this fraction of useful tile area (row tiles over Q, channel tiles over K), the
+ * tensor-core kernel wastes more than FFMA would lose: plan FFMA instead. */
+#define MMA_MIN_UTILISATION 0.4
+
+/* Input channels per K chunk: about CFK_MMA_CHUNK_K values of (c, r, s), at least one. */
+static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
+  int64_t rs = sh->r * sh->s;
+  int64_t cc = CFK_MMA_CHUNK_K / rs;
+  if (cc < 1)
+    cc = 1;
+  return cc < sh->c ? cc : sh->c;
+}
+
+/* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
+ * is worth it, with the reason in `why` for the FFMA plan to quote. */
+static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
+                          cf_kernel_variant variant, cf_tile_plan *plan, char *why,
+                          size_t why_len) {
+  int best = -1;
+  double best_score = -1.0, best_util = 0.0;
+  int64_t cc = mma_chunk_channels(sh);
+  cf_mma_layout best_layout = {0};
+  snprintf(why, why_len, "no tensor-core tile fits the device");
+  /* The layout arithmetic is int64 but not unbounded: keep absurd shapes on FFMA. */
+  if (sh->gemm_k > (1 << 20) || sh->stride_w > 4096 || sh->dil_w * sh->s > 65536) {
+    snprintf(why, why_len, "shape outside the tensor-core kernel's index ranges");
+    return CF_ERR_UNSUPPORTED;
+  }
+  for (int i = 0; i < CFK_MMA_TILE_COUNT; ++i) {
+    const mma_tile *t = &mma_menu[i];
+    int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
+    /* Weights resident in shared memory when they fit, else streamed per K chunk. */
+    cf_mma_layout L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w,
+                                         sh->dil_w, 1);
+    if (L.bytes > (int64_t)caps->shared_mem_per_block_max)
+      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, 0);
+    int64_t q_tiles = ceil_div(sh->q, t->bm);
+    int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */
+    int64_t grid_n = ceil_div(sh->k, t->bn);
+    if (threads > caps->max_threads_per_block || L.bytes > (int64_t)caps->shared_mem_per_block_max ||
+        grid_n > 65535)
+      continue;
+    double util = (double)sh->q / (double)(q_tiles * t->bm) * n_efficiency(sh->k, t->bn);
+    int64_t blocks = m_tiles * grid_n;
+    double fill = (double)blocks / (4.0 * (caps->compute_units > 0 ? caps->compute_units : 1));
+    if (fill > 1.0)
+      fill = 1.0;
+    /* bigger tiles reuse more; resident weights save the weight stream */
+    double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
+    double score = util * fill * reuse * (L.resident ? 1.0 : 0.7);
+    if (score > best_score + 1e-9) {
+      best_score = score;
+      best = i;
+      best_util = util;
+      best_layout = L;
+    }
+  }
+  if (best < 0)
+    return CF_ERR_UNSUPPORTED;
+  if (best_util < MMA_MIN_UTILISATION) {
+    snprintf(why, why_len, "tensor-core row tiles would use only %.0f%% of their area",
+             100.0 * best_util);
+    return CF_ERR_UNSUPPORTED;
+  }
+  const mma_tile *t = &mma_menu[best];
+  plan->variant = variant;
+  plan->menu_index = best;
+  plan->block_m = t->bm;
+  plan->block_n = t->bn;
+  plan->block_k = (int)best_layout.kcp;
+  plan->warp_m = t->wm;
+  plan->warp_n = t->wn;
+  plan->chunk_channels = (int)cc;
+  plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
+  plan->stages = 2;
+  plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
+  plan->grid_n = ceil_div(sh->k, t->bn);
+  plan->shared_bytes = (size_t)best_layout.bytes;
+  plan->weights_resident = best_layout.resident;
+  plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
+  snprintf(plan->why, sizeof plan->why,
+           "tensor cores (%s): T%d row tiles use %.0f%% of their area, %lld tiles for %d CUs, "
+           "K in chunks of %lld channels, weights %s",
+           variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
+           best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
+           caps->compute_units, (long long)cc,
+           best_layout.resident ? "resident in shared memory" : "streamed per chunk");
+  return CF_OK;
+}
+
 cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_math math,
                         const cf_device_caps *caps, cf_tile_plan *plan) {
   (void)epi; /* every variant runs every chain; kept for chain-dependent choices */
@@ -107,13 +212,20 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
   plan->menu_index = -1;
   if (math != CF_MATH_FP32 && math != CF_MATH_TF32)
     return cf_error(CF_ERR_INVALID_ARGUMENT, "planner: unknown math mode %d", (int)math);
+  cf_kernel_variant mma = math == CF_MATH_TF32 ? CF_KERNEL_MMA_TF32 : CF_KERNEL_MMA_3XTF32;
+  char mma_why[96] = "";
+  if (!(caps->kernel_variants & (1u << mma)))
+    snprintf(mma_why, sizeof mma_why, "backend has no %s kernel", cf_kernel_variant_name(mma));
+  else if (!caps->has_tf32_mma)
+    snprintf(mma_why, sizeof mma_why, "device has no TF32 tensor cores");
+  else if (plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK)
+    return CF_OK;
   if (caps->kernel_variants & (1u << CF_KERNEL_FFMA_TILED)) {
     CF_CHECK(plan_ffma(shape, caps, plan));
-    if (math == CF_MATH_TF32) {
-      size_t used = strlen(plan->why);
-      snprintf(plan->why + used, sizeof plan->why - used,
-               "; tf32 requested, no tensor-core kernel yet: runs fp32");
-    }
+    size_t used = strlen(plan->why);
+    snprintf(plan->why + used, sizeof plan->why - used, "; not %s: %s%s",
+             cf_kernel_variant_name(mma), mma_why,
+             math == CF_MATH_TF32 ? "; tf32 requested, runs fp32" : "");
     return CF_OK;
   }
   if (caps->kernel_variants & (1u << CF_KERNEL_REFERENCE)) {

@@ -12,6 +12,8 @@
 typedef enum cf_kernel_variant {
   CF_KERNEL_REFERENCE = 0, /* CPU backend: direct loops */
   CF_KERNEL_FFMA_TILED,    /* implicit GEMM in shared/local memory, fp32 FFMA */
+  CF_KERNEL_MMA_TF32,      /* tensor-core row tiles, one TF32 product (CF_MATH_TF32) */
+  CF_KERNEL_MMA_3XTF32,    /* tensor-core row tiles, 3xTF32 split: fp32-accurate */
   CF_KERNEL_COUNT
 } cf_kernel_variant;
 
@@ -19,13 +21,17 @@ typedef struct cf_tile_plan {
   cf_kernel_variant variant;
   int menu_index;        /* index into the variant's tile menu in constants.def; -1 if none */
   int block_m, block_n, block_k; /* block tile (GEMM M x N) and K slice */
-  int thread_m, thread_n;        /* per-thread register micro-tile */
+  int thread_m, thread_n;        /* FFMA: per-thread register micro-tile */
+  int warp_m, warp_n;            /* MMA: per-warp tile */
+  int chunk_channels;            /* MMA: input channels per K chunk */
+  int weights_resident;          /* MMA: the block's weights stay in shared memory */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
-  int64_t grid_m, grid_n;        /* blocks along M and N */
+  int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer
+                                    blocks, each walking several tiles) */
   size_t shared_bytes;           /* shared/local memory per block */
   cf_math math_effective;        /* the precision the kernel actually computes in */
-  char why[192];                 /* the planner's reasoning, one line */
+  char why[256];                 /* the planner's reasoning, one line */
 } cf_tile_plan;
 
 /* Fills plan. CF_ERR_UNSUPPORTED (with a message) if no variant fits the device. */

@@ -87,6 +87,8 @@ cf_status cf_shape_resolve(const char *fn, const cf_conv2d_desc *d, cf_conv_shap
   sh->has_bias = d->has_bias;
   CF_CHECK(output_extent(fn, 'h', sh->h, sh->r, sh->stride_h, sh->pad_h, sh->dil_h, &sh->p));
   CF_CHECK(output_extent(fn, 'w', sh->w, sh->s, sh->stride_w, sh->pad_w, sh->dil_w, &sh->q));
+  CF_CHECK(check_extent(fn, "output height", sh->p, 1));
+  CF_CHECK(check_extent(fn, "output width", sh->q, 1));
   CF_CHECK(count4(fn, "input", sh->n, sh->c, sh->h, sh->w, &sh->input_elems));
   CF_CHECK(count4(fn, "weight", sh->k, sh->c, sh->r, sh->s, &sh->weight_elems));
   CF_CHECK(count4(fn, "output", sh->n, sh->k, sh->p, sh->q, &sh->output_elems));

@@ -1,0 +1,398 @@
+/* The CUDA backend's plans: checking the planner's tile plan against the compiled kernel
+ * instantiations, packing the kernel arguments once, and launching (plain and timed). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime_api.h>
+
+#include "cf_constants.h"
+#include "cuda_internal.h"
+#include "kernels_cuda/launch.h"
+#include "mma_layout.h"
+#include "planner.h"
+
+_Static_assert(CFK_FFMA_TILE_COUNT == 3,
+               "the FFMA tile menu changed: update ffma_menu here and the instantiations in "
+               "kernels_cuda/conv_ffma.cu");
+_Static_assert(CFK_MAX_OPS == CF_MAX_OPS, "cfk_epilogue_ops holds CF_MAX_OPS ops");
+
+typedef struct ffma_entry {
+  int bm, bn, bk, tm, tn;
+} ffma_entry;
+
+/* The instantiations of kernels_cuda/conv_ffma.cu, in menu order. */
+static const ffma_entry ffma_menu[CFK_FFMA_TILE_COUNT] = {
+    {CFK_FFMA_T0_BM, CFK_FFMA_T0_BN, CFK_FFMA_T0_BK, CFK_FFMA_T0_TM, CFK_FFMA_T0_TN},
+    {CFK_FFMA_T1_BM, CFK_FFMA_T1_BN, CFK_FFMA_T1_BK, CFK_FFMA_T1_TM, CFK_FFMA_T1_TN},
+    {CFK_FFMA_T2_BM, CFK_FFMA_T2_BN, CFK_FFMA_T2_BK, CFK_FFMA_T2_TM, CFK_FFMA_T2_TN},
+};
+
+static const struct {
+  int bm, bn, wm, wn;
+} mma_menu[CFK_MMA_TILE_COUNT] = {
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
+};
+
+typedef struct cuda_plan {
+  cf_plan_spec spec;
+  int menu_index;
+  int chain; /* cfk_epi_chain */
+  int threads;
+  int mma;   /* 0: FFMA kernel; 1: tensor-core kernel */
+  int split; /* tensor cores: 3xTF32 */
+  cfk_conv_params params;
+  cfk_mma_params mma_params;
+  cfk_epilogue_ops ops;
+} cuda_plan;
+
+static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* The compile-time chain the kernel is specialised on, or the generic one. */
+static int classify_chain(const cf_epilogue *e) {
+  if (e->n_ops == 0)
+    return CFK_EPI_NONE;
+  if (e->n_ops == 1 && e->ops[0].kind == CF_OP_MISH)
+    return CFK_EPI_MISH;
+  if (e->n_ops == 2 && e->ops[0].kind == CF_OP_MISH && e->ops[1].kind == CF_OP_MISH)
+    return CFK_EPI_MISH_MISH;
+  if (e->n_ops == 1 && e->ops[0].kind == CF_OP_RELU)
+    return CFK_EPI_RELU;
+  return CFK_EPI_GENERIC;
+}
+
+/* v <= limit, else CF_ERR_UNSUPPORTED naming the quantity: the kernel forms it in int32. */
+static cf_status fits_int32(const char *what, int64_t v, int64_t limit) {
+  if (v < 0 || v > limit)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "cuda: %s is %lld; the FFMA kernel indexes it in int32 (limit %lld)", what,
+                    (long long)v, (long long)limit);
+  return CF_OK;
+}
+
+static cf_status check_tiles(const cf_plan_spec *spec, const ffma_entry **entry) {
+  const cf_tile_plan *t = &spec->tiles;
+  if (t->variant != CF_KERNEL_FFMA_TILED)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "cuda: no kernel for variant '%s' (this backend implements ffma_tiled)",
+                    cf_kernel_variant_name(t->variant));
+  if (t->menu_index < 0 || t->menu_index >= CFK_FFMA_TILE_COUNT)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "cuda: FFMA tile menu index %d has no kernel (valid 0..%d)", t->menu_index,
+                    CFK_FFMA_TILE_COUNT - 1);
+  const ffma_entry *m = &ffma_menu[t->menu_index];
+  const int threads = (m->bm / m->tm) * (m->bn / m->tn);
+  if (t->block_m != m->bm || t->block_n != m->bn || t->block_k != m->bk ||
+      t->thread_m != m->tm || t->thread_n != m->tn || t->threads != threads)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "cuda: tile plan %dx%dx%d thread %dx%d (%d threads) has no kernel: FFMA "
+                    "menu entry T%d is %dx%dx%d thread %dx%d (%d threads)",
+                    t->block_m, t->block_n, t->block_k, t->thread_m, t->thread_n, t->threads,
+                    t->menu_index, m->bm, m->bn, m->bk, m->tm, m->tn, threads);
+  const cf_conv_shape *sh = &spec->shape;
+  const int64_t gm = ceil_div64(sh->gemm_m, m->bm), gn = ceil_div64(sh->gemm_n, m->bn);
+  if (t->grid_m != gm || t->grid_n != gn)
+    return cf_error(CF_ERR_INTERNAL,
+                    "cuda: tile plan grid %lldx%lld does not cover GEMM M=%lld x N=%lld with "
+                    "%dx%d tiles (expected %lldx%lld)",
+                    (long long)t->grid_m, (long long)t->grid_n, (long long)sh->gemm_m,
+                    (long long)sh->gemm_n, m->bm, m->bn, (long long)gm, (long long)gn);
+  *entry = m;
+  return CF_OK;
+}
+
+/* Every value the kernel holds in int32, with the headroom its index arithmetic needs. */
+static cf_status check_int32_ranges(const cf_conv_shape *sh, const ffma_entry *m) {
+  const int64_t lim = INT32_MAX;
+  CF_CHECK(fits_int32("in_channels", sh->c, lim));
+  CF_CHECK(fits_int32("height", sh->h, lim));
+  CF_CHECK(fits_int32("width", sh->w, lim));
+  CF_CHECK(fits_int32("kernel_h", sh->r, lim));
+  CF_CHECK(fits_int32("kernel_w", sh->s, lim));
+  CF_CHECK(fits_int32("out_h", sh->p, lim));
+  CF_CHECK(fits_int32("out_w", sh->q, lim));
+  CF_CHECK(fits_int32("stride_h", sh->stride_h, lim));
+  CF_CHECK(fits_int32("stride_w", sh->stride_w, lim));
+  CF_CHECK(fits_int32("dilation_h", sh->dil_h, lim));
+  CF_CHECK(fits_int32("dilation_w", sh->dil_w, lim));
+  /* input rows/columns in padded coordinates: tap positions lie in [-pad, size + pad) */
+  CF_CHECK(fits_int32("height + 2 * pad_h", sh->h + 2 * sh->pad_h, lim));
+  CF_CHECK(fits_int32("width + 2 * pad_w", sh->w + 2 * sh->pad_w, lim));
+  /* channel and K indices run up to one tile (two K slices) past their extent */
+  CF_CHECK(fits_int32("out_channels + block_n", sh->k + m->bn, lim));
+  CF_CHECK(fits_int32("in_channels * kernel_h * kernel_w + 2 * block_k",
+                      sh->gemm_k + 2 * (int64_t)m->bk, lim));
+  return CF_OK;
+}
+
+/* Checks the planner's MMA plan against the compiled menu and fills the kernel parameters. */
+static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
+  const cf_tile_plan *t = &spec->tiles;
+  const cf_conv_shape *sh = &spec->shape;
+  if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
+    return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile menu index %d has no kernel (valid 0..%d)",
+                    t->menu_index, CFK_MMA_TILE_COUNT - 1);
+  const int bm = mma_menu[t->menu_index].bm, bn = mma_menu[t->menu_index].bn;
+  if (t->block_m != bm || t->block_n != bn || t->warp_m != mma_menu[t->menu_index].wm ||
+      t->warp_n != mma_menu[t->menu_index].wn || t->chunk_channels < 1 ||
+      t->chunk_channels > sh->c)
+    return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
+                    "chunk) does not match menu entry T%d",
+                    t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
+                    t->menu_index);
+  const cf_mma_layout L = cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
+                                             sh->stride_w, sh->dil_w, t->weights_resident);
+  const int64_t q_tiles = ceil_div64(sh->q, bm);
+  if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
+      t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)
+    return cf_error(CF_ERR_INTERNAL, "cuda: MMA plan grid %lldx%lld / %zu bytes disagree with "
+                    "the layout (%lld bytes)",
+                    (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes,
+                    (long long)L.bytes);
+  /* the layout fits shared memory (<= 227 KiB), so all of it fits int32 */
+  k->chw = sh->c * sh->h * sh->w;
+  k->pq = sh->p * sh->q;
+  k->m_tiles = t->grid_m;
+  k->grid_m = t->grid_m; /* until the occupancy is known: see mma_plan_compile */
+  k->grid_n = t->grid_n;
+  k->c = (int32_t)sh->c;
+  k->h = (int32_t)sh->h;
+  k->w = (int32_t)sh->w;
+  k->k = (int32_t)sh->k;
+  k->r = (int32_t)sh->r;
+  k->s = (int32_t)sh->s;
+  k->p = (int32_t)sh->p;
+  k->q = (int32_t)sh->q;
+  k->stride_h = (int32_t)sh->stride_h;
+  k->stride_w = (int32_t)sh->stride_w;
+  k->pad_h = (int32_t)sh->pad_h;
+  k->pad_w = (int32_t)sh->pad_w;
+  k->dil_h = (int32_t)sh->dil_h;
+  k->dil_w = (int32_t)sh->dil_w;
+  k->crs = (int32_t)sh->gemm_k;
+  k->cc = t->chunk_channels;
+  k->n_chunks = (int32_t)L.n_chunks;
+  k->q_tiles = (int32_t)q_tiles;
+  k->resident = L.resident;
+  k->weight_floats = (int32_t)L.weight_floats;
+  k->patch_width = (int32_t)L.patch_width;
+  k->patch_pitch = (int32_t)L.patch_pitch;
+  k->zero_base = (int32_t)L.zero_base;
+  k->patch_floats = (int32_t)L.patch_floats;
+  k->kc = (int32_t)L.kc;
+  k->kcp = (int32_t)L.kcp;
+  k->w_pitch = (int32_t)L.w_pitch;
+  k->stage_floats = (int32_t)L.stage_floats;
+  k->smem_bytes = (int32_t)L.bytes;
+  k->shift = spec->epilogue.bias_shift;
+  return CF_OK;
+}
+
+static void ops_fill(const cf_epilogue *epi, cfk_epilogue_ops *ops) {
+  ops->n_ops = epi->n_ops;
+  for (int i = 0; i < epi->n_ops; ++i) {
+    ops->kind[i] = (int32_t)epi->ops[i].kind;
+    ops->value[i] = epi->ops[i].value;
+  }
+}
+
+/* Persistent grid: as many blocks as fit on the device at once, spread over the channel
+ * tiles, never more than there are row tiles. */
+static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
+  int per_sm = 0, sms = 0;
+  cudaError_t e = cfk_conv_mma_occupancy(p->menu_index, p->split, p->chain,
+                                         p->mma_params.smem_bytes, &per_sm);
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, st->device);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "sizing the tensor-core kernel's grid");
+  if (per_sm < 1)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "cuda: the tensor-core kernel T%d (%d bytes of shared memory) cannot be "
+                    "resident on this device",
+                    p->menu_index, p->mma_params.smem_bytes);
+  int64_t x = (int64_t)per_sm * sms / p->mma_params.grid_n;
+  if (x < 1)
+    x = 1;
+  if (x > p->mma_params.m_tiles)
+    x = p->mma_params.m_tiles;
+  if (x > INT32_MAX)
+    x = INT32_MAX;
+  p->mma_params.grid_m = x;
+  return CF_OK;
+}
+
+static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *spec,
+                                  void **compiled) {
+  const cf_conv_shape *sh = &spec->shape;
+  /* the same int32 headroom as the FFMA kernel: padded extents and channel indices */
+  CF_CHECK(fits_int32("height + 2 * pad_h", sh->h + 2 * sh->pad_h, INT32_MAX));
+  CF_CHECK(fits_int32("width + 2 * pad_w", sh->w + 2 * sh->pad_w, INT32_MAX));
+  CF_CHECK(fits_int32("in_channels * kernel_h * kernel_w + chunk", sh->gemm_k + 1024,
+                      INT32_MAX));
+  CF_CHECK(fits_int32("out_channels + block_n", sh->k + 128, INT32_MAX));
+  cuda_plan *p = calloc(1, sizeof *p);
+  if (!p)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "cuda: cannot allocate a plan (%zu bytes)",
+                    sizeof *p);
+  p->spec = *spec;
+  p->mma = 1;
+  p->split = spec->tiles.variant == CF_KERNEL_MMA_3XTF32;
+  p->menu_index = spec->tiles.menu_index;
+  p->chain = classify_chain(&spec->epilogue);
+  p->threads = spec->tiles.threads;
+  cf_status s = mma_params_fill(spec, &p->mma_params);
+  int regs = 0;
+  size_t local = 0;
+  cudaError_t e = cudaSuccess;
+  if (s == CF_OK) {
+    e = cfk_conv_mma_prepare(p->menu_index, p->split, p->chain, &regs, &local);
+    if (e != cudaSuccess)
+      s = cf_cuda_fail(CF_ERR_DEVICE, e, "preparing the tensor-core kernel T%d", p->menu_index);
+  }
+  if (s == CF_OK)
+    s = mma_persistent_grid(st, p);
+  if (s != CF_OK) {
+    free(p);
+    return s;
+  }
+  ops_fill(&spec->epilogue, &p->ops);
+  *compiled = p;
+  return CF_OK;
+}
+
+cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **compiled) {
+  if (!spec || !compiled)
+    return cf_error(CF_ERR_INTERNAL, "cuda: plan_compile called with a NULL %s",
+                    !spec ? "spec" : "compiled");
+  if (spec->tiles.variant == CF_KERNEL_MMA_TF32 || spec->tiles.variant == CF_KERNEL_MMA_3XTF32) {
+    CF_CHECK(cf_cuda_set_device(state));
+    return mma_plan_compile(state, spec, compiled);
+  }
+  const ffma_entry *m = NULL;
+  CF_CHECK(check_tiles(spec, &m));
+  const cf_conv_shape *sh = &spec->shape;
+  CF_CHECK(check_int32_ranges(sh, m));
+  const cf_epilogue *epi = &spec->epilogue;
+  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
+    return cf_error(CF_ERR_INTERNAL, "cuda: epilogue has %d ops (valid 0..%d)", epi->n_ops,
+                    CF_MAX_OPS);
+  for (int i = 0; i < epi->n_ops; ++i)
+    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
+      return cf_error(CF_ERR_INTERNAL, "cuda: epilogue op %d has unknown kind %d", i,
+                      (int)epi->ops[i].kind);
+  int64_t tiles_total = 0;
+  if (__builtin_mul_overflow(spec->tiles.grid_m, spec->tiles.grid_n, &tiles_total))
+    return cf_error(CF_ERR_UNSUPPORTED, "cuda: %lld x %lld tiles overflow int64",
+                    (long long)spec->tiles.grid_m, (long long)spec->tiles.grid_n);
+
+  cuda_plan *p = calloc(1, sizeof *p);
+  if (!p)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "cuda: cannot allocate a plan (%zu bytes)",
+                    sizeof *p);
+  p->spec = *spec;
+  p->menu_index = spec->tiles.menu_index;
+  p->chain = classify_chain(epi);
+  p->threads = spec->tiles.threads;
+
+  cfk_conv_params *k = &p->params;
+  k->gemm_m = sh->gemm_m;
+  k->pq = sh->p * sh->q;          /* <= output_elems: no overflow */
+  k->hw = sh->h * sh->w;          /* <= input_elems */
+  k->chw = sh->c * k->hw;         /* <= input_elems */
+  k->kpq = sh->k * k->pq;         /* <= output_elems */
+  k->tiles_m = spec->tiles.grid_m;
+  k->tiles_total = tiles_total;
+  k->tiles_n = (int32_t)spec->tiles.grid_n; /* <= out_channels */
+  k->c = (int32_t)sh->c;
+  k->h = (int32_t)sh->h;
+  k->w = (int32_t)sh->w;
+  k->k = (int32_t)sh->k;
+  k->r = (int32_t)sh->r;
+  k->s = (int32_t)sh->s;
+  k->p = (int32_t)sh->p;
+  k->q = (int32_t)sh->q;
+  k->stride_h = (int32_t)sh->stride_h;
+  k->stride_w = (int32_t)sh->stride_w;
+  k->pad_h = (int32_t)sh->pad_h;
+  k->pad_w = (int32_t)sh->pad_w;
+  k->dil_h = (int32_t)sh->dil_h;
+  k->dil_w = (int32_t)sh->dil_w;
+  k->rs = (int32_t)(sh->r * sh->s); /* <= gemm_k */
+  k->crs = (int32_t)sh->gemm_k;
+  k->shift = epi->bias_shift;
+
+  ops_fill(epi, &p->ops);
+  *compiled = p;
+  return CF_OK;
+}
+
+void cf_cuda_plan_release(void *state, void *compiled) {
+  (void)state; /* launches captured their arguments by value: nothing on the device */
+  free(compiled);
+}
+
+/* Queues the kernel; the caller has set the device. */
+static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input,
+                        const void *weight, const void *bias, void *output) {
+  if ((bias != NULL) != (p->spec.shape.has_bias != 0))
+    return cf_error(CF_ERR_INTERNAL, "cuda: launch with bias %s but the plan has_bias = %d",
+                    bias ? "given" : "NULL", p->spec.shape.has_bias);
+  if (p->mma) {
+    cudaError_t e = cfk_conv_mma_launch(p->menu_index, p->split, p->chain, &p->mma_params,
+                                        &p->ops, (const float *)input, (const float *)weight,
+                                        (const float *)bias, (float *)output, st->stream);
+    if (e != cudaSuccess)
+      return cf_cuda_fail(CF_ERR_DEVICE, e,
+                          "launching conv_mma%s T%d epilogue [%s] (%lldx%lld blocks of %d "
+                          "threads, %d bytes of shared memory)",
+                          p->split ? "_3xtf32" : "_tf32", p->menu_index,
+                          cfk_epi_chain_name(p->chain), (long long)p->mma_params.grid_m,
+                          (long long)p->mma_params.grid_n, p->threads,
+                          p->mma_params.smem_bytes);
+    return CF_OK;
+  }
+  cudaError_t e =
+      cfk_conv_ffma_launch(p->menu_index, p->chain, &p->params, &p->ops, (const float *)input,
+                           (const float *)weight, (const float *)bias, (float *)output,
+                           st->stream);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e,
+                        "launching conv_ffma T%d epilogue [%s] (%lld tiles of %d threads)",
+                        p->menu_index, cfk_epi_chain_name(p->chain),
+                        (long long)p->params.tiles_total, p->threads);
+  return CF_OK;
+}
+
+cf_status cf_cuda_plan_launch(void *state, void *compiled, const void *input,
+                              const void *weight, const void *bias, void *output) {
+  cf_cuda_state *st = state;
+  CF_CHECK(cf_cuda_set_device(st));
+  return launch(st, compiled, input, weight, bias, output);
+}
+
+cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *input,
+                                    const void *weight, const void *bias, void *output,
+                                    double *device_ms) {
+  cf_cuda_state *st = state;
+  CF_CHECK(cf_cuda_set_device(st));
+  cudaError_t e = cudaEventRecord(st->ev_start, st->stream);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (start)");
+  CF_CHECK(launch(st, compiled, input, weight, bias, output));
+  e = cudaEventRecord(st->ev_stop, st->stream);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (stop)");
+  e = cudaEventSynchronize(st->ev_stop);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventSynchronize after the timed launch");
+  float ms = 0.0f;
+  e = cudaEventElapsedTime(&ms, st->ev_start, st->ev_stop);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventElapsedTime");
+  *device_ms = (double)ms;
+  return CF_OK;
+}

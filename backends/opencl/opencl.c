@@ -1,0 +1,938 @@
+/* convfuse OpenCL backend (OpenCL 1.2 host API).
+ *
+ * Device selection: CONVFUSE_OPENCL_DEVICE (case-insensitive substring of the platform or
+ * device name) if set, else the first GPU of any platform, else the first device. One context
+ * and one in-order, profiling-enabled command queue per cf_context.
+ *
+ * Kernels: the program text (generated constants + kernels_cl/, embedded at build time) is
+ * built once per distinct option string and cached in the backend state; the options carry
+ * the tile sizes and the epilogue chain (-D defines), while scalars that vary (op values,
+ * bias_shift) and the shape stay kernel arguments. Each plan owns its own cl_kernel, with the
+ * scalar arguments set once at compile time and the buffers at each launch.
+ *
+ * Every OpenCL return code is checked; failures become a cf_status and a cf_error message that
+ * names the function and the error code by name and number. */
+#include <ctype.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CL/cl.h>
+#include <CL/cl_ext.h>
+
+#include "backend.h"
+#include "cf_constants.h"
+#include "error.h"
+
+/* The embedded program text (cmake/EmbedFiles.cmake). */
+extern const char cf_cl_program_source[];
+extern const size_t cf_cl_program_source_len;
+
+#ifndef CL_DEVICE_WARP_SIZE_NV
+#define CL_DEVICE_WARP_SIZE_NV 0x4003
+#endif
+#define CF_CL_PLATFORM_NOT_FOUND_KHR (-1001)
+
+enum {
+  CF_CL_MAX_PLATFORMS = 16,
+  CF_CL_MAX_DEVICES = 64,
+  CF_CL_NAME_LEN = 256,
+  CF_CL_LOG_KEEP = 2500, /* build-log characters kept in an error message */
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Error names                                                                                 */
+
+static const char *cl_error_name(cl_int err) {
+  switch (err) {
+#define CF_CL_ERR(e) \
+  case e: return #e;
+    CF_CL_ERR(CL_SUCCESS)
+    CF_CL_ERR(CL_DEVICE_NOT_FOUND)
+    CF_CL_ERR(CL_DEVICE_NOT_AVAILABLE)
+    CF_CL_ERR(CL_COMPILER_NOT_AVAILABLE)
+    CF_CL_ERR(CL_MEM_OBJECT_ALLOCATION_FAILURE)
+    CF_CL_ERR(CL_OUT_OF_RESOURCES)
+    CF_CL_ERR(CL_OUT_OF_HOST_MEMORY)
+    CF_CL_ERR(CL_PROFILING_INFO_NOT_AVAILABLE)
+    CF_CL_ERR(CL_MEM_COPY_OVERLAP)
+    CF_CL_ERR(CL_IMAGE_FORMAT_MISMATCH)
+    CF_CL_ERR(CL_IMAGE_FORMAT_NOT_SUPPORTED)
+    CF_CL_ERR(CL_BUILD_PROGRAM_FAILURE)
+    CF_CL_ERR(CL_MAP_FAILURE)
+    CF_CL_ERR(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+    CF_CL_ERR(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+    CF_CL_ERR(CL_COMPILE_PROGRAM_FAILURE)
+    CF_CL_ERR(CL_LINKER_NOT_AVAILABLE)
+    CF_CL_ERR(CL_LINK_PROGRAM_FAILURE)
+    CF_CL_ERR(CL_DEVICE_PARTITION_FAILED)
+    CF_CL_ERR(CL_KERNEL_ARG_INFO_NOT_AVAILABLE)
+    CF_CL_ERR(CL_INVALID_VALUE)
+    CF_CL_ERR(CL_INVALID_DEVICE_TYPE)
+    CF_CL_ERR(CL_INVALID_PLATFORM)
+    CF_CL_ERR(CL_INVALID_DEVICE)
+    CF_CL_ERR(CL_INVALID_CONTEXT)
+    CF_CL_ERR(CL_INVALID_QUEUE_PROPERTIES)
+    CF_CL_ERR(CL_INVALID_COMMAND_QUEUE)
+    CF_CL_ERR(CL_INVALID_HOST_PTR)
+    CF_CL_ERR(CL_INVALID_MEM_OBJECT)
+    CF_CL_ERR(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR)
+    CF_CL_ERR(CL_INVALID_IMAGE_SIZE)
+    CF_CL_ERR(CL_INVALID_SAMPLER)
+    CF_CL_ERR(CL_INVALID_BINARY)
+    CF_CL_ERR(CL_INVALID_BUILD_OPTIONS)
+    CF_CL_ERR(CL_INVALID_PROGRAM)
+    CF_CL_ERR(CL_INVALID_PROGRAM_EXECUTABLE)
+    CF_CL_ERR(CL_INVALID_KERNEL_NAME)
+    CF_CL_ERR(CL_INVALID_KERNEL_DEFINITION)
+    CF_CL_ERR(CL_INVALID_KERNEL)
+    CF_CL_ERR(CL_INVALID_ARG_INDEX)
+    CF_CL_ERR(CL_INVALID_ARG_VALUE)
+    CF_CL_ERR(CL_INVALID_ARG_SIZE)
+    CF_CL_ERR(CL_INVALID_KERNEL_ARGS)
+    CF_CL_ERR(CL_INVALID_WORK_DIMENSION)
+    CF_CL_ERR(CL_INVALID_WORK_GROUP_SIZE)
+    CF_CL_ERR(CL_INVALID_WORK_ITEM_SIZE)
+    CF_CL_ERR(CL_INVALID_GLOBAL_OFFSET)
+    CF_CL_ERR(CL_INVALID_EVENT_WAIT_LIST)
+    CF_CL_ERR(CL_INVALID_EVENT)
+    CF_CL_ERR(CL_INVALID_OPERATION)
+    CF_CL_ERR(CL_INVALID_GL_OBJECT)
+    CF_CL_ERR(CL_INVALID_BUFFER_SIZE)
+    CF_CL_ERR(CL_INVALID_MIP_LEVEL)
+    CF_CL_ERR(CL_INVALID_GLOBAL_WORK_SIZE)
+    CF_CL_ERR(CL_INVALID_PROPERTY)
+    CF_CL_ERR(CL_INVALID_IMAGE_DESCRIPTOR)
+    CF_CL_ERR(CL_INVALID_COMPILER_OPTIONS)
+    CF_CL_ERR(CL_INVALID_LINKER_OPTIONS)
+    CF_CL_ERR(CL_INVALID_DEVICE_PARTITION_COUNT)
+#undef CF_CL_ERR
+  case CF_CL_PLATFORM_NOT_FOUND_KHR: return "CL_PLATFORM_NOT_FOUND_KHR";
+  case -9999: return "NVIDIA_ILLEGAL_MEMORY_ACCESS"; /* NVIDIA: a kernel faulted */
+  default: return "unknown OpenCL error";
+  }
+}
+
+/* Records "opencl: <fn>: <NAME> (<code>)<ctx>" and returns status. */
+static cf_status cl_fail(cf_status status, const char *fn, cl_int err, const char *ctx) {
+  return cf_error(status, "opencl: %s failed: %s (%d)%s%s", fn, cl_error_name(err), (int)err,
+                  ctx && *ctx ? "; " : "", ctx ? ctx : "");
+}
+
+static int cl_is_oom(cl_int err) {
+  return err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+         err == CL_OUT_OF_HOST_MEMORY;
+}
+
+/* A failure of a queue operation: out-of-memory codes map to CF_ERR_OUT_OF_MEMORY. */
+static cf_status cl_fail_op(const char *fn, cl_int err, const char *ctx) {
+  return cl_fail(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE, fn, err, ctx);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Device discovery and selection                                                              */
+
+typedef struct cl_dev_entry {
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_device_type type;
+  int usable; /* available and has a compiler */
+  char platform_name[CF_CL_NAME_LEN];
+  char device_name[CF_CL_NAME_LEN];
+} cl_dev_entry;
+
+static void trim_copy(char *dst, size_t len, const char *src) {
+  while (*src && isspace((unsigned char)*src))
+    ++src;
+  snprintf(dst, len, "%s", src);
+  size_t n = strlen(dst);
+  while (n > 0 && isspace((unsigned char)dst[n - 1]))
+    dst[--n] = '\0';
+}
+
+static void platform_string(cl_platform_id p, cl_platform_info what, char *out, size_t len) {
+  char buf[CF_CL_NAME_LEN];
+  buf[0] = '\0';
+  if (clGetPlatformInfo(p, what, sizeof buf, buf, NULL) != CL_SUCCESS)
+    snprintf(buf, sizeof buf, "?");
+  buf[sizeof buf - 1] = '\0';
+  trim_copy(out, len, buf);
+}
+
+static void device_string(cl_device_id d, cl_device_info what, char *out, size_t len) {
+  char buf[CF_CL_NAME_LEN];
+  buf[0] = '\0';
+  if (clGetDeviceInfo(d, what, sizeof buf, buf, NULL) != CL_SUCCESS)
+    snprintf(buf, sizeof buf, "?");
+  buf[sizeof buf - 1] = '\0';
+  trim_copy(out, len, buf);
+}
+
+/* Case-insensitive substring search. */
+static int contains_ci(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (; *hay; ++hay) {
+    size_t i = 0;
+    while (i < n && hay[i] &&
+           tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+      ++i;
+    if (i == n)
+      return 1;
+  }
+  return n == 0;
+}
+
+/* Lists every device of every platform into list (up to cap). CF_ERR_BACKEND_UNAVAILABLE
+ * with a reason when there is no platform or no device at all. */
+static cf_status enumerate_devices(cl_dev_entry *list, int cap, int *count) {
+  cl_platform_id plats[CF_CL_MAX_PLATFORMS];
+  cl_uint n_plats = 0;
+  *count = 0;
+  cl_int err = clGetPlatformIDs(CF_CL_MAX_PLATFORMS, plats, &n_plats);
+  if (err != CL_SUCCESS)
+    return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                    "opencl: no OpenCL platform found (clGetPlatformIDs: %s %d)",
+                    cl_error_name(err), (int)err);
+  if (n_plats == 0)
+    return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                    "opencl: no OpenCL platform found (clGetPlatformIDs returned 0 platforms)");
+  if (n_plats > CF_CL_MAX_PLATFORMS)
+    n_plats = CF_CL_MAX_PLATFORMS;
+
+  char why[1024];
+  size_t used = 0;
+  why[0] = '\0';
+  for (cl_uint pi = 0; pi < n_plats; ++pi) {
+    char pname[CF_CL_NAME_LEN];
+    platform_string(plats[pi], CL_PLATFORM_NAME, pname, sizeof pname);
+    cl_device_id devs[CF_CL_MAX_DEVICES];
+    cl_uint n_devs = 0;
+    err = clGetDeviceIDs(plats[pi], CL_DEVICE_TYPE_ALL, CF_CL_MAX_DEVICES, devs, &n_devs);
+    if (err != CL_SUCCESS || n_devs == 0) {
+      if (used < sizeof why)
+        used += (size_t)snprintf(why + used, sizeof why - used, "%s'%s': %s %d",
+                                 used ? ", " : "", pname, cl_error_name(err), (int)err);
+      continue;
+    }
+    if (n_devs > CF_CL_MAX_DEVICES)
+      n_devs = CF_CL_MAX_DEVICES;
+    for (cl_uint di = 0; di < n_devs && *count < cap; ++di) {
+      cl_dev_entry *e = &list[(*count)++];
+      memset(e, 0, sizeof *e);
+      e->platform = plats[pi];
+      e->device = devs[di];
+      snprintf(e->platform_name, sizeof e->platform_name, "%s", pname);
+      device_string(devs[di], CL_DEVICE_NAME, e->device_name, sizeof e->device_name);
+      cl_device_type type = 0;
+      cl_bool avail = CL_FALSE, compiler = CL_FALSE;
+      if (clGetDeviceInfo(devs[di], CL_DEVICE_TYPE, sizeof type, &type, NULL) != CL_SUCCESS)
+        type = 0;
+      if (clGetDeviceInfo(devs[di], CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL) !=
+          CL_SUCCESS)
+        avail = CL_FALSE;
+      if (clGetDeviceInfo(devs[di], CL_DEVICE_COMPILER_AVAILABLE, sizeof compiler, &compiler,
+                          NULL) != CL_SUCCESS)
+        compiler = CL_FALSE;
+      e->type = type;
+      e->usable = avail == CL_TRUE && compiler == CL_TRUE;
+    }
+  }
+  if (*count == 0)
+    return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                    "opencl: no OpenCL device found on %u platform(s) (clGetDeviceIDs: %s)",
+                    (unsigned)n_plats, why);
+  return CF_OK;
+}
+
+/* Writes "'dev (plat)', ..." for an error message. */
+static void describe_devices(const cl_dev_entry *list, int count, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < count && used < len; ++i)
+    used += (size_t)snprintf(buf + used, len - used, "%s'%s (%s)'%s", i ? ", " : "",
+                             list[i].device_name, list[i].platform_name,
+                             list[i].usable ? "" : " [unavailable or no compiler]");
+}
+
+static cf_status select_device(cl_dev_entry *out) {
+  cl_dev_entry list[CF_CL_MAX_DEVICES];
+  int count = 0;
+  CF_CHECK(enumerate_devices(list, CF_CL_MAX_DEVICES, &count));
+  char names[1536];
+
+  const char *want = getenv("CONVFUSE_OPENCL_DEVICE");
+  if (want && *want) {
+    int unusable = -1;
+    for (int i = 0; i < count; ++i) {
+      if (contains_ci(list[i].platform_name, want) || contains_ci(list[i].device_name, want)) {
+        if (list[i].usable) {
+          *out = list[i];
+          return CF_OK;
+        }
+        if (unusable < 0)
+          unusable = i;
+      }
+    }
+    if (unusable >= 0)
+      return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                      "opencl: CONVFUSE_OPENCL_DEVICE='%s' selects '%s (%s)', which is not "
+                      "available or has no OpenCL C compiler",
+                      want, list[unusable].device_name, list[unusable].platform_name);
+    describe_devices(list, count, names, sizeof names);
+    return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                    "opencl: CONVFUSE_OPENCL_DEVICE='%s' matches no OpenCL platform or device "
+                    "name (devices: %s)",
+                    want, names);
+  }
+  for (int i = 0; i < count; ++i) {
+    if (list[i].usable && (list[i].type & CL_DEVICE_TYPE_GPU)) {
+      *out = list[i];
+      return CF_OK;
+    }
+  }
+  for (int i = 0; i < count; ++i) {
+    if (list[i].usable) {
+      *out = list[i];
+      return CF_OK;
+    }
+  }
+  describe_devices(list, count, names, sizeof names);
+  return cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                  "opencl: no usable OpenCL device (devices: %s)", names);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Backend state                                                                               */
+
+typedef struct cl_program_entry {
+  char *options;
+  cl_program program;
+} cl_program_entry;
+
+typedef struct cl_state {
+  cl_platform_id platform;
+  cl_device_id device;
+  cl_context context;
+  cl_command_queue queue;
+  cl_ulong max_alloc;
+  cl_ulong global_mem;
+  cl_ulong local_mem;
+  size_t max_wg;        /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+  size_t max_item[2];   /* CL_DEVICE_MAX_WORK_ITEM_SIZES[0..1] */
+  cl_uint address_bits;
+  int is_nvidia;
+  cl_program_entry *programs; /* the program cache, keyed by the full options string */
+  int n_programs, cap_programs;
+} cl_state;
+
+typedef struct cl_compiled {
+  cl_kernel kernel;
+  size_t global[2], local[2];
+  int has_bias;
+} cl_compiled;
+
+/* clFinish, reporting asynchronous failures of earlier work. */
+static cf_status cl_finish_checked(cl_state *st) {
+  cl_int err = clFinish(st->queue);
+  if (err != CL_SUCCESS)
+    return cl_fail_op("clFinish", err, "an earlier queued command failed");
+  return CF_OK;
+}
+
+static cf_status device_info(cl_device_id d, cl_device_info what, size_t size, void *out,
+                             const char *what_name) {
+  cl_int err = clGetDeviceInfo(d, what, size, out, NULL);
+  if (err != CL_SUCCESS)
+    return cl_fail(CF_ERR_BACKEND_UNAVAILABLE, "clGetDeviceInfo", err, what_name);
+  return CF_OK;
+}
+
+static cf_status cl_probe(void) {
+  cl_dev_entry e;
+  return select_device(&e);
+}
+
+static void cl_destroy(void *state_) {
+  cl_state *st = (cl_state *)state_;
+  if (!st)
+    return;
+  if (st->queue)
+    clFinish(st->queue);
+  for (int i = 0; i < st->n_programs; ++i) {
+    clReleaseProgram(st->programs[i].program);
+    free(st->programs[i].options);
+  }
+  free(st->programs);
+  if (st->queue)
+    clReleaseCommandQueue(st->queue);
+  if (st->context)
+    clReleaseContext(st->context);
+  free(st);
+}
+
+static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, size_t name_len) {
+  *state_out = NULL;
+  cl_dev_entry sel;
+  CF_CHECK(select_device(&sel));
+
+  cl_state *st = (cl_state *)calloc(1, sizeof *st);
+  if (!st)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)",
+                    sizeof *st);
+  st->platform = sel.platform;
+  st->device = sel.device;
+  cf_status s = CF_OK;
+
+  /* Capabilities. */
+  cl_ulong local_mem = 0, global_mem = 0, max_alloc = 0, cache = 0;
+  cl_uint cus = 0, addr_bits = 0, dims = 0;
+  size_t max_wg = 0;
+  size_t item_sizes[8] = {0};
+  char vendor[CF_CL_NAME_LEN], exts[8192];
+  if ((s = device_info(st->device, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local_mem, &local_mem,
+                       "CL_DEVICE_LOCAL_MEM_SIZE")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof global_mem, &global_mem,
+                       "CL_DEVICE_GLOBAL_MEM_SIZE")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
+                       "CL_DEVICE_MAX_MEM_ALLOC_SIZE")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache,
+                       "CL_DEVICE_GLOBAL_MEM_CACHE_SIZE")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cus, &cus,
+                       "CL_DEVICE_MAX_COMPUTE_UNITS")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_ADDRESS_BITS, sizeof addr_bits, &addr_bits,
+                       "CL_DEVICE_ADDRESS_BITS")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg,
+                       "CL_DEVICE_MAX_WORK_GROUP_SIZE")) != CF_OK ||
+      (s = device_info(st->device, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS, sizeof dims, &dims,
+                       "CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS")) != CF_OK)
+    goto fail;
+  if (dims > 8)
+    dims = 8;
+  if (dims < 2) {
+    s = cf_error(CF_ERR_BACKEND_UNAVAILABLE,
+                 "opencl: device '%s' supports %u work-item dimensions; convfuse needs 2",
+                 sel.device_name, (unsigned)dims);
+    goto fail;
+  }
+  if ((s = device_info(st->device, CL_DEVICE_MAX_WORK_ITEM_SIZES, dims * sizeof(size_t),
+                       item_sizes, "CL_DEVICE_MAX_WORK_ITEM_SIZES")) != CF_OK)
+    goto fail;
+  device_string(st->device, CL_DEVICE_VENDOR, vendor, sizeof vendor);
+  exts[0] = '\0';
+  if (clGetDeviceInfo(st->device, CL_DEVICE_EXTENSIONS, sizeof exts, exts, NULL) != CL_SUCCESS)
+    exts[0] = '\0';
+  exts[sizeof exts - 1] = '\0';
+
+  st->local_mem = local_mem;
+  st->global_mem = global_mem;
+  st->max_alloc = max_alloc;
+  st->address_bits = addr_bits;
+  st->max_wg = max_wg;
+  st->max_item[0] = item_sizes[0];
+  st->max_item[1] = item_sizes[1];
+  st->is_nvidia = contains_ci(vendor, "nvidia") || contains_ci(sel.platform_name, "nvidia");
+
+  int simd = 1;
+  if (st->is_nvidia) {
+    simd = 32;
+    cl_uint warp = 0;
+    if (strstr(exts, "cl_nv_device_attribute_query") &&
+        clGetDeviceInfo(st->device, CL_DEVICE_WARP_SIZE_NV, sizeof warp, &warp, NULL) ==
+            CL_SUCCESS &&
+        warp > 0)
+      simd = (int)warp;
+  }
+
+  memset(caps, 0, sizeof *caps);
+  caps->kind = (sel.type & CL_DEVICE_TYPE_GPU)   ? CF_DEVICE_GPU
+               : (sel.type & CL_DEVICE_TYPE_CPU) ? CF_DEVICE_CPU
+                                                 : CF_DEVICE_OTHER;
+  caps->compute_units = cus > INT_MAX ? INT_MAX : (int)cus;
+  caps->shared_mem_per_block = local_mem > SIZE_MAX ? SIZE_MAX : (size_t)local_mem;
+  caps->shared_mem_per_block_max = caps->shared_mem_per_block;
+  caps->max_threads_per_block = st->max_wg > INT_MAX ? INT_MAX : (int)st->max_wg;
+  caps->simd_width = simd;
+  caps->arch = 0;
+  caps->has_tf32_mma = 0; /* a later issue adds an inline-PTX probe */
+  caps->has_wgmma = 0;
+  caps->l2_bytes = cache > SIZE_MAX ? SIZE_MAX : (size_t)cache;
+  caps->global_mem_bytes = global_mem;
+  caps->max_alloc_bytes = max_alloc;
+
+  if (name && name_len > 0)
+    snprintf(name, name_len, "%s (%s)", sel.device_name, sel.platform_name);
+
+  /* Context and queue. */
+  cl_int err = CL_SUCCESS;
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)st->platform, 0};
+  st->context = clCreateContext(props, 1, &st->device, NULL, NULL, &err);
+  if (err != CL_SUCCESS || !st->context) {
+    st->context = NULL;
+    s = cl_fail(CF_ERR_BACKEND_UNAVAILABLE, "clCreateContext", err, sel.device_name);
+    goto fail;
+  }
+  st->queue = clCreateCommandQueue(st->context, st->device, CL_QUEUE_PROFILING_ENABLE, &err);
+  if (err != CL_SUCCESS || !st->queue) {
+    st->queue = NULL;
+    s = cl_fail(CF_ERR_BACKEND_UNAVAILABLE, "clCreateCommandQueue", err, sel.device_name);
+    goto fail;
+  }
+  *state_out = st;
+  return CF_OK;
+
+fail:
+  cl_destroy(st);
+  return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Buffers                                                                                     */
+
+static cf_status cl_buffer_alloc(void *state_, size_t bytes, void **mem) {
+  cl_state *st = (cl_state *)state_;
+  *mem = NULL;
+  if (bytes == 0)
+    return cf_error(CF_ERR_INVALID_ARGUMENT, "opencl: buffer size must be > 0");
+  if ((cl_ulong)bytes > st->max_alloc)
+    return cf_error(CF_ERR_OUT_OF_MEMORY,
+                    "opencl: cannot allocate %zu bytes: above the device's largest single "
+                    "buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %llu bytes)",
+                    bytes, (unsigned long long)st->max_alloc);
+  cl_int err = CL_SUCCESS;
+  cl_mem buf = clCreateBuffer(st->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  char ctx[128];
+  snprintf(ctx, sizeof ctx, "allocating %zu bytes", bytes);
+  if (err != CL_SUCCESS || !buf)
+    return cl_fail(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE, "clCreateBuffer", err,
+                   ctx);
+  /* OpenCL allocates lazily: touch the buffer now so that an allocation that cannot be
+   * satisfied fails here rather than at first use. */
+  const unsigned char zero = 0;
+  err = clEnqueueWriteBuffer(st->queue, buf, CL_TRUE, 0, 1, &zero, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    clReleaseMemObject(buf);
+    return cl_fail(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE,
+                   "clEnqueueWriteBuffer", err, ctx);
+  }
+  *mem = buf;
+  return CF_OK;
+}
+
+static void cl_buffer_free(void *state_, void *mem) {
+  (void)state_;
+  if (mem)
+    clReleaseMemObject((cl_mem)mem);
+}
+
+static cf_status cl_buffer_write(void *state_, void *mem, size_t offset, const void *src,
+                                 size_t bytes) {
+  cl_state *st = (cl_state *)state_;
+  if (bytes == 0)
+    return CF_OK;
+  cl_int err =
+      clEnqueueWriteBuffer(st->queue, (cl_mem)mem, CL_TRUE, offset, bytes, src, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "writing %zu bytes at offset %zu", bytes, offset);
+    return cl_fail_op("clEnqueueWriteBuffer", err, ctx);
+  }
+  return CF_OK;
+}
+
+static cf_status cl_buffer_read(void *state_, void *mem, size_t offset, void *dst,
+                                size_t bytes) {
+  cl_state *st = (cl_state *)state_;
+  if (bytes == 0)
+    return cl_finish_checked(st);
+  cl_int err =
+      clEnqueueReadBuffer(st->queue, (cl_mem)mem, CL_TRUE, offset, bytes, dst, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    char ctx[128];
+    snprintf(ctx, sizeof ctx, "reading %zu bytes at offset %zu", bytes, offset);
+    return cl_fail_op("clEnqueueReadBuffer", err, ctx);
+  }
+  return CF_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Programs and kernels                                                                        */
+
+
+/* Builds (or fetches from the per-context cache) the program for this option string. */
+static cf_status get_program(cl_state *st, const char *options, cl_program *out) {
+  for (int i = 0; i < st->n_programs; ++i) {
+    if (strcmp(st->programs[i].options, options) == 0) {
+      *out = st->programs[i].program;
+      return CF_OK;
+    }
+  }
+  if (st->n_programs == st->cap_programs) {
+    int cap = st->cap_programs ? st->cap_programs * 2 : 8;
+    cl_program_entry *grown =
+        (cl_program_entry *)realloc(st->programs, (size_t)cap * sizeof *grown);
+    if (!grown)
+      return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory for the program cache");
+    st->programs = grown;
+    st->cap_programs = cap;
+  }
+  size_t opt_len = strlen(options);
+  char *key = (char *)malloc(opt_len + 1);
+  if (!key)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory for the program cache");
+  memcpy(key, options, opt_len + 1);
+
+  cl_int err = CL_SUCCESS;
+  const char *src = cf_cl_program_source;
+  size_t src_len = cf_cl_program_source_len;
+  cl_program prog = clCreateProgramWithSource(st->context, 1, &src, &src_len, &err);
+  if (err != CL_SUCCESS || !prog) {
+    free(key);
+    return cl_fail_op("clCreateProgramWithSource", err, NULL);
+  }
+  err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    size_t log_size = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
+            CL_SUCCESS &&
+        log_size > 0) {
+      log = (char *)malloc(log_size + 1);
+      if (log) {
+        if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log,
+                                  NULL) != CL_SUCCESS)
+          log_size = 0;
+        log[log_size] = '\0';
+      }
+    }
+    const char *shown = log && *log ? log : "(empty)";
+    int shown_len = (int)strlen(shown);
+    int keep = shown_len > CF_CL_LOG_KEEP ? CF_CL_LOG_KEEP : shown_len;
+    cf_status s = cf_error(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE,
+                           "opencl: clBuildProgram failed: %s (%d); options '%s'; build log "
+                           "(%d of %d characters):\n%.*s",
+                           cl_error_name(err), (int)err, options, keep, shown_len, keep, shown);
+    free(log);
+    free(key);
+    clReleaseProgram(prog);
+    return s;
+  }
+  st->programs[st->n_programs].options = key;
+  st->programs[st->n_programs].program = prog;
+  st->n_programs++;
+  *out = prog;
+  return CF_OK;
+}
+
+/* Appends printf-style text to options; 0 if it did not fit. */
+static int opt_append(char *buf, size_t len, size_t *used, const char *name, int value) {
+  int n = snprintf(buf + *used, len - *used, "%s-D%s=%d", *used ? " " : "", name, value);
+  if (n < 0 || (size_t)n >= len - *used)
+    return 0;
+  *used += (size_t)n;
+  return 1;
+}
+
+static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+/* The kernel's int arithmetic: extents, the coordinates it forms, the counters it advances. */
+static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t) {
+  const int64_t ext[] = {sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p, sh->q,
+                         sh->stride_h, sh->stride_w, sh->pad_h, sh->pad_w, sh->dil_h, sh->dil_w};
+  for (size_t i = 0; i < sizeof ext / sizeof ext[0]; ++i)
+    if (!fits_int(ext[i]))
+      return cf_error(CF_ERR_UNSUPPORTED,
+                      "opencl: an extent of the convolution exceeds the kernel's int range "
+                      "(%lld > %d)",
+                      (long long)ext[i], INT_MAX);
+  /* h = p*stride - pad + r*dil lies in [-pad, (P-1)*stride + (R-1)*dil - pad]. */
+  int64_t hmax = (sh->p - 1) * sh->stride_h + (sh->r - 1) * sh->dil_h;
+  int64_t wmax = (sh->q - 1) * sh->stride_w + (sh->s - 1) * sh->dil_w;
+  if (!fits_int(hmax) || !fits_int(wmax))
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: input coordinates of this convolution exceed the kernel's int "
+                    "range (rows up to %lld, columns up to %lld; limit %d)",
+                    (long long)hmax, (long long)wmax, INT_MAX);
+  if (!fits_int(sh->c + t->block_k + 1) || !fits_int(sh->k + t->block_n))
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: channel counts too large for the kernel's int counters "
+                    "(in %lld, out %lld)",
+                    (long long)sh->c, (long long)sh->k);
+  return CF_OK;
+}
+
+static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **compiled) {
+  cl_state *st = (cl_state *)state_;
+  const cf_tile_plan *t = &spec->tiles;
+  const cf_conv_shape *sh = &spec->shape;
+  const cf_epilogue *epi = &spec->epilogue;
+  *compiled = NULL;
+
+  if (t->variant != CF_KERNEL_FFMA_TILED)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: kernel variant '%s' is not implemented by the OpenCL backend "
+                    "(it has '%s')",
+                    cf_kernel_variant_name(t->variant),
+                    cf_kernel_variant_name(CF_KERNEL_FFMA_TILED));
+  if (t->block_m <= 0 || t->block_n <= 0 || t->block_k <= 0 || t->thread_m <= 0 ||
+      t->thread_n <= 0 || t->block_m > 4096 || t->block_n > 4096 || t->block_k > 256 ||
+      t->block_m % t->thread_m != 0 || t->block_n % t->thread_n != 0 ||
+      t->threads != (t->block_m / t->thread_m) * (t->block_n / t->thread_n))
+    return cf_error(CF_ERR_INTERNAL,
+                    "opencl: inconsistent tile plan (block %dx%dx%d, thread %dx%d, %d threads; "
+                    "need threads = (BM/TM)*(BN/TN))",
+                    t->block_m, t->block_n, t->block_k, t->thread_m, t->thread_n, t->threads);
+  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
+    return cf_error(CF_ERR_INTERNAL, "opencl: epilogue has %d ops (max %d)", epi->n_ops,
+                    CF_MAX_OPS);
+  for (int i = 0; i < epi->n_ops; ++i)
+    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
+      return cf_error(CF_ERR_INTERNAL, "opencl: epilogue op %d has unknown kind %d", i,
+                      (int)epi->ops[i].kind);
+
+  /* Launch geometry: dimension 0 over M blocks, dimension 1 over N blocks. */
+  int64_t want_gm = (sh->gemm_m + t->block_m - 1) / t->block_m;
+  int64_t want_gn = (sh->gemm_n + t->block_n - 1) / t->block_n;
+  if (t->grid_m != want_gm || t->grid_n != want_gn)
+    return cf_error(CF_ERR_INTERNAL,
+                    "opencl: tile plan grid %lldx%lld does not cover the %lldx%lld GEMM with "
+                    "%dx%d blocks",
+                    (long long)t->grid_m, (long long)t->grid_n, (long long)sh->gemm_m,
+                    (long long)sh->gemm_n, t->block_m, t->block_n);
+  size_t wm = (size_t)(t->block_m / t->thread_m), wn = (size_t)(t->block_n / t->thread_n);
+  if ((size_t)t->threads > st->max_wg || wm > st->max_item[0] || wn > st->max_item[1])
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: tile %dx%d needs work-groups of %zu x %zu = %d work-items; the "
+                    "device allows %zu (at most %zu x %zu)",
+                    t->block_m, t->block_n, wm, wn, t->threads, st->max_wg, st->max_item[0],
+                    st->max_item[1]);
+  /* Two buffers of A (BK x BM) and B (BK x (BN + 4)): see kernels_cl/conv2d_ffma.cl. */
+  size_t local_bytes =
+      sizeof(float) * 2u * (size_t)t->block_k * ((size_t)t->block_m + (size_t)t->block_n + 4);
+  if ((cl_ulong)local_bytes > st->local_mem)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: tile %dx%dx%d needs %zu bytes of local memory; the device has "
+                    "%llu",
+                    t->block_m, t->block_n, t->block_k, local_bytes,
+                    (unsigned long long)st->local_mem);
+  /* Portable launch limits: NVIDIA maps dimension 0 to a grid x of at most 2^31-1 blocks and
+   * dimension 1 to a grid y of at most 65535; the global size must fit the device's size_t. */
+  uint64_t size_limit = st->address_bits == 32 ? UINT32_MAX : (uint64_t)SIZE_MAX;
+  if (t->grid_m < 1 || t->grid_n < 1 || t->grid_m > INT32_MAX || t->grid_n > 65535 ||
+      (uint64_t)t->grid_m > size_limit / (uint64_t)t->threads)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: launch grid %lld x %lld work-groups of %d is beyond the OpenCL "
+                    "launch limits (at most %d x 65535 groups, global size within %llu)",
+                    (long long)t->grid_m, (long long)t->grid_n, t->threads, INT32_MAX,
+                    (unsigned long long)size_limit);
+  CF_CHECK(check_int_ranges(sh, t));
+
+  /* Build options: the key of the program cache. */
+  char options[512];
+  size_t used = 0;
+  int ok = opt_append(options, sizeof options, &used, "CF_BM", t->block_m) &&
+           opt_append(options, sizeof options, &used, "CF_BN", t->block_n) &&
+           opt_append(options, sizeof options, &used, "CF_BK", t->block_k) &&
+           opt_append(options, sizeof options, &used, "CF_TM", t->thread_m) &&
+           opt_append(options, sizeof options, &used, "CF_TN", t->thread_n) &&
+           opt_append(options, sizeof options, &used, "CF_HAS_BIAS", sh->has_bias ? 1 : 0) &&
+           opt_append(options, sizeof options, &used, "CF_IMG32",
+                      sh->c * sh->h * sh->w <= INT_MAX ? 1 : 0) &&
+           opt_append(options, sizeof options, &used, "CF_EPI_N", epi->n_ops);
+  for (int i = 0; ok && i < epi->n_ops; ++i) {
+    char name[32];
+    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
+    ok = opt_append(options, sizeof options, &used, name, (int)epi->ops[i].kind);
+  }
+  if (!ok)
+    return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
+                    sizeof options);
+
+  cl_program prog = NULL;
+  CF_CHECK(get_program(st, options, &prog));
+
+  cl_int err = CL_SUCCESS;
+  cl_kernel kernel = clCreateKernel(prog, "cf_conv2d_ffma", &err);
+  if (err != CL_SUCCESS || !kernel)
+    return cl_fail_op("clCreateKernel", err, "cf_conv2d_ffma");
+
+  cf_status s = CF_OK;
+  size_t kernel_wg = 0;
+  cl_ulong kernel_local = 0;
+  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
+                                 &kernel_wg, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "CL_KERNEL_WORK_GROUP_SIZE");
+    goto fail;
+  }
+  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                                 sizeof kernel_local, &kernel_local, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "CL_KERNEL_LOCAL_MEM_SIZE");
+    goto fail;
+  }
+  if ((size_t)t->threads > kernel_wg) {
+    s = cf_error(CF_ERR_UNSUPPORTED,
+                 "opencl: the compiled kernel allows work-groups of at most %zu work-items "
+                 "(registers); the tile needs %d (options '%s')",
+                 kernel_wg, t->threads, options);
+    goto fail;
+  }
+  if (kernel_local > st->local_mem) {
+    s = cf_error(CF_ERR_UNSUPPORTED,
+                 "opencl: the compiled kernel uses %llu bytes of local memory; the device has "
+                 "%llu (options '%s')",
+                 (unsigned long long)kernel_local, (unsigned long long)st->local_mem, options);
+    goto fail;
+  }
+
+  /* Scalar arguments, set once: 4..18 the shape, 19 bias_shift, 20..27 op values. */
+  const cl_int ints[15] = {(cl_int)sh->n,        (cl_int)sh->c,        (cl_int)sh->h,
+                           (cl_int)sh->w,        (cl_int)sh->k,        (cl_int)sh->r,
+                           (cl_int)sh->s,        (cl_int)sh->p,        (cl_int)sh->q,
+                           (cl_int)sh->stride_h, (cl_int)sh->stride_w, (cl_int)sh->pad_h,
+                           (cl_int)sh->pad_w,    (cl_int)sh->dil_h,    (cl_int)sh->dil_w};
+  for (cl_uint i = 0; i < 15; ++i) {
+    err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
+    if (err != CL_SUCCESS) {
+      s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "shape argument");
+      goto fail;
+    }
+  }
+  cl_float shift = epi->bias_shift;
+  err = clSetKernelArg(kernel, 19, sizeof(cl_float), &shift);
+  for (cl_uint i = 0; err == CL_SUCCESS && i < CF_MAX_OPS; ++i) {
+    cl_float v = (int)i < epi->n_ops ? epi->ops[i].value : 0.0f;
+    err = clSetKernelArg(kernel, 20 + i, sizeof(cl_float), &v);
+  }
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "epilogue argument");
+    goto fail;
+  }
+
+  cl_compiled *c = (cl_compiled *)calloc(1, sizeof *c);
+  if (!c) {
+    s = cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *c);
+    goto fail;
+  }
+  c->kernel = kernel;
+  c->local[0] = wm;
+  c->local[1] = wn;
+  c->global[0] = (size_t)t->grid_m * c->local[0];
+  c->global[1] = (size_t)t->grid_n * c->local[1];
+  c->has_bias = sh->has_bias ? 1 : 0;
+  *compiled = c;
+  return CF_OK;
+
+fail:
+  clReleaseKernel(kernel);
+  return s;
+}
+
+static void cl_plan_release(void *state_, void *compiled) {
+  (void)state_;
+  cl_compiled *c = (cl_compiled *)compiled;
+  if (!c)
+    return;
+  clReleaseKernel(c->kernel);
+  free(c);
+}
+
+/* Sets the buffer arguments and enqueues one launch (event optional). */
+static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const void *weight,
+                         const void *bias, void *output, cl_event *event) {
+  cl_mem in = (cl_mem)input, wt = (cl_mem)weight, out = (cl_mem)output;
+  /* Without bias the kernel never reads argument 2; pass a valid buffer anyway. */
+  cl_mem b = c->has_bias ? (cl_mem)bias : in;
+  if (c->has_bias && !b)
+    return cf_error(CF_ERR_INTERNAL, "opencl: the plan has a bias but no bias buffer was given");
+  cl_int err = clSetKernelArg(c->kernel, 0, sizeof(cl_mem), &in);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(c->kernel, 1, sizeof(cl_mem), &wt);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(c->kernel, 2, sizeof(cl_mem), &b);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(c->kernel, 3, sizeof(cl_mem), &out);
+  if (err != CL_SUCCESS)
+    return cl_fail(CF_ERR_DEVICE, "clSetKernelArg", err, "buffer argument");
+  err = clEnqueueNDRangeKernel(st->queue, c->kernel, 2, NULL, c->global, c->local, 0, NULL,
+                               event);
+  if (err != CL_SUCCESS) {
+    char ctx[160];
+    snprintf(ctx, sizeof ctx, "cf_conv2d_ffma, global %zu x %zu, local %zu x %zu", c->global[0],
+             c->global[1], c->local[0], c->local[1]);
+    return cl_fail(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY
+                       ? CF_ERR_OUT_OF_MEMORY
+                       : CF_ERR_DEVICE,
+                   "clEnqueueNDRangeKernel", err, ctx);
+  }
+  return CF_OK;
+}
+
+static cf_status cl_plan_launch(void *state_, void *compiled, const void *input,
+                                const void *weight, const void *bias, void *output) {
+  cl_state *st = (cl_state *)state_;
+  CF_CHECK(enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, NULL));
+  cl_int err = clFlush(st->queue);
+  if (err != CL_SUCCESS)
+    return cl_fail_op("clFlush", err, NULL);
+  return CF_OK;
+}
+
+static cf_status cl_plan_launch_timed(void *state_, void *compiled, const void *input,
+                                      const void *weight, const void *bias, void *output,
+                                      double *device_ms) {
+  cl_state *st = (cl_state *)state_;
+  cl_event ev = NULL;
+  CF_CHECK(enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, &ev));
+  cf_status s = CF_OK;
+  cl_int status = CL_COMPLETE;
+  cl_ulong t0 = 0, t1 = 0;
+  cl_int err = clWaitForEvents(1, &ev);
+  if (err != CL_SUCCESS) {
+    s = cl_fail_op("clWaitForEvents", err, "cf_conv2d_ffma");
+    goto done;
+  }
+  err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_DEVICE, "clGetEventInfo", err, "CL_EVENT_COMMAND_EXECUTION_STATUS");
+    goto done;
+  }
+  if (status < 0) {
+    s = cl_fail_op("cf_conv2d_ffma (kernel execution)", status, NULL);
+    goto done;
+  }
+  err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
+  if (err == CL_SUCCESS)
+    err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_DEVICE, "clGetEventProfilingInfo", err, NULL);
+    goto done;
+  }
+  *device_ms = t1 > t0 ? (double)(t1 - t0) * 1e-6 : 0.0;
+done:
+  clReleaseEvent(ev);
+  return s;
+}
+
+static cf_status cl_synchronize(void *state_) { return cl_finish_checked((cl_state *)state_); }
+
+static const cf_backend_iface cl_iface = {
+    .kind = CF_BACKEND_OPENCL,
+    .kernel_variants = 1u << CF_KERNEL_FFMA_TILED,
+    .probe = cl_probe,
+    .init = cl_init,
+    .destroy = cl_destroy,
+    .buffer_alloc = cl_buffer_alloc,
+    .buffer_free = cl_buffer_free,
+    .buffer_write = cl_buffer_write,
+    .buffer_read = cl_buffer_read,
+    .plan_compile = cl_plan_compile,
+    .plan_release = cl_plan_release,
+    .plan_launch = cl_plan_launch,
+    .synchronize = cl_synchronize,
+    .plan_launch_timed = cl_plan_launch_timed,
+};
+
+const cf_backend_iface *cf_backend_opencl(void) { return &cl_iface; }

@@ -1,0 +1,51 @@
+/* Shared-memory layout of the tensor-core "row tile" kernel, computed in one place for the
+ * planner (does it fit?) and the CUDA / OpenCL launchers (which pass it to the kernel).
+ * Header-only, plain C: included by host C code and by CUDA host code. */
+#ifndef CF_COMMON_MMA_LAYOUT_H
+#define CF_COMMON_MMA_LAYOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cf_mma_layout {
+  int64_t patch_width;  /* input columns one row tile reads: (BM-1)*stride + (S-1)*dil + 1 */
+  int64_t patch_pitch;  /* floats per patch row, >= width, == 16 (mod 32): fewer conflicts */
+  int64_t zero_base;    /* start of a run of zeros that padded K indices point to */
+  int64_t patch_floats; /* CC*R*pitch + the zero run, rounded to 4 */
+  int64_t kc, kcp;      /* K values per chunk (CC*R*S), padded to a multiple of 8 */
+  int64_t n_chunks;     /* ceil(C / CC) */
+  int resident;         /* 1: all of the block's weights stay in shared memory */
+  int64_t w_pitch;      /* floats per staged weight row, == 4 (mod 32): conflict-free;
+                           resident: n_chunks * kcp values, else kcp */
+  int64_t weight_floats; /* resident weights (BN * w_pitch), or 0 */
+  int64_t stage_floats; /* one pipeline stage: the patch, plus a chunk of weights if not
+                           resident */
+  int64_t bytes;        /* dynamic shared memory: weights + two stages + K-offset table */
+} cf_mma_layout;
+
+static inline int64_t cf_mma_pitch(int64_t n, int64_t residue) {
+  return n + ((residue - n % 32) + 32) % 32;
+}
+
+/* All arithmetic in int64: callers compare .bytes with the device limit before using any
+ * field as an int. Arguments must be >= 1. resident: keep all weights in shared memory. */
+static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
+                                               int64_t r, int64_t s, int64_t stride_w,
+                                               int64_t dil_w, int resident) {
+  cf_mma_layout L;
+  L.patch_width = (bm - 1) * stride_w + (s - 1) * dil_w + 1;
+  L.patch_pitch = cf_mma_pitch(L.patch_width, 16);
+  L.zero_base = cc * r * L.patch_pitch;
+  L.patch_floats = (L.zero_base + (bm - 1) * stride_w + 1 + 3) / 4 * 4;
+  L.kc = cc * r * s;
+  L.kcp = (L.kc + 7) / 8 * 8;
+  L.n_chunks = (c + cc - 1) / cc;
+  L.resident = resident;
+  L.w_pitch = cf_mma_pitch(resident ? L.n_chunks * L.kcp : L.kcp, 4);
+  L.weight_floats = resident ? bn * L.w_pitch : 0;
+  L.stage_floats = L.patch_floats + (resident ? 0 : bn * L.w_pitch);
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.kcp) * 4;
+  return L;
+}
+
+#endif

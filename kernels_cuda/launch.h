@@ -1,0 +1,118 @@
+/* The C face of the CUDA kernels: plain C (included by the backend's C files in
+ * backends/cuda), implemented by extern "C" launchers in the kernels_cuda .cu files. The
+ * host code validates everything (tile plan, int32 ranges, pointers) before calling a
+ * launcher; launchers only launch. */
+#ifndef CF_KERNELS_CUDA_LAUNCH_H
+#define CF_KERNELS_CUDA_LAUNCH_H
+
+#include <stdint.h>
+#include <cuda_runtime_api.h>
+
+#include "cf_constants.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Convolution geometry as the FFMA implicit-GEMM kernel reads it. Per-extent values are
+ * int32 (the host checks that every intermediate the kernel forms in int32 fits: extents,
+ * H + 2*pad_h, W + 2*pad_w, C*R*S plus a tile, K plus a tile); products that can exceed
+ * int32 are precomputed in int64. GEMM view: M = n*p*q pixels (q fastest), N = k, K = crs. */
+typedef struct cfk_conv_params {
+  int64_t gemm_m;       /* n * p * q */
+  int64_t pq;           /* p * q */
+  int64_t hw;           /* h * w */
+  int64_t chw;          /* c * h * w: one input image */
+  int64_t kpq;          /* k * p * q: one output image */
+  int64_t tiles_m;      /* ceil(gemm_m / block_m) (== tile plan grid_m) */
+  int64_t tiles_total;  /* tiles_m * tiles_n */
+  int32_t tiles_n;      /* ceil(k / block_n) (== tile plan grid_n) */
+  int32_t c, h, w;      /* input channels, height, width */
+  int32_t k, r, s;      /* output channels, kernel height, width */
+  int32_t p, q;         /* output height, width */
+  int32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int32_t rs;           /* r * s */
+  int32_t crs;          /* c * r * s (GEMM K) */
+  float shift;          /* folded leading ADD/SUBs: out = acc + (bias[k] + shift) */
+} cfk_conv_params;
+
+/* The op chain for the generic epilogue (op codes are CFK_OP_*); the fixed chains ignore it. */
+typedef struct cfk_epilogue_ops {
+  int32_t n_ops;
+  int32_t kind[CFK_MAX_OPS];
+  float value[CFK_MAX_OPS];
+} cfk_epilogue_ops;
+
+/* Epilogue chains the kernels are specialised on (after folding the leading ADD/SUBs). */
+typedef enum cfk_epi_chain {
+  CFK_EPI_NONE = 0,   /* no ops */
+  CFK_EPI_MISH,       /* mish */
+  CFK_EPI_MISH_MISH,  /* mish, mish */
+  CFK_EPI_RELU,       /* relu */
+  CFK_EPI_GENERIC,    /* anything else: ops applied from cfk_epilogue_ops */
+  CFK_EPI_COUNT
+} cfk_epi_chain;
+
+/* Parameters of the tensor-core row-tile kernel (kernels_cuda/conv_mma.cu): the geometry
+ * plus the shared-memory layout from common/mma_layout.h (host-checked to fit int32). */
+typedef struct cfk_mma_params {
+  int64_t chw;          /* c * h * w: one input image */
+  int64_t pq;           /* p * q: one output plane */
+  int64_t m_tiles;      /* n * p * q_tiles row tiles */
+  int64_t grid_m;       /* persistent blocks along x (<= m_tiles, <= 2^31 - 1) */
+  int64_t grid_n;       /* ceil(k / BN) blocks along y (<= 65535) */
+  int32_t c, h, w, k, r, s, p, q;
+  int32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int32_t crs;          /* c * r * s */
+  int32_t cc;           /* input channels per K chunk */
+  int32_t n_chunks;     /* ceil(c / cc) */
+  int32_t q_tiles;      /* ceil(q / BM) */
+  int32_t resident;     /* weights stay in shared memory */
+  int32_t patch_width, patch_pitch, zero_base, patch_floats;
+  int32_t kc, kcp, w_pitch, weight_floats, stage_floats;
+  int32_t smem_bytes;   /* dynamic shared memory per block */
+  float shift;          /* folded leading ADD/SUBs */
+} cfk_mma_params;
+
+/* Name of a chain ("none", "mish", "mish,mish", "relu", "generic"); "?" if out of range. */
+const char *cfk_epi_chain_name(int chain);
+
+/* Queues the fused FFMA convolution kernel of tile-menu entry menu_index (0 ..
+ * CFK_FFMA_TILE_COUNT-1, the FFMA_T<i>_* constants) specialised on chain, on stream.
+ * bias is NULL iff there is no bias. Launches min(tiles_total, 2^31-1) blocks of
+ * (BM/TM)*(BN/TN) threads; each block loops over tiles. Returns the launch status
+ * (cudaGetLastError after the launch); cudaErrorInvalidValue for a bad menu_index/chain. */
+cudaError_t cfk_conv_ffma_launch(int menu_index, int chain, const cfk_conv_params *params,
+                                 const cfk_epilogue_ops *ops, const float *input,
+                                 const float *weight, const float *bias, float *output,
+                                 cudaStream_t stream);
+
+/* Checks that the kernel for (menu_index, chain) has an image loadable on the current
+ * device (cudaFuncGetAttributes); fills its register count and local (spill) bytes if the
+ * pointers are not NULL. */
+cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t *local_bytes);
+
+/* Allows the MMA kernel of (menu_index 0..CFK_MMA_TILE_COUNT-1, split: 3xTF32 if non-zero,
+ * chain) the device's opt-in shared memory and checks that it loads; fills its register
+ * count and local (spill) bytes if the pointers are not NULL. Call once per plan. */
+cudaError_t cfk_conv_mma_prepare(int menu_index, int split, int chain, int *num_regs,
+                                 size_t *local_bytes);
+
+/* Persistent blocks per SM for the MMA kernel of (menu_index, split, chain) with
+ * smem_bytes of dynamic shared memory (cudaOccupancyMaxActiveBlocksPerMultiprocessor). */
+cudaError_t cfk_conv_mma_occupancy(int menu_index, int split, int chain, int smem_bytes,
+                                   int *blocks_per_sm);
+
+/* Queues the tensor-core row-tile kernel: grid (grid_m, grid_n) persistent blocks, each
+ * walking row tiles grid_m apart, smem_bytes of dynamic shared memory. bias is NULL iff
+ * there is no bias. */
+cudaError_t cfk_conv_mma_launch(int menu_index, int split, int chain,
+                                const cfk_mma_params *params, const cfk_epilogue_ops *ops,
+                                const float *input, const float *weight, const float *bias,
+                                float *output, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The first command: sets up a fresh Debian machine, builds convfuse (Release), and runs both
+# workloads on the default backend (CONVFUSE_BACKEND, else auto) with a correctness check
+# against the double-precision reference, then a timing.
+# On a machine without a GPU the default backend is the CPU (PoCL or the reference), where
+# the full workloads would take hours: there the batch shrinks to 1 unless BATCH is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)"
+tool="$build/bench/convfuse"
+"$tool" info
+backend=${CONVFUSE_BACKEND:-auto}
+if [ -z "${BATCH:-}" ]; then
+  if "$tool" info 2>/dev/null | grep -q '^auto picks: cuda' || [ "$backend" = cuda ]; then
+    BATCH=0   # full size
+  elif "$tool" info 2>/dev/null | grep -qi '^auto picks: opencl.*gpu'; then
+    BATCH=0
+  else
+    BATCH=1
+  fi
+fi
+batch_arg=(); [ "$BATCH" != 0 ] && batch_arg=(--batch "$BATCH")
+status=0
+for w in sub-sub-mish mish-mish; do
+  "$tool" check --workload "$w" --backend "$backend" --math fp32 --dist rand "${batch_arg[@]}" || status=1
+  "$tool" bench --workload "$w" --backend "$backend" --math fp32 --iters "${ITERS:-30}" "${batch_arg[@]}" || status=1
+done
+exit $status

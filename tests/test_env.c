@@ -1,0 +1,347 @@
+/* test_env: backend selection through the environment (CONVFUSE_BACKEND,
+ * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE) and the per-thread cf_last_error.
+ * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convfuse/convfuse.h"
+#include "test_util.h"
+
+static void clear_env(void) {
+  unsetenv("CONVFUSE_BACKEND");
+  unsetenv("CONVFUSE_OPENCL_DEVICE");
+  unsetenv("CONVFUSE_VERBOSE");
+}
+
+/* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
+static cf_status create_with_env(const char *value, cf_context **ctx) {
+  if (value)
+    setenv("CONVFUSE_BACKEND", value, 1);
+  else
+    unsetenv("CONVFUSE_BACKEND");
+  *ctx = NULL;
+  return cf_context_create(CF_BACKEND_AUTO, ctx);
+}
+
+TestSuite(env, .init = clear_env);
+
+Test(env, cpu_any_case_selects_cpu) {
+  const char *values[] = {"cpu", "CPU", "Cpu", "cPU"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    cf_context *ctx;
+    cf_status s = create_with_env(values[i], &ctx);
+    cr_expect(s == CF_OK, "CONVFUSE_BACKEND=%s: %s: %s", values[i], cf_status_string(s),
+              cf_last_error());
+    cr_expect(cf_context_backend(ctx) == CF_BACKEND_CPU, "CONVFUSE_BACKEND=%s gave %s", values[i],
+              cf_backend_name(cf_context_backend(ctx)));
+    cf_context_destroy(ctx);
+  }
+}
+
+/* With the environment cleared: which backend AUTO must pick (DESIGN.md order). */
+static cf_backend expected_auto(void) {
+  if (cf_backend_available(CF_BACKEND_CUDA))
+    return CF_BACKEND_CUDA;
+  if (cf_backend_available(CF_BACKEND_OPENCL))
+    return CF_BACKEND_OPENCL;
+  return CF_BACKEND_CPU;
+}
+
+Test(env, auto_unset_and_empty_pick_an_available_backend) {
+  cf_backend want = expected_auto();
+  const char *values[] = {NULL, "", "auto", "AUTO", "Auto"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    cf_context *ctx;
+    cf_status s = create_with_env(values[i], &ctx);
+    const char *shown = values[i] ? values[i] : "(unset)";
+    cr_expect(s == CF_OK, "CONVFUSE_BACKEND=%s: %s: %s", shown, cf_status_string(s),
+              cf_last_error());
+    if (s != CF_OK)
+      continue;
+    cf_backend got = cf_context_backend(ctx);
+    cr_expect(got != CF_BACKEND_AUTO, "context reports backend auto");
+    cr_expect(got == want, "CONVFUSE_BACKEND=%s picked %s, want %s (CUDA, then OpenCL, then CPU)",
+              shown, cf_backend_name(got), cf_backend_name(want));
+    cr_expect(cf_context_device(ctx)[0] != '\0', "empty device name");
+    cf_context_destroy(ctx);
+  }
+  cr_expect(cf_backend_available(CF_BACKEND_AUTO) == 1, "cf_backend_available(AUTO) = 0: %s",
+            cf_last_error());
+  cr_expect(cf_backend_available(CF_BACKEND_CPU) == 1, "CPU unavailable: %s", cf_last_error());
+}
+
+Test(env, unknown_values_are_invalid_and_name_the_valid_ones) {
+  const char *values[] = {"gpu", "cuda ", " cpu", "opencl2", "cpu,cuda", "none"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    cf_context *ctx;
+    cf_status s = create_with_env(values[i], &ctx);
+    const char *msg = cf_last_error();
+    cr_expect(s == CF_ERR_INVALID_ARGUMENT, "CONVFUSE_BACKEND='%s': %s, want invalid argument",
+              values[i], cf_status_string(s));
+    cr_expect(strstr(msg, "CONVFUSE_BACKEND") != NULL, "message \"%s\" does not name the variable",
+              msg);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", values[i]);
+    cr_expect(strstr(msg, quoted) != NULL, "message \"%s\" does not show the value %s", msg,
+              quoted);
+    const char *valid[] = {"auto", "cpu", "cuda", "opencl"};
+    for (int v = 0; v < 4; ++v)
+      cr_expect(strstr(msg, valid[v]) != NULL, "message \"%s\" does not name the valid value %s",
+                msg, valid[v]);
+    if (s == CF_OK)
+      cf_context_destroy(ctx);
+    cr_expect(cf_backend_available(CF_BACKEND_AUTO) == 0,
+              "cf_backend_available(AUTO) with CONVFUSE_BACKEND='%s' = 1", values[i]);
+  }
+}
+
+static void expect_unavailable_named(cf_backend b, const char *env_value) {
+  unsetenv("CONVFUSE_BACKEND");
+  if (cf_backend_available(b)) {
+    cr_log_info("%s is available here; the unavailable path is not testable", cf_backend_name(b));
+    return;
+  }
+  char why[512];
+  snprintf(why, sizeof why, "%s", cf_last_error());
+  cf_context *ctx;
+  cf_status s = create_with_env(env_value, &ctx);
+  cr_expect(s == CF_ERR_BACKEND_UNAVAILABLE, "CONVFUSE_BACKEND=%s without a device: %s (%s)",
+            env_value, cf_status_string(s), cf_last_error());
+  const char *msg = cf_last_error();
+  cr_expect(strlen(msg) > strlen(cf_backend_name(b)) + 10, "no reason given: \"%s\"", msg);
+  cr_expect(strstr(msg, cf_backend_name(b)) != NULL, "message \"%s\" does not name %s", msg,
+            cf_backend_name(b));
+  /* the explicit enum gives the same answer */
+  s = cf_context_create(b, &ctx);
+  cr_expect(s == CF_ERR_BACKEND_UNAVAILABLE, "cf_context_create(%s): %s", cf_backend_name(b),
+            cf_status_string(s));
+  cr_log_info("%s unavailable: %s", cf_backend_name(b), why);
+}
+
+Test(env, named_backend_without_device_is_unavailable) {
+  expect_unavailable_named(CF_BACKEND_CUDA, "cuda");
+  expect_unavailable_named(CF_BACKEND_CUDA, "CUDA");
+  expect_unavailable_named(CF_BACKEND_OPENCL, "opencl");
+}
+
+Test(env, explicit_backend_ignores_the_variable) {
+  const char *values[] = {"opencl", "cuda", "gpu", "auto"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    setenv("CONVFUSE_BACKEND", values[i], 1);
+    cf_context *ctx = NULL;
+    cf_status s = cf_context_create(CF_BACKEND_CPU, &ctx);
+    cr_expect(s == CF_OK, "CF_BACKEND_CPU with CONVFUSE_BACKEND=%s: %s: %s", values[i],
+              cf_status_string(s), cf_last_error());
+    cr_expect(cf_context_backend(ctx) == CF_BACKEND_CPU, "CF_BACKEND_CPU with CONVFUSE_BACKEND=%s "
+              "gave %s", values[i], cf_backend_name(cf_context_backend(ctx)));
+    cf_context_destroy(ctx);
+  }
+}
+
+static void require_opencl_compiled_in(void) {
+  unsetenv("CONVFUSE_OPENCL_DEVICE");
+  if (!cf_backend_available(CF_BACKEND_OPENCL) && strstr(cf_last_error(), "not compiled in"))
+    cr_skip_test("OpenCL backend not compiled in: %s", cf_last_error());
+}
+
+Test(env, opencl_device_nonsense_substring_is_unavailable) {
+  require_opencl_compiled_in();
+  const char *nonsense = "no-such-device-xyzzy-42";
+  setenv("CONVFUSE_OPENCL_DEVICE", nonsense, 1);
+  cf_context *ctx = NULL;
+  cf_status s = cf_context_create(CF_BACKEND_OPENCL, &ctx);
+  const char *msg = cf_last_error();
+  cr_expect(s == CF_ERR_BACKEND_UNAVAILABLE, "CONVFUSE_OPENCL_DEVICE=%s: %s (%s)", nonsense,
+            cf_status_string(s), msg);
+  cr_expect(strstr(msg, nonsense) != NULL, "message \"%s\" does not show the substring", msg);
+  if (s == CF_OK)
+    cf_context_destroy(ctx);
+  cr_expect(cf_backend_available(CF_BACKEND_OPENCL) == 0,
+            "cf_backend_available(OPENCL) = 1 with a nonsense CONVFUSE_OPENCL_DEVICE");
+  /* through the environment too */
+  s = create_with_env("opencl", &ctx);
+  cr_expect(s == CF_ERR_BACKEND_UNAVAILABLE, "CONVFUSE_BACKEND=opencl + nonsense device: %s",
+            cf_status_string(s));
+  if (s == CF_OK)
+    cf_context_destroy(ctx);
+}
+
+Test(env, opencl_device_matching_substring_selects_it) {
+  require_opencl_compiled_in();
+  if (!cf_backend_available(CF_BACKEND_OPENCL))
+    cr_skip_test("no OpenCL device: %s", cf_last_error());
+  cf_context *ctx = NULL;
+  cr_assert(cf_context_create(CF_BACKEND_OPENCL, &ctx) == CF_OK, "%s", cf_last_error());
+  char name[256];
+  snprintf(name, sizeof name, "%s", cf_context_device(ctx));
+  cf_context_destroy(ctx);
+  cr_assert(strlen(name) >= 3, "OpenCL device name \"%s\" too short to take a substring of", name);
+  /* the first characters of the device's own name must select it (the context's name may be
+   * "device (platform)"; the backend matches either name by substring) */
+  char sub[8];
+  size_t take = strlen(name) >= 5 ? 5 : strlen(name);
+  memcpy(sub, name, take);
+  sub[take] = '\0';
+  setenv("CONVFUSE_OPENCL_DEVICE", sub, 1);
+  cf_status s = cf_context_create(CF_BACKEND_OPENCL, &ctx);
+  cr_expect(s == CF_OK, "CONVFUSE_OPENCL_DEVICE='%s' (from \"%s\"): %s: %s", sub, name,
+            cf_status_string(s), cf_last_error());
+  if (s == CF_OK)
+    cf_context_destroy(ctx);
+}
+
+/* ---- per-thread cf_last_error ---- */
+
+typedef struct thread_result {
+  char initial[256];
+  char after[256];
+  cf_status status;
+} thread_result;
+
+static void *other_thread(void *arg) {
+  thread_result *r = arg;
+  snprintf(r->initial, sizeof r->initial, "%s", cf_last_error());
+  cf_buffer *b = NULL;
+  r->status = cf_buffer_create(NULL, 8, &b); /* an error of this thread's own */
+  snprintf(r->after, sizeof r->after, "%s", cf_last_error());
+  return NULL;
+}
+
+Test(env, last_error_is_per_thread) {
+  cf_plan *plan = NULL;
+  cf_conv2d_desc d = {.batch = 0};
+  cf_context *ctx = NULL;
+  cr_assert(cf_context_create(CF_BACKEND_CPU, &ctx) == CF_OK);
+  cf_status s = cf_plan_create(ctx, &d, NULL, 0, CF_MATH_FP32, &plan);
+  cr_assert(s == CF_ERR_INVALID_ARGUMENT);
+  char mine[256];
+  snprintf(mine, sizeof mine, "%s", cf_last_error());
+  cr_assert(strstr(mine, "batch") != NULL, "main thread message: %s", mine);
+
+  thread_result r;
+  memset(&r, 0, sizeof r);
+  pthread_t t;
+  cr_assert(pthread_create(&t, NULL, other_thread, &r) == 0);
+  pthread_join(t, NULL);
+  cr_expect_str_eq(r.initial, "", "a new thread's cf_last_error() is \"%s\", want \"\"", r.initial);
+  cr_expect(r.status == CF_ERR_INVALID_ARGUMENT);
+  cr_expect(strstr(r.after, "ctx") != NULL, "other thread's own message: \"%s\"", r.after);
+  cr_expect_str_eq(cf_last_error(), mine,
+                   "the main thread's message changed after another thread's error: \"%s\"",
+                   cf_last_error());
+  cf_context_destroy(ctx);
+}
+
+/* Concurrent contexts on different threads, each with its own errors (header: different
+ * contexts may be used from different threads concurrently). */
+static void *worker(void *arg) {
+  int *ok = arg;
+  cf_context *ctx = NULL;
+  *ok = 0;
+  if (cf_context_create(CF_BACKEND_CPU, &ctx) != CF_OK)
+    return NULL;
+  const cf_conv2d_desc d = {1, 2, 6, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 0};
+  float in[72], w[54], out[108];
+  for (int i = 0; i < 72; ++i)
+    in[i] = (float)i / 72.0f;
+  for (int i = 0; i < 54; ++i)
+    w[i] = (float)(i % 7) / 10.0f - 0.3f;
+  cf_buffer *bi, *bw, *bo;
+  cf_plan *plan;
+  int good = cf_buffer_create(ctx, sizeof in, &bi) == CF_OK &&
+             cf_buffer_create(ctx, sizeof w, &bw) == CF_OK &&
+             cf_buffer_create(ctx, sizeof out, &bo) == CF_OK &&
+             cf_plan_create(ctx, &d, NULL, 0, CF_MATH_FP32, &plan) == CF_OK;
+  for (int it = 0; good && it < 50; ++it) {
+    good = cf_buffer_write(bi, 0, in, sizeof in) == CF_OK &&
+           cf_buffer_write(bw, 0, w, sizeof w) == CF_OK &&
+           cf_plan_execute(plan, bi, bw, NULL, bo) == CF_OK &&
+           cf_buffer_read(bo, 0, out, sizeof out) == CF_OK;
+    /* an error in between: must not disturb the other threads */
+    good = good && cf_buffer_write(bi, 1u << 20, in, 4) == CF_ERR_INVALID_ARGUMENT &&
+           strstr(cf_last_error(), "cf_buffer_write") != NULL;
+  }
+  if (good) {
+    cf_buffer_destroy(bi);
+    cf_buffer_destroy(bw);
+    cf_buffer_destroy(bo);
+    cf_plan_destroy(plan);
+  }
+  cf_context_destroy(ctx);
+  *ok = good;
+  return NULL;
+}
+
+Test(env, contexts_on_several_threads) {
+  enum { T = 4 };
+  pthread_t t[T];
+  int ok[T];
+  for (int i = 0; i < T; ++i)
+    cr_assert(pthread_create(&t[i], NULL, worker, &ok[i]) == 0);
+  for (int i = 0; i < T; ++i) {
+    pthread_join(t[i], NULL);
+    cr_expect(ok[i], "thread %d failed", i);
+  }
+}
+
+/* ---- CONVFUSE_VERBOSE ---- */
+
+/* Runs fn with stderr (fd 2) captured into buf. */
+static void capture_stderr(void (*fn)(void), char *buf, size_t len) {
+  fflush(stderr);
+  FILE *tmp = tmpfile();
+  cr_assert(tmp != NULL);
+  int saved = dup(2);
+  cr_assert(saved >= 0 && dup2(fileno(tmp), 2) >= 0);
+  fn();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  rewind(tmp);
+  size_t n = fread(buf, 1, len - 1, tmp);
+  buf[n] = '\0';
+  fclose(tmp);
+}
+
+static void make_context_and_plan(void) {
+  cf_context *ctx = NULL;
+  cr_assert(cf_context_create(CF_BACKEND_CPU, &ctx) == CF_OK);
+  cf_conv2d_desc d = {1, 1, 4, 4, 1, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+  cf_op ops[2] = {{CF_OP_SUB, 0.5f}, {CF_OP_MISH, 0}};
+  cf_plan *plan = NULL;
+  cr_assert(cf_plan_create(ctx, &d, ops, 2, CF_MATH_FP32, &plan) == CF_OK);
+  cf_plan_destroy(plan);
+  cf_context_destroy(ctx);
+}
+
+Test(env, verbose_prints_backend_and_plan) {
+  setenv("CONVFUSE_VERBOSE", "1", 1);
+  char buf[4096];
+  capture_stderr(make_context_and_plan, buf, sizeof buf);
+  cr_expect(strstr(buf, "cpu") != NULL, "CONVFUSE_VERBOSE=1 did not print the backend: \"%s\"",
+            buf);
+  cr_expect(strstr(buf, "mish") != NULL, "CONVFUSE_VERBOSE=1 did not print the plan: \"%s\"", buf);
+}
+
+Test(env, verbose_off_prints_nothing) {
+  char buf[4096];
+  setenv("CONVFUSE_VERBOSE", "0", 1);
+  capture_stderr(make_context_and_plan, buf, sizeof buf);
+  cr_expect_str_eq(buf, "", "CONVFUSE_VERBOSE=0 printed: \"%s\"", buf);
+  unsetenv("CONVFUSE_VERBOSE");
+  capture_stderr(make_context_and_plan, buf, sizeof buf);
+  cr_expect_str_eq(buf, "", "CONVFUSE_VERBOSE unset printed: \"%s\"", buf);
+}
+
+Test(env, verbose_typo_warns_and_stays_quiet) {
+  char buf[4096];
+  setenv("CONVFUSE_VERBOSE", "yes", 1);
+  capture_stderr(make_context_and_plan, buf, sizeof buf);
+  cr_expect(strstr(buf, "CONVFUSE_VERBOSE") != NULL && strstr(buf, "yes") != NULL,
+            "CONVFUSE_VERBOSE=yes: no warning naming the value: \"%s\"", buf);
+  cr_expect(strstr(buf, "plan") == NULL, "CONVFUSE_VERBOSE=yes printed the plan: \"%s\"", buf);
+}

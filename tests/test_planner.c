@@ -1,0 +1,530 @@
+/* test_planner: the tiling planner (common/planner.h) on fixture device caps, and the
+ * epilogue chain helpers (common/epilogue.h): folding, description, and the float formulas the
+ * kernels implement against the double semantics. Pure host code: no device needed. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cf_constants.h"
+#include "convfuse/convfuse.h"
+#include "epilogue.h"
+#include "internal_api.h"
+#include "planner.h"
+#include "shape.h"
+
+/* ---- fixture devices ---- */
+
+#define KB ((size_t)1024)
+#define FFMA (1u << CF_KERNEL_FFMA_TILED)
+
+static cf_device_caps caps_h200(void) {
+  cf_device_caps c = {.kind = CF_DEVICE_GPU, .compute_units = 132,
+                      .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 227 * KB,
+                      .max_threads_per_block = 1024, .simd_width = 32, .arch = 90,
+                      .has_tf32_mma = 1, .has_wgmma = 1, .l2_bytes = 60u * 1024 * 1024,
+                      .global_mem_bytes = 141ull * 1000 * 1000 * 1000,
+                      .max_alloc_bytes = 141ull * 1000 * 1000 * 1000, .kernel_variants = FFMA};
+  return c;
+}
+
+static cf_device_caps caps_pocl2(void) {
+  cf_device_caps c = {.kind = CF_DEVICE_CPU, .compute_units = 2,
+                      .shared_mem_per_block = 64 * KB, .shared_mem_per_block_max = 64 * KB,
+                      .max_threads_per_block = 4096, .simd_width = 1, .arch = 0,
+                      .l2_bytes = 0, .global_mem_bytes = 8ull << 30,
+                      .max_alloc_bytes = 2ull << 30, .kernel_variants = FFMA};
+  return c;
+}
+
+static cf_device_caps caps_small_gpu(void) {
+  cf_device_caps c = {.kind = CF_DEVICE_GPU, .compute_units = 8,
+                      .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 48 * KB,
+                      .max_threads_per_block = 1024, .simd_width = 32, .arch = 61,
+                      .l2_bytes = 1u << 20, .global_mem_bytes = 4ull << 30,
+                      .max_alloc_bytes = 1ull << 30, .kernel_variants = FFMA};
+  return c;
+}
+
+static cf_device_caps caps_tiny(void) {
+  cf_device_caps c = {.kind = CF_DEVICE_OTHER, .compute_units = 1,
+                      .shared_mem_per_block = 16 * KB, .shared_mem_per_block_max = 16 * KB,
+                      .max_threads_per_block = 128, .simd_width = 8, .arch = 0,
+                      .global_mem_bytes = 256u << 20, .max_alloc_bytes = 64u << 20,
+                      .kernel_variants = FFMA};
+  return c;
+}
+
+static cf_device_caps caps_cpu_backend(void) {
+  cf_device_caps c = {.kind = CF_DEVICE_CPU, .compute_units = 2, .max_threads_per_block = 1,
+                      .simd_width = 1, .global_mem_bytes = UINT64_MAX,
+                      .max_alloc_bytes = UINT64_MAX,
+                      .kernel_variants = 1u << CF_KERNEL_REFERENCE};
+  return c;
+}
+
+typedef struct named_caps {
+  const char *name;
+  cf_device_caps caps;
+} named_caps;
+
+/* Every GPU kernel variant the tree defines (tensor-core ones included where they exist). */
+#define ALL_GPU_VARIANTS (((1u << CF_KERNEL_COUNT) - 1u) & ~(1u << CF_KERNEL_REFERENCE))
+
+static void all_devices(named_caps out[7]) {
+  out[0] = (named_caps){"H200", caps_h200()};
+  out[1] = (named_caps){"PoCL 2 cores", caps_pocl2()};
+  out[2] = (named_caps){"small GPU (8 SMs)", caps_small_gpu()};
+  out[3] = (named_caps){"tiny (128 threads, 16 KB)", caps_tiny()};
+  out[4] = (named_caps){"CPU backend", caps_cpu_backend()};
+  out[5] = (named_caps){"H200, every GPU variant", caps_h200()};
+  out[5].caps.kernel_variants = ALL_GPU_VARIANTS;
+  out[6] = (named_caps){"small GPU, every GPU variant, no TF32", caps_small_gpu()};
+  out[6].caps.kernel_variants = ALL_GPU_VARIANTS;
+}
+#define N_DEVICES 7
+
+/* ---- shapes ---- */
+
+typedef struct named_shape {
+  const char *name;
+  cf_conv2d_desc d;
+  cf_op ops[3];
+  int n_ops;
+} named_shape;
+
+static const named_shape shapes[] = {
+    {"sub-sub-mish 128x8x256x256 -> 64",
+     {128, 8, 256, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1},
+     {{CF_OP_SUB, 0.5f}, {CF_OP_SUB, 0.2f}, {CF_OP_MISH, 0}},
+     3},
+    {"mish-mish 64x64x256x256 -> 128",
+     {64, 64, 256, 256, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1},
+     {{CF_OP_MISH, 0}, {CF_OP_MISH, 0}},
+     2},
+    {"odd 1x3x13x17 -> 70", {1, 3, 13, 17, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {{0, 0}}, 0},
+    {"K3 1x3x13x17", {1, 3, 13, 17, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1}, {{CF_OP_RELU, 0}}, 1},
+    {"K1 one channel", {1, 1, 13, 17, 1, 3, 3, 1, 1, 0, 0, 1, 1, 0}, {{0, 0}}, 0},
+    {"1x1 everything", {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1}, {{0, 0}}, 0},
+    {"batch 3 K33 stride 2 dil 2", {3, 2, 31, 29, 33, 3, 3, 2, 2, 1, 1, 2, 2, 1}, {{0, 0}}, 0},
+    {"K1000 wide", {2, 16, 20, 20, 1000, 1, 1, 1, 1, 0, 0, 1, 1, 1}, {{0, 0}}, 0},
+};
+#define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
+
+static void resolve(const named_shape *ns, cf_conv_shape *sh, cf_epilogue *epi) {
+  cf_status s = cf_shape_resolve("test", &ns->d, sh);
+  cr_assert(s == CF_OK, "%s: %s", ns->name, cf_last_error());
+  cf_epilogue_fold(ns->ops, ns->n_ops, epi);
+}
+
+static const struct {
+  int bm, bn, bk, tm, tn;
+} menu[CFK_FFMA_TILE_COUNT] = {
+    {CFK_FFMA_T0_BM, CFK_FFMA_T0_BN, CFK_FFMA_T0_BK, CFK_FFMA_T0_TM, CFK_FFMA_T0_TN},
+    {CFK_FFMA_T1_BM, CFK_FFMA_T1_BN, CFK_FFMA_T1_BK, CFK_FFMA_T1_TM, CFK_FFMA_T1_TN},
+    {CFK_FFMA_T2_BM, CFK_FFMA_T2_BN, CFK_FFMA_T2_BK, CFK_FFMA_T2_TM, CFK_FFMA_T2_TN},
+};
+
+/* The invariants every plan must satisfy on every device. Generic ones hold for every kernel
+ * variant; the FFMA tile menu and (when the tree has it) the tensor-core menu add their own. */
+static void check_invariants(const char *dev, const char *shape, const cf_device_caps *caps,
+                             const cf_conv_shape *sh, cf_math math, const cf_tile_plan *t) {
+  const char *m = math == CF_MATH_TF32 ? "tf32" : "fp32";
+  cr_expect(t->why[0] != '\0', "[%s | %s | %s] empty why", dev, shape, m);
+  cr_expect(memchr(t->why, '\0', sizeof t->why) != NULL, "[%s | %s] why not terminated", dev,
+            shape);
+  cr_expect((int)t->variant >= 0 && t->variant < CF_KERNEL_COUNT &&
+                (caps->kernel_variants & (1u << t->variant)),
+            "[%s | %s | %s] variant %d not offered by the device (mask 0x%x)", dev, shape, m,
+            (int)t->variant, caps->kernel_variants);
+  cr_expect(t->threads >= 1 && t->threads <= caps->max_threads_per_block,
+            "[%s | %s | %s] threads %d, device max %d", dev, shape, m, t->threads,
+            caps->max_threads_per_block);
+  cr_expect(t->shared_bytes <= caps->shared_mem_per_block_max,
+            "[%s | %s | %s] shared %zu B > device max %zu B", dev, shape, m, t->shared_bytes,
+            caps->shared_mem_per_block_max);
+  cr_expect(t->math_effective == CF_MATH_FP32 || t->math_effective == CF_MATH_TF32,
+            "[%s | %s | %s] math_effective %d", dev, shape, m, (int)t->math_effective);
+  /* precision is never lowered behind the caller's back */
+  if (math == CF_MATH_FP32)
+    cr_expect(t->math_effective == CF_MATH_FP32, "[%s | %s] fp32 requested, plan computes tf32",
+              dev, shape);
+  if (t->math_effective == CF_MATH_TF32)
+    cr_expect(caps->has_tf32_mma, "[%s | %s] tf32 plan on a device without TF32 MMA", dev, shape);
+  if (t->variant == CF_KERNEL_REFERENCE) {
+    cr_expect(t->threads == 1 && t->grid_m >= 1 && t->grid_n >= 1,
+              "[%s | %s] reference plan: threads %d grid %lldx%lld", dev, shape, t->threads,
+              (long long)t->grid_m, (long long)t->grid_n);
+    return;
+  }
+  /* every GPU variant: a menu entry, positive tiles, a grid that covers the GEMM */
+  cr_expect(t->menu_index >= 0, "[%s | %s | %s] menu_index %d", dev, shape, m, t->menu_index);
+  cr_expect(t->block_m > 0 && t->block_n > 0 && t->block_k > 0,
+            "[%s | %s | %s] non-positive block tile %dx%dx%d", dev, shape, m, t->block_m,
+            t->block_n, t->block_k);
+  cr_expect(t->stages >= 1, "[%s | %s | %s] stages %d", dev, shape, m, t->stages);
+  if (t->block_m <= 0 || t->block_n <= 0)
+    return;
+  cr_expect(t->grid_m * t->block_m >= sh->gemm_m,
+            "[%s | %s | %s] grid_m %lld x block_m %d does not cover gemm_m %lld", dev, shape, m,
+            (long long)t->grid_m, t->block_m, (long long)sh->gemm_m);
+  cr_expect(t->grid_n * t->block_n >= sh->gemm_n && (t->grid_n - 1) * t->block_n < sh->gemm_n,
+            "[%s | %s | %s] grid_n %lld x block_n %d vs gemm_n %lld", dev, shape, m,
+            (long long)t->grid_n, t->block_n, (long long)sh->gemm_n);
+
+  if (t->variant == CF_KERNEL_FFMA_TILED) {
+    cr_expect(t->menu_index < CFK_FFMA_TILE_COUNT, "[%s | %s | %s] FFMA menu_index %d not in 0..%d",
+              dev, shape, m, t->menu_index, CFK_FFMA_TILE_COUNT - 1);
+    if (t->menu_index >= 0 && t->menu_index < CFK_FFMA_TILE_COUNT) {
+      int i = t->menu_index;
+      cr_expect(t->block_m == menu[i].bm && t->block_n == menu[i].bn &&
+                    t->block_k == menu[i].bk && t->thread_m == menu[i].tm &&
+                    t->thread_n == menu[i].tn,
+                "[%s | %s | %s] tile %dx%dx%d/%dx%d is not FFMA menu entry %d", dev, shape, m,
+                t->block_m, t->block_n, t->block_k, t->thread_m, t->thread_n, i);
+    }
+    cr_expect(t->thread_m > 0 && t->thread_n > 0, "[%s | %s | %s] micro-tile %dx%d", dev, shape,
+              m, t->thread_m, t->thread_n);
+    if (t->thread_m > 0 && t->thread_n > 0) {
+      cr_expect(t->block_m % t->thread_m == 0 && t->block_n % t->thread_n == 0,
+                "[%s | %s | %s] micro-tile %dx%d does not divide block %dx%d", dev, shape, m,
+                t->thread_m, t->thread_n, t->block_m, t->block_n);
+      cr_expect(t->threads == (t->block_m / t->thread_m) * (t->block_n / t->thread_n),
+                "[%s | %s | %s] threads %d != (%d/%d)*(%d/%d)", dev, shape, m, t->threads,
+                t->block_m, t->thread_m, t->block_n, t->thread_n);
+    }
+    cr_expect(t->shared_bytes <= caps->shared_mem_per_block,
+              "[%s | %s | %s] FFMA shared %zu B > the default per-block limit %zu B", dev, shape,
+              m, t->shared_bytes, caps->shared_mem_per_block);
+    /* FFMA tiles M flat: no empty block row */
+    cr_expect((t->grid_m - 1) * t->block_m < sh->gemm_m,
+              "[%s | %s | %s] grid_m %lld x block_m %d: a whole block row past gemm_m %lld", dev,
+              shape, m, (long long)t->grid_m, t->block_m, (long long)sh->gemm_m);
+    cr_expect(t->math_effective == CF_MATH_FP32, "[%s | %s | %s] FFMA computes tf32?", dev, shape,
+              m);
+    return;
+  }
+#ifdef CFK_MMA_TILE_COUNT
+  /* the tensor-core row-tile kernel (present in trees whose constants.def has its menu) */
+  if (t->variant == CF_KERNEL_MMA_TF32 || t->variant == CF_KERNEL_MMA_3XTF32) {
+    static const struct {
+      int bm, bn, wm, wn;
+    } mma[CFK_MMA_TILE_COUNT] = {
+        {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
+        {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
+        {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
+        {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
+    };
+    _Static_assert(CFK_MMA_TILE_COUNT == 4, "update the MMA menu copy in test_planner.c");
+    cr_expect(caps->has_tf32_mma, "[%s | %s | %s] tensor-core plan without TF32 MMA", dev, shape,
+              m);
+    cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev, shape,
+              m, t->menu_index);
+    if (t->menu_index >= 0 && t->menu_index < CFK_MMA_TILE_COUNT) {
+      int i = t->menu_index;
+      cr_expect(t->block_m == mma[i].bm && t->block_n == mma[i].bn && t->warp_m == mma[i].wm &&
+                    t->warp_n == mma[i].wn,
+                "[%s | %s | %s] tile %dx%d warps %dx%d is not MMA menu entry %d", dev, shape, m,
+                t->block_m, t->block_n, t->warp_m, t->warp_n, i);
+    }
+    if (t->warp_m > 0 && t->warp_n > 0)
+      cr_expect(t->threads == 32 * (t->block_m / t->warp_m) * (t->block_n / t->warp_n),
+                "[%s | %s | %s] threads %d != 32*(%d/%d)*(%d/%d)", dev, shape, m, t->threads,
+                t->block_m, t->warp_m, t->block_n, t->warp_n);
+    cr_expect(t->chunk_channels >= 1 && t->chunk_channels <= sh->c,
+              "[%s | %s | %s] chunk_channels %d (in_channels %lld)", dev, shape, m,
+              t->chunk_channels, (long long)sh->c);
+    cr_expect((t->variant == CF_KERNEL_MMA_TF32) == (t->math_effective == CF_MATH_TF32),
+              "[%s | %s | %s] variant %s computes %s", dev, shape, m,
+              cf_kernel_variant_name(t->variant),
+              t->math_effective == CF_MATH_TF32 ? "tf32" : "fp32");
+    return;
+  }
+#endif
+  cr_expect(0, "[%s | %s | %s] variant %d (%s): the test knows no invariants for it", dev, shape,
+            m, (int)t->variant, cf_kernel_variant_name(t->variant));
+}
+
+Test(planner, invariants_on_every_fixture_device_and_shape) {
+  named_caps devs[N_DEVICES];
+  all_devices(devs);
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  int plans = 0, per_variant[CF_KERNEL_COUNT] = {0};
+  for (int d = 0; d < N_DEVICES; ++d)
+    for (int i = 0; i < N_SHAPES; ++i)
+      for (int m = 0; m < 2; ++m) {
+        cf_conv_shape sh;
+        cf_epilogue epi;
+        resolve(&shapes[i], &sh, &epi);
+        cf_device_caps before = devs[d].caps;
+        cf_tile_plan t;
+        memset(&t, 0x5a, sizeof t);
+        cf_status s = cf_plan_tiles(&sh, &epi, maths[m], &devs[d].caps, &t);
+        cr_expect(s == CF_OK, "[%s | %s] cf_plan_tiles: %s: %s", devs[d].name, shapes[i].name,
+                  cf_status_string(s), cf_last_error());
+        cr_expect(memcmp(&before, &devs[d].caps, sizeof before) == 0,
+                  "[%s] cf_plan_tiles modified the caps", devs[d].name);
+        if (s == CF_OK) {
+          check_invariants(devs[d].name, shapes[i].name, &devs[d].caps, &sh, maths[m], &t);
+          if ((int)t.variant >= 0 && t.variant < CF_KERNEL_COUNT)
+            per_variant[t.variant]++;
+        }
+        /* a pure function: the same inputs give the same plan */
+        cf_tile_plan t2;
+        memset(&t2, 0x33, sizeof t2);
+        cf_plan_tiles(&sh, &epi, maths[m], &devs[d].caps, &t2);
+        cr_expect(t.variant == t2.variant && t.menu_index == t2.menu_index &&
+                      t.threads == t2.threads && t.grid_m == t2.grid_m && t.grid_n == t2.grid_n &&
+                      t.shared_bytes == t2.shared_bytes && strcmp(t.why, t2.why) == 0,
+                  "[%s | %s] two calls gave different plans", devs[d].name, shapes[i].name);
+        plans++;
+      }
+  cr_log_info("%d plans checked", plans);
+  for (int v = 0; v < CF_KERNEL_COUNT; ++v)
+    cr_log_info("  %d plans use kernel %s", per_variant[v],
+                cf_kernel_variant_name((cf_kernel_variant)v));
+}
+
+Test(planner, workloads_fill_big_gpus) {
+  /* both workloads have millions of output pixels: every SM gets at least two blocks */
+  named_caps devs[3] = {{"H200", caps_h200()}, {"small GPU", caps_small_gpu()},
+                        {"PoCL", caps_pocl2()}};
+  for (int d = 0; d < 3; ++d)
+    for (int i = 0; i < 2; ++i) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_tile_plan t;
+      cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &devs[d].caps, &t) == CF_OK, "%s",
+                cf_last_error());
+      cr_expect(t.grid_m * t.grid_n >= 2 * devs[d].caps.compute_units,
+                "[%s | %s] %lld blocks for %d compute units", devs[d].name, shapes[i].name,
+                (long long)(t.grid_m * t.grid_n), devs[d].caps.compute_units);
+      /* 64 and 128 output channels: a tile that wastes N-columns is a bad choice */
+      cr_expect(sh.gemm_n % t.block_n == 0, "[%s | %s] block_n %d wastes columns of N = %lld",
+                devs[d].name, shapes[i].name, t.block_n, (long long)sh.gemm_n);
+    }
+}
+
+Test(planner, few_out_channels_pick_a_narrow_tile) {
+  named_caps devs[4] = {{"H200", caps_h200()}, {"PoCL", caps_pocl2()},
+                        {"small GPU", caps_small_gpu()}, {"tiny", caps_tiny()}};
+  const cf_conv2d_desc k3[] = {
+      {1, 3, 13, 17, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1},
+      {128, 8, 256, 256, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1}, /* big M, still K = 3 */
+      {1, 1, 13, 17, 1, 3, 3, 1, 1, 0, 0, 1, 1, 1},
+  };
+  for (int d = 0; d < 4; ++d)
+    for (size_t i = 0; i < sizeof k3 / sizeof k3[0]; ++i) {
+      cf_conv_shape sh;
+      cr_assert(cf_shape_resolve("test", &k3[i], &sh) == CF_OK);
+      cf_epilogue epi;
+      cf_epilogue_fold(NULL, 0, &epi);
+      cf_tile_plan t;
+      cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &devs[d].caps, &t) == CF_OK, "%s",
+                cf_last_error());
+      cr_expect(t.block_n <= 16, "[%s] K=%lld out channels: block_n %d (want <= 16): %s",
+                devs[d].name, (long long)sh.k, t.block_n, t.why);
+    }
+}
+
+Test(planner, device_too_small_is_unsupported) {
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[0], &sh, &epi);
+  cf_device_caps few_threads = caps_tiny();
+  few_threads.max_threads_per_block = 64; /* every menu tile needs >= 128 */
+  cf_device_caps little_smem = caps_tiny();
+  little_smem.shared_mem_per_block = little_smem.shared_mem_per_block_max = 1024;
+  cf_device_caps *bad[2] = {&few_threads, &little_smem};
+  const char *names[2] = {"64 threads", "1 KB shared"};
+  for (int i = 0; i < 2; ++i) {
+    cf_tile_plan t;
+    cf_status s = cf_plan_tiles(&sh, &epi, CF_MATH_FP32, bad[i], &t);
+    cr_expect(s == CF_ERR_UNSUPPORTED, "[%s] status %s, want CF_ERR_UNSUPPORTED", names[i],
+              cf_status_string(s));
+    const char *msg = cf_last_error();
+    cr_expect(strlen(msg) > 20, "[%s] message too short: \"%s\"", names[i], msg);
+    cr_expect(i == 0 ? strstr(msg, "64") != NULL : strstr(msg, "1024") != NULL,
+              "[%s] message does not quote the device's limit: \"%s\"", names[i], msg);
+  }
+  /* a backend offering no variant at all */
+  cf_device_caps none = caps_h200();
+  none.kernel_variants = 0;
+  cf_tile_plan t;
+  cf_status s = cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &none, &t);
+  cr_expect(s != CF_OK, "no kernel variants: planner returned CF_OK");
+  cr_expect(cf_last_error()[0] != '\0');
+}
+
+Test(planner, unknown_math_is_an_error) {
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[2], &sh, &epi);
+  cf_device_caps caps = caps_h200();
+  const int bad[3] = {2, -1, 1000};
+  for (int i = 0; i < 3; ++i) {
+    cf_tile_plan t;
+    cf_status s = cf_plan_tiles(&sh, &epi, (cf_math)bad[i], &caps, &t);
+    cr_expect(s == CF_ERR_INVALID_ARGUMENT, "math %d: %s", bad[i], cf_status_string(s));
+    char num[16];
+    snprintf(num, sizeof num, "%d", bad[i]);
+    cr_expect(strstr(cf_last_error(), num) != NULL, "math %d: message \"%s\"", bad[i],
+              cf_last_error());
+  }
+}
+
+/* The caps real contexts report, and the plans built on them, satisfy the same invariants. */
+Test(planner, live_backends_caps_and_plans) {
+  const cf_backend bs[3] = {CF_BACKEND_CPU, CF_BACKEND_OPENCL, CF_BACKEND_CUDA};
+  for (int b = 0; b < 3; ++b) {
+    if (!cf_backend_available(bs[b]))
+      continue;
+    cf_context *ctx = NULL;
+    cr_assert(cf_context_create(bs[b], &ctx) == CF_OK, "%s", cf_last_error());
+    const cf_device_caps *caps = cf_context_caps(ctx);
+    const char *bn = cf_backend_name(bs[b]);
+    cr_assert(caps != NULL);
+    cr_expect(caps->compute_units >= 1 && caps->max_threads_per_block >= 1 &&
+                  caps->simd_width >= 1 && caps->kernel_variants != 0 &&
+                  caps->shared_mem_per_block_max >= caps->shared_mem_per_block &&
+                  caps->global_mem_bytes > 0 && caps->max_alloc_bytes > 0,
+              "[%s] implausible caps: cu %d threads %d simd %d variants 0x%x smem %zu/%zu", bn,
+              caps->compute_units, caps->max_threads_per_block, caps->simd_width,
+              caps->kernel_variants, caps->shared_mem_per_block, caps->shared_mem_per_block_max);
+    if (caps->kernel_variants & FFMA)
+      cr_expect(caps->shared_mem_per_block > 0, "[%s] FFMA offered with 0 bytes of local memory",
+                bn);
+    const named_shape *ns = &shapes[2];
+    cf_plan *plan = NULL;
+    cf_status s = cf_plan_create(ctx, &ns->d, ns->ops, ns->n_ops, CF_MATH_FP32, &plan);
+    cr_expect(s == CF_OK, "[%s] plan: %s", bn, cf_last_error());
+    if (s == CF_OK) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(ns, &sh, &epi);
+      const cf_tile_plan *t = cf_plan_tiles_of(plan);
+      cr_assert(t != NULL);
+      check_invariants(bn, ns->name, caps, &sh, CF_MATH_FP32, t);
+      const char *desc = cf_plan_describe(plan);
+      cr_expect(strstr(desc, cf_kernel_variant_name(t->variant)) != NULL,
+                "[%s] describe \"%s\" lacks the kernel name", bn, desc);
+      cr_expect(strlen(desc) > 20, "[%s] describe \"%s\" too short", bn, desc);
+      cf_plan_destroy(plan);
+    }
+    cf_context_destroy(ctx);
+  }
+}
+
+/* ---- epilogue folding ---- */
+
+static void expect_fold(const char *what, const cf_op *ops, int n, float shift,
+                        const cf_op *rest, int n_rest) {
+  cf_epilogue e;
+  memset(&e, 0x77, sizeof e);
+  cf_epilogue_fold(ops, n, &e);
+  cr_expect(e.bias_shift == shift, "%s: shift %.9g, want %.9g", what, (double)e.bias_shift,
+            (double)shift);
+  cr_expect(e.n_ops == n_rest, "%s: %d ops left, want %d", what, e.n_ops, n_rest);
+  for (int i = 0; i < n_rest && i < e.n_ops; ++i)
+    cr_expect(e.ops[i].kind == rest[i].kind && e.ops[i].value == rest[i].value,
+              "%s: op %d is %s(%g), want %s(%g)", what, i, cf_op_name(e.ops[i].kind),
+              (double)e.ops[i].value, cf_op_name(rest[i].kind), (double)rest[i].value);
+}
+
+Test(epilogue, fold_sub_sub_mish) {
+  const cf_op ops[3] = {{CF_OP_SUB, 0.5f}, {CF_OP_SUB, 0.2f}, {CF_OP_MISH, 0}};
+  const cf_op rest[1] = {{CF_OP_MISH, 0}};
+  /* summed in double, rounded once: -(0.5 + (double)0.2f) rounds to -0.7f */
+  expect_fold("sub 0.5, sub 0.2, mish", ops, 3, -0.7f, rest, 1);
+  cf_epilogue e;
+  cf_epilogue_fold(ops, 3, &e);
+  char buf[160];
+  cf_epilogue_describe(&e, buf, sizeof buf);
+  cr_expect(strstr(buf, "-0.7") != NULL && strstr(buf, "mish") != NULL,
+            "describe: \"%s\", want shift=-0.7 and mish", buf);
+}
+
+Test(epilogue, add_after_mish_is_not_folded) {
+  const cf_op ops[2] = {{CF_OP_MISH, 0}, {CF_OP_ADD, 1.0f}};
+  expect_fold("mish, add 1", ops, 2, 0.0f, ops, 2);
+  const cf_op ops2[4] = {{CF_OP_ADD, 0.25f}, {CF_OP_MISH, 0}, {CF_OP_SUB, 1.0f}, {CF_OP_ADD, 2.0f}};
+  expect_fold("add 0.25, mish, sub 1, add 2", ops2, 4, 0.25f, ops2 + 1, 3);
+  /* a MUL stops the folding too: (x + 0.1) * 2 != x * 2 + 0.1 */
+  const cf_op ops3[3] = {{CF_OP_ADD, 0.1f}, {CF_OP_MUL, 2.0f}, {CF_OP_RELU, 0}};
+  expect_fold("add 0.1, mul 2, relu", ops3, 3, 0.1f, ops3 + 1, 2);
+  const cf_op ops4[3] = {{CF_OP_MUL, 2.0f}, {CF_OP_ADD, 0.1f}, {CF_OP_RELU, 0}};
+  expect_fold("mul 2, add 0.1, relu", ops4, 3, 0.0f, ops4, 3);
+}
+
+Test(epilogue, empty_chain) {
+  expect_fold("empty", NULL, 0, 0.0f, NULL, 0);
+  cf_epilogue e;
+  cf_epilogue_fold(NULL, 0, &e);
+  char buf[32];
+  cf_epilogue_describe(&e, buf, sizeof buf);
+  cr_expect_str_eq(buf, "none");
+}
+
+Test(epilogue, all_add_chain) {
+  const cf_op ops[3] = {{CF_OP_ADD, 1.0f}, {CF_OP_ADD, 2.0f}, {CF_OP_SUB, 0.5f}};
+  expect_fold("add 1, add 2, sub 0.5", ops, 3, 2.5f, NULL, 0);
+  cf_op eight[CF_MAX_OPS];
+  for (int i = 0; i < CF_MAX_OPS; ++i)
+    eight[i] = (cf_op){i % 2 ? CF_OP_SUB : CF_OP_ADD, (float)(i + 1)};
+  /* 1 - 2 + 3 - 4 + 5 - 6 + 7 - 8 = -4 */
+  expect_fold("8 alternating add/sub", eight, CF_MAX_OPS, -4.0f, NULL, 0);
+  /* summed in double, rounded once: 2^24 + 1 + 1 = 16777218 (a float-by-float sum gives
+   * 16777216) */
+  const cf_op big[3] = {{CF_OP_ADD, 16777216.0f}, {CF_OP_ADD, 1.0f}, {CF_OP_ADD, 1.0f}};
+  expect_fold("2^24 + 1 + 1", big, 3, 16777218.0f, NULL, 0);
+  /* shifts that cancel leave no shift */
+  const cf_op cancel[3] = {{CF_OP_ADD, 0.3f}, {CF_OP_SUB, 0.3f}, {CF_OP_TANH, 0}};
+  expect_fold("add 0.3, sub 0.3, tanh", cancel, 3, 0.0f, cancel + 2, 1);
+}
+
+Test(epilogue, op_names) {
+  const char *want[8] = {"add", "sub", "mul", "relu", "tanh", "sigmoid", "softplus", "mish"};
+  for (int k = 0; k < 8; ++k)
+    cr_expect_str_eq(cf_op_name((cf_op_kind)k), want[k]);
+  cr_expect_str_eq(cf_op_name((cf_op_kind)8), "?");
+  cr_expect_str_eq(cf_op_name((cf_op_kind)-1), "?");
+}
+
+/* The float formulas (what the CPU, CUDA and OpenCL kernels compute) against the double
+ * semantics, point by point, including the mish split and cut-offs and the softplus threshold. */
+Test(epilogue, float_formulas_match_double_semantics) {
+  float xs[2400];
+  int n = 0;
+  for (int i = -1200; i <= 1200 && n < 2300; i += 1)
+    xs[n++] = (float)i * 0.1f + 0.0137f;
+  const float special[] = {0.0f,   -0.0f,  -0.6f, nextafterf(-0.6f, 0), nextafterf(-0.6f, -1),
+                           20.0f,  nextafterf(20.0f, 0), nextafterf(20.0f, 100), -100.0f,
+                           -99.5f, -100.5f, 1e-20f, -1e-20f, 88.0f, -88.0f, 1e30f, -1e30f};
+  for (size_t i = 0; i < sizeof special / sizeof special[0]; ++i)
+    xs[n++] = special[i];
+  int bad = 0;
+  for (int k = CF_OP_ADD; k <= CF_OP_MISH; ++k) {
+    cf_op op = {(cf_op_kind)k, 0.75f};
+    for (int i = 0; i < n; ++i) {
+      double ref = cf_op_apply_f64(&op, (double)xs[i]);
+      float got = cf_op_apply_f32(&op, xs[i]);
+      double tol = 1e-6 * fabs(ref) + 1e-7;
+      int ok = isfinite(ref) ? isfinite(got) && fabs((double)got - ref) <= tol
+                             : (isnan(ref) ? isnan(got) : got == ref);
+      if (!ok && bad++ < 10)
+        cr_expect(0, "%s(%.9g): float %.9g, double %.17g", cf_op_name(op.kind), (double)xs[i],
+                  (double)got, ref);
+    }
+    /* non-finite inputs */
+    const float nf[3] = {INFINITY, -INFINITY, NAN};
+    for (int i = 0; i < 3; ++i) {
+      double ref = cf_op_apply_f64(&op, (double)nf[i]);
+      float got = cf_op_apply_f32(&op, nf[i]);
+      int ok = isnan(ref) ? isnan(got) : (double)got == ref;
+      cr_expect(ok, "%s(%g): float %g, double %g", cf_op_name(op.kind), (double)nf[i],
+                (double)got, ref);
+    }
+  }
+  cr_expect(bad == 0, "%d float/double mismatches", bad);
+}
