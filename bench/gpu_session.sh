@@ -35,5 +35,10 @@ for s in $stages; do
     *) echo "unknown stage $s" ;;
   esac
 done
-for f in "$OUT"/*.log; do echo "== $f"; tail -${TAIL:-15} "$f"; done
+# Compact digest (full logs under $OUT)
+[ -f "$OUT/test.log" ] && grep -hE "Synthesis|tests passed|Failed|\*\*\*" "$OUT/test.log"
+[ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
+for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
+[ -f "$OUT/torch.log" ] && sed -n '/^NVIDIA\|^workload/,$p' "$OUT/torch.log"
+for f in "$OUT"/memcheck.log "$OUT"/racecheck.log; do [ -f "$f" ] && tail -3 "$f"; done
 printf '%s\n' "${summary[@]}"
