@@ -32,6 +32,24 @@ for s in $stages; do
                 $B/tests/test_backends --filter='*cuda*' ;
               run racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 9 \
                 $B/tests/test_backends --filter='*cuda*' ;;
+    ncu) for m in tf32 fp32; do
+           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
+             --section SpeedOfLight --section Occupancy --section WarpStateStats \
+             --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
+             $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --batch 16 \
+             --math $m --iters 1 --warmup 0
+           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
+             --section SpeedOfLight --section Occupancy --section WarpStateStats \
+             --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
+             $B/bench/convfuse bench --backend cuda --workload mish-mish --batch 8 \
+             --math $m --iters 1 --warmup 0; done ;;
+    epi) for ops in none relu mish mish,mish; do
+           run "epi-$ops" 100 $B/bench/convfuse bench --backend cuda --workload custom \
+             --shape 128,8,256,256,64,3,3 --ops $ops --math tf32 --iters 20; done ;;
+    tiles) for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2 3 4; do
+             CONVFUSE_TILE=$t run "tile-$w-$m-T$((t-1))" 60 $B/bench/convfuse bench \
+               --backend cuda --workload $w --math $m --iters 20; done; done; done ;;
+    quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand ;;
     *) echo "unknown stage $s" ;;
   esac
 done
@@ -41,4 +59,10 @@ done
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 [ -f "$OUT/torch.log" ] && sed -n '/^NVIDIA\|^workload/,$p' "$OUT/torch.log"
 for f in "$OUT"/memcheck.log "$OUT"/racecheck.log; do [ -f "$f" ] && tail -3 "$f"; done
+for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+[ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log"
+for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
+for f in "$OUT"/ncu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "Duration|Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Issued Ipc|No Eligible|Stall|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Shared Memory Configuration Size|Dynamic Shared" "$f" | sed 's/  */ /g' | head -40; }; done
 printf '%s\n' "${summary[@]}"
+# everything else comes back as one archive (the tool returns at most 8 files)
+(cd "$OUT" && tar czf logs.tgz *.log && rm -f *.log)

@@ -111,6 +111,7 @@ static cf_status open_backend(cf_backend b, int verbose, cf_context **out) {
   }
   ctx->device[sizeof ctx->device - 1] = '\0';
   ctx->caps.kernel_variants = iface->kernel_variants;
+  ctx->caps.force_tile = cf_env_tile();
   *out = ctx;
   return CF_OK;
 }

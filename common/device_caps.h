@@ -20,6 +20,8 @@ typedef struct cf_device_caps {
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */
+  int force_tile;                  /* 0: the planner chooses; i + 1: use entry i of the chosen
+                                      variant's tile menu (CONVFUSE_TILE, for tuning) */
   unsigned kernel_variants;        /* bitmask of 1u << cf_kernel_variant the backend
                                       implements; filled by common/ from the backend iface */
 } cf_device_caps;

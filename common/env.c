@@ -38,3 +38,16 @@ int cf_env_verbose(void) {
   fprintf(stderr, "convfuse: ignoring CONVFUSE_VERBOSE='%.32s' (use 0 or 1)\n", v);
   return 0;
 }
+
+int cf_env_tile(void) {
+  const char *v = getenv("CONVFUSE_TILE");
+  if (!v || !*v)
+    return 0;
+  char *end = NULL;
+  long t = strtol(v, &end, 10);
+  if (*end || t < 1 || t > 16) {
+    fprintf(stderr, "convfuse: ignoring CONVFUSE_TILE='%.32s' (use 1..16)\n", v);
+    return 0;
+  }
+  return (int)t;
+}

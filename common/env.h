@@ -12,4 +12,8 @@ cf_status cf_env_backend(const char *fn, cf_backend *out);
  * stderr, once per call that reads it, so a typo is visible). */
 int cf_env_verbose(void);
 
+/* CONVFUSE_TILE: unset or "" -> 0 (the planner chooses); "1".."16" -> that value (menu entry
+ * value - 1, for tuning); anything else -> 0 with a warning line on stderr. */
+int cf_env_tile(void);
+
 #endif

@@ -60,6 +60,8 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   size_t rej_used = 0;
   for (int i = 0; i < CFK_FFMA_TILE_COUNT; ++i) {
     const ffma_tile *t = &ffma_menu[i];
+    if (caps->force_tile > 0 && i != caps->force_tile - 1)
+      continue;
     if (!ffma_fits(t, caps)) {
       if (rej_used < sizeof rejected)
         rej_used += (size_t)snprintf(rejected + rej_used, sizeof rejected - rej_used,
@@ -145,6 +147,8 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   }
   for (int i = 0; i < CFK_MMA_TILE_COUNT; ++i) {
     const mma_tile *t = &mma_menu[i];
+    if (caps->force_tile > 0 && i != caps->force_tile - 1)
+      continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
     /* Weights resident in shared memory when they fit, else streamed per K chunk. */
     cf_mma_layout L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w,
@@ -155,7 +159,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */
     int64_t grid_n = ceil_div(sh->k, t->bn);
     if (threads > caps->max_threads_per_block || L.bytes > (int64_t)caps->shared_mem_per_block_max ||
-        grid_n > 65535)
+        grid_n > 65535 || m_tiles > INT32_MAX)
       continue;
     double util = (double)sh->q / (double)(q_tiles * t->bm) * n_efficiency(sh->k, t->bn);
     int64_t blocks = m_tiles * grid_n;

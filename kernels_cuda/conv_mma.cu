@@ -72,19 +72,18 @@ struct MmaTile {
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
 };
 
-// Where a row tile lies: image n, output row p, first column q0.
+// Where a row tile lies: image n, output row p, first column q0. Row tiles are numbered
+// in int32 (the planner keeps m_tiles < 2^31), so this costs 32-bit divisions only.
 struct RowTile {
-  int64_t n;
-  int p, q0;
+  int n, p, q0;
 };
 
-__device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int64_t tile, int bm) {
+__device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile, int bm) {
   RowTile t;
-  const int qt = (int)(tile % prm.q_tiles);
-  const int64_t np = tile / prm.q_tiles;
-  t.p = (int)(np % prm.p);
+  const int np = tile / prm.q_tiles;
+  t.q0 = (tile - np * prm.q_tiles) * bm;
   t.n = np / prm.p;
-  t.q0 = qt * bm;
+  t.p = np - t.n * prm.p;
   return t;
 }
 
@@ -106,19 +105,21 @@ __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const floa
         dst[x] = 0.0f; // ordinary store: visible after the stage's barrier
       continue;
     }
-    const float *src = input + (rt.n * prm.c + c) * (int64_t)prm.h * prm.w +
+    const float *src = input + ((int64_t)rt.n * prm.c + c) * (int64_t)prm.h * prm.w +
                        (int64_t)ih * prm.w + iw0; // points at column 0 of the patch
     // Interior 16-byte groups need the source aligned; padding columns go one by one.
     const bool aligned = ((reinterpret_cast<uintptr_t>(src)) & 15) == 0;
     const int x_lo = iw0 < 0 ? -iw0 : 0;                 // first in-image column
     const int x_hi = min(width, prm.w - iw0);            // one past the last
     if (aligned) {
-      const int v_lo = (x_lo + 3) & ~3, v_hi = x_hi & ~3; // whole groups inside
+      const int v_lo = min((x_lo + 3) & ~3, width);        // whole groups inside the image
+      const int v_hi = max(x_hi & ~3, v_lo);
       for (int x = v_lo + 4 * lane; x < v_hi; x += 128)
         cp_async16(dst + x, src + x);
-      for (int x = lane; x < width; x += 32)
-        if (x < v_lo || x >= max(v_hi, v_lo))
-          cp_async4(dst + x, x >= x_lo && x < x_hi ? src + x : input, x >= x_lo && x < x_hi);
+      for (int x = lane; x < v_lo; x += 32) // left padding and ragged start
+        cp_async4(dst + x, x >= x_lo ? src + x : input, x >= x_lo);
+      for (int x = v_hi + lane; x < width; x += 32) // ragged end and right padding
+        cp_async4(dst + x, x < x_hi ? src + x : input, x < x_hi);
     } else {
       for (int x = lane; x < width; x += 32)
         cp_async4(dst + x, x >= x_lo && x < x_hi ? src + x : input, x >= x_lo && x < x_hi);
@@ -180,20 +181,24 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       load_weights<T>(prm, weight, wres + chunk * prm.kcp, n0, chunk, warp, lane);
 
   // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
-  const int64_t first_tile = blockIdx.x, tile_step = gridDim.x;
-  const int64_t my_tiles =
-      first_tile < prm.m_tiles ? (prm.m_tiles - first_tile + tile_step - 1) / tile_step : 0;
-  const int64_t n_stages = my_tiles * prm.n_chunks;
+  const int first_tile = (int)blockIdx.x, tile_step = (int)gridDim.x;
+  const int m_tiles = (int)prm.m_tiles;
+  int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
+  RowTile load_rt = row_tile(prm, load_tile, BM);
 
-  auto issue_stage = [&](int64_t s) {
-    const int64_t it = s / prm.n_chunks;
-    const int chunk = (int)(s - it * prm.n_chunks);
-    float *stage = stages + (s & 1) * prm.stage_floats;
-    const RowTile rt = row_tile(prm, first_tile + it * tile_step, BM);
-    load_patch<T>(prm, input, stage, rt, chunk, warp, lane);
+  auto issue_stage = [&]() {
+    float *stage = stages + load_buf * prm.stage_floats;
+    load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
     if (!prm.resident)
-      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, chunk, warp, lane);
+      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
     cp_async_commit();
+    load_buf ^= 1;
+    if (++load_chunk == prm.n_chunks) {
+      load_chunk = 0;
+      load_tile += tile_step;
+      if (load_tile < m_tiles)
+        load_rt = row_tile(prm, load_tile, BM);
+    }
   };
 
   float acc[MI * NI][4];
@@ -203,19 +208,20 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     for (int j = 0; j < 4; ++j)
       acc[i][j] = 0.0f;
 
-  if (n_stages > 0)
-    issue_stage(0); // the resident weights ride in the same group
-  for (int64_t s = 0; s < n_stages; ++s) {
-    if (s + 1 < n_stages) {
-      issue_stage(s + 1);
+  if (first_tile < m_tiles)
+    issue_stage(); // the resident weights ride in the same group
+  int buf = 0;
+  for (int tile = first_tile; tile < m_tiles; tile += tile_step) {
+    const RowTile rt = row_tile(prm, tile, BM);
+    for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
+    if (load_tile < m_tiles) {
+      issue_stage();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     __syncthreads();
-    const int64_t it = s / prm.n_chunks;
-    const int chunk = (int)(s - it * prm.n_chunks);
-    const float *patch = stages + (s & 1) * prm.stage_floats;
+    const float *patch = stages + buf * prm.stage_floats;
     const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
 
 #pragma unroll 1
@@ -277,11 +283,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       }
     }
     __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
-    if (chunk != prm.n_chunks - 1)
-      continue;
+    }
 
     // ---- tile done: bias + shift, the chain, streaming stores; then a fresh accumulator ----
-    const RowTile rt = row_tile(prm, first_tile + it * tile_step, BM);
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni) {
       const int ch = n0 + n_warp + ni * 8 + 2 * t;
@@ -301,7 +305,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       }
     }
     epi.apply(acc);
-    float *out_tile = output + ((rt.n * prm.k) * prm.p + rt.p) * (int64_t)prm.q + rt.q0;
+    float *out_tile = output + ((int64_t)rt.n * prm.k * prm.p + rt.p) * prm.q + rt.q0;
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni) {
       const int chl = n_warp + ni * 8 + 2 * t;
