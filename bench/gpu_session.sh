@@ -49,6 +49,19 @@ for s in $stages; do
     tiles) for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2 3 4; do
              CONVFUSE_TILE=$t run "tile-$w-$m-T$((t-1))" 60 $B/bench/convfuse bench \
                --backend cuda --workload $w --math $m --iters 20; done; done; done ;;
+    prof) st="barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction tex_throttle imc_miss sleeping misc"
+          mets=$(for x in $st; do printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x; done)
+          mets+="sm__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active,"
+          mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,"
+          mets+="l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,"
+          mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,"
+          mets+="lts__t_sectors_op_write.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
+          for ops in ${PROF_OPS:-none mish}; do
+            run "prof-$ops" 300 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" \
+              $B/bench/convfuse bench --backend cuda --workload custom \
+              --shape 16,8,256,256,64,3,3 --ops $ops --math tf32 --iters 1 --warmup 0
+          done
+          cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/conv_mma.cu.o > "$OUT/sass.log" 2>&1 ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand ;;
     *) echo "unknown stage $s" ;;
   esac
@@ -62,6 +75,7 @@ for f in "$OUT"/memcheck.log "$OUT"/racecheck.log; do [ -f "$f" ] && tail -3 "$f
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log"
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
+for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
 for f in "$OUT"/ncu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "Duration|Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Issued Ipc|No Eligible|Stall|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Shared Memory Configuration Size|Dynamic Shared" "$f" | sed 's/  */ /g' | head -40; }; done
 printf '%s\n' "${summary[@]}"
 # everything else comes back as one archive (the tool returns at most 8 files)

@@ -166,8 +166,13 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     double fill = (double)blocks / (4.0 * (caps->compute_units > 0 ? caps->compute_units : 1));
     if (fill > 1.0)
       fill = 1.0;
-    /* bigger tiles reuse more; resident weights save the weight stream */
+    /* Bigger tiles reuse more; resident weights save the weight stream. A single K chunk
+     * means little arithmetic per output (memory-bound): there two 256-thread blocks per SM
+     * overlap one block's epilogue and stores with the other's loads, which beat one
+     * 512-thread block on sub-sub-mish (H200: 2.77 vs 2.98 ms, bench/NOTES.md). */
     double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
+    if (L.n_chunks == 1 && threads > 256)
+      reuse *= 0.8;
     double score = util * fill * reuse * (L.resident ? 1.0 : 0.7);
     if (score > best_score + 1e-9) {
       best_score = score;

@@ -144,6 +144,77 @@ __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const fl
   }
 }
 
+// A and B fragments of one k-step (8 K values) of a warp's WM x WN tile.
+template <class T>
+struct Frags {
+  float a[T::MI][4];
+  float b[T::NI][2];
+};
+
+// koff_lane = koff + (lane % 4); m_lane = the warp's first pixel + lane / 4; w_lane = the
+// lane's first weight row (warp's first channel + lane / 4) at column lane % 4.
+template <class T>
+__device__ __forceinline__ void load_frags(Frags<T> &f, const float *patch, const int *koff_lane,
+                                           int kb, int m_lane, int sw, const float *w_lane,
+                                           int w_pitch) {
+  const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+#pragma unroll
+  for (int mi = 0; mi < T::MI; ++mi) {
+    const int m = m_lane + mi * 16;
+    f.a[mi][0] = patch[ko0 + m * sw];
+    f.a[mi][1] = patch[ko0 + (m + 8) * sw];
+    f.a[mi][2] = patch[ko1 + m * sw];
+    f.a[mi][3] = patch[ko1 + (m + 8) * sw];
+  }
+#pragma unroll
+  for (int ni = 0; ni < T::NI; ++ni) {
+    f.b[ni][0] = w_lane[ni * 8 * w_pitch + kb];
+    f.b[ni][1] = w_lane[ni * 8 * w_pitch + kb + 4];
+  }
+}
+
+template <class T>
+__device__ __forceinline__ void mma_frags(float (&acc)[T::MI * T::NI][4], const Frags<T> &f) {
+  if constexpr (T::SPLIT) {
+    uint32_t ab[T::MI][4], as[T::MI][4], bb[T::NI][2], bs[T::NI][2];
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        split_tf32(f.a[mi][j], ab[mi][j], as[mi][j]);
+#pragma unroll
+    for (int ni = 0; ni < T::NI; ++ni)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        split_tf32(f.b[ni][j], bb[ni][j], bs[ni][j]);
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < T::NI; ++ni) {
+        mma_tf32(acc[mi * T::NI + ni], as[mi], bb[ni]);
+        mma_tf32(acc[mi * T::NI + ni], ab[mi], bs[ni]);
+        mma_tf32(acc[mi * T::NI + ni], ab[mi], bb[ni]);
+      }
+  } else {
+    uint32_t ab[T::MI][4], bb[T::NI][2];
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        ab[mi][j] = __float_as_uint(f.a[mi][j]);
+#pragma unroll
+    for (int ni = 0; ni < T::NI; ++ni)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        bb[ni][j] = __float_as_uint(f.b[ni][j]);
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < T::NI; ++ni)
+        mma_tf32(acc[mi * T::NI + ni], ab[mi], bb[ni]);
+  }
+}
+
 template <class T, class Epi>
 __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     conv_mma_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
@@ -179,6 +250,16 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   if (prm.resident)
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
       load_weights<T>(prm, weight, wres + chunk * prm.kcp, n0, chunk, warp, lane);
+
+  // The block's channel tile never changes: its bias (+ folded shift) is loaded once.
+  float bias_lane[NI][2];
+#pragma unroll
+  for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int ch = n0 + n_warp + ni * 8 + 2 * t + j;
+      bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.k ? __ldg(bias + ch) : 0.0f);
+    }
 
   // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
   const int first_tile = (int)blockIdx.x, tile_step = (int)gridDim.x;
@@ -224,86 +305,37 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     const float *patch = stages + buf * prm.stage_floats;
     const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
 
+    // Two fragment sets: the next k-step's shared-memory loads are in flight while this
+    // k-step's mma.syncs issue (compile-time set indices: the sets stay in registers).
+    const float *w_lane = wsm + (n_warp + g) * prm.w_pitch + t;
+    const int *koff_lane = koff + t;
+    Frags<T> f0, f1;
+    load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
 #pragma unroll 1
-    for (int kb = 0; kb < prm.kcp; kb += 8) {
-      const int ko0 = koff[kb + t], ko1 = koff[kb + t + 4];
-      float af[MI][4];
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) {
-        const int m = m_warp + mi * 16 + g;
-        af[mi][0] = patch[ko0 + m * sw];
-        af[mi][1] = patch[ko0 + (m + 8) * sw];
-        af[mi][2] = patch[ko1 + m * sw];
-        af[mi][3] = patch[ko1 + (m + 8) * sw];
-      }
-      float bf[NI][2];
-#pragma unroll
-      for (int ni = 0; ni < NI; ++ni) {
-        const float *wrow = wsm + (n_warp + ni * 8 + g) * prm.w_pitch + kb + t;
-        bf[ni][0] = wrow[0];
-        bf[ni][1] = wrow[4];
-      }
-      if constexpr (T::SPLIT) {
-        uint32_t ab[MI][4], as[MI][4], bb[NI][2], bs[NI][2];
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            split_tf32(af[mi][j], ab[mi][j], as[mi][j]);
-#pragma unroll
-        for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)
-            split_tf32(bf[ni][j], bb[ni][j], bs[ni][j]);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int ni = 0; ni < NI; ++ni) {
-            mma_tf32(acc[mi * NI + ni], as[mi], bb[ni]);
-            mma_tf32(acc[mi * NI + ni], ab[mi], bs[ni]);
-            mma_tf32(acc[mi * NI + ni], ab[mi], bb[ni]);
-          }
-      } else {
-        uint32_t ab[MI][4], bb[NI][2];
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            ab[mi][j] = __float_as_uint(af[mi][j]);
-#pragma unroll
-        for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-          for (int j = 0; j < 2; ++j)
-            bb[ni][j] = __float_as_uint(bf[ni][j]);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int ni = 0; ni < NI; ++ni)
-            mma_tf32(acc[mi * NI + ni], ab[mi], bb[ni]);
-      }
+    for (int kb = 0; kb < prm.kcp; kb += 16) {
+      const bool odd = kb + 8 < prm.kcp;
+      if (odd)
+        load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
+      mma_frags<T>(acc, f0);
+      if (!odd)
+        break;
+      if (kb + 16 < prm.kcp)
+        load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
+      mma_frags<T>(acc, f1);
     }
     __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }
 
     // ---- tile done: bias + shift, the chain, streaming stores; then a fresh accumulator ----
 #pragma unroll
-    for (int ni = 0; ni < NI; ++ni) {
-      const int ch = n0 + n_warp + ni * 8 + 2 * t;
-      float b0 = prm.shift, b1 = prm.shift;
-      if (bias) {
-        if (ch < prm.k)
-          b0 += __ldg(bias + ch);
-        if (ch + 1 < prm.k)
-          b1 += __ldg(bias + ch + 1);
-      }
+    for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) {
-        acc[mi * NI + ni][0] += b0;
-        acc[mi * NI + ni][1] += b1;
-        acc[mi * NI + ni][2] += b0;
-        acc[mi * NI + ni][3] += b1;
+        acc[mi * NI + ni][0] += bias_lane[ni][0];
+        acc[mi * NI + ni][1] += bias_lane[ni][1];
+        acc[mi * NI + ni][2] += bias_lane[ni][0];
+        acc[mi * NI + ni][3] += bias_lane[ni][1];
       }
-    }
     epi.apply(acc);
     float *out_tile = output + ((int64_t)rt.n * prm.k * prm.p + rt.p) * prm.q + rt.q0;
 #pragma unroll
