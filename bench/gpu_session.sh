@@ -26,12 +26,23 @@ for s in $stages; do
     bench) for w in sub-sub-mish mish-mish; do for m in fp32 tf32; do for be in cuda opencl; do
              run "bench-$w-$m-$be" 120 $B/bench/convfuse bench --backend $be --workload $w \
                --math $m --iters 30 --csv "$OUT/bench.csv"; done; done; done ;;
-    torch) run torch 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
-             --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
-    sanitize) run memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
-                $B/tests/test_backends --filter='*cuda*' ;
-              run racecheck 300 compute-sanitizer --tool racecheck --error-exitcode 9 \
-                $B/tests/test_backends --filter='*cuda*' ;;
+    torch) run torch-ssm 500 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
+             --workloads sub-sub-mish --batches ${SWEEP:-1,8,32,128} --backends cuda,opencl \
+             --csv "$OUT/anchors.csv"
+           run torch-mm 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
+             --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
+    sanitize) for t in 1 2 3 4; do
+                CONVFUSE_TILE=$t run "memcheck-T$t" 300 compute-sanitizer --tool memcheck \
+                  --target-processes all --error-exitcode 9 $B/tests/test_backends \
+                  --filter 'cuda/@(shape_matrix|tiny_workloads|chains)' -j4
+              done
+              for t in 2 4; do
+                CONVFUSE_TILE=$t run "racecheck-T$t" 300 compute-sanitizer --tool racecheck \
+                  --target-processes all --error-exitcode 9 $B/tests/test_backends \
+                  --filter 'cuda/@(shape_matrix|tiny_workloads)' -j4
+              done
+              run memcheck-ffma 300 compute-sanitizer --tool memcheck --target-processes all \
+                --error-exitcode 9 $B/tests/test_backends --filter 'cuda/shape_matrix' -j4 ;;
     ncu) for m in tf32 fp32; do
            run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
@@ -46,7 +57,7 @@ for s in $stages; do
     epi) for ops in none relu mish mish,mish; do
            run "epi-$ops" 100 $B/bench/convfuse bench --backend cuda --workload custom \
              --shape 128,8,256,256,64,3,3 --ops $ops --math tf32 --iters 20; done ;;
-    tiles) for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2 3 4; do
+    tiles) for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in ${TILES:-1 2 3 4 5}; do
              CONVFUSE_TILE=$t run "tile-$w-$m-T$((t-1))" 60 $B/bench/convfuse bench \
                --backend cuda --workload $w --math $m --iters 20; done; done; done ;;
     prof) st="barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction tex_throttle imc_miss sleeping misc"
@@ -70,8 +81,8 @@ done
 [ -f "$OUT/test.log" ] && grep -hE "Synthesis|tests passed|Failed|\*\*\*" "$OUT/test.log"
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
-[ -f "$OUT/torch.log" ] && sed -n '/^NVIDIA\|^workload/,$p' "$OUT/torch.log"
-for f in "$OUT"/memcheck.log "$OUT"/racecheck.log; do [ -f "$f" ] && tail -3 "$f"; done
+for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
+for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && { echo "== $(basename $f)"; grep -E "ERROR SUMMARY|Synthesis|RACECHECK SUMMARY" "$f" | sort | uniq -c; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log"
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done

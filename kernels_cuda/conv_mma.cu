@@ -67,7 +67,8 @@ struct MmaTile {
   static constexpr int WARPS = WARPS_M * WARPS_N;
   static constexpr int THREADS = 32 * WARPS;
   static constexpr int MI = WM / 16, NI = WN / 8; // mma tiles per warp
-  // Register cap of 128 per thread: 16 warps per SM whatever the block size.
+  // Register cap of 128 per thread: 16 warps per SM whatever the block size. (A 64x32 warp
+  // tile with 8 warps and 235+ registers measured no faster: bench/NOTES.md, v4.)
   static constexpr int MIN_BLOCKS = THREADS >= 512 ? 1 : 512 / THREADS;
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
 };
@@ -372,6 +373,7 @@ template <bool SPLIT>
 using MmaT2 = MmaTile<CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, SPLIT>;
 template <bool SPLIT>
 using MmaT3 = MmaTile<CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, SPLIT>;
+
 
 // The kernel of (tile, chain); RELU chains run the generic epilogue here (fewer
 // instantiations: the tensor-core kernels are the large ones).
