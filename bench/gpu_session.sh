@@ -31,18 +31,19 @@ for s in $stages; do
              --csv "$OUT/anchors.csv"
            run torch-mm 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
              --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
-    sanitize) for t in 1 2 3 4; do
-                CONVFUSE_TILE=$t run "memcheck-T$t" 300 compute-sanitizer --tool memcheck \
-                  --target-processes all --error-exitcode 9 $B/tests/test_backends \
-                  --filter 'cuda/@(shape_matrix|tiny_workloads|chains)' -j4
-              done
-              for t in 2 4; do
-                CONVFUSE_TILE=$t run "racecheck-T$t" 300 compute-sanitizer --tool racecheck \
-                  --target-processes all --error-exitcode 9 $B/tests/test_backends \
-                  --filter 'cuda/@(shape_matrix|tiny_workloads)' -j4
-              done
-              run memcheck-ffma 300 compute-sanitizer --tool memcheck --target-processes all \
-                --error-exitcode 9 $B/tests/test_backends --filter 'cuda/shape_matrix' -j4 ;;
+    sanitize) # The CLI is one process (Criterion forks per test): every MMA tile forced in
+              # turn over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
+              shapes="3,5,37,41,70,3,3,1,1,1 2,3,29,300,33,5,5,2,2,1 1,1,17,130,7,1,1,1,0,1 2,16,20,70,40,3,3,1,1,2"
+              for t in 1 2 3 4; do for sh in $shapes; do
+                CONVFUSE_TILE=$t run "memcheck-T$t-$sh" 120 compute-sanitizer --tool memcheck \
+                  --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                  --shape $sh --ops mish,relu --math all --dist rand
+              done; done
+              for t in 1 2 3 4; do
+                CONVFUSE_TILE=$t run "racecheck-T$t" 200 compute-sanitizer --tool racecheck \
+                  --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                  --shape 2,16,20,70,40,3,3,1,1,2 --ops mish --math all --dist rand
+              done ;;
     ncu) for m in tf32 fp32; do
            run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
@@ -82,7 +83,7 @@ done
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
-for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && { echo "== $(basename $f)"; grep -E "ERROR SUMMARY|Synthesis|RACECHECK SUMMARY" "$f" | sort | uniq -c; }; done
+for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log"
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done

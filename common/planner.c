@@ -58,9 +58,11 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   double best_score = -1.0;
   char rejected[96] = "";
   size_t rej_used = 0;
+  /* A forced entry (CONVFUSE_TILE) applies only where this menu has it. */
+  int forced = caps->force_tile > 0 && caps->force_tile <= CFK_FFMA_TILE_COUNT;
   for (int i = 0; i < CFK_FFMA_TILE_COUNT; ++i) {
     const ffma_tile *t = &ffma_menu[i];
-    if (caps->force_tile > 0 && i != caps->force_tile - 1)
+    if (forced && i != caps->force_tile - 1)
       continue;
     if (!ffma_fits(t, caps)) {
       if (rej_used < sizeof rejected)
@@ -145,9 +147,10 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     snprintf(why, why_len, "shape outside the tensor-core kernel's index ranges");
     return CF_ERR_UNSUPPORTED;
   }
+  int forced = caps->force_tile > 0 && caps->force_tile <= CFK_MMA_TILE_COUNT;
   for (int i = 0; i < CFK_MMA_TILE_COUNT; ++i) {
     const mma_tile *t = &mma_menu[i];
-    if (caps->force_tile > 0 && i != caps->force_tile - 1)
+    if (forced && i != caps->force_tile - 1)
       continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
     /* Weights resident in shared memory when they fit, else streamed per K chunk. */
