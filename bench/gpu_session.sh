@@ -33,7 +33,7 @@ for s in $stages; do
              --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
     sanitize) # The CLI is one process (Criterion forks per test): every MMA tile forced in
               # turn over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
-              shapes="3,5,37,41,70,3,3,1,1,1 2,3,29,300,33,5,5,2,2,1 1,1,17,130,7,1,1,1,0,1 2,16,20,70,40,3,3,1,1,2"
+              shapes="2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1"
               for t in 1 2 3 4; do for sh in $shapes; do
                 CONVFUSE_TILE=$t run "memcheck-T$t-$sh" 120 compute-sanitizer --tool memcheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
@@ -42,7 +42,7 @@ for s in $stages; do
               for t in 1 2 3 4; do
                 CONVFUSE_TILE=$t run "racecheck-T$t" 200 compute-sanitizer --tool racecheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                  --shape 2,16,20,70,40,3,3,1,1,2 --ops mish --math all --dist rand
+                  --shape 1,20,7,250,70,3,3,2,1,1 --ops mish --math all --dist rand
               done ;;
     ncu) for m in tf32 fp32; do
            run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
@@ -74,7 +74,11 @@ for s in $stages; do
               --shape 16,8,256,256,64,3,3 --ops $ops --math tf32 --iters 1 --warmup 0
           done
           cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/conv_mma.cu.o > "$OUT/sass.log" 2>&1 ;;
-    quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand ;;
+    quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
+                for t in 1 2 3 4; do
+                  CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
+                    --workload custom --shape 1,512,4,140,64,3,3,1,1,1 --ops mish,relu --math all
+                done ;;
     *) echo "unknown stage $s" ;;
   esac
 done
@@ -83,9 +87,9 @@ done
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
-for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
+for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
-[ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log"
+[ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
 for f in "$OUT"/ncu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "Duration|Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Issued Ipc|No Eligible|Stall|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Shared Memory Configuration Size|Dynamic Shared" "$f" | sed 's/  */ /g' | head -40; }; done

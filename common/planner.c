@@ -186,7 +186,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   }
   if (best < 0)
     return CF_ERR_UNSUPPORTED;
-  if (best_util < MMA_MIN_UTILISATION) {
+  if (best_util < MMA_MIN_UTILISATION && !forced) {
     snprintf(why, why_len, "tensor-core row tiles would use only %.0f%% of their area",
              100.0 * best_util);
     return CF_ERR_UNSUPPORTED;

@@ -44,10 +44,10 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // TF32 operands. The tensor cores read the top 19 bits of each 32-bit register, so a float
-// is a valid (truncated) TF32 operand as it is. For 3xTF32, big keeps the top 19 bits and
-// small = x - big (exact in fp32) carries the next ones.
+// is a valid (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32
+// (unbiased: truncation biased deep sums) and small = x - big (exact in fp32) the rest.
 __device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &small) {
-  big = __float_as_uint(x) & 0xffffe000u;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(big) : "f"(x));
   small = __float_as_uint(x - __uint_as_float(big));
 }
 
@@ -306,23 +306,52 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     const float *patch = stages + buf * prm.stage_floats;
     const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
 
-    // Two fragment sets: the next k-step's shared-memory loads are in flight while this
-    // k-step's mma.syncs issue (compile-time set indices: the sets stay in registers).
+    // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
+    // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
+    // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
+    // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
+    // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
     const float *w_lane = wsm + (n_warp + g) * prm.w_pitch + t;
     const int *koff_lane = koff + t;
-    Frags<T> f0, f1;
-    load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
+    float part[MI * NI][4];
+    float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
+    if constexpr (T::SPLIT) {
+#pragma unroll
+      for (int i = 0; i < MI * NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          part[i][j] = 0.0f;
+    }
+    if constexpr (T::SPLIT) {
+      // One fragment set: the chunk accumulator takes the registers of the second.
+      Frags<T> f;
 #pragma unroll 1
-    for (int kb = 0; kb < prm.kcp; kb += 16) {
-      const bool odd = kb + 8 < prm.kcp;
-      if (odd)
-        load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
-      mma_frags<T>(acc, f0);
-      if (!odd)
-        break;
-      if (kb + 16 < prm.kcp)
-        load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
-      mma_frags<T>(acc, f1);
+      for (int kb = 0; kb < prm.kcp; kb += 8) {
+        load_frags<T>(f, patch, koff_lane, kb, m_warp + g, sw, w_lane, prm.w_pitch);
+        mma_frags<T>(sum, f);
+      }
+    } else {
+      Frags<T> f0, f1;
+      load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
+#pragma unroll 1
+      for (int kb = 0; kb < prm.kcp; kb += 16) {
+        const bool odd = kb + 8 < prm.kcp;
+        if (odd)
+          load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
+        mma_frags<T>(sum, f0);
+        if (!odd)
+          break;
+        if (kb + 16 < prm.kcp)
+          load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
+        mma_frags<T>(sum, f1);
+      }
+    }
+    if constexpr (T::SPLIT) {
+#pragma unroll
+      for (int i = 0; i < MI * NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += part[i][j];
     }
     __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }

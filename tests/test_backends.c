@@ -130,6 +130,12 @@ static const shape_case shapes[] = {
     {"deep K (C20: 180 = 22.5 slices)", {1, 20, 9, 9, 3, 3, 3, 1, 1, 0, 0, 1, 1, 1}},
     {"1x1 everything", {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1}},
     {"stride 3 dil 2 pad 2, K65", {2, 3, 16, 14, 65, 3, 3, 3, 3, 2, 2, 2, 2, 1}},
+    /* Wide rows: on a GPU with tensor cores these plan the row-tile MMA kernel (partial row
+     * tiles, partial channel tiles, partial and multiple K chunks, padded K). */
+    {"wide 300 C5 K64 pad1 (MMA)", {2, 5, 9, 300, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}},
+    {"wide stride 2, C20 K70 (MMA, 3 chunks)", {1, 20, 7, 250, 70, 3, 3, 2, 2, 1, 1, 1, 1, 0}},
+    {"wide 5x5 dil 2 pad 2, K33 (MMA)", {2, 3, 12, 200, 33, 5, 5, 1, 1, 2, 2, 2, 2, 1}},
+    {"deep C512 (MMA, weights streamed)", {1, 512, 4, 140, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1}},
 };
 #define N_SHAPES (int)(sizeof shapes / sizeof shapes[0])
 
