@@ -68,12 +68,19 @@ for s in $stages; do
           mets+="l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,"
           mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,"
           mets+="lts__t_sectors_op_write.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
-          for ops in ${PROF_OPS:-none mish}; do
-            run "prof-$ops" 300 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" \
-              $B/bench/convfuse bench --backend cuda --workload custom \
-              --shape 16,8,256,256,64,3,3 --ops $ops --math tf32 --iters 1 --warmup 0
+          for w in sub-sub-mish mish-mish; do
+            run "prof-$w" 300 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" \
+              $B/bench/convfuse bench --backend cuda --workload $w --batch 8 --math tf32 \
+              --iters 1 --warmup 0
           done
           cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/conv_mma.cu.o > "$OUT/sass.log" 2>&1 ;;
+    chunk144) # the same tree with MMA_CHUNK_K = 144 (two 8-channel chunks per stage at 3x3)
+              rm -rf /tmp/v144 && mkdir -p /tmp/v144 && cp -r CMakeLists.txt cmake common include backends kernels_cuda kernels_cl bench tests /tmp/v144/
+              sed -i 's/^MMA_CHUNK_K .*/MMA_CHUNK_K       144/' /tmp/v144/common/constants.def
+              run build144 400 bash -c "cmake -S /tmp/v144 -B /tmp/v144/b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/v144/b"
+              for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2; do
+                CONVFUSE_TILE=$t run "c144-$w-$m-T$((t-1))" 60 /tmp/v144/b/bench/convfuse bench --backend cuda \
+                  --workload $w --math $m --iters 20; done; done; done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
@@ -88,6 +95,7 @@ done
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
+for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
