@@ -367,26 +367,27 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][3] += bias_lane[ni][1];
       }
     epi.apply(acc);
-    float *out_tile = output + ((int64_t)rt.n * prm.k * prm.p + rt.p) * prm.q + rt.q0;
+    // One pointer per channel pair; the four stores of each mma tile use immediate offsets.
+    float *out_tile = output + ((int64_t)rt.n * prm.k * prm.p + rt.p) * prm.q + rt.q0 + m_warp + g;
+    const int q_left = prm.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni) {
-      const int chl = n_warp + ni * 8 + 2 * t;
-      const bool ok0 = n0 + chl < prm.k, ok1 = n0 + chl + 1 < prm.k;
-      float *o0 = out_tile + (int64_t)(n0 + chl) * prm.pq;
+      const int ch = n0 + n_warp + ni * 8 + 2 * t;
+      float *o0 = out_tile + (int64_t)ch * prm.pq;
       float *o1 = o0 + prm.pq;
+      const bool ok0 = ch < prm.k, ok1 = ch + 1 < prm.k;
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) {
-        const int m = m_warp + mi * 16 + g;
-        const bool in0 = rt.q0 + m < prm.q, in1 = rt.q0 + m + 8 < prm.q;
         float(&a)[4] = acc[mi * NI + ni];
+        const bool in0 = mi * 16 < q_left, in1 = mi * 16 + 8 < q_left;
         if (ok0 && in0)
-          __stcs(o0 + m, a[0]);
+          __stcs(o0 + mi * 16, a[0]);
         if (ok1 && in0)
-          __stcs(o1 + m, a[1]);
+          __stcs(o1 + mi * 16, a[1]);
         if (ok0 && in1)
-          __stcs(o0 + m + 8, a[2]);
+          __stcs(o0 + mi * 16 + 8, a[2]);
         if (ok1 && in1)
-          __stcs(o1 + m + 8, a[3]);
+          __stcs(o1 + mi * 16 + 8, a[3]);
         a[0] = a[1] = a[2] = a[3] = 0.0f;
       }
     }
