@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int b_k = tid % BK;  // the K row this thread stages of the weight slice
   const int b_n0 = tid / BK; // its first channel; the others follow every B_NSTEP
 
-  const int S = prm.s, R = prm.r, RS = prm.rs;
+  const int S = prm.g.s, R = prm.g.r, RS = prm.rs;
   // BK as a mixed-radix step (dc, dr, ds) over (c, r, s): advancing a K index by one slice
   // costs two compares, no division.
   const int bk_dc = BK / RS;
@@ -120,11 +120,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     if (a_valid) {
       const int64_t img = am / prm.pq;
       const int64_t pq = am - img * prm.pq;
-      const int p = (int)(pq / prm.q);
-      const int q = (int)(pq - (int64_t)p * prm.q);
+      const int p = (int)(pq / prm.g.q);
+      const int q = (int)(pq - (int64_t)p * prm.g.q);
       a_base = img * prm.chw;
-      a_h0 = p * prm.stride_h - prm.pad_h;
-      a_w0 = q * prm.stride_w - prm.pad_w;
+      a_h0 = p * prm.g.stride_h - prm.g.pad_h;
+      a_w0 = q * prm.g.stride_w - prm.g.pad_w;
     }
     // (c, r, s) of this thread's staged K rows in the current slice (first: k0 = 0).
     int a_c[AP], a_r[AP], a_s[AP];
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 #pragma unroll
     for (int l = 0; l < BP; ++l) {
       const int n = n0 + b_n0 + l * T::B_NSTEP;
-      b_nvalid[l] = n < prm.k;
+      b_nvalid[l] = n < prm.g.k;
       b_row[l] = (int64_t)n * prm.crs;
     }
     int b_kidx = b_k;
@@ -152,12 +152,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     auto load_a = [&]() {
 #pragma unroll
       for (int l = 0; l < AP; ++l) {
-        const int h = a_h0 + a_r[l] * prm.dil_h;
-        const int w = a_w0 + a_s[l] * prm.dil_w;
+        const int h = a_h0 + a_r[l] * prm.g.dil_h;
+        const int w = a_w0 + a_s[l] * prm.g.dil_w;
         float v = 0.0f; // padding and out-of-range K / M read as zero
-        if (a_valid && a_c[l] < prm.c && (unsigned)h < (unsigned)prm.h &&
-            (unsigned)w < (unsigned)prm.w)
-          v = __ldg(input + a_base + (int64_t)a_c[l] * prm.hw + (int64_t)h * prm.w + w);
+        if (a_valid && a_c[l] < prm.g.c && (unsigned)h < (unsigned)prm.g.h &&
+            (unsigned)w < (unsigned)prm.g.w)
+          v = __ldg(input + a_base + (int64_t)a_c[l] * prm.hw + (int64_t)h * prm.g.w + w);
         a_reg[l] = v;
       }
     };
@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     for (int j = 0; j < TN; ++j) {
       const int k = n0 + ty * TN + j;
       add[j] = prm.shift;
-      if (bias != nullptr && k < prm.k)
+      if (bias != nullptr && k < prm.g.k)
         add[j] = __ldg(bias + k) + prm.shift;
       k_off[j] = (int64_t)k * prm.pq;
     }
@@ -273,7 +273,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         float *dst = output + img * prm.kpq + pq;
 #pragma unroll
         for (int j = 0; j < TN; ++j)
-          if (n0 + ty * TN + j < prm.k)
+          if (n0 + ty * TN + j < prm.g.k)
             __stcs(dst + k_off[j], acc[i][j]); // written once, never re-read here
       }
     }

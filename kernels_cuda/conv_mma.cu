@@ -83,8 +83,8 @@ __device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile,
   RowTile t;
   const int np = tile / prm.q_tiles;
   t.q0 = (tile - np * prm.q_tiles) * bm;
-  t.n = np / prm.p;
-  t.p = np - t.n * prm.p;
+  t.n = np / prm.g.p;
+  t.p = np - t.n * prm.g.p;
   return t;
 }
 
@@ -94,24 +94,24 @@ __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const floa
                                            float *patch, const RowTile &rt, int chunk,
                                            int warp, int lane) {
   const int c0 = chunk * prm.cc;
-  const int rows = prm.cc * prm.r, width = prm.patch_width;
-  const int iw0 = rt.q0 * prm.stride_w - prm.pad_w;
-  const int ih0 = rt.p * prm.stride_h - prm.pad_h;
+  const int rows = prm.cc * prm.g.r, width = prm.patch_width;
+  const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
+  const int ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
   for (int row = warp; row < rows; row += T::WARPS) {
-    const int cl = row / prm.r, r = row - cl * prm.r;
-    const int c = c0 + cl, ih = ih0 + r * prm.dil_h;
+    const int cl = row / prm.g.r, r = row - cl * prm.g.r;
+    const int c = c0 + cl, ih = ih0 + r * prm.g.dil_h;
     float *dst = patch + row * prm.patch_pitch;
-    if (c >= prm.c || ih < 0 || ih >= prm.h) {
+    if (c >= prm.g.c || ih < 0 || ih >= prm.g.h) {
       for (int x = lane; x < width; x += 32)
         dst[x] = 0.0f; // ordinary store: visible after the stage's barrier
       continue;
     }
-    const float *src = input + ((int64_t)rt.n * prm.c + c) * (int64_t)prm.h * prm.w +
-                       (int64_t)ih * prm.w + iw0; // points at column 0 of the patch
+    const float *src = input + ((int64_t)rt.n * prm.g.c + c) * (int64_t)prm.g.h * prm.g.w +
+                       (int64_t)ih * prm.g.w + iw0; // points at column 0 of the patch
     // Interior 16-byte groups need the source aligned; padding columns go one by one.
     const bool aligned = ((reinterpret_cast<uintptr_t>(src)) & 15) == 0;
     const int x_lo = iw0 < 0 ? -iw0 : 0;                 // first in-image column
-    const int x_hi = min(width, prm.w - iw0);            // one past the last
+    const int x_hi = min(width, prm.g.w - iw0);            // one past the last
     if (aligned) {
       const int v_lo = min((x_lo + 3) & ~3, width);        // whole groups inside the image
       const int v_hi = max(x_hi & ~3, v_lo);
@@ -134,12 +134,12 @@ template <class T>
 __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const float *weight,
                                              float *dst, int n0, int chunk, int warp,
                                              int lane) {
-  const int64_t k0 = (int64_t)chunk * prm.cc * prm.r * prm.s;
+  const int64_t k0 = (int64_t)chunk * prm.cc * prm.g.r * prm.g.s;
   for (int nl = warp; nl < T::BN; nl += T::WARPS) {
     const int ng = n0 + nl;
     const float *src = weight + (int64_t)ng * prm.crs + k0;
     for (int k = lane; k < prm.kcp; k += 32) {
-      const bool ok = ng < prm.k && k < prm.kc && k0 + k < prm.crs;
+      const bool ok = ng < prm.g.k && k < prm.kc && k0 + k < prm.crs;
       cp_async4(dst + nl * prm.w_pitch + k, ok ? src + k : weight, ok);
     }
   }
@@ -232,15 +232,15 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int g = lane >> 2, t = lane & 3;
   const int m_warp = (warp % T::WARPS_M) * WM, n_warp = (warp / T::WARPS_M) * WN;
   const int n0 = (int)blockIdx.y * BN;
-  const int sw = prm.stride_w;
+  const int sw = prm.g.stride_w;
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
-  const int RS = prm.r * prm.s;
+  const int RS = prm.g.r * prm.g.s;
   for (int k = tid; k < prm.kcp; k += T::THREADS) {
     int off = prm.zero_base;
     if (k < prm.kc) {
-      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.s, s = rem - r * prm.s;
-      off = (cl * prm.r + r) * prm.patch_pitch + s * prm.dil_w;
+      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
     }
     koff[k] = off;
   }
@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int ch = n0 + n_warp + ni * 8 + 2 * t + j;
-      bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.k ? __ldg(bias + ch) : 0.0f);
+      bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.g.k ? __ldg(bias + ch) : 0.0f);
     }
 
   // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
@@ -368,14 +368,14 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       }
     epi.apply(acc);
     // One pointer per channel pair; the four stores of each mma tile use immediate offsets.
-    float *out_tile = output + ((int64_t)rt.n * prm.k * prm.p + rt.p) * prm.q + rt.q0 + m_warp + g;
-    const int q_left = prm.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
+    float *out_tile = output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
+    const int q_left = prm.g.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni) {
       const int ch = n0 + n_warp + ni * 8 + 2 * t;
       float *o0 = out_tile + (int64_t)ch * prm.pq;
       float *o1 = o0 + prm.pq;
-      const bool ok0 = ch < prm.k, ok1 = ch + 1 < prm.k;
+      const bool ok0 = ch < prm.g.k, ok1 = ch + 1 < prm.g.k;
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) {
         float(&a)[4] = acc[mi * NI + ni];

@@ -14,6 +14,14 @@
 extern "C" {
 #endif
 
+/* The convolution's extents as every kernel reads them (all int32: the host checks). */
+typedef struct cfk_geometry {
+  int32_t c, h, w;      /* input channels, height, width */
+  int32_t k, r, s;      /* output channels, kernel height, width */
+  int32_t p, q;         /* output height, width */
+  int32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+} cfk_geometry;
+
 /* Convolution geometry as the FFMA implicit-GEMM kernel reads it. Per-extent values are
  * int32 (the host checks that every intermediate the kernel forms in int32 fits: extents,
  * H + 2*pad_h, W + 2*pad_w, C*R*S plus a tile, K plus a tile); products that can exceed
@@ -27,10 +35,7 @@ typedef struct cfk_conv_params {
   int64_t tiles_m;      /* ceil(gemm_m / block_m) (== tile plan grid_m) */
   int64_t tiles_total;  /* tiles_m * tiles_n */
   int32_t tiles_n;      /* ceil(k / block_n) (== tile plan grid_n) */
-  int32_t c, h, w;      /* input channels, height, width */
-  int32_t k, r, s;      /* output channels, kernel height, width */
-  int32_t p, q;         /* output height, width */
-  int32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  cfk_geometry g;
   int32_t rs;           /* r * s */
   int32_t crs;          /* c * r * s (GEMM K) */
   float shift;          /* folded leading ADD/SUBs: out = acc + (bias[k] + shift) */
@@ -61,8 +66,7 @@ typedef struct cfk_mma_params {
   int64_t m_tiles;      /* n * p * q_tiles row tiles */
   int64_t grid_m;       /* persistent blocks along x (<= m_tiles, <= 2^31 - 1) */
   int64_t grid_n;       /* ceil(k / BN) blocks along y (<= 65535) */
-  int32_t c, h, w, k, r, s, p, q;
-  int32_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  cfk_geometry g;
   int32_t crs;          /* c * r * s */
   int32_t cc;           /* input channels per K chunk */
   int32_t n_chunks;     /* ceil(c / cc) */

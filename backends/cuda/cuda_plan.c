@@ -51,6 +51,16 @@ typedef struct cuda_plan {
 
 static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+/* The extents every kernel reads; the callers have checked that each fits int32. */
+static cfk_geometry geometry_of(const cf_conv_shape *sh) {
+  cfk_geometry g = {(int32_t)sh->c,        (int32_t)sh->h,        (int32_t)sh->w,
+                    (int32_t)sh->k,        (int32_t)sh->r,        (int32_t)sh->s,
+                    (int32_t)sh->p,        (int32_t)sh->q,        (int32_t)sh->stride_h,
+                    (int32_t)sh->stride_w, (int32_t)sh->pad_h,    (int32_t)sh->pad_w,
+                    (int32_t)sh->dil_h,    (int32_t)sh->dil_w};
+  return g;
+}
+
 /* The compile-time chain the kernel is specialised on, or the generic one. */
 static int classify_chain(const cf_epilogue *e) {
   if (e->n_ops == 0)
@@ -158,20 +168,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->m_tiles = t->grid_m;
   k->grid_m = t->grid_m; /* until the occupancy is known: see mma_plan_compile */
   k->grid_n = t->grid_n;
-  k->c = (int32_t)sh->c;
-  k->h = (int32_t)sh->h;
-  k->w = (int32_t)sh->w;
-  k->k = (int32_t)sh->k;
-  k->r = (int32_t)sh->r;
-  k->s = (int32_t)sh->s;
-  k->p = (int32_t)sh->p;
-  k->q = (int32_t)sh->q;
-  k->stride_h = (int32_t)sh->stride_h;
-  k->stride_w = (int32_t)sh->stride_w;
-  k->pad_h = (int32_t)sh->pad_h;
-  k->pad_w = (int32_t)sh->pad_w;
-  k->dil_h = (int32_t)sh->dil_h;
-  k->dil_w = (int32_t)sh->dil_w;
+  k->g = geometry_of(sh);
   k->crs = (int32_t)sh->gemm_k;
   k->cc = t->chunk_channels;
   k->n_chunks = (int32_t)L.n_chunks;
@@ -307,20 +304,7 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
   k->tiles_m = spec->tiles.grid_m;
   k->tiles_total = tiles_total;
   k->tiles_n = (int32_t)spec->tiles.grid_n; /* <= out_channels */
-  k->c = (int32_t)sh->c;
-  k->h = (int32_t)sh->h;
-  k->w = (int32_t)sh->w;
-  k->k = (int32_t)sh->k;
-  k->r = (int32_t)sh->r;
-  k->s = (int32_t)sh->s;
-  k->p = (int32_t)sh->p;
-  k->q = (int32_t)sh->q;
-  k->stride_h = (int32_t)sh->stride_h;
-  k->stride_w = (int32_t)sh->stride_w;
-  k->pad_h = (int32_t)sh->pad_h;
-  k->pad_w = (int32_t)sh->pad_w;
-  k->dil_h = (int32_t)sh->dil_h;
-  k->dil_w = (int32_t)sh->dil_w;
+  k->g = geometry_of(sh);
   k->rs = (int32_t)(sh->r * sh->s); /* <= gemm_k */
   k->crs = (int32_t)sh->gemm_k;
   k->shift = epi->bias_shift;
