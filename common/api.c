@@ -263,9 +263,10 @@ cf_status cf_buffer_write(cf_buffer *buf, size_t offset, const void *src, size_t
 cf_status cf_buffer_read(const cf_buffer *buf, size_t offset, void *dst, size_t bytes) {
   static const char fn[] = "cf_buffer_read";
   CF_CHECK(check_range(fn, buf, offset, bytes, dst));
-  if (bytes == 0)
-    return CF_OK;
-  cf_status s = buf->ctx->iface->buffer_read(buf->ctx->state, buf->mem, offset, dst, bytes);
+  /* Nothing to copy, but a read still waits for the queued work and reports its failure. */
+  cf_status s = bytes == 0 ? buf->ctx->iface->synchronize(buf->ctx->state)
+                           : buf->ctx->iface->buffer_read(buf->ctx->state, buf->mem, offset,
+                                                          dst, bytes);
   if (s != CF_OK)
     cf_error_prefix(fn);
   return s;

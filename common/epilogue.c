@@ -47,8 +47,13 @@ cf_status cf_epilogue_validate(const char *fn, const cf_op *ops, int n_ops) {
 void cf_epilogue_fold(const cf_op *ops, int n_ops, cf_epilogue *out) {
   double shift = 0.0;
   int i = 0;
-  for (; i < n_ops && (ops[i].kind == CF_OP_ADD || ops[i].kind == CF_OP_SUB); ++i)
-    shift += ops[i].kind == CF_OP_ADD ? (double)ops[i].value : -(double)ops[i].value;
+  for (; i < n_ops && (ops[i].kind == CF_OP_ADD || ops[i].kind == CF_OP_SUB); ++i) {
+    /* Huge values (x + 1e20 - 1e20) must round as the unfolded chain does: stop folding. */
+    double v = ops[i].kind == CF_OP_ADD ? (double)ops[i].value : -(double)ops[i].value;
+    if (fabs(v) > CFK_FOLD_MAX_MAGNITUDE || fabs(shift + v) > CFK_FOLD_MAX_MAGNITUDE)
+      break;
+    shift += v;
+  }
   memset(out, 0, sizeof *out);
   out->bias_shift = (float)shift;
   out->n_ops = n_ops - i;

@@ -16,7 +16,8 @@ typedef struct cf_epilogue {
 /* Checks n_ops, ops and each op's kind and value (finite for ADD/SUB/MUL). */
 cf_status cf_epilogue_validate(const char *fn, const cf_op *ops, int n_ops);
 
-/* Folds a validated chain. The shift is summed in double and rounded once. */
+/* Folds a validated chain: leading ADD/SUBs whose values (and running sum) stay within
+ * CFK_FOLD_MAX_MAGNITUDE become bias_shift, summed in double and rounded once. */
 void cf_epilogue_fold(const cf_op *ops, int n_ops, cf_epilogue *out);
 
 /* Writes a compact chain description like "shift=-0.7 mish mish" into buf. */

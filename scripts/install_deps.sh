@@ -4,7 +4,7 @@
 # what it cannot find).
 set -euo pipefail
 pkgs="build-essential cmake pkg-config libcriterion-dev ocl-icd-opencl-dev opencl-c-headers
-      pocl-opencl-icd clinfo valgrind clang"
+      pocl-opencl-icd clinfo valgrind clang libclang-rt-dev"
 missing=()
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

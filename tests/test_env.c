@@ -15,6 +15,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_BACKEND");
   unsetenv("CONVFUSE_OPENCL_DEVICE");
   unsetenv("CONVFUSE_VERBOSE");
+  unsetenv("CONVFUSE_TILE");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -344,4 +345,37 @@ Test(env, verbose_typo_warns_and_stays_quiet) {
   cr_expect(strstr(buf, "CONVFUSE_VERBOSE") != NULL && strstr(buf, "yes") != NULL,
             "CONVFUSE_VERBOSE=yes: no warning naming the value: \"%s\"", buf);
   cr_expect(strstr(buf, "plan") == NULL, "CONVFUSE_VERBOSE=yes printed the plan: \"%s\"", buf);
+}
+
+/* CONVFUSE_TILE is a tuning knob: a bad value is ignored with a warning naming it, and the
+ * planner chooses as if it were unset (never an error, never a crash). */
+static void make_plan_and_run(void) {
+  cf_context *ctx = NULL;
+  cr_assert(cf_context_create(CF_BACKEND_CPU, &ctx) == CF_OK, "%s", cf_last_error());
+  tu_problem pb;
+  const cf_conv2d_desc d = {1, 2, 7, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const cf_op ops[1] = {{CF_OP_MISH, 0}};
+  tu_problem_init(&pb, &d, ops, 1, CF_MATH_FP32, TU_DIST_RAND, 3);
+  const char *where = "";
+  cf_status s = tu_run_on_context(ctx, &pb, &where);
+  cr_expect(s == CF_OK, "%s: %s", where, cf_last_error());
+  tu_check res;
+  tu_check_output(&pb, &res);
+  cr_expect(res.ok, "%s", res.summary);
+  tu_problem_free(&pb);
+  cf_context_destroy(ctx);
+}
+
+Test(env, tile_bad_values_warn_and_are_ignored) {
+  const char *values[] = {"99", "0", "-1", "abc", "3x", "17"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    char buf[4096];
+    setenv("CONVFUSE_TILE", values[i], 1);
+    capture_stderr(make_plan_and_run, buf, sizeof buf);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", values[i]);
+    cr_expect(strstr(buf, "CONVFUSE_TILE") != NULL && strstr(buf, quoted) != NULL,
+              "CONVFUSE_TILE=%s: no warning naming the value: \"%s\"", values[i], buf);
+  }
+  unsetenv("CONVFUSE_TILE");
 }

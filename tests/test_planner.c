@@ -445,6 +445,20 @@ Test(epilogue, fold_sub_sub_mish) {
             "describe: \"%s\", want shift=-0.7 and mish", buf);
 }
 
+Test(epilogue, huge_values_are_not_folded) {
+  /* x + 1e20 - 1e20 is 0 in fp32 (and in the double reference), not x: keep them in order */
+  const cf_op ops[3] = {{CF_OP_SUB, 0.5f}, {CF_OP_ADD, 1e20f}, {CF_OP_SUB, 1e20f}};
+  cf_epilogue e;
+  cf_epilogue_fold(ops, 3, &e);
+  cr_expect(e.bias_shift == -0.5f, "shift %g, expected only the small SUB folded",
+            (double)e.bias_shift);
+  cr_expect(e.n_ops == 2 && e.ops[0].kind == CF_OP_ADD && e.ops[1].kind == CF_OP_SUB,
+            "the huge ADD/SUB stay in the chain (%d ops left)", e.n_ops);
+  const cf_op big[2] = {{CF_OP_ADD, 3e38f}, {CF_OP_ADD, 3e38f}};
+  cf_epilogue_fold(big, 2, &e);
+  cr_expect(e.n_ops == 2 && e.bias_shift == 0.0f, "a shift that would overflow is not folded");
+}
+
 Test(epilogue, add_after_mish_is_not_folded) {
   const cf_op ops[2] = {{CF_OP_MISH, 0}, {CF_OP_ADD, 1.0f}};
   expect_fold("mish, add 1", ops, 2, 0.0f, ops, 2);
