@@ -296,64 +296,64 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   for (int tile = first_tile; tile < m_tiles; tile += tile_step) {
     const RowTile rt = row_tile(prm, tile, BM);
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-    if (load_tile < m_tiles) {
-      issue_stage();
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();
-    const float *patch = stages + buf * prm.stage_floats;
-    const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
+      if (load_tile < m_tiles) {
+        issue_stage();
+        cp_async_wait<1>();
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+      const float *patch = stages + buf * prm.stage_floats;
+      const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
 
-    // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
-    // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
-    // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
-    // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
-    // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
-    const float *w_lane = wsm + (n_warp + g) * prm.w_pitch + t;
-    const int *koff_lane = koff + t;
-    float part[MI * NI][4];
-    float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
-    if constexpr (T::SPLIT) {
+      // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
+      // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
+      // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
+      // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
+      // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
+      const float *w_lane = wsm + (n_warp + g) * prm.w_pitch + t;
+      const int *koff_lane = koff + t;
+      float part[MI * NI][4];
+      float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
+      if constexpr (T::SPLIT) {
 #pragma unroll
-      for (int i = 0; i < MI * NI; ++i)
+        for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          part[i][j] = 0.0f;
-    }
-    if constexpr (T::SPLIT) {
-      // One fragment set: the chunk accumulator takes the registers of the second.
-      Frags<T> f;
-#pragma unroll 1
-      for (int kb = 0; kb < prm.kcp; kb += 8) {
-        load_frags<T>(f, patch, koff_lane, kb, m_warp + g, sw, w_lane, prm.w_pitch);
-        mma_frags<T>(sum, f);
+          for (int j = 0; j < 4; ++j)
+            part[i][j] = 0.0f;
       }
-    } else {
-      Frags<T> f0, f1;
-      load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
+      if constexpr (T::SPLIT) {
+        // One fragment set: the chunk accumulator takes the registers of the second.
+        Frags<T> f;
 #pragma unroll 1
-      for (int kb = 0; kb < prm.kcp; kb += 16) {
-        const bool odd = kb + 8 < prm.kcp;
-        if (odd)
-          load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
-        mma_frags<T>(sum, f0);
-        if (!odd)
-          break;
-        if (kb + 16 < prm.kcp)
-          load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
-        mma_frags<T>(sum, f1);
+        for (int kb = 0; kb < prm.kcp; kb += 8) {
+          load_frags<T>(f, patch, koff_lane, kb, m_warp + g, sw, w_lane, prm.w_pitch);
+          mma_frags<T>(sum, f);
+        }
+      } else {
+        Frags<T> f0, f1;
+        load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
+#pragma unroll 1
+        for (int kb = 0; kb < prm.kcp; kb += 16) {
+          const bool odd = kb + 8 < prm.kcp;
+          if (odd)
+            load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
+          mma_frags<T>(sum, f0);
+          if (!odd)
+            break;
+          if (kb + 16 < prm.kcp)
+            load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
+          mma_frags<T>(sum, f1);
+        }
       }
-    }
-    if constexpr (T::SPLIT) {
+      if constexpr (T::SPLIT) {
 #pragma unroll
-      for (int i = 0; i < MI * NI; ++i)
+        for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
-          acc[i][j] += part[i][j];
-    }
-    __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
+          for (int j = 0; j < 4; ++j)
+            acc[i][j] += part[i][j];
+      }
+      __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }
 
     // ---- tile done: bias + shift, the chain, streaming stores; then a fresh accumulator ----
@@ -368,7 +368,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       }
     epi.apply(acc);
     // One pointer per channel pair; the four stores of each mma tile use immediate offsets.
-    float *out_tile = output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
+    float *out_tile =
+        output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
     const int q_left = prm.g.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
 #pragma unroll
     for (int ni = 0; ni < NI; ++ni) {
