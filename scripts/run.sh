@@ -14,13 +14,14 @@ tool="$build/bench/convfuse"
 "$tool" info
 backend=${CONVFUSE_BACKEND:-auto}
 if [ -z "${BATCH:-}" ]; then
-  if "$tool" info 2>/dev/null | grep -q '^auto picks: cuda' || [ "$backend" = cuda ]; then
-    BATCH=0   # full size
-  elif "$tool" info 2>/dev/null | grep -qi '^auto picks: opencl.*gpu'; then
-    BATCH=0
-  else
-    BATCH=1
-  fi
+  # Full size when the backend in use is a GPU ("auto (...): <backend> on <device>", then that
+  # backend's "kind" line); batch 1 on a CPU device.
+  info=$("$tool" info 2>/dev/null || true)
+  used=$backend
+  [ "$used" = auto ] && used=$(echo "$info" | sed -n 's/^auto ([^)]*): \([a-z]*\) on .*/\1/p')
+  kind=$(echo "$info" | awk -v b="$used" '$1 == b {f = 1; next} f && /kind/ {print $2; exit}')
+  if [ "$used" = cuda ] || [ "$kind" = gpu ]; then BATCH=0; else BATCH=1; fi
+  echo "run.sh: backend $used (${kind:-?} device): $([ "$BATCH" = 0 ] && echo full size || echo batch $BATCH)"
 fi
 batch_arg=(); [ "$BATCH" != 0 ] && batch_arg=(--batch "$BATCH")
 status=0
