@@ -50,6 +50,8 @@ static void print_caps(const cf_device_caps *c) {
     if (c->kernel_variants & (1u << v))
       printf(" %s", cf_kernel_variant_name((cf_kernel_variant)v));
   printf("\n");
+  if (c->tensor_core_note[0])
+    printf("    tensor cores off: %.*s\n", (int)sizeof c->tensor_core_note, c->tensor_core_note);
 }
 
 int tl_cmd_info(const tl_opts *o) {

@@ -110,7 +110,11 @@ static cf_status open_backend(cf_backend b, int verbose, cf_context **out) {
     return s;
   }
   ctx->device[sizeof ctx->device - 1] = '\0';
-  ctx->caps.kernel_variants = iface->kernel_variants;
+  /* Per-context variants: what the backend implements, narrowed to what init found usable
+   * on this device (0: no narrowing). */
+  unsigned usable = ctx->caps.kernel_variants ? ctx->caps.kernel_variants : ~0u;
+  ctx->caps.kernel_variants = iface->kernel_variants & usable;
+  ctx->caps.tensor_core_note[sizeof ctx->caps.tensor_core_note - 1] = '\0';
   ctx->caps.force_tile = cf_env_tile();
   *out = ctx;
   return CF_OK;

@@ -16,14 +16,24 @@ typedef struct cf_device_caps {
   int simd_width;                  /* warp / sub-group width; 1 if unknown */
   int arch;                        /* CUDA: major*10+minor (90 = Hopper); 0 otherwise */
   int has_tf32_mma;                /* tensor cores usable for TF32 (mma.sync m16n8k8) */
+  int mma_max_threads;             /* largest work-group for the tensor-core kernels when the
+                                      backend knows it to be below max_threads_per_block
+                                      (OpenCL on NVIDIA: no register cap there); 0: none */
   int has_wgmma;                   /* sm_90a warpgroup MMA usable */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */
   int force_tile;                  /* 0: the planner chooses; i + 1: use entry i of the chosen
                                       variant's tile menu (CONVFUSE_TILE, for tuning) */
-  unsigned kernel_variants;        /* bitmask of 1u << cf_kernel_variant the backend
-                                      implements; filled by common/ from the backend iface */
+  unsigned kernel_variants;        /* bitmask of 1u << cf_kernel_variant usable on this
+                                      context. The backend's init may set the subset of its
+                                      iface's kernel_variants this device runs (OpenCL: the
+                                      tensor-core kernels only after its probe); left 0, it
+                                      means all of them. common/ then stores
+                                      iface->kernel_variants & that mask here. */
+  char tensor_core_note[96];       /* why the tensor-core kernels are off on this context, in
+                                      words, when the backend knows ("" otherwise); the
+                                      planner quotes it in the plan's reasoning */
 } cf_device_caps;
 
 #endif

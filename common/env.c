@@ -51,3 +51,13 @@ int cf_env_tile(void) {
   }
   return (int)t;
 }
+
+int cf_env_opencl_tensor_cores(void) {
+  const char *v = getenv("CONVFUSE_OPENCL_TENSOR_CORES");
+  if (!v || !*v || (v[0] == '1' && !v[1]))
+    return 1;
+  if (v[0] == '0' && !v[1])
+    return 0;
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_OPENCL_TENSOR_CORES='%.32s' (use 0 or 1)\n", v);
+  return 1;
+}

@@ -16,4 +16,9 @@ int cf_env_verbose(void);
  * value - 1, for tuning); anything else -> 0 with a warning line on stderr. */
 int cf_env_tile(void);
 
+/* CONVFUSE_OPENCL_TENSOR_CORES: unset, "" or "1" -> 1 (the OpenCL backend probes for tensor
+ * cores and uses them where the probe passes); "0" -> 0 (never: the portable FFMA kernel);
+ * anything else -> 1 with a warning line on stderr. */
+int cf_env_opencl_tensor_cores(void);
+
 #endif

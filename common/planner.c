@@ -139,7 +139,8 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
                           size_t why_len) {
   int best = -1;
   double best_score = -1.0, best_util = 0.0;
-  int64_t cc = mma_chunk_channels(sh);
+  const int64_t cc0 = mma_chunk_channels(sh);
+  int64_t best_cc = cc0;
   cf_mma_layout best_layout = {0};
   snprintf(why, why_len, "no tensor-core tile fits the device");
   /* The layout arithmetic is int64 but not unbounded: keep absurd shapes on FFMA. */
@@ -153,16 +154,27 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     if (forced && i != caps->force_tile - 1)
       continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
-    /* Weights resident in shared memory when they fit, else streamed per K chunk. */
-    cf_mma_layout L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w,
-                                         sh->dil_w, 1);
-    if (L.bytes > (int64_t)caps->shared_mem_per_block_max)
-      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, 0);
+    /* Weights resident in shared memory when they fit, else streamed per K chunk; where
+     * neither fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to
+     * one. Where the device has room (CUDA), every tile keeps the default chunk. */
+    int64_t cc = cc0;
+    cf_mma_layout L;
+    for (;;) {
+      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, 1);
+      if (L.bytes > (int64_t)caps->shared_mem_per_block_max)
+        L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                               0);
+      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max || cc == 1)
+        break;
+      cc = (cc + 1) / 2;
+    }
     int64_t q_tiles = ceil_div(sh->q, t->bm);
     int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */
     int64_t grid_n = ceil_div(sh->k, t->bn);
-    if (threads > caps->max_threads_per_block || L.bytes > (int64_t)caps->shared_mem_per_block_max ||
-        grid_n > 65535 || m_tiles > INT32_MAX)
+    if (threads > caps->max_threads_per_block ||
+        (caps->mma_max_threads > 0 && threads > caps->mma_max_threads) ||
+        L.bytes > (int64_t)caps->shared_mem_per_block_max || grid_n > 65535 ||
+        m_tiles > INT32_MAX)
       continue;
     double util = (double)sh->q / (double)(q_tiles * t->bm) * n_efficiency(sh->k, t->bn);
     int64_t blocks = m_tiles * grid_n;
@@ -176,12 +188,15 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
     if (L.n_chunks == 1 && threads > 256)
       reuse *= 0.8;
-    double score = util * fill * reuse * (L.resident ? 1.0 : 0.7);
+    /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
+    double score =
+        util * fill * reuse * (L.resident ? 1.0 : 0.7) * (double)L.kc / (double)L.kcp;
     if (score > best_score + 1e-9) {
       best_score = score;
       best = i;
       best_util = util;
       best_layout = L;
+      best_cc = cc;
     }
   }
   if (best < 0)
@@ -199,7 +214,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->block_k = (int)best_layout.kcp;
   plan->warp_m = t->wm;
   plan->warp_n = t->wn;
-  plan->chunk_channels = (int)cc;
+  plan->chunk_channels = (int)best_cc;
   plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
   plan->stages = 2;
   plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
@@ -212,7 +227,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            "K in chunks of %lld channels, weights %s",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
            best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
-           caps->compute_units, (long long)cc,
+           caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk");
   return CF_OK;
 }
@@ -226,11 +241,17 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
     return cf_error(CF_ERR_INVALID_ARGUMENT, "planner: unknown math mode %d", (int)math);
   cf_kernel_variant mma = math == CF_MATH_TF32 ? CF_KERNEL_MMA_TF32 : CF_KERNEL_MMA_3XTF32;
   char mma_why[96] = "";
-  if (!(caps->kernel_variants & (1u << mma)))
-    snprintf(mma_why, sizeof mma_why, "backend has no %s kernel", cf_kernel_variant_name(mma));
-  else if (!caps->has_tf32_mma)
-    snprintf(mma_why, sizeof mma_why, "device has no TF32 tensor cores");
-  else if (plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK)
+  if (!(caps->kernel_variants & (1u << mma)) || !caps->has_tf32_mma) {
+    if (caps->tensor_core_note[0]) /* the backend's own reason (e.g. its probe's outcome) */
+      snprintf(mma_why, sizeof mma_why, "%.*s", (int)sizeof caps->tensor_core_note,
+               caps->tensor_core_note);
+    else if (!(caps->kernel_variants & (1u << mma)))
+      snprintf(mma_why, sizeof mma_why, "backend has no %s kernel",
+               cf_kernel_variant_name(mma));
+    else
+      snprintf(mma_why, sizeof mma_why, "device has no TF32 tensor cores");
+  }
+  if (!mma_why[0] && plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK)
     return CF_OK;
   if (caps->kernel_variants & (1u << CF_KERNEL_FFMA_TILED)) {
     CF_CHECK(plan_ffma(shape, caps, plan));

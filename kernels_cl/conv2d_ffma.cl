@@ -23,7 +23,11 @@
  *   -DCF_IMG32=0/1                            C*H*W < 2^31: 32-bit offsets inside an image
  *   -DCF_EPI_N -DCF_EPI_OP<i>                 epilogue chain (cf_epilogue.h)
  * Flat tensor offsets are 64-bit (long); single extents and in-plane coordinates are int (the
- * host checks they fit). */
+ * host checks they fit).
+ *
+ * Not compiled in a tensor-core program (-DCF_MMA_KERNEL): that build holds conv2d_mma.cl's
+ * kernel only. */
+#ifndef CF_MMA_KERNEL
 
 #ifndef CF_BM
 #define CF_BM CFK_FFMA_T1_BM
@@ -368,3 +372,5 @@ cf_conv2d_ffma(__global const float *restrict input, __global const float *restr
     }
   }
 }
+
+#endif /* !CF_MMA_KERNEL */

@@ -1,5 +1,6 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
- * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE) and the per-thread cf_last_error.
+ * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_OPENCL_TENSOR_CORES) and
+ * the per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_OPENCL_DEVICE");
   unsetenv("CONVFUSE_VERBOSE");
   unsetenv("CONVFUSE_TILE");
+  unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -378,4 +380,75 @@ Test(env, tile_bad_values_warn_and_are_ignored) {
               "CONVFUSE_TILE=%s: no warning naming the value: \"%s\"", values[i], buf);
   }
   unsetenv("CONVFUSE_TILE");
+}
+
+/* ---- CONVFUSE_OPENCL_TENSOR_CORES ---- */
+
+/* A wide-row problem (the MMA kernels' shape) planned on an OpenCL context; its description
+ * in desc (empty when OpenCL is unavailable). */
+static char tc_desc[512];
+static void plan_wide_on_opencl(void) {
+  tc_desc[0] = '\0';
+  if (!cf_backend_available(CF_BACKEND_OPENCL))
+    return;
+  cf_context *ctx = NULL;
+  cr_assert(cf_context_create(CF_BACKEND_OPENCL, &ctx) == CF_OK, "%s", cf_last_error());
+  const cf_conv2d_desc d = {2, 5, 9, 300, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const cf_op ops[1] = {{CF_OP_MISH, 0}};
+  cf_plan *plan = NULL;
+  cr_assert(cf_plan_create(ctx, &d, ops, 1, CF_MATH_TF32, &plan) == CF_OK, "%s",
+            cf_last_error());
+  snprintf(tc_desc, sizeof tc_desc, "%s", cf_plan_describe(plan));
+  cf_plan_destroy(plan);
+  cf_context_destroy(ctx);
+}
+
+Test(env, opencl_tensor_cores_0_plans_ffma_and_says_why) {
+  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "0", 1);
+  char buf[4096];
+  capture_stderr(plan_wide_on_opencl, buf, sizeof buf);
+  if (!tc_desc[0])
+    cr_skip_test("no OpenCL device");
+  cr_expect(strstr(tc_desc, "kernel=ffma_tiled") != NULL,
+            "CONVFUSE_OPENCL_TENSOR_CORES=0 still planned: \"%s\"", tc_desc);
+  cr_expect(strstr(tc_desc, "CONVFUSE_OPENCL_TENSOR_CORES=0") != NULL,
+            "the plan does not say the variable turned tensor cores off: \"%s\"", tc_desc);
+  cr_expect_str_eq(buf, "", "CONVFUSE_OPENCL_TENSOR_CORES=0 printed: \"%s\"", buf);
+}
+
+Test(env, opencl_tensor_cores_bad_values_warn_and_are_ignored) {
+  const char *values[] = {"yes", "2", "00", " 1", "on"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    char buf[4096];
+    setenv("CONVFUSE_OPENCL_TENSOR_CORES", values[i], 1);
+    capture_stderr(plan_wide_on_opencl, buf, sizeof buf);
+    if (!tc_desc[0])
+      cr_skip_test("no OpenCL device");
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", values[i]);
+    cr_expect(strstr(buf, "CONVFUSE_OPENCL_TENSOR_CORES") != NULL && strstr(buf, quoted) != NULL,
+              "CONVFUSE_OPENCL_TENSOR_CORES=%s: no warning naming the value: \"%s\"", values[i],
+              buf);
+    cr_expect(strstr(tc_desc, "CONVFUSE_OPENCL_TENSOR_CORES=0") == NULL,
+              "CONVFUSE_OPENCL_TENSOR_CORES=%s acted as 0: \"%s\"", values[i], tc_desc);
+  }
+}
+
+/* Unset (or 1): tensor cores where the probe passes (an NVIDIA GPU), else the FFMA kernel
+ * with the reason in the plan. */
+Test(env, opencl_tensor_cores_default_says_which_path) {
+  const char *values[] = {NULL, "1"};
+  for (size_t i = 0; i < 2; ++i) {
+    if (values[i])
+      setenv("CONVFUSE_OPENCL_TENSOR_CORES", values[i], 1);
+    plan_wide_on_opencl();
+    if (!tc_desc[0])
+      cr_skip_test("no OpenCL device");
+    int mma = strstr(tc_desc, "kernel=mma_tf32") != NULL;
+    cr_expect(mma || (strstr(tc_desc, "kernel=ffma_tiled") != NULL &&
+                      strstr(tc_desc, "not mma_tf32: ") != NULL),
+              "neither a tensor-core plan nor an FFMA plan saying why not: \"%s\"", tc_desc);
+    cr_log_info("CONVFUSE_OPENCL_TENSOR_CORES=%s: %s", values[i] ? values[i] : "(unset)",
+                tc_desc);
+  }
 }

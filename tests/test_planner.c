@@ -71,7 +71,19 @@ typedef struct named_caps {
 /* Every GPU kernel variant the tree defines (tensor-core ones included where they exist). */
 #define ALL_GPU_VARIANTS (((1u << CF_KERNEL_COUNT) - 1u) & ~(1u << CF_KERNEL_REFERENCE))
 
-static void all_devices(named_caps out[7]) {
+/* An H200 through NVIDIA's OpenCL: tensor cores (the probe passed) but 48 KB of local memory
+ * per work-group and no opt-in, and tensor-core work-groups of at most 128 (what the OpenCL
+ * backend reports there: no register cap). */
+static cf_device_caps caps_h200_opencl(void) {
+  cf_device_caps c = caps_h200();
+  c.shared_mem_per_block_max = 48 * KB;
+  c.mma_max_threads = 128;
+  c.has_wgmma = 0;
+  c.kernel_variants = ALL_GPU_VARIANTS;
+  return c;
+}
+
+static void all_devices(named_caps out[8]) {
   out[0] = (named_caps){"H200", caps_h200()};
   out[1] = (named_caps){"PoCL 2 cores", caps_pocl2()};
   out[2] = (named_caps){"small GPU (8 SMs)", caps_small_gpu()};
@@ -81,8 +93,9 @@ static void all_devices(named_caps out[7]) {
   out[5].caps.kernel_variants = ALL_GPU_VARIANTS;
   out[6] = (named_caps){"small GPU, every GPU variant, no TF32", caps_small_gpu()};
   out[6].caps.kernel_variants = ALL_GPU_VARIANTS;
+  out[7] = (named_caps){"H200 via NVIDIA OpenCL (48 KB, tensor cores)", caps_h200_opencl()};
 }
-#define N_DEVICES 7
+#define N_DEVICES 8
 
 /* ---- shapes ---- */
 
@@ -231,6 +244,9 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
       cr_expect(t->threads == 32 * (t->block_m / t->warp_m) * (t->block_n / t->warp_n),
                 "[%s | %s | %s] threads %d != 32*(%d/%d)*(%d/%d)", dev, shape, m, t->threads,
                 t->block_m, t->warp_m, t->block_n, t->warp_n);
+    cr_expect(caps->mma_max_threads == 0 || t->threads <= caps->mma_max_threads,
+              "[%s | %s | %s] %d threads > the device's tensor-core limit %d", dev, shape, m,
+              t->threads, caps->mma_max_threads);
     cr_expect(t->chunk_channels >= 1 && t->chunk_channels <= sh->c,
               "[%s | %s | %s] chunk_channels %d (in_channels %lld)", dev, shape, m,
               t->chunk_channels, (long long)sh->c);
@@ -283,6 +299,47 @@ Test(planner, invariants_on_every_fixture_device_and_shape) {
   for (int v = 0; v < CF_KERNEL_COUNT; ++v)
     cr_log_info("  %d plans use kernel %s", per_variant[v],
                 cf_kernel_variant_name((cf_kernel_variant)v));
+}
+
+/* NVIDIA's OpenCL gives a work-group 48 KB of local memory: both product workloads still
+ * plan the tensor-core kernel there (a tile whose layout fits, weights resident or streamed),
+ * in both math modes. */
+Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
+  cf_device_caps caps = caps_h200_opencl();
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_tile_plan t;
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      cf_kernel_variant want = maths[m] == CF_MATH_TF32 ? CF_KERNEL_MMA_TF32 : CF_KERNEL_MMA_3XTF32;
+      cr_expect(t.variant == want && t.shared_bytes <= 48 * KB && t.threads <= 128,
+                "[%s | %s] %s with %zu B of local memory, %d threads (want %s in <= 48 KB, "
+                "<= 128 threads): %s",
+                shapes[i].name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32",
+                cf_kernel_variant_name(t.variant), t.shared_bytes, t.threads,
+                cf_kernel_variant_name(want), t.why);
+      cr_log_info("[%s | %s] %zu B: %s", shapes[i].name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32",
+                  t.shared_bytes, t.why);
+    }
+}
+
+/* A backend's reason for having no tensor cores is quoted in the FFMA plan's reasoning. */
+Test(planner, tensor_core_note_is_quoted) {
+  cf_device_caps caps = caps_h200_opencl();
+  caps.has_tf32_mma = 0;
+  caps.kernel_variants = FFMA;
+  snprintf(caps.tensor_core_note, sizeof caps.tensor_core_note, "probe said no (test)");
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[0], &sh, &epi);
+  cf_tile_plan t;
+  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  cr_expect(t.variant == CF_KERNEL_FFMA_TILED && strstr(t.why, "probe said no (test)") != NULL &&
+                strstr(t.why, "tf32 requested, runs fp32") != NULL,
+            "why: \"%s\"", t.why);
 }
 
 Test(planner, workloads_fill_big_gpus) {
@@ -395,6 +452,17 @@ Test(planner, live_backends_caps_and_plans) {
     if (caps->kernel_variants & FFMA)
       cr_expect(caps->shared_mem_per_block > 0, "[%s] FFMA offered with 0 bytes of local memory",
                 bn);
+    /* Tensor cores: both MMA variants with has_tf32_mma and no note, or neither (OpenCL:
+     * with the reason the probe or the environment gave). */
+    const unsigned mma_bits = (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
+    if (bs[b] != CF_BACKEND_CPU)
+      cr_expect(caps->has_tf32_mma ? (caps->kernel_variants & mma_bits) == mma_bits &&
+                                         caps->tensor_core_note[0] == '\0'
+                                   : bs[b] == CF_BACKEND_CUDA ||
+                                         ((caps->kernel_variants & mma_bits) == 0 &&
+                                          caps->tensor_core_note[0] != '\0'),
+                "[%s] tensor cores: has_tf32_mma %d, variants 0x%x, note \"%s\"", bn,
+                caps->has_tf32_mma, caps->kernel_variants, caps->tensor_core_note);
     const named_shape *ns = &shapes[2];
     cf_plan *plan = NULL;
     cf_status s = cf_plan_create(ctx, &ns->d, ns->ops, ns->n_ops, CF_MATH_FP32, &plan);

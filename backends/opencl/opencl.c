@@ -10,6 +10,14 @@
  * bias_shift) and the shape stay kernel arguments. Each plan owns its own cl_kernel, with the
  * scalar arguments set once at compile time and the buffers at each launch.
  *
+ * Tensor cores (NVIDIA only): at context creation a probe builds a one-warp kernel with one
+ * inline-PTX mma.sync m16n8k8 TF32 and one cvt.rna.tf32.f32 on known inputs, runs it and
+ * compares the results exactly. Only if that passes (and CONVFUSE_OPENCL_TENSOR_CORES is not
+ * 0) does the context report has_tf32_mma and the mma_tf32 / mma_3xtf32 variants; otherwise
+ * the reason goes to caps->tensor_core_note and the plans say it. The MMA kernel is
+ * kernels_cl/conv2d_mma.cl, built with -DCF_MMA_KERNEL and the layout of common/mma_layout.h
+ * as -D options; without -DCF_MMA_KERNEL (every FFMA build, PoCL) its PTX is not compiled.
+ *
  * Every OpenCL return code is checked; failures become a cf_status and a cf_error message that
  * names the function and the error code by name and number. */
 #include <ctype.h>
@@ -24,12 +32,20 @@
 
 #include "backend.h"
 #include "cf_constants.h"
+#include "env.h"
 #include "error.h"
+#include "mma_layout.h"
 
 /* The embedded program text (cmake/EmbedFiles.cmake). */
 extern const char cf_cl_program_source[];
 extern const size_t cf_cl_program_source_len;
 
+#ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
+#endif
+#ifndef CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV
+#define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV 0x4001
+#endif
 #ifndef CL_DEVICE_WARP_SIZE_NV
 #define CL_DEVICE_WARP_SIZE_NV 0x4003
 #endif
@@ -323,12 +339,19 @@ typedef struct cl_state {
   size_t max_item[2];   /* CL_DEVICE_MAX_WORK_ITEM_SIZES[0..1] */
   cl_uint address_bits;
   int is_nvidia;
+  int compute_units;
+  int nv_cc;            /* NVIDIA compute capability major*10+minor; 0 if unknown */
+  int nv_options;       /* cl_nv_compiler_options: -cl-nv-verbose is accepted */
+  int tensor_cores;     /* the inline-PTX mma.sync probe passed (cached per context) */
+  const char *asm_kw;   /* the inline-assembly keyword the probe built with */
+  int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
   cl_program_entry *programs; /* the program cache, keyed by the full options string */
   int n_programs, cap_programs;
 } cl_state;
 
 typedef struct cl_compiled {
   cl_kernel kernel;
+  const char *name; /* the kernel function, for messages */
   size_t global[2], local[2];
   int has_bias;
 } cl_compiled;
@@ -370,6 +393,190 @@ static void cl_destroy(void *state_) {
   if (st->context)
     clReleaseContext(st->context);
   free(st);
+}
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensor-core probe (NVIDIA)                                                                  */
+
+/* One warp: D (16x8) = A (16x8, row-major) x B (8x8, B[k][n]) with one mma.sync m16n8k8 TF32
+ * in the fragment layout conv2d_mma.cl relies on, and cvt.rna.tf32.f32 of 32 values. CF_ASM is
+ * the inline-assembly keyword: NVIDIA's compiler has taken `asm`; `__asm__` is the fallback
+ * spelling, and the one that built is passed on to the kernel's builds. */
+static const char probe_source[] =
+    "__kernel __attribute__((reqd_work_group_size(32, 1, 1))) void\n"
+    "cf_probe_mma(__global const float *a, __global const float *b, __global float *d) {\n"
+    "  const int lane = (int)get_local_id(0), g = lane >> 2, t = lane & 3;\n"
+    "  const uint a0 = as_uint(a[g * 8 + t]), a1 = as_uint(a[(g + 8) * 8 + t]);\n"
+    "  const uint a2 = as_uint(a[g * 8 + t + 4]), a3 = as_uint(a[(g + 8) * 8 + t + 4]);\n"
+    "  const uint b0 = as_uint(b[t * 8 + g]), b1 = as_uint(b[(t + 4) * 8 + g]);\n"
+    "  float d0 = 1.0f, d1 = 1.0f, d2 = 1.0f, d3 = 1.0f;\n"
+    "  CF_ASM volatile(\"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 \"\n"
+    "               \"{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\"\n"
+    "               : \"+f\"(d0), \"+f\"(d1), \"+f\"(d2), \"+f\"(d3)\n"
+    "               : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b0), \"r\"(b1));\n"
+    "  d[g * 8 + 2 * t] = d0;\n"
+    "  d[g * 8 + 2 * t + 1] = d1;\n"
+    "  d[(g + 8) * 8 + 2 * t] = d2;\n"
+    "  d[(g + 8) * 8 + 2 * t + 1] = d3;\n"
+    "  uint r;\n"
+    "  CF_ASM(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(a[128 + lane]));\n"
+    "  d[128 + lane] = as_float(r);\n"
+    "}\n";
+
+enum { PROBE_A = 128 + 32, PROBE_B = 64, PROBE_D = 128 + 32 };
+
+static uint32_t f32_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+/* Fills the probe's inputs and the exact expected outputs. A and B hold small multiples of
+ * 1/2 (exact in TF32; every product and partial sum exact in fp32); C starts at 1. The cvt
+ * inputs sit on and around TF32 rounding boundaries, ties included (rna: away from zero). */
+static void probe_data(float *a, float *b, float *want) {
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 8; ++k)
+      a[i * 8 + k] = (float)((i * 3 + k * 5) % 9 - 4) + 0.5f * (float)((i + k) % 2);
+  for (int k = 0; k < 8; ++k)
+    for (int n = 0; n < 8; ++n)
+      b[k * 8 + n] = (float)((k * 7 + n * 3) % 11 - 5) + 0.5f * (float)((k * n) % 2);
+  for (int i = 0; i < 16; ++i)
+    for (int n = 0; n < 8; ++n) {
+      double acc = 1.0;
+      for (int k = 0; k < 8; ++k)
+        acc += (double)a[i * 8 + k] * (double)b[k * 8 + n];
+      want[i * 8 + n] = (float)acc;
+    }
+  for (int j = 0; j < 32; ++j) {
+    /* 1 + j * 2^-13 (j = 4: exactly half a TF32 ulp above 1), alternating signs, scaled */
+    float x = (1.0f + (float)j * 0x1p-13f) * (j % 2 ? -3.0f : 0.75f);
+    a[128 + j] = x;
+    uint32_t u = (f32_bits(x) + 0x1000u) & 0xffffe000u; /* round half away, 10 bits kept */
+    memcpy(&want[128 + j], &u, sizeof u);
+  }
+}
+
+/* Runs the probe on st's device, in a context and queue of its own (a fault there cannot
+ * poison the context the plans use); 1 if every result matched. Otherwise 0 with the reason in
+ * why. Sets st->asm_kw. Sets no cf_error: a failed probe is not an error, the FFMA kernel
+ * serves. */
+static int probe_tensor_cores(cl_state *st, char *why, size_t why_len, int verbose) {
+  float a[PROBE_A], b[PROBE_B], want[PROBE_D], got[PROBE_D];
+  probe_data(a, b, want);
+  cl_int err = CL_SUCCESS;
+  cl_context pctx = NULL;
+  cl_command_queue pq = NULL;
+  const char *src = probe_source;
+  size_t src_len = sizeof probe_source - 1;
+  cl_program prog = NULL;
+  cl_kernel kernel = NULL;
+  cl_mem ma = NULL, mb = NULL, md = NULL;
+  int ok = 0;
+  static const char *const keywords[2] = {"asm", "__asm__"};
+  const char *step = "clCreateContext";
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)st->platform, 0};
+  pctx = clCreateContext(props, 1, &st->device, NULL, NULL, &err);
+  if (err != CL_SUCCESS || !pctx) {
+    pctx = NULL;
+    goto done;
+  }
+  step = "clCreateCommandQueue";
+  pq = clCreateCommandQueue(pctx, st->device, 0, &err);
+  if (err != CL_SUCCESS || !pq) {
+    pq = NULL;
+    goto done;
+  }
+  step = "clCreateProgramWithSource";
+  for (int kw = 0; kw < 2; ++kw) {
+    if (prog)
+      clReleaseProgram(prog);
+    prog = clCreateProgramWithSource(pctx, 1, &src, &src_len, &err);
+    if (err != CL_SUCCESS) {
+      prog = NULL;
+      goto done;
+    }
+    char options[32];
+    snprintf(options, sizeof options, "-DCF_ASM=%s", keywords[kw]);
+    st->asm_kw = keywords[kw];
+    err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
+    if (err == CL_SUCCESS)
+      break;
+  }
+  step = "clBuildProgram";
+  if (err != CL_SUCCESS) {
+    if (verbose) {
+      char log[2048];
+      log[0] = '\0';
+      if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL) !=
+          CL_SUCCESS)
+        log[0] = '\0';
+      log[sizeof log - 1] = '\0';
+      fprintf(stderr, "convfuse: opencl tensor-core probe build log:\n%s\n", log);
+    }
+    goto done;
+  }
+  step = "clCreateKernel";
+  kernel = clCreateKernel(prog, "cf_probe_mma", &err);
+  if (err != CL_SUCCESS)
+    goto done;
+  step = "clCreateBuffer";
+  ma = clCreateBuffer(pctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof a, a, &err);
+  if (err == CL_SUCCESS)
+    mb = clCreateBuffer(pctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof b, b, &err);
+  if (err == CL_SUCCESS)
+    md = clCreateBuffer(pctx, CL_MEM_WRITE_ONLY, sizeof got, NULL, &err);
+  if (err != CL_SUCCESS)
+    goto done;
+  step = "clSetKernelArg";
+  err = clSetKernelArg(kernel, 0, sizeof(cl_mem), &ma);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 1, sizeof(cl_mem), &mb);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 2, sizeof(cl_mem), &md);
+  if (err != CL_SUCCESS)
+    goto done;
+  step = "clEnqueueNDRangeKernel";
+  size_t global = 32, local = 32;
+  err = clEnqueueNDRangeKernel(pq, kernel, 1, NULL, &global, &local, 0, NULL, NULL);
+  if (err != CL_SUCCESS)
+    goto done;
+  step = "clEnqueueReadBuffer";
+  err = clEnqueueReadBuffer(pq, md, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL);
+  if (err != CL_SUCCESS)
+    goto done;
+  for (int i = 0; i < PROBE_D; ++i)
+    if (f32_bits(got[i]) != f32_bits(want[i])) {
+      snprintf(why, why_len, "inline-PTX tensor-core probe: wrong %s result [%d] %g (want %g)",
+               i < 128 ? "mma.sync" : "cvt.rna", i, (double)got[i], (double)want[i]);
+      step = NULL;
+      goto done;
+    }
+  ok = 1;
+done:
+  if (!ok && step)
+    snprintf(why, why_len, "inline-PTX tensor-core probe failed: %s: %s (%d)", step,
+             cl_error_name(err), (int)err);
+  if (md)
+    clReleaseMemObject(md);
+  if (mb)
+    clReleaseMemObject(mb);
+  if (ma)
+    clReleaseMemObject(ma);
+  if (kernel)
+    clReleaseKernel(kernel);
+  if (prog)
+    clReleaseProgram(prog);
+  if (pq) {
+    clFinish(pq);
+    clReleaseCommandQueue(pq);
+  }
+  if (pctx)
+    clReleaseContext(pctx);
+  if (verbose)
+    fprintf(stderr, "convfuse: opencl tensor-core probe: %s\n", ok ? "passed" : why);
+  return ok;
 }
 
 static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, size_t name_len) {
@@ -434,9 +641,20 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
   st->max_item[1] = item_sizes[1];
   st->is_nvidia = contains_ci(vendor, "nvidia") || contains_ci(sel.platform_name, "nvidia");
 
+  st->compute_units = cus > INT_MAX ? INT_MAX : (int)cus;
+  st->verbose = cf_env_verbose();
   int simd = 1;
   if (st->is_nvidia) {
     simd = 32;
+    cl_uint major = 0, minor = 0;
+    if (strstr(exts, "cl_nv_device_attribute_query") &&
+        clGetDeviceInfo(st->device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major,
+                        NULL) == CL_SUCCESS &&
+        clGetDeviceInfo(st->device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV, sizeof minor, &minor,
+                        NULL) == CL_SUCCESS &&
+        major < 100 && minor < 10)
+      st->nv_cc = (int)(major * 10 + minor);
+    st->nv_options = strstr(exts, "cl_nv_compiler_options") != NULL;
     cl_uint warp = 0;
     if (strstr(exts, "cl_nv_device_attribute_query") &&
         clGetDeviceInfo(st->device, CL_DEVICE_WARP_SIZE_NV, sizeof warp, &warp, NULL) ==
@@ -454,8 +672,8 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
   caps->shared_mem_per_block_max = caps->shared_mem_per_block;
   caps->max_threads_per_block = st->max_wg > INT_MAX ? INT_MAX : (int)st->max_wg;
   caps->simd_width = simd;
-  caps->arch = 0;
-  caps->has_tf32_mma = 0; /* a later issue adds an inline-PTX probe */
+  caps->arch = st->nv_cc; /* 0 off NVIDIA */
+  caps->has_tf32_mma = 0; /* set below, after the probe */
   caps->has_wgmma = 0;
   caps->l2_bytes = cache > SIZE_MAX ? SIZE_MAX : (size_t)cache;
   caps->global_mem_bytes = global_mem;
@@ -478,6 +696,28 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     st->queue = NULL;
     s = cl_fail(CF_ERR_BACKEND_UNAVAILABLE, "clCreateCommandQueue", err, sel.device_name);
     goto fail;
+  }
+
+  /* Tensor cores: decided by the probe, once per context; the vendor check only spares other
+   * devices a program that cannot build there. */
+  caps->kernel_variants = 1u << CF_KERNEL_FFMA_TILED;
+  if (!cf_env_opencl_tensor_cores())
+    snprintf(caps->tensor_core_note, sizeof caps->tensor_core_note,
+             "tensor cores disabled by CONVFUSE_OPENCL_TENSOR_CORES=0");
+  else if (!st->is_nvidia)
+    snprintf(caps->tensor_core_note, sizeof caps->tensor_core_note,
+             "not an NVIDIA device (OpenCL reaches tensor cores through NVIDIA's inline PTX)");
+  else if (probe_tensor_cores(st, caps->tensor_core_note, sizeof caps->tensor_core_note,
+                              st->verbose)) {
+    st->tensor_cores = 1;
+    caps->tensor_core_note[0] = '\0';
+    caps->has_tf32_mma = 1;
+    /* No register cap on NVIDIA's OpenCL (-cl-nv-maxrregcount is ignored): these kernels
+     * take 124-201 registers per work-item, so 512 work-items cannot launch and 256 fit one
+     * group per SM. 128-wide groups (T2, T3) ran best there (H200: sub-sub-mish fp32 3.39 ms
+     * on T2 vs 4.68 on T1; mish-mish fp32 28.5 vs 31.4; tf32 within 6% either way). */
+    caps->mma_max_threads = 128;
+    caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   *state_out = st;
   return CF_OK;
@@ -618,6 +858,25 @@ static cf_status get_program(cl_state *st, const char *options, cl_program *out)
     clReleaseProgram(prog);
     return s;
   }
+  /* CONVFUSE_VERBOSE=1: the log of a successful build too (warnings; on NVIDIA, with
+   * -cl-nv-verbose, ptxas's register and spill counts, unless the driver's cache served it) */
+  size_t log_size = 0;
+  if (st->verbose &&
+      clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
+          CL_SUCCESS &&
+      log_size > 1) {
+    char *log = (char *)malloc(log_size + 1);
+    if (log && clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log,
+                                     NULL) == CL_SUCCESS) {
+      log[log_size] = '\0';
+      size_t n = strlen(log);
+      while (n > 0 && isspace((unsigned char)log[n - 1]))
+        log[--n] = '\0';
+      if (n > 0)
+        fprintf(stderr, "convfuse: opencl build log (options '%s'):\n%s\n", options, log);
+    }
+    free(log);
+  }
   st->programs[st->n_programs].options = key;
   st->programs[st->n_programs].program = prog;
   st->n_programs++;
@@ -662,19 +921,226 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
   return CF_OK;
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tensor-core plans (kernels_cl/conv2d_mma.cl)                                                */
+
+static const struct {
+  int bm, bn, wm, wn;
+} mma_menu[CFK_MMA_TILE_COUNT] = {
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
+};
+
+/* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
+ * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
+ * known here (the build log that reports them is empty when the driver's cache serves the
+ * build): so the grid over-subscribes by a count that 1..6 groups per SM divide evenly, and
+ * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
+ * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) */
+#define MMA_GROUPS_PER_CU 60
+
+static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
+  const cf_tile_plan *t = &spec->tiles;
+  const cf_conv_shape *sh = &spec->shape;
+  const cf_epilogue *epi = &spec->epilogue;
+  const int split = t->variant == CF_KERNEL_MMA_3XTF32;
+  if (!st->tensor_cores)
+    return cf_error(CF_ERR_INTERNAL,
+                    "opencl: a tensor-core plan (%s) on a context whose tensor-core probe did "
+                    "not pass",
+                    cf_kernel_variant_name(t->variant));
+  if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
+    return cf_error(CF_ERR_INTERNAL, "opencl: MMA tile menu index %d has no kernel (valid 0..%d)",
+                    t->menu_index, CFK_MMA_TILE_COUNT - 1);
+  const int bm = mma_menu[t->menu_index].bm, bn = mma_menu[t->menu_index].bn;
+  const int wm = mma_menu[t->menu_index].wm, wn = mma_menu[t->menu_index].wn;
+  const int threads = 32 * (bm / wm) * (bn / wn);
+  if (t->block_m != bm || t->block_n != bn || t->warp_m != wm || t->warp_n != wn ||
+      t->threads != threads || t->chunk_channels < 1 || t->chunk_channels > sh->c)
+    return cf_error(CF_ERR_INTERNAL,
+                    "opencl: MMA tile plan %dx%d (warp %dx%d, %d threads, %d channels per "
+                    "chunk) does not match menu entry T%d",
+                    t->block_m, t->block_n, t->warp_m, t->warp_n, t->threads,
+                    t->chunk_channels, t->menu_index);
+  const cf_mma_layout L = cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
+                                             sh->stride_w, sh->dil_w, t->weights_resident);
+  const int64_t q_tiles = (sh->q + bm - 1) / bm;
+  if (L.bytes != (int64_t)t->shared_bytes || t->block_k != L.kcp ||
+      t->grid_m != sh->n * sh->p * q_tiles || t->grid_n != (sh->k + bn - 1) / bn)
+    return cf_error(CF_ERR_INTERNAL,
+                    "opencl: MMA plan grid %lldx%lld / %zu bytes / K chunk %d disagree with "
+                    "the layout (%lld bytes, K chunk %lld)",
+                    (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes, t->block_k,
+                    (long long)L.bytes, (long long)L.kcp);
+  if ((cl_ulong)L.bytes > st->local_mem)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: tensor-core tile T%d needs %lld bytes of local memory; the device "
+                    "has %llu",
+                    t->menu_index, (long long)L.bytes, (unsigned long long)st->local_mem);
+  if ((size_t)threads > st->max_wg || (size_t)threads > st->max_item[0])
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: tensor-core tile T%d needs work-groups of %d work-items; the "
+                    "device allows %zu",
+                    t->menu_index, threads, st->max_wg);
+  CF_CHECK(check_int_ranges(sh, t));
+  /* chunk K offsets run to crs + one chunk; the row-tile counter to m_tiles + groups */
+  if (!fits_int(sh->gemm_k + L.kcp) || t->grid_m > INT_MAX / 2 || t->grid_n > 65535)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: the tensor-core kernel's int counters cannot hold this problem "
+                    "(K = %lld, %lld row tiles x %lld channel tiles)",
+                    (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
+  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
+    return cf_error(CF_ERR_INTERNAL, "opencl: epilogue has %d ops (max %d)", epi->n_ops,
+                    CF_MAX_OPS);
+  for (int i = 0; i < epi->n_ops; ++i)
+    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
+      return cf_error(CF_ERR_INTERNAL, "opencl: epilogue op %d has unknown kind %d", i,
+                      (int)epi->ops[i].kind);
+
+  /* Build options: the key of the program cache. The layout is all compile-time. */
+  char options[1024];
+  size_t used = 0;
+  int ok = snprintf(options, sizeof options, "-DCF_ASM=%s", st->asm_kw) > 0 &&
+           (used = strlen(options)) > 0 &&
+           opt_append(options, sizeof options, &used, "CF_MMA_KERNEL", 1) &&
+           opt_append(options, sizeof options, &used, "CFM_BM", bm) &&
+           opt_append(options, sizeof options, &used, "CFM_BN", bn) &&
+           opt_append(options, sizeof options, &used, "CFM_WM", wm) &&
+           opt_append(options, sizeof options, &used, "CFM_WN", wn) &&
+           opt_append(options, sizeof options, &used, "CFM_SPLIT", split) &&
+           opt_append(options, sizeof options, &used, "CFM_R", (int)sh->r) &&
+           opt_append(options, sizeof options, &used, "CFM_S", (int)sh->s) &&
+           opt_append(options, sizeof options, &used, "CFM_SW", (int)sh->stride_w) &&
+           opt_append(options, sizeof options, &used, "CFM_DW", (int)sh->dil_w) &&
+           opt_append(options, sizeof options, &used, "CFM_PW", (int)L.patch_width) &&
+           opt_append(options, sizeof options, &used, "CFM_CC", t->chunk_channels) &&
+           opt_append(options, sizeof options, &used, "CFM_KC", (int)L.kc) &&
+           opt_append(options, sizeof options, &used, "CFM_KCP", (int)L.kcp) &&
+           opt_append(options, sizeof options, &used, "CFM_PATCH_PITCH", (int)L.patch_pitch) &&
+           opt_append(options, sizeof options, &used, "CFM_ZERO_BASE", (int)L.zero_base) &&
+           opt_append(options, sizeof options, &used, "CFM_PATCH_FLOATS", (int)L.patch_floats) &&
+           opt_append(options, sizeof options, &used, "CFM_RESIDENT", L.resident) &&
+           opt_append(options, sizeof options, &used, "CFM_W_PITCH", (int)L.w_pitch) &&
+           opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
+                      (int)L.weight_floats) &&
+           opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
+           opt_append(options, sizeof options, &used, "CF_HAS_BIAS", sh->has_bias ? 1 : 0) &&
+           opt_append(options, sizeof options, &used, "CF_EPI_N", epi->n_ops);
+  for (int i = 0; ok && i < epi->n_ops; ++i) {
+    char name[32];
+    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
+    ok = opt_append(options, sizeof options, &used, name, (int)epi->ops[i].kind);
+  }
+  /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
+   * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
+  if (ok && st->nv_options && st->verbose) {
+    int n = snprintf(options + used, sizeof options - used, " -cl-nv-verbose");
+    ok = n > 0 && (size_t)n < sizeof options - used;
+    if (ok)
+      used += (size_t)n;
+  }
+  if (!ok)
+    return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
+                    sizeof options);
+
+  cl_program prog = NULL;
+  CF_CHECK(get_program(st, options, &prog));
+  cl_int err = CL_SUCCESS;
+  cl_kernel kernel = clCreateKernel(prog, "cf_conv2d_mma", &err);
+  if (err != CL_SUCCESS || !kernel)
+    return cl_fail_op("clCreateKernel", err, "cf_conv2d_mma");
+
+  cf_status s = CF_OK;
+  size_t kernel_wg = 0;
+  cl_ulong kernel_local = 0;
+  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
+                                 &kernel_wg, NULL);
+  if (err == CL_SUCCESS)
+    err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                                   sizeof kernel_local, &kernel_local, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "cf_conv2d_mma");
+    goto fail;
+  }
+  if ((size_t)threads > kernel_wg || kernel_local > st->local_mem) {
+    s = cf_error(CF_ERR_UNSUPPORTED,
+                 "opencl: the compiled tensor-core kernel allows work-groups of %zu work-items "
+                 "and uses %llu bytes of local memory; the tile needs %d work-items and the "
+                 "device has %llu bytes (options '%s')",
+                 kernel_wg, (unsigned long long)kernel_local, threads,
+                 (unsigned long long)st->local_mem, options);
+    goto fail;
+  }
+
+  /* Persistent work-groups: MMA_GROUPS_PER_CU per compute unit, spread over the channel
+   * tiles, never more than there are row tiles. */
+  int64_t groups_m = (int64_t)st->compute_units * MMA_GROUPS_PER_CU / t->grid_n;
+  if (groups_m < 1)
+    groups_m = 1;
+  if (groups_m > t->grid_m)
+    groups_m = t->grid_m;
+
+  /* Scalar arguments, set once: 4..16 ints, 17 bias_shift, 18..25 op values. */
+  enum { N_INTS = 13 };
+  const cl_int ints[N_INTS] = {(cl_int)sh->c,      (cl_int)sh->h,        (cl_int)sh->w,
+                               (cl_int)sh->k,      (cl_int)sh->p,        (cl_int)sh->q,
+                               (cl_int)sh->stride_h, (cl_int)sh->pad_h,  (cl_int)sh->pad_w,
+                               (cl_int)sh->dil_h,  (cl_int)L.n_chunks,   (cl_int)q_tiles,
+                               (cl_int)t->grid_m};
+  for (cl_uint i = 0; err == CL_SUCCESS && i < N_INTS; ++i)
+    err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
+  cl_float shift = epi->bias_shift;
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 4 + N_INTS, sizeof(cl_float), &shift);
+  for (cl_uint i = 0; err == CL_SUCCESS && i < CF_MAX_OPS; ++i) {
+    cl_float v = (int)i < epi->n_ops ? epi->ops[i].value : 0.0f;
+    err = clSetKernelArg(kernel, 5 + N_INTS + i, sizeof(cl_float), &v);
+  }
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_conv2d_mma scalar argument");
+    goto fail;
+  }
+
+  cl_compiled *c = (cl_compiled *)calloc(1, sizeof *c);
+  if (!c) {
+    s = cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *c);
+    goto fail;
+  }
+  c->kernel = kernel;
+  c->name = split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)";
+  c->local[0] = (size_t)threads;
+  c->local[1] = 1;
+  c->global[0] = (size_t)groups_m * (size_t)threads;
+  c->global[1] = (size_t)t->grid_n;
+  c->has_bias = sh->has_bias ? 1 : 0;
+  *compiled = c;
+  return CF_OK;
+
+fail:
+  clReleaseKernel(kernel);
+  return s;
+}
+
 static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **compiled) {
   cl_state *st = (cl_state *)state_;
   const cf_tile_plan *t = &spec->tiles;
   const cf_conv_shape *sh = &spec->shape;
   const cf_epilogue *epi = &spec->epilogue;
   *compiled = NULL;
+  if (t->variant == CF_KERNEL_MMA_TF32 || t->variant == CF_KERNEL_MMA_3XTF32)
+    return mma_plan_compile(st, spec, compiled);
 
   if (t->variant != CF_KERNEL_FFMA_TILED)
     return cf_error(CF_ERR_UNSUPPORTED,
                     "opencl: kernel variant '%s' is not implemented by the OpenCL backend "
-                    "(it has '%s')",
+                    "(it has '%s', '%s' and '%s')",
                     cf_kernel_variant_name(t->variant),
-                    cf_kernel_variant_name(CF_KERNEL_FFMA_TILED));
+                    cf_kernel_variant_name(CF_KERNEL_FFMA_TILED),
+                    cf_kernel_variant_name(CF_KERNEL_MMA_TF32),
+                    cf_kernel_variant_name(CF_KERNEL_MMA_3XTF32));
   if (t->block_m <= 0 || t->block_n <= 0 || t->block_k <= 0 || t->thread_m <= 0 ||
       t->thread_n <= 0 || t->block_m > 4096 || t->block_n > 4096 || t->block_k > 256 ||
       t->block_m % t->thread_m != 0 || t->block_n % t->thread_n != 0 ||
@@ -817,6 +1283,7 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
     goto fail;
   }
   c->kernel = kernel;
+  c->name = "cf_conv2d_ffma";
   c->local[0] = wm;
   c->local[1] = wn;
   c->global[0] = (size_t)t->grid_m * c->local[0];
@@ -860,7 +1327,7 @@ static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const 
                                event);
   if (err != CL_SUCCESS) {
     char ctx[160];
-    snprintf(ctx, sizeof ctx, "cf_conv2d_ffma, global %zu x %zu, local %zu x %zu", c->global[0],
+    snprintf(ctx, sizeof ctx, "%s, global %zu x %zu, local %zu x %zu", c->name, c->global[0],
              c->global[1], c->local[0], c->local[1]);
     return cl_fail(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY
                        ? CF_ERR_OUT_OF_MEMORY
@@ -891,7 +1358,7 @@ static cf_status cl_plan_launch_timed(void *state_, void *compiled, const void *
   cl_ulong t0 = 0, t1 = 0;
   cl_int err = clWaitForEvents(1, &ev);
   if (err != CL_SUCCESS) {
-    s = cl_fail_op("clWaitForEvents", err, "cf_conv2d_ffma");
+    s = cl_fail_op("clWaitForEvents", err, ((cl_compiled *)compiled)->name);
     goto done;
   }
   err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
@@ -900,7 +1367,7 @@ static cf_status cl_plan_launch_timed(void *state_, void *compiled, const void *
     goto done;
   }
   if (status < 0) {
-    s = cl_fail_op("cf_conv2d_ffma (kernel execution)", status, NULL);
+    s = cl_fail_op("kernel execution", status, ((cl_compiled *)compiled)->name);
     goto done;
   }
   err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
@@ -920,7 +1387,10 @@ static cf_status cl_synchronize(void *state_) { return cl_finish_checked((cl_sta
 
 static const cf_backend_iface cl_iface = {
     .kind = CF_BACKEND_OPENCL,
-    .kernel_variants = 1u << CF_KERNEL_FFMA_TILED,
+    /* what the backend implements; each context narrows it (cl_init: the tensor-core
+     * variants only where the probe passed) */
+    .kernel_variants = (1u << CF_KERNEL_FFMA_TILED) | (1u << CF_KERNEL_MMA_TF32) |
+                       (1u << CF_KERNEL_MMA_3XTF32),
     .probe = cl_probe,
     .init = cl_init,
     .destroy = cl_destroy,

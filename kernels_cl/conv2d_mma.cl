@@ -1,0 +1,474 @@
+/* convfuse OpenCL: fused conv2d (NCHW fp32) + bias + epilogue on NVIDIA tensor cores, through
+ * inline PTX: mma.sync m16n8k8 TF32, either one product (CF_MATH_TF32) or the 3xTF32 split
+ * (CF_MATH_FP32: a = big + small with big = cvt.rna(a), keep big*big + big*small + small*big;
+ * each K chunk accumulates in fresh registers and is added to the running sum with a rounded
+ * fp32 add, as in kernels_cuda/conv_mma.cu, whose algorithm this is).
+ *
+ * Compiled only with -DCF_MMA_KERNEL, which the host passes only on a device whose inline-PTX
+ * probe passed (backends/opencl/opencl.c): other compilers (PoCL) never see the PTX.
+ *
+ * Tiling ("row tiles"): a tile is CFM_BM consecutive output pixels of one output row (image n,
+ * row p, columns q0 .. q0+BM) times CFM_BN output channels, computed by warps of CFM_WM x
+ * CFM_WN. Work-groups are persistent: group (x, y) owns channel tile y and walks the row tiles
+ * x, x + get_num_groups(0), ... The GEMM K dimension (c, r, s) is walked in chunks of CFM_CC
+ * input channels; per (tile, chunk) a stage in local memory holds the raw input patch the row
+ * tile reads (CC channels x R rows x patch_width columns, zero outside the image and past C)
+ * and, unless the group's weights are resident for its whole life, the chunk's weights. Two
+ * stages: the next one is loaded (plain loads and stores; OpenCL has no cp.async) while the
+ * current one is multiplied, one barrier per stage. A fragments are gathered straight from the
+ * patch: element (m, k) of the chunk is patch[koff[k] + m * stride_w].
+ * Epilogue: bias + folded shift and the chain (cf_epilogue.h) on the accumulators in
+ * registers, then stores straight into NCHW: each warp store writes 8 consecutive pixels of 4
+ * channels.
+ *
+ * NDRange: 2-D, local (CFM_THREADS, 1); the lane is get_local_id(0) % 32 and the warp
+ * get_local_id(0) / 32 (NVIDIA forms warps from consecutive local ids of dimension 0).
+ *
+ * Build options (the host computes the layout with common/mma_layout.h's cf_mma_layout_make;
+ * each has a fallback below for a 3x3, stride 1 convolution with CC = 8; the sizes being
+ * compile-time, the loaders' divisions are by constants and their loops unroll):
+ *   -DCFM_BM -DCFM_BN -DCFM_WM -DCFM_WN     tile and warp tile (the MMA menu, constants.def)
+ *   -DCFM_SPLIT=0/1                         3xTF32
+ *   -DCFM_CC -DCFM_KC -DCFM_KCP             channels per chunk, K values per chunk (CC*R*S),
+ *                                           padded to 8
+ *   -DCFM_R -DCFM_S -DCFM_SW -DCFM_DW       kernel size, stride_w and dilation_w
+ *   -DCFM_PW                                patch width: (BM-1)*SW + (S-1)*DW + 1
+ *   -DCFM_PATCH_PITCH -DCFM_ZERO_BASE -DCFM_PATCH_FLOATS   the patch layout
+ *   -DCFM_RESIDENT -DCFM_W_PITCH -DCFM_WEIGHT_FLOATS -DCFM_STAGE_FLOATS   the weights
+ *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
+ *   -DCF_ASM                                the inline-assembly keyword the probe used
+ * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
+#ifdef CF_MMA_KERNEL
+
+#ifndef CFM_BM
+#define CFM_BM CFK_MMA_T2_BM
+#endif
+#ifndef CFM_BN
+#define CFM_BN CFK_MMA_T2_BN
+#endif
+#ifndef CFM_WM
+#define CFM_WM CFK_MMA_T2_WM
+#endif
+#ifndef CFM_WN
+#define CFM_WN CFK_MMA_T2_WN
+#endif
+#ifndef CFM_SPLIT
+#define CFM_SPLIT 1
+#endif
+#ifndef CF_HAS_BIAS
+#define CF_HAS_BIAS 0
+#endif
+/* Layout fallbacks: cf_mma_layout_make for R = S = 3, stride 1, dilation 1, CC = 8,
+ * weights streamed. */
+#define CFM_PITCH_(n, residue) ((n) + (((residue) - (n) % 32) + 32) % 32)
+#ifndef CFM_R
+#define CFM_R 3
+#endif
+#ifndef CFM_S
+#define CFM_S 3
+#endif
+#ifndef CFM_SW
+#define CFM_SW 1
+#endif
+#ifndef CFM_DW
+#define CFM_DW 1
+#endif
+#ifndef CFM_PW
+#define CFM_PW ((CFM_BM - 1) * CFM_SW + (CFM_S - 1) * CFM_DW + 1)
+#endif
+#ifndef CFM_CC
+#define CFM_CC 8
+#endif
+#ifndef CFM_KC
+#define CFM_KC (CFM_CC * CFM_R * CFM_S)
+#endif
+#ifndef CFM_KCP
+#define CFM_KCP ((CFM_KC + 7) / 8 * 8)
+#endif
+#ifndef CFM_PATCH_PITCH
+#define CFM_PATCH_PITCH CFM_PITCH_(CFM_PW, 16)
+#endif
+#ifndef CFM_ZERO_BASE
+#define CFM_ZERO_BASE (CFM_CC * CFM_R * CFM_PATCH_PITCH)
+#endif
+#ifndef CFM_PATCH_FLOATS
+#define CFM_PATCH_FLOATS ((CFM_ZERO_BASE + (CFM_BM - 1) * CFM_SW + 1 + 3) / 4 * 4)
+#endif
+#ifndef CFM_RESIDENT
+#define CFM_RESIDENT 0
+#endif
+#ifndef CFM_W_PITCH
+#define CFM_W_PITCH CFM_PITCH_(CFM_KCP, 4)
+#endif
+#ifndef CFM_WEIGHT_FLOATS
+#define CFM_WEIGHT_FLOATS 0
+#endif
+#ifndef CFM_STAGE_FLOATS
+#define CFM_STAGE_FLOATS (CFM_PATCH_FLOATS + CFM_BN * CFM_W_PITCH)
+#endif
+
+#if CFM_BM % CFM_WM != 0 || CFM_BN % CFM_WN != 0 || CFM_WM % 16 != 0 || CFM_WN % 8 != 0
+#error "warp tiling: WM | BM, WN | BN, 16 | WM, 8 | WN"
+#endif
+#if CFM_KC != CFM_CC * CFM_R * CFM_S || CFM_PW > CFM_PATCH_PITCH
+#error "inconsistent layout: KC = CC*R*S and PW <= PATCH_PITCH"
+#endif
+#if CFM_KCP % 8 != 0 || CFM_KCP < CFM_KC
+#error "CFM_KCP must be CFM_KC padded to a multiple of 8"
+#endif
+#if CFM_RESIDENT && CFM_WEIGHT_FLOATS < CFM_BN * CFM_W_PITCH
+#error "resident weights need CFM_WEIGHT_FLOATS >= CFM_BN * CFM_W_PITCH"
+#endif
+
+#define CFM_WARPS_M (CFM_BM / CFM_WM)
+#define CFM_WARPS (CFM_WARPS_M * (CFM_BN / CFM_WN))
+#define CFM_THREADS (32 * CFM_WARPS)
+#define CFM_MI (CFM_WM / 16) /* mma tiles per warp along M */
+#define CFM_NI (CFM_WN / 8)  /* and along N */
+#define CFM_SMEM_FLOATS (CFM_WEIGHT_FLOATS + 2 * CFM_STAGE_FLOATS)
+
+/* The inline-assembly keyword: the host passes the spelling its probe built with
+ * (-DCF_ASM=asm or -DCF_ASM=__asm__). */
+#ifndef CF_ASM
+#define CF_ASM asm
+#endif
+
+/* The tensor cores read the top 19 bits of each 32-bit operand: a float is a valid
+ * (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32 (unbiased)
+ * and small = x - big (exact in fp32). */
+static inline uint cfm_tf32_rna(float x) {
+  uint r;
+  CF_ASM("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+/* d (4 floats, an lvalue array) += A (a0..a3) x B (b0, b1): one m16n8k8 TF32 mma. */
+#define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
+  CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "                          \
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+
+/* Global -> registers -> local memory. OpenCL has no cp.async, and a load followed at once by
+ * its local store keeps one load in flight per work-item: each iteration of the stage loop
+ * below issues the next stage's global loads into registers, runs this stage's mma work, and
+ * only then stores those registers into the other local buffer, so the loads' latency hides
+ * behind the tensor cores. Warp w loads patch rows w, w + WARPS, ... (CFM_PRJ of them) and
+ * lane l columns l, l + 32, ... (CFM_PCU of them): per-row and per-column values are all a
+ * work-item keeps, and each warp load reads consecutive addresses. Streamed weights go the
+ * same way: rows are output channels, columns the chunk's K values. */
+#define CFM_ROWS (CFM_CC * CFM_R)                          /* patch rows: (channel, kernel row) */
+#define CFM_PRJ ((CFM_ROWS + CFM_WARPS - 1) / CFM_WARPS)   /* patch rows per warp */
+#define CFM_PCU ((CFM_PW + 31) / 32)                       /* patch columns per lane */
+#if CFM_RESIDENT
+#define CFM_WRJ 0
+#else
+#define CFM_WRJ ((CFM_BN + CFM_WARPS - 1) / CFM_WARPS)     /* weight rows per warp */
+#define CFM_WCU ((CFM_KCP + 31) / 32)                      /* weight columns per lane */
+#endif
+
+__kernel __attribute__((reqd_work_group_size(CFM_THREADS, 1, 1))) void
+cf_conv2d_mma(__global const float *restrict input, __global const float *restrict weight,
+              __global const float *restrict bias, __global float *restrict output,
+              const int C, const int H, const int W, const int K, const int P, const int Q,
+              const int stride_h, const int pad_h, const int pad_w, const int dil_h,
+              const int n_chunks, const int q_tiles, const int m_tiles, const float bias_shift,
+              const float epi_v0, const float epi_v1, const float epi_v2, const float epi_v3,
+              const float epi_v4, const float epi_v5, const float epi_v6,
+              const float epi_v7) {
+  __local float smem[CFM_SMEM_FLOATS] __attribute__((aligned(16)));
+  __local int koff[CFM_KCP];
+  __local float *wres = smem;                        /* resident weights (if any) */
+  __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* two stages */
+
+  const int tid = (int)get_local_id(0);
+  const int lane = tid % 32, warp = tid / 32;
+  const int g = lane >> 2, t = lane & 3;
+  const int m_warp = (warp % CFM_WARPS_M) * CFM_WM, n_warp = (warp / CFM_WARPS_M) * CFM_WN;
+  const int n0 = (int)get_group_id(1) * CFM_BN;
+  const int crs = C * (CFM_R * CFM_S);
+  const long HW = (long)H * W;
+  const long PQ = (long)P * Q;
+
+  /* ---- per-group set-up: K offsets into the patch, the zero runs, resident weights ---- */
+  for (int k = tid; k < CFM_KCP; k += CFM_THREADS) {
+    int off = CFM_ZERO_BASE;
+    if (k < CFM_KC) {
+      const int cl = k / (CFM_R * CFM_S), rem = k % (CFM_R * CFM_S);
+      off = (cl * CFM_R + rem / CFM_S) * CFM_PATCH_PITCH + (rem % CFM_S) * CFM_DW;
+    }
+    koff[k] = off;
+  }
+  for (int i = CFM_ZERO_BASE + tid; i < CFM_PATCH_FLOATS; i += CFM_THREADS) {
+    stages[i] = 0.0f;
+    stages[CFM_STAGE_FLOATS + i] = 0.0f;
+  }
+#if CFM_RESIDENT
+  /* once per group, every chunk: element (nl, chunk, k) at nl * W_PITCH + chunk * KCP + k */
+  for (int e = tid; e < CFM_BN * n_chunks * CFM_KCP; e += CFM_THREADS) {
+    const int nl = e / (n_chunks * CFM_KCP), rest = e - nl * (n_chunks * CFM_KCP);
+    const int chunk = rest / CFM_KCP, k = rest - chunk * CFM_KCP;
+    const int ng = n0 + nl, kg = chunk * CFM_KC + k;
+    wres[nl * CFM_W_PITCH + rest] =
+        ng < K && k < CFM_KC && kg < crs ? weight[(long)ng * crs + kg] : 0.0f;
+  }
+#endif
+
+  /* The group's channel tile never changes: its bias (+ folded shift) is loaded once. */
+  float bias_lane[CFM_NI][2];
+#pragma unroll
+  for (int ni = 0; ni < CFM_NI; ++ni)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int ch = n0 + n_warp + ni * 8 + 2 * t + j;
+#if CF_HAS_BIAS
+      bias_lane[ni][j] = bias_shift + (ch < K ? bias[ch] : 0.0f);
+#else
+      (void)ch;
+      bias_lane[ni][j] = bias_shift;
+#endif
+    }
+
+  float acc[CFM_MI * CFM_NI][4];
+#pragma unroll
+  for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      acc[i][j] = 0.0f;
+
+  /* ---- the stage sequence: (my row tiles) x (chunks). Iteration j loads stage j into
+   * registers, computes stage j - 1 from local buffer (j - 1) % 2, stores the registers into
+   * buffer j % 2 (last read by stage j - 2, which the previous barrier closed), and ends with
+   * one barrier. ---- */
+  const int tile_step = (int)get_num_groups(0);
+  int ltile = (int)get_group_id(0), lchunk = 0; /* the stage to load */
+  int ctile = -1, cchunk = 0;                   /* the stage to compute; -1: none */
+  int buf = 0;                                  /* the buffer this iteration stores into */
+  float preg[CFM_PRJ][CFM_PCU];
+#if CFM_WRJ
+  float wreg[CFM_WRJ][CFM_WCU];
+#endif
+  while (ltile < m_tiles || ctile >= 0) {
+    const int more = ltile < m_tiles;
+    if (more) {
+      /* global loads of stage (ltile, lchunk): zero outside the image, past C, past K */
+      const int np = ltile / q_tiles;
+      const int q0 = (ltile - np * q_tiles) * CFM_BM;
+      const int n = np / P, p = np - n * P;
+      const int c0 = lchunk * CFM_CC;
+      const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
+      const long base = ((long)n * C + c0) * HW + (long)ih0 * W + iw0;
+#pragma unroll
+      for (int j = 0; j < CFM_PRJ; ++j) {
+        const int row = warp + j * CFM_WARPS;
+        const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
+        const int row_ok = (CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && c0 + cl < C &&
+                           ih0 + rd >= 0 && ih0 + rd < H;
+        __global const float *src = input + base + cl * HW + (long)rd * W;
+#pragma unroll
+        for (int u = 0; u < CFM_PCU; ++u) {
+          const int x = lane + 32 * u;
+          const int ok = row_ok && (CFM_PW % 32 == 0 || x < CFM_PW) && iw0 + x >= 0 &&
+                         iw0 + x < W;
+          preg[j][u] = ok ? src[x] : 0.0f;
+        }
+      }
+#if CFM_WRJ
+      const int k0 = lchunk * CFM_KC;
+#pragma unroll
+      for (int j = 0; j < CFM_WRJ; ++j) {
+        const int nl = warp + j * CFM_WARPS;
+        const int row_ok = (CFM_BN % CFM_WARPS == 0 || nl < CFM_BN) && n0 + nl < K;
+        __global const float *src = weight + (long)(n0 + nl) * crs + k0;
+#pragma unroll
+        for (int u = 0; u < CFM_WCU; ++u) {
+          const int k = lane + 32 * u;
+          const int ok = row_ok && k < CFM_KC && k0 + k < crs;
+          wreg[j][u] = ok ? src[k] : 0.0f;
+        }
+      }
+#endif
+    }
+
+    if (ctile >= 0) {
+      __local const float *patch = stages + (buf ^ 1) * CFM_STAGE_FLOATS;
+#if CFM_RESIDENT
+      __local const float *wsm = wres + cchunk * CFM_KCP;
+#else
+      __local const float *wsm = patch + CFM_PATCH_FLOATS;
+#endif
+      __local const float *w_lane = wsm + (n_warp + g) * CFM_W_PITCH + t;
+      __local const int *koff_lane = koff + t;
+      const int m_lane = m_warp + g;
+
+#if CFM_SPLIT
+      /* 3xTF32: the chunk accumulates in fresh registers (the tensor cores' fp32
+       * accumulation truncates; over deep K that bias broke the fp32 contract), then one
+       * rounded add into acc. */
+      float part[CFM_MI * CFM_NI][4];
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          part[i][j] = 0.0f;
+#pragma unroll 1
+      for (int kb = 0; kb < CFM_KCP; kb += 8) {
+        const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+        uint abig[CFM_MI][4], asml[CFM_MI][4], bbig[CFM_NI][2], bsml[CFM_NI][2];
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi) {
+          const int m = m_lane + mi * 16;
+          float a[4];
+          a[0] = patch[ko0 + m * CFM_SW];
+          a[1] = patch[ko0 + (m + 8) * CFM_SW];
+          a[2] = patch[ko1 + m * CFM_SW];
+          a[3] = patch[ko1 + (m + 8) * CFM_SW];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            abig[mi][j] = cfm_tf32_rna(a[j]);
+            asml[mi][j] = as_uint(a[j] - as_float(abig[mi][j]));
+          }
+        }
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni) {
+          float b[2];
+          b[0] = w_lane[ni * 8 * CFM_W_PITCH + kb];
+          b[1] = w_lane[ni * 8 * CFM_W_PITCH + kb + 4];
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            bbig[ni][j] = cfm_tf32_rna(b[j]);
+            bsml[ni][j] = as_uint(b[j] - as_float(bbig[ni][j]));
+          }
+        }
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+            CFM_MMA(part[mi * CFM_NI + ni], asml[mi][0], asml[mi][1], asml[mi][2],
+                    asml[mi][3], bbig[ni][0], bbig[ni][1]);
+            CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
+                    abig[mi][3], bsml[ni][0], bsml[ni][1]);
+            CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
+                    abig[mi][3], bbig[ni][0], bbig[ni][1]);
+          }
+      }
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += part[i][j];
+#else
+      /* TF32: the raw fp32 bits are the operands; unrolled by two so that the next k-step's
+       * local loads are in flight while this one's mma.syncs issue. */
+#pragma unroll 2
+      for (int kb = 0; kb < CFM_KCP; kb += 8) {
+        const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+        uint a[CFM_MI][4], b[CFM_NI][2];
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi) {
+          const int m = m_lane + mi * 16;
+          a[mi][0] = as_uint(patch[ko0 + m * CFM_SW]);
+          a[mi][1] = as_uint(patch[ko0 + (m + 8) * CFM_SW]);
+          a[mi][2] = as_uint(patch[ko1 + m * CFM_SW]);
+          a[mi][3] = as_uint(patch[ko1 + (m + 8) * CFM_SW]);
+        }
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni) {
+          b[ni][0] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb]);
+          b[ni][1] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb + 4]);
+        }
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni)
+            CFM_MMA(acc[mi * CFM_NI + ni], a[mi][0], a[mi][1], a[mi][2], a[mi][3], b[ni][0],
+                    b[ni][1]);
+      }
+#endif
+
+      if (cchunk == n_chunks - 1) {
+        /* ---- row tile done: bias + shift, the chain, stores; then a fresh accumulator ---- */
+        const int np = ctile / q_tiles;
+        const int q0 = (ctile - np * q_tiles) * CFM_BM;
+        const int n = np / P, p = np - n * P;
+        __global float *out_tile = output + ((long)n * K * P + p) * Q + q0 + m_warp + g;
+        const int q_left = Q - q0 - m_warp - g; /* pixel m_warp + g + j is in iff j < q_left */
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni) {
+          const int ch = n0 + n_warp + ni * 8 + 2 * t;
+          __global float *o0 = out_tile + (long)ch * PQ;
+          __global float *o1 = o0 + PQ;
+          const int ok0 = ch < K, ok1 = ch + 1 < K;
+#pragma unroll
+          for (int mi = 0; mi < CFM_MI; ++mi) {
+            float x0 = acc[mi * CFM_NI + ni][0] + bias_lane[ni][0];
+            float x1 = acc[mi * CFM_NI + ni][1] + bias_lane[ni][1];
+            float x2 = acc[mi * CFM_NI + ni][2] + bias_lane[ni][0];
+            float x3 = acc[mi * CFM_NI + ni][3] + bias_lane[ni][1];
+            CF_EPI_APPLY(x0);
+            CF_EPI_APPLY(x1);
+            CF_EPI_APPLY(x2);
+            CF_EPI_APPLY(x3);
+            const int in0 = mi * 16 < q_left, in1 = mi * 16 + 8 < q_left;
+            if (ok0 && in0)
+              o0[mi * 16] = x0;
+            if (ok1 && in0)
+              o1[mi * 16] = x1;
+            if (ok0 && in1)
+              o0[mi * 16 + 8] = x2;
+            if (ok1 && in1)
+              o1[mi * 16 + 8] = x3;
+            acc[mi * CFM_NI + ni][0] = 0.0f;
+            acc[mi * CFM_NI + ni][1] = 0.0f;
+            acc[mi * CFM_NI + ni][2] = 0.0f;
+            acc[mi * CFM_NI + ni][3] = 0.0f;
+          }
+        }
+      }
+    }
+
+    if (more) {
+      /* registers -> local buffer `buf` */
+      __local float *stage = stages + buf * CFM_STAGE_FLOATS;
+#pragma unroll
+      for (int j = 0; j < CFM_PRJ; ++j) {
+        const int row = warp + j * CFM_WARPS;
+#pragma unroll
+        for (int u = 0; u < CFM_PCU; ++u) {
+          const int x = lane + 32 * u;
+          if ((CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && (CFM_PW % 32 == 0 || x < CFM_PW))
+            stage[row * CFM_PATCH_PITCH + x] = preg[j][u];
+        }
+      }
+#if CFM_WRJ
+#pragma unroll
+      for (int j = 0; j < CFM_WRJ; ++j) {
+        const int nl = warp + j * CFM_WARPS;
+#pragma unroll
+        for (int u = 0; u < CFM_WCU; ++u) {
+          const int k = lane + 32 * u;
+          if ((CFM_BN % CFM_WARPS == 0 || nl < CFM_BN) && (CFM_KCP % 32 == 0 || k < CFM_KCP))
+            stage[CFM_PATCH_FLOATS + nl * CFM_W_PITCH + k] = wreg[j][u];
+        }
+      }
+#endif
+    }
+    /* Publishes the stage just stored (and, the first time, the set-up above); closes the
+     * reads of the stage just computed before its buffer is stored into again. */
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    if (more) {
+      ctile = ltile;
+      cchunk = lchunk;
+      if (++lchunk == n_chunks) {
+        lchunk = 0;
+        ltile += tile_step;
+      }
+    } else {
+      ctile = -1;
+    }
+    buf ^= 1;
+  }
+}
+
+#endif /* CF_MMA_KERNEL */
