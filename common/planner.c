@@ -108,11 +108,7 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   return CF_OK;
 }
 
-typedef struct mma_tile {
-  int bm, bn, wm, wn;
-} mma_tile;
-
-static const mma_tile mma_menu[CFK_MMA_TILE_COUNT] = {
+const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
     {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
     {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
     {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
@@ -150,7 +146,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   }
   int forced = caps->force_tile > 0 && caps->force_tile <= CFK_MMA_TILE_COUNT;
   for (int i = 0; i < CFK_MMA_TILE_COUNT; ++i) {
-    const mma_tile *t = &mma_menu[i];
+    const cf_mma_tile *t = &cf_mma_menu[i];
     if (forced && i != caps->force_tile - 1)
       continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
@@ -206,7 +202,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
              100.0 * best_util);
     return CF_ERR_UNSUPPORTED;
   }
-  const mma_tile *t = &mma_menu[best];
+  const cf_mma_tile *t = &cf_mma_menu[best];
   plan->variant = variant;
   plan->menu_index = best;
   plan->block_m = t->bm;

@@ -34,6 +34,14 @@ typedef struct cf_tile_plan {
   char why[256];                 /* the planner's reasoning, one line */
 } cf_tile_plan;
 
+/* The tensor-core tile menu of constants.def (CFK_MMA_TILE_COUNT entries): block tile
+ * bm x bn, warp tile wm x wn. The planner chooses among them; the backends' kernels are
+ * instantiated (CUDA) or built (OpenCL) for them. */
+typedef struct cf_mma_tile {
+  int bm, bn, wm, wn;
+} cf_mma_tile;
+extern const cf_mma_tile cf_mma_menu[];
+
 /* Fills plan. CF_ERR_UNSUPPORTED (with a message) if no variant fits the device. */
 cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_math math,
                         const cf_device_caps *caps, cf_tile_plan *plan);

@@ -28,14 +28,6 @@ static const ffma_entry ffma_menu[CFK_FFMA_TILE_COUNT] = {
     {CFK_FFMA_T2_BM, CFK_FFMA_T2_BN, CFK_FFMA_T2_BK, CFK_FFMA_T2_TM, CFK_FFMA_T2_TN},
 };
 
-static const struct {
-  int bm, bn, wm, wn;
-} mma_menu[CFK_MMA_TILE_COUNT] = {
-    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
-    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
-    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
-    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
-};
 
 typedef struct cuda_plan {
   cf_plan_spec spec;
@@ -145,9 +137,9 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile menu index %d has no kernel (valid 0..%d)",
                     t->menu_index, CFK_MMA_TILE_COUNT - 1);
-  const int bm = mma_menu[t->menu_index].bm, bn = mma_menu[t->menu_index].bn;
-  if (t->block_m != bm || t->block_n != bn || t->warp_m != mma_menu[t->menu_index].wm ||
-      t->warp_n != mma_menu[t->menu_index].wn || t->chunk_channels < 1 ||
+  const int bm = cf_mma_menu[t->menu_index].bm, bn = cf_mma_menu[t->menu_index].bn;
+  if (t->block_m != bm || t->block_n != bn || t->warp_m != cf_mma_menu[t->menu_index].wm ||
+      t->warp_n != cf_mma_menu[t->menu_index].wn || t->chunk_channels < 1 ||
       t->chunk_channels > sh->c)
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk) does not match menu entry T%d",

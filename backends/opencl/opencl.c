@@ -925,14 +925,6 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core plans (kernels_cl/conv2d_mma.cl)                                                */
 
-static const struct {
-  int bm, bn, wm, wn;
-} mma_menu[CFK_MMA_TILE_COUNT] = {
-    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
-    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
-    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
-    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
-};
 
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
  * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
@@ -955,8 +947,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
     return cf_error(CF_ERR_INTERNAL, "opencl: MMA tile menu index %d has no kernel (valid 0..%d)",
                     t->menu_index, CFK_MMA_TILE_COUNT - 1);
-  const int bm = mma_menu[t->menu_index].bm, bn = mma_menu[t->menu_index].bn;
-  const int wm = mma_menu[t->menu_index].wm, wn = mma_menu[t->menu_index].wn;
+  const int bm = cf_mma_menu[t->menu_index].bm, bn = cf_mma_menu[t->menu_index].bn;
+  const int wm = cf_mma_menu[t->menu_index].wm, wn = cf_mma_menu[t->menu_index].wn;
   const int threads = 32 * (bm / wm) * (bn / wn);
   if (t->block_m != bm || t->block_n != bn || t->warp_m != wm || t->warp_n != wn ||
       t->threads != threads || t->chunk_channels < 1 || t->chunk_channels > sh->c)
