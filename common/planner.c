@@ -247,8 +247,21 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
     else
       snprintf(mma_why, sizeof mma_why, "device has no TF32 tensor cores");
   }
-  if (!mma_why[0] && plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK)
-    return CF_OK;
+  if (!mma_why[0] && plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK) {
+    /* Three products per k-step on small work-groups (a backend that caps the tensor-core
+     * work-group, i.e. without register control) with weights re-streamed every chunk lose
+     * to FFMA: H200, NVIDIA OpenCL, mish-mish fp32 28.1 ms vs 25.0 (bench/RESULTS.md). */
+    int ffma_wins = mma == CF_KERNEL_MMA_3XTF32 && !plan->weights_resident &&
+                    caps->mma_max_threads > 0 &&
+                    (caps->kernel_variants & (1u << CF_KERNEL_FFMA_TILED));
+    if (!ffma_wins)
+      return CF_OK;
+    snprintf(mma_why, sizeof mma_why,
+             "3xTF32 with streamed weights in %d-thread groups is slower than FFMA",
+             plan->threads);
+    memset(plan, 0, sizeof *plan);
+    plan->menu_index = -1;
+  }
   if (caps->kernel_variants & (1u << CF_KERNEL_FFMA_TILED)) {
     CF_CHECK(plan_ffma(shape, caps, plan));
     size_t used = strlen(plan->why);
