@@ -895,6 +895,55 @@ static int opt_append(char *buf, size_t len, size_t *used, const char *name, int
 
 static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
+/* The defines every kernel is specialised on: bias present, then the chain (one per op). */
+static int opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
+                               const cf_epilogue *epi) {
+  int ok = opt_append(buf, len, used, "CF_HAS_BIAS", has_bias ? 1 : 0) &&
+           opt_append(buf, len, used, "CF_EPI_N", epi->n_ops);
+  for (int i = 0; ok && i < epi->n_ops; ++i) {
+    char name[32];
+    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
+    ok = opt_append(buf, len, used, name, (int)epi->ops[i].kind);
+  }
+  return ok;
+}
+
+/* Builds (or fetches from the cache) the program of `options`, creates kernel `name`, and
+ * checks that the compiled kernel takes work-groups of `threads` and fits local memory. */
+static cf_status create_fitting_kernel(cl_state *st, const char *options, const char *name,
+                                       int threads, cl_kernel *out) {
+  cl_program prog = NULL;
+  CF_CHECK(get_program(st, options, &prog));
+  cl_int err = CL_SUCCESS;
+  cl_kernel kernel = clCreateKernel(prog, name, &err);
+  if (err != CL_SUCCESS || !kernel)
+    return cl_fail_op("clCreateKernel", err, name);
+  size_t kernel_wg = 0;
+  cl_ulong kernel_local = 0;
+  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
+                                 &kernel_wg, NULL);
+  if (err == CL_SUCCESS)
+    err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_LOCAL_MEM_SIZE,
+                                   sizeof kernel_local, &kernel_local, NULL);
+  cf_status s = CF_OK;
+  if (err != CL_SUCCESS)
+    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, name);
+  else if ((size_t)threads > kernel_wg || kernel_local > st->local_mem)
+    s = cf_error(CF_ERR_UNSUPPORTED,
+                 "opencl: the compiled kernel %s allows work-groups of at most %zu work-items "
+                 "(registers) and uses %llu bytes of local memory; the tile needs %d "
+                 "work-items and the device has %llu bytes (options '%s')",
+                 name, kernel_wg, (unsigned long long)kernel_local, threads,
+                 (unsigned long long)st->local_mem, options);
+  if (s != CF_OK) {
+    clReleaseKernel(kernel);
+    return s;
+  }
+  *out = kernel;
+  return CF_OK;
+}
+
+
 /* The kernel's int arithmetic: extents, the coordinates it forms, the counters it advances. */
 static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t) {
   const int64_t ext[] = {sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p, sh->q,
@@ -1019,13 +1068,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
                       (int)L.weight_floats) &&
            opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
-           opt_append(options, sizeof options, &used, "CF_HAS_BIAS", sh->has_bias ? 1 : 0) &&
-           opt_append(options, sizeof options, &used, "CF_EPI_N", epi->n_ops);
-  for (int i = 0; ok && i < epi->n_ops; ++i) {
-    char name[32];
-    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
-    ok = opt_append(options, sizeof options, &used, name, (int)epi->ops[i].kind);
-  }
+           opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
   if (ok && st->nv_options && st->verbose) {
@@ -1038,34 +1081,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
                     sizeof options);
 
-  cl_program prog = NULL;
-  CF_CHECK(get_program(st, options, &prog));
-  cl_int err = CL_SUCCESS;
-  cl_kernel kernel = clCreateKernel(prog, "cf_conv2d_mma", &err);
-  if (err != CL_SUCCESS || !kernel)
-    return cl_fail_op("clCreateKernel", err, "cf_conv2d_mma");
-
+  cl_kernel kernel = NULL;
+  CF_CHECK(create_fitting_kernel(st, options, "cf_conv2d_mma", threads, &kernel));
   cf_status s = CF_OK;
-  size_t kernel_wg = 0;
-  cl_ulong kernel_local = 0;
-  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
-                                 &kernel_wg, NULL);
-  if (err == CL_SUCCESS)
-    err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_LOCAL_MEM_SIZE,
-                                   sizeof kernel_local, &kernel_local, NULL);
-  if (err != CL_SUCCESS) {
-    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "cf_conv2d_mma");
-    goto fail;
-  }
-  if ((size_t)threads > kernel_wg || kernel_local > st->local_mem) {
-    s = cf_error(CF_ERR_UNSUPPORTED,
-                 "opencl: the compiled tensor-core kernel allows work-groups of %zu work-items "
-                 "and uses %llu bytes of local memory; the tile needs %d work-items and the "
-                 "device has %llu bytes (options '%s')",
-                 kernel_wg, (unsigned long long)kernel_local, threads,
-                 (unsigned long long)st->local_mem, options);
-    goto fail;
-  }
+  cl_int err = CL_SUCCESS;
 
   /* Persistent work-groups: MMA_GROUPS_PER_CU per compute unit, spread over the channel
    * tiles, never more than there are row tiles. */
@@ -1194,56 +1213,17 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
            opt_append(options, sizeof options, &used, "CF_BK", t->block_k) &&
            opt_append(options, sizeof options, &used, "CF_TM", t->thread_m) &&
            opt_append(options, sizeof options, &used, "CF_TN", t->thread_n) &&
-           opt_append(options, sizeof options, &used, "CF_HAS_BIAS", sh->has_bias ? 1 : 0) &&
            opt_append(options, sizeof options, &used, "CF_IMG32",
                       sh->c * sh->h * sh->w <= INT_MAX ? 1 : 0) &&
-           opt_append(options, sizeof options, &used, "CF_EPI_N", epi->n_ops);
-  for (int i = 0; ok && i < epi->n_ops; ++i) {
-    char name[32];
-    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
-    ok = opt_append(options, sizeof options, &used, name, (int)epi->ops[i].kind);
-  }
+           opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
   if (!ok)
     return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
                     sizeof options);
 
-  cl_program prog = NULL;
-  CF_CHECK(get_program(st, options, &prog));
-
-  cl_int err = CL_SUCCESS;
-  cl_kernel kernel = clCreateKernel(prog, "cf_conv2d_ffma", &err);
-  if (err != CL_SUCCESS || !kernel)
-    return cl_fail_op("clCreateKernel", err, "cf_conv2d_ffma");
-
+  cl_kernel kernel = NULL;
+  CF_CHECK(create_fitting_kernel(st, options, "cf_conv2d_ffma", t->threads, &kernel));
   cf_status s = CF_OK;
-  size_t kernel_wg = 0;
-  cl_ulong kernel_local = 0;
-  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_WORK_GROUP_SIZE, sizeof kernel_wg,
-                                 &kernel_wg, NULL);
-  if (err != CL_SUCCESS) {
-    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "CL_KERNEL_WORK_GROUP_SIZE");
-    goto fail;
-  }
-  err = clGetKernelWorkGroupInfo(kernel, st->device, CL_KERNEL_LOCAL_MEM_SIZE,
-                                 sizeof kernel_local, &kernel_local, NULL);
-  if (err != CL_SUCCESS) {
-    s = cl_fail(CF_ERR_DEVICE, "clGetKernelWorkGroupInfo", err, "CL_KERNEL_LOCAL_MEM_SIZE");
-    goto fail;
-  }
-  if ((size_t)t->threads > kernel_wg) {
-    s = cf_error(CF_ERR_UNSUPPORTED,
-                 "opencl: the compiled kernel allows work-groups of at most %zu work-items "
-                 "(registers); the tile needs %d (options '%s')",
-                 kernel_wg, t->threads, options);
-    goto fail;
-  }
-  if (kernel_local > st->local_mem) {
-    s = cf_error(CF_ERR_UNSUPPORTED,
-                 "opencl: the compiled kernel uses %llu bytes of local memory; the device has "
-                 "%llu (options '%s')",
-                 (unsigned long long)kernel_local, (unsigned long long)st->local_mem, options);
-    goto fail;
-  }
+  cl_int err = CL_SUCCESS;
 
   /* Scalar arguments, set once: 4..18 the shape, 19 bias_shift, 20..27 op values. */
   const cl_int ints[15] = {(cl_int)sh->n,        (cl_int)sh->c,        (cl_int)sh->h,
