@@ -19,12 +19,7 @@ const char *cf_kernel_variant_name(cf_kernel_variant v) {
   return "?";
 }
 
-typedef struct ffma_tile {
-  int bm, bn, bk, tm, tn;
-} ffma_tile;
-
-/* The FFMA tile menu, straight from the generated constants. */
-static const ffma_tile ffma_menu[CFK_FFMA_TILE_COUNT] = {
+const cf_ffma_tile cf_ffma_menu[CFK_FFMA_TILE_COUNT] = {
     {CFK_FFMA_T0_BM, CFK_FFMA_T0_BN, CFK_FFMA_T0_BK, CFK_FFMA_T0_TM, CFK_FFMA_T0_TN},
     {CFK_FFMA_T1_BM, CFK_FFMA_T1_BN, CFK_FFMA_T1_BK, CFK_FFMA_T1_TM, CFK_FFMA_T1_TN},
     {CFK_FFMA_T2_BM, CFK_FFMA_T2_BN, CFK_FFMA_T2_BK, CFK_FFMA_T2_TM, CFK_FFMA_T2_TN},
@@ -32,14 +27,14 @@ static const ffma_tile ffma_menu[CFK_FFMA_TILE_COUNT] = {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-static size_t ffma_shared_bytes(const ffma_tile *t) {
+static size_t ffma_shared_bytes(const cf_ffma_tile *t) {
   /* two stages of an A slice (bk x bm) and a B slice (bk x (bn + 4), rows padded) */
   return 2 * (size_t)(t->bm + t->bn + 4) * (size_t)t->bk * sizeof(float);
 }
 
-static int ffma_threads(const ffma_tile *t) { return (t->bm / t->tm) * (t->bn / t->tn); }
+static int ffma_threads(const cf_ffma_tile *t) { return (t->bm / t->tm) * (t->bn / t->tn); }
 
-static int ffma_fits(const ffma_tile *t, const cf_device_caps *caps) {
+static int ffma_fits(const cf_ffma_tile *t, const cf_device_caps *caps) {
   return ffma_threads(t) <= caps->max_threads_per_block &&
          ffma_shared_bytes(t) <= caps->shared_mem_per_block;
 }
@@ -61,7 +56,7 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
   /* A forced entry (CONVFUSE_TILE) applies only where this menu has it. */
   int forced = caps->force_tile > 0 && caps->force_tile <= CFK_FFMA_TILE_COUNT;
   for (int i = 0; i < CFK_FFMA_TILE_COUNT; ++i) {
-    const ffma_tile *t = &ffma_menu[i];
+    const cf_ffma_tile *t = &cf_ffma_menu[i];
     if (forced && i != caps->force_tile - 1)
       continue;
     if (!ffma_fits(t, caps)) {
@@ -87,7 +82,7 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
                     "planner: no FFMA tile fits the device (max %d threads, %zu bytes of shared "
                     "memory per block)",
                     caps->max_threads_per_block, caps->shared_mem_per_block);
-  const ffma_tile *t = &ffma_menu[best];
+  const cf_ffma_tile *t = &cf_ffma_menu[best];
   plan->variant = CF_KERNEL_FFMA_TILED;
   plan->menu_index = best;
   plan->block_m = t->bm;

@@ -34,6 +34,13 @@ typedef struct cf_tile_plan {
   char why[256];                 /* the planner's reasoning, one line */
 } cf_tile_plan;
 
+/* The FFMA tile menu of constants.def (CFK_FFMA_TILE_COUNT entries): block tile bm x bn,
+ * K slice bk, per-thread micro-tile tm x tn. */
+typedef struct cf_ffma_tile {
+  int bm, bn, bk, tm, tn;
+} cf_ffma_tile;
+extern const cf_ffma_tile cf_ffma_menu[];
+
 /* The tensor-core tile menu of constants.def (CFK_MMA_TILE_COUNT entries): block tile
  * bm x bn, warp tile wm x wn. The planner chooses among them; the backends' kernels are
  * instantiated (CUDA) or built (OpenCL) for them. */

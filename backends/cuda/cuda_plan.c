@@ -13,21 +13,9 @@
 #include "planner.h"
 
 _Static_assert(CFK_FFMA_TILE_COUNT == 3,
-               "the FFMA tile menu changed: update ffma_menu here and the instantiations in "
+               "the FFMA tile menu changed: update the instantiations in "
                "kernels_cuda/conv_ffma.cu");
 _Static_assert(CFK_MAX_OPS == CF_MAX_OPS, "cfk_epilogue_ops holds CF_MAX_OPS ops");
-
-typedef struct ffma_entry {
-  int bm, bn, bk, tm, tn;
-} ffma_entry;
-
-/* The instantiations of kernels_cuda/conv_ffma.cu, in menu order. */
-static const ffma_entry ffma_menu[CFK_FFMA_TILE_COUNT] = {
-    {CFK_FFMA_T0_BM, CFK_FFMA_T0_BN, CFK_FFMA_T0_BK, CFK_FFMA_T0_TM, CFK_FFMA_T0_TN},
-    {CFK_FFMA_T1_BM, CFK_FFMA_T1_BN, CFK_FFMA_T1_BK, CFK_FFMA_T1_TM, CFK_FFMA_T1_TN},
-    {CFK_FFMA_T2_BM, CFK_FFMA_T2_BN, CFK_FFMA_T2_BK, CFK_FFMA_T2_TM, CFK_FFMA_T2_TN},
-};
-
 
 typedef struct cuda_plan {
   cf_plan_spec spec;
@@ -75,7 +63,7 @@ static cf_status fits_int32(const char *what, int64_t v, int64_t limit) {
   return CF_OK;
 }
 
-static cf_status check_tiles(const cf_plan_spec *spec, const ffma_entry **entry) {
+static cf_status check_tiles(const cf_plan_spec *spec, const cf_ffma_tile **entry) {
   const cf_tile_plan *t = &spec->tiles;
   if (t->variant != CF_KERNEL_FFMA_TILED)
     return cf_error(CF_ERR_UNSUPPORTED,
@@ -85,7 +73,7 @@ static cf_status check_tiles(const cf_plan_spec *spec, const ffma_entry **entry)
     return cf_error(CF_ERR_UNSUPPORTED,
                     "cuda: FFMA tile menu index %d has no kernel (valid 0..%d)", t->menu_index,
                     CFK_FFMA_TILE_COUNT - 1);
-  const ffma_entry *m = &ffma_menu[t->menu_index];
+  const cf_ffma_tile *m = &cf_ffma_menu[t->menu_index];
   const int threads = (m->bm / m->tm) * (m->bn / m->tn);
   if (t->block_m != m->bm || t->block_n != m->bn || t->block_k != m->bk ||
       t->thread_m != m->tm || t->thread_n != m->tn || t->threads != threads)
@@ -107,7 +95,7 @@ static cf_status check_tiles(const cf_plan_spec *spec, const ffma_entry **entry)
 }
 
 /* Every value the kernel holds in int32, with the headroom its index arithmetic needs. */
-static cf_status check_int32_ranges(const cf_conv_shape *sh, const ffma_entry *m) {
+static cf_status check_int32_ranges(const cf_conv_shape *sh, const cf_ffma_tile *m) {
   const int64_t lim = INT32_MAX;
   CF_CHECK(fits_int32("in_channels", sh->c, lim));
   CF_CHECK(fits_int32("height", sh->h, lim));
@@ -261,7 +249,7 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
     CF_CHECK(cf_cuda_set_device(state));
     return mma_plan_compile(state, spec, compiled);
   }
-  const ffma_entry *m = NULL;
+  const cf_ffma_tile *m = NULL;
   CF_CHECK(check_tiles(spec, &m));
   const cf_conv_shape *sh = &spec->shape;
   CF_CHECK(check_int32_ranges(sh, m));
