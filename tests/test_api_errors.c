@@ -607,28 +607,12 @@ static void run_case(fixture *fx, const bad_case *c) {
             fx->bname, c->id);
 }
 
-/* Opens the backend under test, or skips saying why (OpenCL is required in CI). */
-static cf_context *open_or_skip(cf_backend b) {
-  if (!cf_backend_available(b)) {
-    char why[1024];
-    snprintf(why, sizeof why, "%s", cf_last_error());
-    if (b == CF_BACKEND_OPENCL && tu_require_opencl() && !strstr(why, "not compiled in"))
-      cr_assert_fail("OpenCL is required here (CI=true / CONVFUSE_REQUIRE_OPENCL=1) but: %s",
-                     why);
-    cr_skip_test("%s backend not usable here: %s", cf_backend_name(b), why);
-  }
-  cf_context *ctx = NULL;
-  cf_status s = cf_context_create(b, &ctx);
-  cr_assert(s == CF_OK, "%s context: %s: %s", cf_backend_name(b), cf_status_string(s),
-            cf_last_error());
-  return ctx;
-}
 
 static void fixture_open(fixture *fx, cf_backend b) {
   memset(fx, 0, sizeof *fx);
   fx->backend = b;
   fx->bname = cf_backend_name(b);
-  fx->ctx = open_or_skip(b);
+  fx->ctx = tu_open_or_skip(b);
   cr_assert(cf_context_create(b, &fx->other) == CF_OK, "second %s context: %s", fx->bname,
             cf_last_error());
   cr_assert(cf_context_create(b, &fx->dying) == CF_OK, "third %s context: %s", fx->bname,
@@ -805,7 +789,7 @@ Test(api_errors, null_tolerant_functions) {
 
 /* The valid neighbours of the bad ranges, and the defaults (0 = 1) of stride and dilation. */
 static void valid_edges(cf_backend b) {
-  cf_context *ctx = open_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   cf_buffer *buf = NULL;
   cr_assert(cf_buffer_create(ctx, 64, &buf) == CF_OK, "%s", cf_last_error());
   cr_expect(cf_buffer_size(buf) == 64);
@@ -857,7 +841,7 @@ Test(api_errors, valid_edges_cuda) { valid_edges(CF_BACKEND_CUDA); }
 /* ---- lifetime: the deferred destroy in common/api.c ---- */
 
 static void destroyed_before_children(cf_backend b) {
-  cf_context *ctx = open_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   cf_conv2d_desc d = good_desc();
   cf_plan *plan = NULL;
   cf_buffer *buf = NULL, *buf2 = NULL;
@@ -874,14 +858,14 @@ static void destroyed_before_children(cf_backend b) {
   cf_buffer_destroy(buf2); /* the last child frees the context */
 
   /* plan last this time */
-  ctx = open_or_skip(b);
+  ctx = tu_open_or_skip(b);
   cr_assert(cf_buffer_create(ctx, 16, &buf) == CF_OK);
   cr_assert(cf_plan_create(ctx, &d, NULL, 0, CF_MATH_FP32, &plan) == CF_OK);
   cf_context_destroy(ctx);
   cf_buffer_destroy(buf);
   cf_plan_destroy(plan);
   /* and a normal context still works afterwards */
-  ctx = open_or_skip(b);
+  ctx = tu_open_or_skip(b);
   cr_assert(cf_buffer_create(ctx, 16, &buf) == CF_OK);
   cf_buffer_destroy(buf);
   cf_context_destroy(ctx);

@@ -27,31 +27,6 @@
 
 /* ---- backend availability ---- */
 
-static cf_context *open_backend_or_skip(cf_backend b) {
-  if (!cf_backend_available(b)) {
-    char why[1024];
-    snprintf(why, sizeof why, "%s", cf_last_error());
-    if (b == CF_BACKEND_CUDA)
-      cr_skip_test("no CUDA device: %s", why);
-    if (b == CF_BACKEND_OPENCL) {
-      int compiled_in = strstr(why, "not compiled in") == NULL;
-      if (compiled_in && tu_require_opencl())
-        cr_assert_fail("OpenCL backend is compiled in but has no usable device, and CI=true / "
-                       "CONVFUSE_REQUIRE_OPENCL=1 requires one (PoCL installed and registered?): "
-                       "%s",
-                       why);
-      cr_skip_test("no OpenCL device: %s", why);
-    }
-    cr_assert_fail("backend %s unavailable: %s", cf_backend_name(b), why);
-  }
-  cf_context *ctx = NULL;
-  cf_status s = cf_context_create(b, &ctx);
-  cr_assert(s == CF_OK, "cf_context_create(%s) failed although available: %s: %s",
-            cf_backend_name(b), cf_status_string(s), cf_last_error());
-  cr_assert(cf_context_backend(ctx) == b, "context backend %s, asked for %s",
-            cf_backend_name(cf_context_backend(ctx)), cf_backend_name(b));
-  return ctx;
-}
 
 /* ---- one checked case ---- */
 
@@ -144,7 +119,7 @@ static const cf_op chain_ssm[3] = {{CF_OP_SUB, 0.5f}, {CF_OP_SUB, 0.2f}, {CF_OP_
 static const cf_op chain_amr[3] = {{CF_OP_ADD, 0.1f}, {CF_OP_MUL, 2.0f}, {CF_OP_RELU, 0}};
 
 static void run_shapes(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   run_stats st = {0, 0};
   for (int i = 0; i < N_SHAPES; ++i) {
     const cf_op *ops = i % 3 == 0 ? chain_ssm : i % 3 == 1 ? NULL : chain_amr;
@@ -165,7 +140,7 @@ static void run_shapes(cf_backend b) {
 static const cf_conv2d_desc op_shape = {2, 3, 9, 10, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 
 static void run_single_ops(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   run_stats st = {0, 0};
   static const float values[8] = {0.3f, 0.7f, -1.7f, 0, 0, 0, 0, 0};
   static const char *names[8] = {"add", "sub", "mul", "relu", "tanh", "sigmoid", "softplus",
@@ -218,7 +193,7 @@ static const chain_case chains[] = {
 static const cf_conv2d_desc chain_shape = {1, 4, 11, 9, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1};
 
 static void run_chains(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   run_stats st = {0, 0};
   for (int i = 0; i < N_CHAINS; ++i)
     for (int m = 0; m < 2; ++m)
@@ -235,7 +210,7 @@ static void run_chains(cf_backend b) {
 /* ---- the two product workloads at tiny sizes (batch 2, 16x16) ---- */
 
 static void run_workloads(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   run_stats st = {0, 0};
   const cf_conv2d_desc ssm = {2, 8, 16, 16, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1};
   const cf_conv2d_desc mm = {2, 64, 16, 16, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1};
@@ -311,7 +286,7 @@ static void expect_ok(const char *what, cf_backend b, const tu_problem *pb) {
 }
 
 static void run_repeat(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   const cf_conv2d_desc d = {2, 3, 13, 17, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1};
   tu_problem pb;
   tu_problem_init(&pb, &d, chain_ssm, 3, CF_MATH_FP32, TU_DIST_X3, case_seed(b, 6, 0, 0));
@@ -348,7 +323,7 @@ static void run_repeat(cf_backend b) {
 }
 
 static void run_two_inputs(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   const cf_conv2d_desc d = {1, 5, 12, 10, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1};
   const cf_op mish2[2] = {{CF_OP_MISH, 0}, {CF_OP_MISH, 0}};
   for (int m = 0; m < 2; ++m) {
@@ -377,7 +352,7 @@ static void run_two_inputs(cf_backend b) {
 /* ---- shapes past the kernels' 32-bit index ranges: a plan, or a clean refusal ---- */
 
 static void run_huge_plans(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   /* valid descriptors (every tensor <= 2^60 elements) that no test could ever allocate: the
    * backend must either plan them or refuse with CF_ERR_UNSUPPORTED and a reason; never
    * CF_ERR_INTERNAL, never a crash. Only plans are created, nothing executes. */
@@ -414,7 +389,7 @@ static void run_huge_plans(cf_backend b) {
 /* ---- a launch grid past 65535 blocks along N (CUDA grid y / OpenCL dimension 1 limits) ---- */
 
 static void run_wide_grid(cf_backend b) {
-  cf_context *ctx = open_backend_or_skip(b);
+  cf_context *ctx = tu_open_or_skip(b);
   /* 2^22 + 3 output channels of a 1x1 conv on a 1x2 image: with 64-wide tiles that is 65537
    * blocks along N. 16 MB of weights, 32 MB of output: executable everywhere. A backend may
    * refuse it (CF_ERR_UNSUPPORTED with a reason); if it plans it, the result must be right. */

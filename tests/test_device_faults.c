@@ -30,21 +30,6 @@
 #include <cuda_runtime_api.h>
 #endif
 
-static cf_context *open_or_skip(cf_backend b) {
-  if (!cf_backend_available(b)) {
-    char why[1024];
-    snprintf(why, sizeof why, "%s", cf_last_error());
-    if (b == CF_BACKEND_OPENCL && tu_require_opencl() && !strstr(why, "not compiled in"))
-      cr_assert_fail("OpenCL is required here (CI=true / CONVFUSE_REQUIRE_OPENCL=1) but: %s",
-                     why);
-    cr_skip_test("%s backend not usable here: %s", cf_backend_name(b), why);
-  }
-  cf_context *ctx = NULL;
-  cf_status s = cf_context_create(b, &ctx);
-  cr_assert(s == CF_OK, "%s context: %s: %s", cf_backend_name(b), cf_status_string(s),
-            cf_last_error());
-  return ctx;
-}
 
 static const cf_conv2d_desc small_desc = {.batch = 2, .in_channels = 3, .height = 11,
                                           .width = 10, .out_channels = 6, .kernel_h = 3,
@@ -89,7 +74,7 @@ static void expect_oom(cf_context *ctx, size_t bytes) {
 #define TIB ((size_t)1 << 40)
 
 Test(faults, cpu_out_of_memory) {
-  cf_context *ctx = open_or_skip(CF_BACKEND_CPU);
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_CPU);
   expect_context_works(ctx, "before");
   /* Sizes no allocator can satisfy: above PTRDIFF_MAX, or the whole address space. (A size
    * like 1 TiB might succeed under Linux overcommit; these cannot.) */
@@ -101,7 +86,7 @@ Test(faults, cpu_out_of_memory) {
 }
 
 Test(faults, opencl_out_of_memory) {
-  cf_context *ctx = open_or_skip(CF_BACKEND_OPENCL);
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL);
   expect_oom(ctx, TIB);
   expect_oom(ctx, 64 * TIB);
   expect_oom(ctx, SIZE_MAX - 4096);
@@ -110,7 +95,7 @@ Test(faults, opencl_out_of_memory) {
 }
 
 Test(faults, cuda_out_of_memory) {
-  cf_context *ctx = open_or_skip(CF_BACKEND_CUDA);
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_CUDA);
   expect_oom(ctx, TIB);
   expect_oom(ctx, 64 * TIB);
   expect_oom(ctx, SIZE_MAX - 4096);
@@ -166,7 +151,7 @@ Test(faults, opencl_build_failure_reports_the_build_log) {
 #ifndef CONVFUSE_TEST_HAVE_OPENCL
   cr_skip_test("the OpenCL backend is not compiled in");
 #else
-  cf_context *ctx = open_or_skip(CF_BACKEND_OPENCL);
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL);
   cf_plan *plan = (cf_plan *)(void *)&inject_build_failure;
   cf_plan *const untouched = plan;
   inject_build_failure = 1;
@@ -225,7 +210,7 @@ Test(faults, cuda_kernel_fault_is_a_device_error_with_the_runtime_words) {
 #ifndef CONVFUSE_TEST_HAVE_CUDA
   cr_skip_test("the CUDA backend is not compiled in");
 #else
-  cf_context *ctx = open_or_skip(CF_BACKEND_CUDA);
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_CUDA);
   tu_problem pb;
   tu_problem_init(&pb, &small_desc, small_ops, 3, CF_MATH_FP32, TU_DIST_RAND, 0xdead);
   cf_plan *plan = NULL;

@@ -133,14 +133,7 @@ static void *worker_main(void *arg) {
 }
 
 static void run_threads(cf_backend b) {
-  if (!cf_backend_available(b)) {
-    char why[1024];
-    snprintf(why, sizeof why, "%s", cf_last_error());
-    if (b == CF_BACKEND_OPENCL && tu_require_opencl() && !strstr(why, "not compiled in"))
-      cr_assert_fail("OpenCL is required here (CI=true / CONVFUSE_REQUIRE_OPENCL=1) but: %s",
-                     why);
-    cr_skip_test("%s backend not usable here: %s", cf_backend_name(b), why);
-  }
+  tu_skip_unless_available(b);
   shared_state *sh = calloc(1, sizeof *sh);
   cr_assert(sh);
   sh->backend = b;

@@ -313,6 +313,29 @@ int tu_require_opencl(void) {
   return (ci && strcasecmp(ci, "true") == 0) || (req && strcmp(req, "1") == 0);
 }
 
+void tu_skip_unless_available(cf_backend b) {
+  if (cf_backend_available(b))
+    return;
+  char why[1024];
+  snprintf(why, sizeof why, "%s", cf_last_error());
+  if (b == CF_BACKEND_OPENCL && tu_require_opencl() && !strstr(why, "not compiled in"))
+    cr_assert_fail("OpenCL is compiled in but has no usable device, and CI=true / "
+                   "CONVFUSE_REQUIRE_OPENCL=1 requires one (PoCL installed and registered?): %s",
+                   why);
+  cr_skip_test("%s backend not usable here: %s", cf_backend_name(b), why);
+}
+
+cf_context *tu_open_or_skip(cf_backend b) {
+  tu_skip_unless_available(b);
+  cf_context *ctx = NULL;
+  cf_status s = cf_context_create(b, &ctx);
+  cr_assert(s == CF_OK, "cf_context_create(%s) failed although available: %s: %s",
+            cf_backend_name(b), cf_status_string(s), cf_last_error());
+  cr_assert(cf_context_backend(ctx) == b, "context backend %s, asked for %s",
+            cf_backend_name(cf_context_backend(ctx)), cf_backend_name(b));
+  return ctx;
+}
+
 /* ---- LeakSanitizer and Criterion's runner ---- */
 #if defined(__SANITIZE_ADDRESS__)
 #define TU_ASAN 1

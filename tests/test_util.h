@@ -98,4 +98,12 @@ cf_status tu_run_on_context(cf_context *ctx, tu_problem *pb, const char **where)
 /* 1 if OpenCL must be present: CI=true (any case) or CONVFUSE_REQUIRE_OPENCL=1. */
 int tu_require_opencl(void);
 
+/* Returns if backend b is usable; otherwise skips the current test saying why, or fails it
+ * when OpenCL is compiled in, has no device, and tu_require_opencl() says it must. */
+void tu_skip_unless_available(cf_backend b);
+
+/* tu_skip_unless_available, then a context on b (the test fails if creation fails or the
+ * context runs another backend). */
+cf_context *tu_open_or_skip(cf_backend b);
+
 #endif
