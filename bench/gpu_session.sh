@@ -81,6 +81,38 @@ for s in $stages; do
               for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2; do
                 CONVFUSE_TILE=$t run "c144-$w-$m-T$((t-1))" 60 /tmp/v144/b/bench/convfuse bench --backend cuda \
                   --workload $w --math $m --iters 20; done; done; done ;;
+    portable) # issue 4: the OpenCL portable (FFMA) path on the same GPU, tensor cores off
+           for w in sub-sub-mish mish-mish; do for m in fp32 tf32; do
+             CONVFUSE_OPENCL_TENSOR_CORES=0 run "bench-$w-$m-opencl_portable" 120 $B/bench/convfuse \
+               bench --backend opencl --workload $w --math $m --iters 30 --csv "$OUT/portable.csv"
+           done; done ;;
+    sass) # executed instructions per SASS line of the sub-sub-mish tf32 kernel (batch 8)
+          run sass-collect 300 ncu --clock-control none -k regex:conv_mma -c 1 \
+            --section SourceCounters --section WarpStateStats --section SchedulerStats \
+            --section SpeedOfLight -o "$OUT/ssm" -f $B/bench/convfuse bench --backend cuda \
+            --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0
+          run sass-details 120 ncu -i "$OUT/ssm.ncu-rep" --page details
+          run sass-source 120 ncu -i "$OUT/ssm.ncu-rep" --page source --csv --print-source sass ;;
+    ab) # A/B in one run: the tree in ./ab_base (e.g. `git archive <ref>` of the baseline,
+        # untracked) against this one, interleaved twice so clock drift hits both alike
+        run build-base 400 bash -c "cmake -S ab_base -B /tmp/abb -G Ninja -DCMAKE_BUILD_TYPE=Release \
+          -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/abb"
+        for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
+          run "ab$round-base-$w-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
+          run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
+        done; done; done ;;
+    ab-ssm) # the ab stage for sub-sub-mish tf32 only, four rounds
+        run build-base 400 bash -c "cmake -S ab_base -B /tmp/abb -G Ninja -DCMAKE_BUILD_TYPE=Release \
+          -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/abb"
+        for round in 1 2; do for m in tf32 fp32; do
+          run "ab$round-base-ssm-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload sub-sub-mish --math $m --iters 30
+          run "ab$round-new-ssm-$m" 60 $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --math $m --iters 30
+        done; done ;;
+    ab-prof) # ncu of the ab_base build (built by ab/ab-ssm) and this one: sub-sub-mish tf32, batch 8
+        mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
+        for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
+          run "abprof-$v" 200 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" $bin bench \
+            --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
@@ -96,7 +128,10 @@ for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(gr
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+[ -f "$OUT/sass-details.log" ] && grep -E "Duration|Issue Slots Busy|Issued Warp|No Eligible|Executed Ipc|Memory Throughput|DRAM Throughput|Compute \(SM\)|Warp Cycles Per Issued|SM Frequency" "$OUT/sass-details.log" | sed 's/  */ /g'
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

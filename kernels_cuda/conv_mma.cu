@@ -12,7 +12,7 @@
 // shared memory for its whole life when they fit ("resident"); otherwise each stage also
 // carries the chunk's weights. A fragments are gathered straight from the patch (im2col
 // happens in the index: element (m, k) is patch[koff[k] + m*stride_w]).
-// Epilogue: bias + folded shift and the op chain on the accumulators in registers, then
+// Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in registers, then
 // streaming stores: each warp store writes 8 consecutive pixels of 4 channels (full 32-byte
 // sectors) straight into NCHW.
 #include <cstdint>
@@ -79,16 +79,24 @@ struct RowTile {
   int n, p, q0;
 };
 
+// n / f.d for 0 <= n < 2^31 (common/fastdiv.h): three instructions instead of ~20.
+__device__ __forceinline__ int fast_div(int n, const cf_fastdiv &f) {
+  return (int)((__umulhi((unsigned)n, f.mul) + (unsigned)n) >> f.shift);
+}
+
 __device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile, int bm) {
   RowTile t;
-  const int np = tile / prm.q_tiles;
+  const int np = fast_div(tile, prm.div_q_tiles);
   t.q0 = (tile - np * prm.q_tiles) * bm;
-  t.n = np / prm.g.p;
+  t.n = fast_div(np, prm.div_p);
   t.p = np - t.n * prm.g.p;
   return t;
 }
 
-// Issues the cp.asyncs of the input patch of (tile, chunk): one warp per patch row.
+// Issues the cp.asyncs of the input patch of (tile, chunk): one warp per patch row. What
+// depends only on the tile (the source of patch row 0, the in-image column range, whether
+// 16-byte copies line up) is worked out once; a row then costs its (channel, kernel row)
+// and one pointer offset.
 template <class T>
 __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const float *input,
                                            float *patch, const RowTile &rt, int chunk,
@@ -97,34 +105,37 @@ __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const floa
   const int rows = prm.cc * prm.g.r, width = prm.patch_width;
   const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
   const int ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
+  // Row (cl, r) of the patch reads input row ih0 + r * dil_h of channel c0 + cl, from
+  // column iw0: src0 + cl * h * w + r * dil_h * w. (src0 may point outside the image when
+  // there is padding; only in-image addresses are ever read.)
+  const float *src0 = input + ((int64_t)rt.n * prm.g.c + c0) * prm.hw + (int64_t)ih0 * prm.g.w +
+                      iw0;
+  const int x_lo = iw0 < 0 ? -iw0 : 0;                 // first in-image column
+  const int x_hi = min(width, prm.g.w - iw0);            // one past the last
+  // Interior 16-byte groups when every row start shares src0's alignment (w % 4 == 0).
+  const bool aligned = prm.rows_aligned && ((reinterpret_cast<uintptr_t>(src0)) & 15) == 0;
+  const int v_lo = aligned ? min((x_lo + 3) & ~3, width) : width; // whole groups inside
+  const int v_hi = aligned ? max(x_hi & ~3, v_lo) : width;
+  const int s_end = aligned ? v_lo : width;               // the scalar head runs to here
   for (int row = warp; row < rows; row += T::WARPS) {
-    const int cl = row / prm.g.r, r = row - cl * prm.g.r;
-    const int c = c0 + cl, ih = ih0 + r * prm.g.dil_h;
+    const int cl = fast_div(row, prm.div_r), r = row - cl * prm.g.r;
+    const int ih = ih0 + r * prm.g.dil_h;
     float *dst = patch + row * prm.patch_pitch;
-    if (c >= prm.g.c || ih < 0 || ih >= prm.g.h) {
+    if (c0 + cl >= prm.g.c || (unsigned)ih >= (unsigned)prm.g.h) {
       for (int x = lane; x < width; x += 32)
         dst[x] = 0.0f; // ordinary store: visible after the stage's barrier
       continue;
     }
-    const float *src = input + ((int64_t)rt.n * prm.g.c + c) * (int64_t)prm.g.h * prm.g.w +
-                       (int64_t)ih * prm.g.w + iw0; // points at column 0 of the patch
-    // Interior 16-byte groups need the source aligned; padding columns go one by one.
-    const bool aligned = ((reinterpret_cast<uintptr_t>(src)) & 15) == 0;
-    const int x_lo = iw0 < 0 ? -iw0 : 0;                 // first in-image column
-    const int x_hi = min(width, prm.g.w - iw0);            // one past the last
-    if (aligned) {
-      const int v_lo = min((x_lo + 3) & ~3, width);        // whole groups inside the image
-      const int v_hi = max(x_hi & ~3, v_lo);
-      for (int x = v_lo + 4 * lane; x < v_hi; x += 128)
-        cp_async16(dst + x, src + x);
-      for (int x = lane; x < v_lo; x += 32) // left padding and ragged start
-        cp_async4(dst + x, x >= x_lo ? src + x : input, x >= x_lo);
-      for (int x = v_hi + lane; x < width; x += 32) // ragged end and right padding
-        cp_async4(dst + x, x < x_hi ? src + x : input, x < x_hi);
-    } else {
-      for (int x = lane; x < width; x += 32)
-        cp_async4(dst + x, x >= x_lo && x < x_hi ? src + x : input, x >= x_lo && x < x_hi);
-    }
+    const float *src = src0 + (int64_t)cl * prm.hw + (int64_t)(r * prm.g.dil_h) * prm.g.w;
+#pragma unroll 1
+    for (int x = v_lo + 4 * lane; x < v_hi; x += 128)
+      cp_async16(dst + x, src + x);
+#pragma unroll 1
+    for (int x = lane; x < s_end; x += 32) // left padding and ragged start (or every column)
+      cp_async4(dst + x, x >= x_lo && x < x_hi ? src + x : input, x >= x_lo && x < x_hi);
+#pragma unroll 1
+    for (int x = max(v_hi, s_end) + lane; x < width; x += 32) // ragged end and right padding
+      cp_async4(dst + x, x < x_hi ? src + x : input, x < x_hi);
   }
 }
 
@@ -152,25 +163,36 @@ struct Frags {
   float b[T::NI][2];
 };
 
-// koff_lane = koff + (lane % 4); m_lane = the warp's first pixel + lane / 4; w_lane = the
-// lane's first weight row (warp's first channel + lane / 4) at column lane % 4.
-template <class T>
-__device__ __forceinline__ void load_frags(Frags<T> &f, const float *patch, const int *koff_lane,
-                                           int kb, int m_lane, int sw, const float *w_lane,
-                                           int w_pitch) {
-  const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+__device__ __forceinline__ float lds_at(const char *base, int byte_offset) {
+  return *reinterpret_cast<const float *>(base + byte_offset);
+}
+
+// Everything in bytes so that each shared load is one register plus immediates:
+// koff_lane = the lane's K-offset table (koff + lane % 4, byte offsets into the patch);
+// patch = the stage's patch; a_lane = the lane's first pixel (warp's first + lane / 4) times
+// stride_w, in bytes; wsm = the chunk's weights; w_lane[ni] = the byte offset of the lane's
+// weight row (warp's first channel + ni * 8 + lane / 4) at column lane % 4. SW > 0 is the
+// column stride known at compile time (the A offsets become immediates); SW == 0 reads
+// sw_bytes (= stride_w * 4) at run time.
+template <class T, int SW>
+__device__ __forceinline__ void load_frags(Frags<T> &f, const int *koff_lane, int kb,
+                                           const char *patch, int a_lane, int sw_bytes,
+                                           const char *wsm, const int (&w_lane)[T::NI]) {
+  const char *a0 = patch + koff_lane[kb] + a_lane, *a1 = patch + koff_lane[kb + 4] + a_lane;
+  const int step = SW > 0 ? SW * 4 : sw_bytes; // bytes between consecutive pixels
 #pragma unroll
   for (int mi = 0; mi < T::MI; ++mi) {
-    const int m = m_lane + mi * 16;
-    f.a[mi][0] = patch[ko0 + m * sw];
-    f.a[mi][1] = patch[ko0 + (m + 8) * sw];
-    f.a[mi][2] = patch[ko1 + m * sw];
-    f.a[mi][3] = patch[ko1 + (m + 8) * sw];
+    const int m = mi * 16 * step;
+    f.a[mi][0] = lds_at(a0, m);
+    f.a[mi][1] = lds_at(a0, m + 8 * step);
+    f.a[mi][2] = lds_at(a1, m);
+    f.a[mi][3] = lds_at(a1, m + 8 * step);
   }
+  const char *w = wsm + kb * 4;
 #pragma unroll
   for (int ni = 0; ni < T::NI; ++ni) {
-    f.b[ni][0] = w_lane[ni * 8 * w_pitch + kb];
-    f.b[ni][1] = w_lane[ni * 8 * w_pitch + kb + 4];
+    f.b[ni][0] = lds_at(w, w_lane[ni]);
+    f.b[ni][1] = lds_at(w, w_lane[ni] + 16);
   }
 }
 
@@ -216,7 +238,41 @@ __device__ __forceinline__ void mma_frags(float (&acc)[T::MI * T::NI][4], const 
   }
 }
 
+// Applies the chain to the warp's accumulators and streams them to NCHW, one mma tile at a
+// time so that the chain's arithmetic and the stores interleave (each store instruction: 8
+// consecutive pixels of 4 channels, full 32-byte sectors). out_lane = the lane's first pixel
+// of channel 0; ch_lane = the lane's first channel; each element is predicated on the pixel
+// (j < q_left) and channel (< k) bounds. Measured on the H200 (bench/NOTES.md, v7): an
+// unpredicated variant for interior warps was slower on sub-sub-mish (stores bunched up),
+// and the chain over the whole tile before the stores slower on mish-mish fp32.
 template <class T, class Epi>
+__device__ __forceinline__ void store_tile(const Epi &epi, float (&acc)[T::MI * T::NI][4],
+                                           float *out_lane, int64_t pq, int ch_lane, int k,
+                                           int q_left) {
+  float *o0 = out_lane + (int64_t)ch_lane * pq; // channel ch_lane + ni * 8, stepped below
+#pragma unroll
+  for (int ni = 0; ni < T::NI; ++ni, o0 += 8 * pq) {
+    const int ch = ch_lane + ni * 8;
+    float *o1 = o0 + pq;
+    const bool ok0 = ch < k, ok1 = ch + 1 < k;
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi) {
+      float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[mi * T::NI + ni]);
+      epi.apply(a);
+      const bool in0 = mi * 16 < q_left, in1 = mi * 16 + 8 < q_left;
+      if (ok0 && in0)
+        __stcs(o0 + mi * 16, a[0][0]);
+      if (ok1 && in0)
+        __stcs(o1 + mi * 16, a[0][1]);
+      if (ok0 && in1)
+        __stcs(o0 + mi * 16 + 8, a[0][2]);
+      if (ok1 && in1)
+        __stcs(o1 + mi * 16 + 8, a[0][3]);
+    }
+  }
+}
+
+template <class T, class Epi, int SW>
 __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     conv_mma_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
                     const float *__restrict__ input, const float *__restrict__ weight,
@@ -242,7 +298,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
       off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
     }
-    koff[k] = off;
+    koff[k] = off * 4; // bytes
   }
   for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
     stages[i] = 0.0f;
@@ -261,6 +317,15 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       const int ch = n0 + n_warp + ni * 8 + 2 * t + j;
       bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.g.k ? __ldg(bias + ch) : 0.0f);
     }
+
+  // Per-lane shared-memory byte offsets of the fragments (see load_frags).
+  const int *koff_lane = koff + t;
+  const int sw_bytes = 4 * sw;
+  const int a_lane = (m_warp + g) * sw_bytes;
+  int w_lane[NI];
+#pragma unroll
+  for (int ni = 0; ni < NI; ++ni)
+    w_lane[ni] = ((n_warp + ni * 8 + g) * prm.w_pitch + t) * 4;
 
   // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
   const int first_tile = (int)blockIdx.x, tile_step = (int)gridDim.x;
@@ -284,16 +349,19 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   };
 
   float acc[MI * NI][4];
-#pragma unroll
-  for (int i = 0; i < MI * NI; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-      acc[i][j] = 0.0f;
 
   if (first_tile < m_tiles)
     issue_stage(); // the resident weights ride in the same group
   int buf = 0;
   for (int tile = first_tile; tile < m_tiles; tile += tile_step) {
+    // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) {
+        acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
+        acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
+      }
     const RowTile rt = row_tile(prm, tile, BM);
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
       if (load_tile < m_tiles) {
@@ -305,14 +373,14 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       __syncthreads();
       const float *patch = stages + buf * prm.stage_floats;
       const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
+      const char *patch_b = reinterpret_cast<const char *>(patch);
+      const char *wsm_b = reinterpret_cast<const char *>(wsm);
 
       // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
       // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
       // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
       // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
       // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
-      const float *w_lane = wsm + (n_warp + g) * prm.w_pitch + t;
-      const int *koff_lane = koff + t;
       float part[MI * NI][4];
       float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
       if constexpr (T::SPLIT) {
@@ -327,22 +395,22 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         Frags<T> f;
 #pragma unroll 1
         for (int kb = 0; kb < prm.kcp; kb += 8) {
-          load_frags<T>(f, patch, koff_lane, kb, m_warp + g, sw, w_lane, prm.w_pitch);
+          load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
           mma_frags<T>(sum, f);
         }
       } else {
         Frags<T> f0, f1;
-        load_frags<T>(f0, patch, koff_lane, 0, m_warp + g, sw, w_lane, prm.w_pitch);
+        load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
 #pragma unroll 1
         for (int kb = 0; kb < prm.kcp; kb += 16) {
           const bool odd = kb + 8 < prm.kcp;
           if (odd)
-            load_frags<T>(f1, patch, koff_lane, kb + 8, m_warp + g, sw, w_lane, prm.w_pitch);
+            load_frags<T, SW>(f1, koff_lane, kb + 8, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
           mma_frags<T>(sum, f0);
           if (!odd)
             break;
           if (kb + 16 < prm.kcp)
-            load_frags<T>(f0, patch, koff_lane, kb + 16, m_warp + g, sw, w_lane, prm.w_pitch);
+            load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
           mma_frags<T>(sum, f1);
         }
       }
@@ -356,42 +424,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }
 
-    // ---- tile done: bias + shift, the chain, streaming stores; then a fresh accumulator ----
-#pragma unroll
-    for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) {
-        acc[mi * NI + ni][0] += bias_lane[ni][0];
-        acc[mi * NI + ni][1] += bias_lane[ni][1];
-        acc[mi * NI + ni][2] += bias_lane[ni][0];
-        acc[mi * NI + ni][3] += bias_lane[ni][1];
-      }
-    epi.apply(acc);
-    // One pointer per channel pair; the four stores of each mma tile use immediate offsets.
-    float *out_tile =
+    // ---- tile done: the chain and streaming stores, one mma tile at a time ----
+    float *out_lane =
         output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
     const int q_left = prm.g.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
-#pragma unroll
-    for (int ni = 0; ni < NI; ++ni) {
-      const int ch = n0 + n_warp + ni * 8 + 2 * t;
-      float *o0 = out_tile + (int64_t)ch * prm.pq;
-      float *o1 = o0 + prm.pq;
-      const bool ok0 = ch < prm.g.k, ok1 = ch + 1 < prm.g.k;
-#pragma unroll
-      for (int mi = 0; mi < MI; ++mi) {
-        float(&a)[4] = acc[mi * NI + ni];
-        const bool in0 = mi * 16 < q_left, in1 = mi * 16 + 8 < q_left;
-        if (ok0 && in0)
-          __stcs(o0 + mi * 16, a[0]);
-        if (ok1 && in0)
-          __stcs(o1 + mi * 16, a[1]);
-        if (ok0 && in1)
-          __stcs(o0 + mi * 16 + 8, a[2]);
-        if (ok1 && in1)
-          __stcs(o1 + mi * 16 + 8, a[3]);
-        a[0] = a[1] = a[2] = a[3] = 0.0f;
-      }
-    }
+    store_tile<T>(epi, acc, out_lane, prm.pq, n0 + n_warp + 2 * t, prm.g.k, q_left);
   }
 }
 
@@ -406,35 +443,41 @@ template <bool SPLIT>
 using MmaT3 = MmaTile<CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, SPLIT>;
 
 
-// The kernel of (tile, chain); RELU chains run the generic epilogue here (fewer
-// instantiations: the tensor-core kernels are the large ones).
-template <class T>
+// The kernel of (tile, chain, column stride); RELU chains run the generic epilogue here
+// (fewer instantiations: the tensor-core kernels are the large ones). SW = 1 is the unit
+// column stride with compile-time fragment offsets, SW = 0 any stride.
+template <class T, int SW>
 const void *mma_kernel_of(int chain) {
   switch (chain) {
-  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>>;
-  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>>;
+  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>, SW>;
+  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>, SW>;
   case CFK_EPI_MISH_MISH:
-    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>>;
+    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>, SW>;
   case CFK_EPI_RELU:
-  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric>;
+  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric, SW>;
   default: return nullptr;
   }
+}
+
+template <class T>
+const void *mma_kernel_of(int chain, int unit_stride) {
+  return unit_stride ? mma_kernel_of<T, 1>(chain) : mma_kernel_of<T, 0>(chain);
 }
 
 template <bool SPLIT>
-const void *mma_kernel_of(int menu_index, int chain) {
+const void *mma_kernel_of(int menu_index, int chain, int unit_stride) {
   switch (menu_index) {
-  case 0: return mma_kernel_of<MmaT0<SPLIT>>(chain);
-  case 1: return mma_kernel_of<MmaT1<SPLIT>>(chain);
-  case 2: return mma_kernel_of<MmaT2<SPLIT>>(chain);
-  case 3: return mma_kernel_of<MmaT3<SPLIT>>(chain);
+  case 0: return mma_kernel_of<MmaT0<SPLIT>>(chain, unit_stride);
+  case 1: return mma_kernel_of<MmaT1<SPLIT>>(chain, unit_stride);
+  case 2: return mma_kernel_of<MmaT2<SPLIT>>(chain, unit_stride);
+  case 3: return mma_kernel_of<MmaT3<SPLIT>>(chain, unit_stride);
   default: return nullptr;
   }
 }
 
-const void *mma_kernel(int menu_index, int split, int chain) {
-  return split ? mma_kernel_of<true>(menu_index, chain)
-               : mma_kernel_of<false>(menu_index, chain);
+const void *mma_kernel(const cfk_mma_kernel_id &id) {
+  return id.split ? mma_kernel_of<true>(id.menu_index, id.chain, id.unit_stride)
+                  : mma_kernel_of<false>(id.menu_index, id.chain, id.unit_stride);
 }
 
 int mma_threads(int menu_index) {
@@ -449,9 +492,9 @@ int mma_threads(int menu_index) {
 
 } // namespace
 
-extern "C" cudaError_t cfk_conv_mma_prepare(int menu_index, int split, int chain,
-                                            int *num_regs, size_t *local_bytes) {
-  const void *fn = mma_kernel(menu_index, split, chain);
+extern "C" cudaError_t cfk_conv_mma_prepare(const cfk_mma_kernel_id *id, int *num_regs,
+                                            size_t *local_bytes) {
+  const void *fn = id != nullptr ? mma_kernel(*id) : nullptr;
   if (fn == nullptr)
     return cudaErrorInvalidValue;
   int dev = 0, optin = 0;
@@ -473,24 +516,26 @@ extern "C" cudaError_t cfk_conv_mma_prepare(int menu_index, int split, int chain
   return cudaSuccess;
 }
 
-extern "C" cudaError_t cfk_conv_mma_occupancy(int menu_index, int split, int chain,
-                                              int smem_bytes, int *blocks_per_sm) {
-  const void *fn = mma_kernel(menu_index, split, chain);
+extern "C" cudaError_t cfk_conv_mma_occupancy(const cfk_mma_kernel_id *id, int smem_bytes,
+                                              int *blocks_per_sm) {
+  const void *fn = id != nullptr ? mma_kernel(*id) : nullptr;
   if (fn == nullptr || blocks_per_sm == nullptr)
     return cudaErrorInvalidValue;
-  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn, mma_threads(menu_index),
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, fn,
+                                                       mma_threads(id->menu_index),
                                                        (size_t)smem_bytes);
 }
 
-extern "C" cudaError_t cfk_conv_mma_launch(int menu_index, int split, int chain,
+extern "C" cudaError_t cfk_conv_mma_launch(const cfk_mma_kernel_id *id,
                                            const cfk_mma_params *params,
                                            const cfk_epilogue_ops *ops, const float *input,
                                            const float *weight, const float *bias,
                                            float *output, cudaStream_t stream) {
-  const void *fn = mma_kernel(menu_index, split, chain);
-  if (fn == nullptr || params == nullptr || params->grid_m <= 0 || params->grid_n <= 0)
+  const void *fn = id != nullptr ? mma_kernel(*id) : nullptr;
+  if (fn == nullptr || params == nullptr || params->grid_m <= 0 || params->grid_n <= 0 ||
+      (id->unit_stride && params->g.stride_w != 1))
     return cudaErrorInvalidValue;
-  const bool generic = chain == CFK_EPI_RELU || chain == CFK_EPI_GENERIC;
+  const bool generic = id->chain == CFK_EPI_RELU || id->chain == CFK_EPI_GENERIC;
   if (generic && ops == nullptr)
     return cudaErrorInvalidValue;
   CfkEpiGeneric g;
@@ -501,7 +546,7 @@ extern "C" cudaError_t cfk_conv_mma_launch(int menu_index, int split, int chain,
                   (void *)&bias,  (void *)&output};
   const dim3 grid((unsigned)params->grid_m, (unsigned)params->grid_n);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  cudaError_t e = cudaLaunchKernel(fn, grid, dim3((unsigned)mma_threads(menu_index)), args,
+  cudaError_t e = cudaLaunchKernel(fn, grid, dim3((unsigned)mma_threads(id->menu_index)), args,
                                    (size_t)params->smem_bytes, stream);
   return e != cudaSuccess ? e : cudaGetLastError();
 }

@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cf_constants.h"
+#include "common/fastdiv.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,7 +72,10 @@ typedef struct cfk_mma_params {
   int32_t cc;           /* input channels per K chunk */
   int32_t n_chunks;     /* ceil(c / cc) */
   int32_t q_tiles;      /* ceil(q / BM) */
+  cf_fastdiv div_q_tiles, div_p, div_r; /* row tile -> (n, p, q0); patch row -> (c, r) */
   int32_t resident;     /* weights stay in shared memory */
+  int64_t hw;           /* h * w: one input channel */
+  int32_t rows_aligned; /* w % 4 == 0: every input row starts 16-byte aligned relative to row 0 */
   int32_t patch_width, patch_pitch, zero_base, patch_floats;
   int32_t kc, kcp, w_pitch, weight_floats, stage_floats;
   int32_t smem_bytes;   /* dynamic shared memory per block */
@@ -96,24 +100,30 @@ cudaError_t cfk_conv_ffma_launch(int menu_index, int chain, const cfk_conv_param
  * pointers are not NULL. */
 cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t *local_bytes);
 
-/* Allows the MMA kernel of (menu_index 0..CFK_MMA_TILE_COUNT-1, split: 3xTF32 if non-zero,
- * chain) the device's opt-in shared memory and checks that it loads; fills its register
- * count and local (spill) bytes if the pointers are not NULL. Call once per plan. */
-cudaError_t cfk_conv_mma_prepare(int menu_index, int split, int chain, int *num_regs,
+/* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1), 3xTF32 (split != 0)
+ * or one TF32 product, the epilogue chain, and whether it is the unit-column-stride
+ * specialisation (only for stride_w == 1; the general one takes any stride). */
+typedef struct cfk_mma_kernel_id {
+  int32_t menu_index, split, chain, unit_stride;
+} cfk_mma_kernel_id;
+
+/* Allows kernel *id the device's opt-in shared memory and checks that it loads; fills its
+ * register count and local (spill) bytes if the pointers are not NULL. Call once per plan. */
+cudaError_t cfk_conv_mma_prepare(const cfk_mma_kernel_id *id, int *num_regs,
                                  size_t *local_bytes);
 
-/* Persistent blocks per SM for the MMA kernel of (menu_index, split, chain) with
- * smem_bytes of dynamic shared memory (cudaOccupancyMaxActiveBlocksPerMultiprocessor). */
-cudaError_t cfk_conv_mma_occupancy(int menu_index, int split, int chain, int smem_bytes,
+/* Persistent blocks per SM for kernel *id with smem_bytes of dynamic shared memory
+ * (cudaOccupancyMaxActiveBlocksPerMultiprocessor). */
+cudaError_t cfk_conv_mma_occupancy(const cfk_mma_kernel_id *id, int smem_bytes,
                                    int *blocks_per_sm);
 
-/* Queues the tensor-core row-tile kernel: grid (grid_m, grid_n) persistent blocks, each
- * walking row tiles grid_m apart, smem_bytes of dynamic shared memory. bias is NULL iff
- * there is no bias. */
-cudaError_t cfk_conv_mma_launch(int menu_index, int split, int chain,
-                                const cfk_mma_params *params, const cfk_epilogue_ops *ops,
-                                const float *input, const float *weight, const float *bias,
-                                float *output, cudaStream_t stream);
+/* Queues tensor-core kernel *id: grid (grid_m, grid_n) persistent blocks, each walking row
+ * tiles grid_m apart, smem_bytes of dynamic shared memory. bias is NULL iff there is no
+ * bias. */
+cudaError_t cfk_conv_mma_launch(const cfk_mma_kernel_id *id, const cfk_mma_params *params,
+                                const cfk_epilogue_ops *ops, const float *input,
+                                const float *weight, const float *bias, float *output,
+                                cudaStream_t stream);
 
 #ifdef __cplusplus
 }

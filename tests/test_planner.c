@@ -9,6 +9,7 @@
 #include "cf_constants.h"
 #include "convfuse/convfuse.h"
 #include "epilogue.h"
+#include "fastdiv.h"
 #include "internal_api.h"
 #include "planner.h"
 #include "shape.h"
@@ -624,4 +625,38 @@ Test(epilogue, float_formulas_match_double_semantics) {
     }
   }
   cr_expect(bad == 0, "%d float/double mismatches", bad);
+}
+
+/* The kernels split tile and row indices with cf_fastdiv (common/fastdiv.h): exact for every
+ * 0 <= n < 2^31 and divisor 1 <= d < 2^31. Every small divisor, powers of two and their
+ * neighbours, and a spread of large ones, each against n near 0, near multiples of d and
+ * near 2^31. */
+static void expect_fastdiv_exact(int32_t d) {
+  const cf_fastdiv f = cf_fastdiv_make(d);
+  const int64_t top = INT32_MAX;
+  const int64_t ns[] = {0, 1, d - 1, d, d + 1, 2 * (int64_t)d - 1, 2 * (int64_t)d,
+                        (top / d) * d - 1, (top / d) * d, top - 1, top, 12345678, 1 << 30};
+  for (size_t i = 0; i < sizeof ns / sizeof ns[0]; ++i) {
+    const int64_t n = ns[i];
+    if (n < 0 || n > top)
+      continue;
+    const int32_t got = cf_fastdiv_apply((int32_t)n, f);
+    const long long want = n / d, num = n;
+    cr_assert(got == (int32_t)want, "cf_fastdiv: %lld / %d gave %d (want %lld; mul %u shift %u)",
+              num, d, got, want, f.mul, f.shift);
+  }
+}
+
+Test(planner, fastdiv_is_exact) {
+  for (int32_t d = 1; d <= 4096; ++d)
+    expect_fastdiv_exact(d);
+  for (int k = 1; k < 31; ++k)
+    for (int o = -1; o <= 1; ++o)
+      expect_fastdiv_exact((int32_t)((1LL << k) + o));
+  expect_fastdiv_exact(INT32_MAX);
+  uint32_t x = 2463534242u; /* xorshift32: a fixed spread of large divisors */
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+    expect_fastdiv_exact((int32_t)(x % (uint32_t)INT32_MAX) + 1);
+  }
 }

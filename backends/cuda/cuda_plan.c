@@ -24,6 +24,7 @@ typedef struct cuda_plan {
   int threads;
   int mma;   /* 0: FFMA kernel; 1: tensor-core kernel */
   int split; /* tensor cores: 3xTF32 */
+  cfk_mma_kernel_id mma_id; /* tensor cores: which kernel */
   cfk_conv_params params;
   cfk_mma_params mma_params;
   cfk_epilogue_ops ops;
@@ -153,7 +154,12 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->cc = t->chunk_channels;
   k->n_chunks = (int32_t)L.n_chunks;
   k->q_tiles = (int32_t)q_tiles;
+  k->div_q_tiles = cf_fastdiv_make(k->q_tiles);
+  k->div_p = cf_fastdiv_make(k->g.p);
+  k->div_r = cf_fastdiv_make(k->g.r);
   k->resident = L.resident;
+  k->hw = sh->h * sh->w;
+  k->rows_aligned = sh->w % 4 == 0;
   k->weight_floats = (int32_t)L.weight_floats;
   k->patch_width = (int32_t)L.patch_width;
   k->patch_pitch = (int32_t)L.patch_pitch;
@@ -180,8 +186,7 @@ static void ops_fill(const cf_epilogue *epi, cfk_epilogue_ops *ops) {
  * tiles, never more than there are row tiles. */
 static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
   int per_sm = 0, sms = 0;
-  cudaError_t e = cfk_conv_mma_occupancy(p->menu_index, p->split, p->chain,
-                                         p->mma_params.smem_bytes, &per_sm);
+  cudaError_t e = cfk_conv_mma_occupancy(&p->mma_id, p->mma_params.smem_bytes, &per_sm);
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, st->device);
   if (e != cudaSuccess)
@@ -221,12 +226,16 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->menu_index = spec->tiles.menu_index;
   p->chain = classify_chain(&spec->epilogue);
   p->threads = spec->tiles.threads;
+  p->mma_id.menu_index = p->menu_index;
+  p->mma_id.split = p->split;
+  p->mma_id.chain = p->chain;
+  p->mma_id.unit_stride = sh->stride_w == 1;
   cf_status s = mma_params_fill(spec, &p->mma_params);
   int regs = 0;
   size_t local = 0;
   cudaError_t e = cudaSuccess;
   if (s == CF_OK) {
-    e = cfk_conv_mma_prepare(p->menu_index, p->split, p->chain, &regs, &local);
+    e = cfk_conv_mma_prepare(&p->mma_id, &regs, &local);
     if (e != cudaSuccess)
       s = cf_cuda_fail(CF_ERR_DEVICE, e, "preparing the tensor-core kernel T%d", p->menu_index);
   }
@@ -306,8 +315,8 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input
     return cf_error(CF_ERR_INTERNAL, "cuda: launch with bias %s but the plan has_bias = %d",
                     bias ? "given" : "NULL", p->spec.shape.has_bias);
   if (p->mma) {
-    cudaError_t e = cfk_conv_mma_launch(p->menu_index, p->split, p->chain, &p->mma_params,
-                                        &p->ops, (const float *)input, (const float *)weight,
+    cudaError_t e = cfk_conv_mma_launch(&p->mma_id, &p->mma_params, &p->ops,
+                                        (const float *)input, (const float *)weight,
                                         (const float *)bias, (float *)output, st->stream);
     if (e != cudaSuccess)
       return cf_cuda_fail(CF_ERR_DEVICE, e,
