@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine: build, test, check and time, logs under $OUT.
-#   bench/gpu_session.sh [build] [test] [check] [bench] [torch] [sanitize] [ncu]
+#   bench/gpu_session.sh [build] [test] [check] [bench] [torch] [sanitize] [ncu] [plantime]
 # Each stage's full output goes to $OUT/<stage>.log; a short summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +81,13 @@ for s in $stages; do
               for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in 1 2; do
                 CONVFUSE_TILE=$t run "c144-$w-$m-T$((t-1))" 60 /tmp/v144/b/bench/convfuse bench --backend cuda \
                   --workload $w --math $m --iters 20; done; done; done ;;
+    plantime) # OpenCL context + plan creation with convfuse's program cache cold, warm and off
+              # (convfuse plantime). NVIDIA's own compute cache (~/.nv/ComputeCache) is off, so
+              # that cold and off really compile; PoCL's too, for a PoCL device.
+              for w in sub-sub-mish mish-mish; do for m in fp32 tf32; do
+                CUDA_CACHE_DISABLE=1 POCL_KERNEL_CACHE=0 run "plantime-$w-$m" 300 \
+                  $B/bench/convfuse plantime --backend opencl --workload $w --math $m --iters 3
+              done; done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
@@ -97,6 +104,9 @@ for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
+  [ $hdr = 1 ] && grep -hE "^(convfuse plantime:|driver caches:|workload )" "$f"; hdr=0
+  grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
