@@ -5,7 +5,8 @@
  *     by timing, and its results are bit-identical to the source-built program's;
  *   - a truncated file, flipped bytes in the binary, random bytes under the right name, a valid
  *     file of another key, and a binary the driver refuses: still the right results, and the
- *     file is replaced by one the next context loads;
+ *     file is replaced by one the next context loads; a file others may write, or of another
+ *     user, is not loaded;
  *   - CONVFUSE_CACHE=0 reads and writes nothing; a directory that cannot be written (chmod
  *     0500; a path through a regular file) costs nothing but the store; concurrent stores
  *     leave one whole file; the $HOME/.cache fallback; CONVFUSE_VERBOSE=1 says what happened.
@@ -456,6 +457,51 @@ Test(program_cache, file_of_another_key_is_a_miss_and_replaced) {
   only_file(cache_b, other_file, sizeof other_file);
   setenv("XDG_CACHE_HOME", xdg, 1);
   corrupt_and_recover(put_other_file, 0);
+}
+
+/* A binary is code the driver runs: a file another user could have written is not loaded. */
+Test(program_cache, file_others_may_write_or_of_another_user_is_not_loaded) {
+  tu_problem pb;
+  problem(&pb, chain_a, 2);
+  run_new_context(&pb);
+  float *good = copy_output(&pb);
+  char path[1024];
+  only_file(cache_dir, path, sizeof path);
+  for (int kind = 0; kind < 2; ++kind) {
+    if (kind == 0) {
+      cr_assert(chmod(path, 0622) == 0, "chmod %s", path); /* group and others may write */
+    } else if (geteuid() == 0) {
+      cr_assert(chown(path, 65534, 65534) == 0, "chown %s", path); /* another user's file */
+    } else {
+      cr_log_info("not root: cannot give a file to another user; the owner check is untested");
+      break;
+    }
+    cf_pcache_stats s0 = stats();
+    tu_problem_refill(&pb, 0xcac4e);
+    run_new_context(&pb);
+    cf_pcache_stats s1 = stats();
+    const char *what = kind == 0 ? "a file others may write" : "another user's file";
+    cr_expect(s1.hits == s0.hits && s1.misses - s0.misses == 1 && s1.stores - s0.stores == 1,
+              "%s: %llu hits, %llu misses, %llu stores; want 0, 1, 1", what,
+              (unsigned long long)(s1.hits - s0.hits),
+              (unsigned long long)(s1.misses - s0.misses),
+              (unsigned long long)(s1.stores - s0.stores));
+    cr_expect(memcmp(good, pb.output, pb.n_out * sizeof(float)) == 0, "%s: results differ",
+              what);
+    struct stat sb;
+    cr_assert(stat(path, &sb) == 0);
+    cr_expect(sb.st_uid == geteuid() && (sb.st_mode & 0777) == 0600,
+              "%s: the replacement has owner %lu and mode %o, want %lu and 0600", what,
+              (unsigned long)sb.st_uid, (unsigned)(sb.st_mode & 0777),
+              (unsigned long)geteuid());
+  }
+  /* the replacement loads */
+  cf_pcache_stats s0 = stats();
+  tu_problem_refill(&pb, 0xcac4e);
+  run_new_context(&pb);
+  cr_expect(stats().hits == s0.hits + 1, "the replacement was not loaded");
+  free(good);
+  tu_problem_free(&pb);
 }
 
 /* ---- CONVFUSE_CACHE=0 ---- */

@@ -283,6 +283,11 @@ static int read_entry(const char *path, const char *key, unsigned char **binary,
   errno = 0;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
     snprintf(why, why_len, "not a regular file");
+  /* A binary is code the driver runs (native code on a CPU device): only a file that this
+   * user wrote and no one else can change is loaded. */
+  else if (sb.st_uid != geteuid() || (sb.st_mode & (S_IWGRP | S_IWOTH)))
+    snprintf(why, why_len, "not trusted: owned by uid %lu (this process runs as %lu) or "
+             "writable by others", (unsigned long)sb.st_uid, (unsigned long)geteuid());
   else if (check_header(fd, sb.st_size, key_len, &bin_len, &sum, why, why_len) &&
            read_body(fd, key, key_len, bin_len, sum, binary, why, why_len)) {
     *size = (size_t)bin_len;

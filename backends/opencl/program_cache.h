@@ -19,8 +19,9 @@
  *  24  u64      cf_pcache_hash of the binary
  *  32           the key, then the binary; nothing after it
  * Anything else — a short or long file, another magic or format, another key, a checksum
- * that does not match — is a miss: the caller builds from source and stores, which replaces
- * the file. Stores write a temporary file in the same directory and rename() it into place,
+ * that does not match, a file of another user or one others may write (a binary is code the
+ * driver runs) — is a miss: the caller builds from source and stores, which replaces the
+ * file. Stores write a temporary file in the same directory and rename() it into place,
  * so a reader (another thread or process) sees the old file or the new one, never half.
  *
  * Nothing here returns an error to the caller: the cache can only make plan creation faster.
