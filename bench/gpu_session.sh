@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine: build, test, check and time, logs under $OUT.
-#   bench/gpu_session.sh [build] [test] [check] [bench] [torch] [sanitize] [ncu]
+#   bench/gpu_session.sh [build] [test] [check] [bench] [torch] [sanitize] [ncu] [plantime]
 # Each stage's full output goes to $OUT/<stage>.log; a short summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -113,6 +113,13 @@ for s in $stages; do
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
           run "abprof-$v" 200 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
+    plantime) # OpenCL context + plan creation with convfuse's program cache cold, warm and off
+              # (convfuse plantime). NVIDIA's own compute cache (~/.nv/ComputeCache) is off, so
+              # that cold and off really compile; PoCL's too, for a PoCL device.
+              for w in sub-sub-mish mish-mish; do for m in fp32 tf32; do
+                CUDA_CACHE_DISABLE=1 POCL_KERNEL_CACHE=0 run "plantime-$w-$m" 300 \
+                  $B/bench/convfuse plantime --backend opencl --workload $w --math $m --iters 3
+              done; done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
@@ -132,6 +139,9 @@ for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(g
 for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/sass-details.log" ] && grep -E "Duration|Issue Slots Busy|Issued Warp|No Eligible|Executed Ipc|Memory Throughput|DRAM Throughput|Compute \(SM\)|Warp Cycles Per Issued|SM Frequency" "$OUT/sass-details.log" | sed 's/  */ /g'
+hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
+  [ $hdr = 1 ] && grep -hE "^(convfuse plantime:|driver caches:|workload )" "$f"; hdr=0
+  grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

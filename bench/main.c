@@ -1,4 +1,5 @@
-/* convfuse: the command-line tool. Argument parsing and dispatch to info / check / bench. */
+/* convfuse: the command-line tool. Argument parsing and dispatch to info / check / bench /
+ * plantime. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@ static const char usage_text[] =
     "  check   run workloads on backends and compare every run with the double-precision\n"
     "          reference (exit 1 on any failure, with a one-line repro for each)\n"
     "  bench   time the fused kernel of workloads on one backend\n"
+    "  plantime  time a new context and its first plan with the OpenCL program cache cold,\n"
+    "          warm and off\n"
     "  help    this text (also -h, --help)\n"
     "\n"
     "check options:\n"
@@ -46,7 +49,22 @@ static const char usage_text[] =
     "  Times each run with device events (cf_plan_execute_timed), then spot-checks 256 output\n"
     "  elements against the reference: a wrong result exits 1 and writes no CSV row.\n"
     "\n"
-    "custom workload (--workload custom, check and bench):\n"
+    "plantime options:\n"
+    "  --backend B    cpu | cuda | opencl | auto                         (default auto)\n"
+    "  --workload W   sub-sub-mish | mish-mish | custom | all            (default all)\n"
+    "  --math M       fp32 | tf32 | all                                  (default fp32)\n"
+    "  --batch N      replace the workload's batch size\n"
+    "  --iters N      runs of each mode, 1..100                          (default 3)\n"
+    "  --first-run    also time the plan's first execute + synchronize (buffers made and\n"
+    "                 filled untimed; some drivers finish compiling at the first launch)\n"
+    "  --seed S       random seed of the --first-run inputs              (default 1)\n"
+    "  Wall clock (CLOCK_MONOTONIC) of cf_context_create + cf_plan_create in a new context:\n"
+    "  cold (XDG_CACHE_HOME set to a new empty directory under $TMPDIR or /tmp: compiled and\n"
+    "  stored), warm (a new context on that directory: loaded), off (CONVFUSE_CACHE=0). The\n"
+    "  drivers' own caches make every run warm: for a fair cold run set CUDA_CACHE_DISABLE=1\n"
+    "  (NVIDIA) or POCL_KERNEL_CACHE=0 (PoCL).\n"
+    "\n"
+    "custom workload (--workload custom, check, bench and plantime):\n"
     "  --shape N,C,H,W,K,R,S[,stride[,pad[,dilation]]]   input NxCxHxW, K filters RxS\n"
     "  --ops LIST     epilogue, comma-separated: add:V sub:V mul:V relu tanh sigmoid\n"
     "                 softplus mish, or none                             (default none)\n"
@@ -57,7 +75,8 @@ static const char usage_text[] =
     "  mish-mish      64x64x256x256, conv 64->128 3x3 + bias, mish, mish\n"
     "\n"
     "environment: CONVFUSE_BACKEND (what auto picks), CONVFUSE_OPENCL_DEVICE (OpenCL device\n"
-    "by name substring), CONVFUSE_VERBOSE=1 (backend, device and plans on stderr)\n"
+    "by name substring), CONVFUSE_VERBOSE=1 (backend, device, plans and program-cache hits and\n"
+    "misses on stderr), CONVFUSE_CACHE=0 (no on-disk OpenCL program cache)\n"
     "exit status: 0 success, 1 failure (a check failed or the library reported an error),\n"
     "2 bad usage\n";
 
@@ -76,7 +95,8 @@ static int usage_error(const char *fmt, ...) {
 
 const char *tl_math_name(cf_math m) { return m == CF_MATH_TF32 ? "tf32" : "fp32"; }
 
-enum { CMD_INFO = 1, CMD_CHECK = 2, CMD_BENCH = 4 };
+enum { CMD_INFO = 1, CMD_CHECK = 2, CMD_BENCH = 4, CMD_PLANTIME = 8 };
+#define CMD_TIMING (CMD_BENCH | CMD_PLANTIME)
 
 typedef struct flag_def {
   const char *name;
@@ -85,12 +105,13 @@ typedef struct flag_def {
 } flag_def;
 
 static const flag_def flags[] = {
-    {"--workload", 1, CMD_CHECK | CMD_BENCH}, {"--batch", 1, CMD_CHECK | CMD_BENCH},
-    {"--math", 1, CMD_CHECK | CMD_BENCH},     {"--backend", 1, CMD_CHECK | CMD_BENCH},
-    {"--seed", 1, CMD_CHECK | CMD_BENCH},     {"--dist", 1, CMD_CHECK},
-    {"--iters", 1, CMD_BENCH},                {"--warmup", 1, CMD_BENCH},
-    {"--csv", 1, CMD_BENCH},                  {"--shape", 1, CMD_CHECK | CMD_BENCH},
-    {"--ops", 1, CMD_CHECK | CMD_BENCH},      {"--no-bias", 0, CMD_CHECK | CMD_BENCH},
+    {"--workload", 1, CMD_CHECK | CMD_TIMING}, {"--batch", 1, CMD_CHECK | CMD_TIMING},
+    {"--math", 1, CMD_CHECK | CMD_TIMING},     {"--backend", 1, CMD_CHECK | CMD_TIMING},
+    {"--seed", 1, CMD_CHECK | CMD_TIMING},     {"--dist", 1, CMD_CHECK},
+    {"--iters", 1, CMD_TIMING},                {"--warmup", 1, CMD_BENCH},
+    {"--csv", 1, CMD_BENCH},                   {"--shape", 1, CMD_CHECK | CMD_TIMING},
+    {"--ops", 1, CMD_CHECK | CMD_TIMING},      {"--no-bias", 0, CMD_CHECK | CMD_TIMING},
+    {"--first-run", 0, CMD_PLANTIME},
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 
@@ -177,9 +198,9 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
     be = cmd == CMD_CHECK ? "all" : "auto";
   if (strcmp(be, "all") == 0) {
     if (cmd != CMD_CHECK)
-      return usage_error("--backend: bench times one backend (cpu, cuda, opencl or auto), not "
+      return usage_error("--backend: %s times one backend (cpu, cuda, opencl or auto), not "
                          "'%s'",
-                         be);
+                         cmd == CMD_BENCH ? "bench" : "plantime", be);
     o->backends[o->n_backends++] = CF_BACKEND_CPU;
     o->backends[o->n_backends++] = CF_BACKEND_CUDA;
     o->backends[o->n_backends++] = CF_BACKEND_OPENCL;
@@ -217,10 +238,12 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
   if ((s = raw(r, "--seed")) && tl_parse_u64(s, &o->seed) != 0)
     return usage_error("--seed: '%s' is not an integer in 0..18446744073709551615", s);
   int64_t v;
-  o->iters = 30;
+  /* bench: timed kernel runs; plantime: runs of each cache mode (each may compile: seconds) */
+  const int64_t max_iters = cmd == CMD_PLANTIME ? 100 : 1000000;
+  o->iters = cmd == CMD_PLANTIME ? 3 : 30;
   if ((s = raw(r, "--iters"))) {
-    if (tl_parse_i64(s, 1, 1000000, &v) != 0)
-      return usage_error("--iters: '%s' is not an integer in 1..1000000", s);
+    if (tl_parse_i64(s, 1, max_iters, &v) != 0)
+      return usage_error("--iters: '%s' is not an integer in 1..%lld", s, (long long)max_iters);
     o->iters = (int)v;
   }
   o->warmup = 3;
@@ -229,6 +252,7 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
       return usage_error("--warmup: '%s' is not an integer in 0..1000000", s);
     o->warmup = (int)v;
   }
+  o->first_run = raw(r, "--first-run") != NULL;
   if ((s = raw(r, "--csv"))) {
     if (!*s)
       return usage_error("--csv: the file name is empty");
@@ -248,12 +272,14 @@ int main(int argc, char **argv) {
     fputs(usage_text, stdout);
     return TL_EXIT_OK;
   }
-  int cmd = strcmp(cmd_name, "info") == 0    ? CMD_INFO
-            : strcmp(cmd_name, "check") == 0 ? CMD_CHECK
-            : strcmp(cmd_name, "bench") == 0 ? CMD_BENCH
-                                             : 0;
+  int cmd = strcmp(cmd_name, "info") == 0       ? CMD_INFO
+            : strcmp(cmd_name, "check") == 0    ? CMD_CHECK
+            : strcmp(cmd_name, "bench") == 0    ? CMD_BENCH
+            : strcmp(cmd_name, "plantime") == 0 ? CMD_PLANTIME
+                                                : 0;
   if (!cmd)
-    return usage_error("unknown command '%s' (valid: info, check, bench, help)", cmd_name);
+    return usage_error("unknown command '%s' (valid: info, check, bench, plantime, help)",
+                       cmd_name);
 
   raw_args r;
   memset(&r, 0, sizeof r);
@@ -291,6 +317,7 @@ int main(int argc, char **argv) {
   switch (cmd) {
   case CMD_INFO: return tl_cmd_info(&o);
   case CMD_CHECK: return tl_cmd_check(&o);
+  case CMD_PLANTIME: return tl_cmd_plantime(&o);
   default: return tl_cmd_bench(&o);
   }
 }

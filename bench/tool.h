@@ -24,13 +24,15 @@ typedef struct tl_opts {
   tl_dist dists[TL_DIST_COUNT];
   int n_dists;
   uint64_t seed;
-  int iters, warmup;
+  int iters, warmup;     /* plantime: iters = runs of each cache mode */
   const char *csv;
+  int first_run;         /* plantime --first-run */
 } tl_opts;
 
 int tl_cmd_info(const tl_opts *o);
 int tl_cmd_check(const tl_opts *o);
 int tl_cmd_bench(const tl_opts *o);
+int tl_cmd_plantime(const tl_opts *o);
 
 /* "fp32" / "tf32" */
 const char *tl_math_name(cf_math m);

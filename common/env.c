@@ -61,3 +61,13 @@ int cf_env_opencl_tensor_cores(void) {
   fprintf(stderr, "convfuse: ignoring CONVFUSE_OPENCL_TENSOR_CORES='%.32s' (use 0 or 1)\n", v);
   return 1;
 }
+
+int cf_env_cache(void) {
+  const char *v = getenv("CONVFUSE_CACHE");
+  if (!v || !*v || (v[0] == '1' && !v[1]))
+    return 1;
+  if (v[0] == '0' && !v[1])
+    return 0;
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_CACHE='%.32s' (use 0 or 1)\n", v);
+  return 1;
+}

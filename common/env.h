@@ -21,4 +21,9 @@ int cf_env_tile(void);
  * anything else -> 1 with a warning line on stderr. */
 int cf_env_opencl_tensor_cores(void);
 
+/* CONVFUSE_CACHE: unset, "" or "1" -> 1 (the OpenCL backend keeps built programs in its
+ * on-disk cache); "0" -> 0 (the cache is neither read nor written); anything else -> 1 with a
+ * warning line on stderr. */
+int cf_env_cache(void);
+
 #endif

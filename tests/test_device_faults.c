@@ -6,7 +6,8 @@
  *     test alone: it defines clCreateProgramWithSource itself, which the static library's
  *     call binds to at link time (the executable's definition comes first), and forwards to
  *     the OpenCL loader's (dlsym RTLD_NEXT) with one broken kernel appended while armed. The
- *     library is not changed for the test;
+ *     library is not changed for the test; its on-disk program cache is turned off
+ *     (CONVFUSE_CACHE=0), since a binary stored by an earlier run would skip the source build;
  *   - a CUDA kernel that faults: CF_ERR_DEVICE with the runtime's words (needs a GPU; skips
  *     without one). A trap instruction, loaded from PTX by this test, leaves the device
  *     context in a sticky error, which the plan's next launch (or the synchronize after it)
@@ -151,6 +152,7 @@ Test(faults, opencl_build_failure_reports_the_build_log) {
 #ifndef CONVFUSE_TEST_HAVE_OPENCL
   cr_skip_test("the OpenCL backend is not compiled in");
 #else
+  setenv("CONVFUSE_CACHE", "0", 1); /* build from source: no binary from an earlier run */
   cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL);
   cf_plan *plan = (cf_plan *)(void *)&inject_build_failure;
   cf_plan *const untouched = plan;

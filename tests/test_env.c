@@ -1,6 +1,6 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
- * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_OPENCL_TENSOR_CORES) and
- * the per-thread cf_last_error.
+ * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_OPENCL_TENSOR_CORES,
+ * CONVFUSE_CACHE) and the per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "convfuse/convfuse.h"
+#include "env.h"
 #include "test_util.h"
 
 static void clear_env(void) {
@@ -18,6 +19,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_VERBOSE");
   unsetenv("CONVFUSE_TILE");
   unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
+  unsetenv("CONVFUSE_CACHE");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -450,5 +452,41 @@ Test(env, opencl_tensor_cores_default_says_which_path) {
               "neither a tensor-core plan nor an FFMA plan saying why not: \"%s\"", tc_desc);
     cr_log_info("CONVFUSE_OPENCL_TENSOR_CORES=%s: %s", values[i] ? values[i] : "(unset)",
                 tc_desc);
+  }
+}
+
+/* ---- CONVFUSE_CACHE (what it does to the cache: test_program_cache) ---- */
+
+static int cache_value;
+static void read_cache_env(void) { cache_value = cf_env_cache(); }
+
+Test(env, cache_unset_empty_and_1_are_on_0_is_off) {
+  const char *values[] = {NULL, "", "1", "0"};
+  const int want[] = {1, 1, 1, 0};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    if (values[i])
+      setenv("CONVFUSE_CACHE", values[i], 1);
+    else
+      unsetenv("CONVFUSE_CACHE");
+    char buf[1024];
+    capture_stderr(read_cache_env, buf, sizeof buf);
+    cr_expect(cache_value == want[i], "CONVFUSE_CACHE=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", cache_value, want[i]);
+    cr_expect_str_eq(buf, "", "CONVFUSE_CACHE=%s printed: \"%s\"",
+                     values[i] ? values[i] : "(unset)", buf);
+  }
+}
+
+Test(env, cache_bad_values_warn_and_leave_it_on) {
+  const char *values[] = {"yes", "2", "00", " 0", "off", "false"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    setenv("CONVFUSE_CACHE", values[i], 1);
+    char buf[1024];
+    capture_stderr(read_cache_env, buf, sizeof buf);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", values[i]);
+    cr_expect(cache_value == 1, "CONVFUSE_CACHE=%s turned the cache off", values[i]);
+    cr_expect(strstr(buf, "CONVFUSE_CACHE") != NULL && strstr(buf, quoted) != NULL,
+              "CONVFUSE_CACHE=%s: no warning naming the value: \"%s\"", values[i], buf);
   }
 }

@@ -10,6 +10,12 @@
  * bias_shift) and the shape stay kernel arguments. Each plan owns its own cl_kernel, with the
  * scalar arguments set once at compile time and the buffers at each launch.
  *
+ * Between processes, built programs persist in the on-disk cache of program_cache.c (keyed by
+ * device, driver, source hash and options; CONVFUSE_CACHE=0 turns it off): a context's first
+ * use of an option string loads the binary from there when it can, and otherwise builds from
+ * source and stores the binary. A compile costs seconds (PoCL's LLVM; NVIDIA's compiler with
+ * its own cache off), a load a fraction of that.
+ *
  * Tensor cores (NVIDIA only): at context creation a probe builds a one-warp kernel with one
  * inline-PTX mma.sync m16n8k8 TF32 and one cvt.rna.tf32.f32 on known inputs, runs it and
  * compares the results exactly. Only if that passes (and CONVFUSE_OPENCL_TENSOR_CORES is not
@@ -35,10 +41,12 @@
 #include "env.h"
 #include "error.h"
 #include "mma_layout.h"
+#include "program_cache.h"
 
-/* The embedded program text (cmake/EmbedFiles.cmake). */
+/* The embedded program text and its SHA-256 (cmake/EmbedFiles.cmake). */
 extern const char cf_cl_program_source[];
 extern const size_t cf_cl_program_source_len;
+extern const char cf_cl_program_source_sha256[];
 
 #ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
 #define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
@@ -347,6 +355,7 @@ typedef struct cl_state {
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
   cl_program_entry *programs; /* the program cache, keyed by the full options string */
   int n_programs, cap_programs;
+  cf_pcache *disk_cache;      /* the on-disk program cache; NULL when off */
 } cl_state;
 
 typedef struct cl_compiled {
@@ -388,6 +397,7 @@ static void cl_destroy(void *state_) {
     free(st->programs[i].options);
   }
   free(st->programs);
+  cf_pcache_close(st->disk_cache);
   if (st->queue)
     clReleaseCommandQueue(st->queue);
   if (st->context)
@@ -579,6 +589,43 @@ done:
   return ok;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* On-disk program cache                                                                       */
+
+enum { CF_CL_KEY_LEN = 1024 };
+
+/* A device or platform string for the cache key; 0 if the query failed. */
+static int key_string(cl_platform_id p, cl_device_id d, cl_uint what, char *out) {
+  cl_int err = d ? clGetDeviceInfo(d, (cl_device_info)what, CF_CL_KEY_LEN, out, NULL)
+                 : clGetPlatformInfo(p, (cl_platform_info)what, CF_CL_KEY_LEN, out, NULL);
+  out[CF_CL_KEY_LEN - 1] = '\0';
+  return err == CL_SUCCESS;
+}
+
+/* The on-disk cache for this device's programs (NULL when off). Its key names the platform,
+ * the device and the driver version, so that a driver update or another device never loads a
+ * binary built for something else; a string the driver does not give turns the cache off
+ * rather than weakening the key. */
+static cf_pcache *open_disk_cache(const cl_state *st) {
+  static const struct {
+    int device;
+    cl_uint what;
+  } fields[6] = {{0, CL_PLATFORM_NAME}, {0, CL_PLATFORM_VERSION}, {1, CL_DEVICE_NAME},
+                 {1, CL_DEVICE_VENDOR}, {1, CL_DEVICE_VERSION},  {1, CL_DRIVER_VERSION}};
+  char s[6][CF_CL_KEY_LEN];
+  int ok = 1;
+  for (int i = 0; ok && i < 6; ++i)
+    ok = key_string(st->platform, fields[i].device ? st->device : NULL, fields[i].what, s[i]);
+  cf_pcache *c = NULL;
+  if (ok) {
+    const cf_pcache_device dev = {s[0], s[1], s[2], s[3], s[4], s[5]};
+    c = cf_pcache_open(&dev, cf_cl_program_source_sha256, st->verbose);
+  } else if (st->verbose) {
+    fprintf(stderr, "convfuse: program cache: off (the driver did not name the device)\n");
+  }
+  return c;
+}
+
 static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, size_t name_len) {
   *state_out = NULL;
   cl_dev_entry sel;
@@ -719,6 +766,7 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     caps->mma_max_threads = 128;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
+  st->disk_cache = open_disk_cache(st);
   *state_out = st;
   return CF_OK;
 
@@ -800,7 +848,151 @@ static cf_status cl_buffer_read(void *state_, void *mem, size_t offset, void *ds
 /* Programs and kernels                                                                        */
 
 
-/* Builds (or fetches from the per-context cache) the program for this option string. */
+/* CONVFUSE_VERBOSE=1: the log of a successful build too (warnings; on NVIDIA, with
+ * -cl-nv-verbose, ptxas's register and spill counts, unless the driver's cache served it). */
+static void print_build_log(cl_state *st, cl_program prog, const char *options) {
+  size_t log_size = 0;
+  if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) !=
+          CL_SUCCESS ||
+      log_size <= 1)
+    return;
+  char *log = (char *)malloc(log_size + 1);
+  if (log && clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log,
+                                   NULL) == CL_SUCCESS) {
+    log[log_size] = '\0';
+    size_t n = strlen(log);
+    while (n > 0 && isspace((unsigned char)log[n - 1]))
+      log[--n] = '\0';
+    if (n > 0)
+      fprintf(stderr, "convfuse: opencl build log (options '%s'):\n%s\n", options, log);
+  }
+  free(log);
+}
+
+/* The error of a failed clBuildProgram, with (the start of) the build log: what a person
+ * needs to see why the kernel did not compile. */
+static cf_status build_failure(cl_state *st, cl_program prog, const char *options, cl_int err) {
+  size_t log_size = 0;
+  char *log = NULL;
+  if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
+          CL_SUCCESS &&
+      log_size > 0) {
+    log = (char *)malloc(log_size + 1);
+    if (log) {
+      if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log, NULL) !=
+          CL_SUCCESS)
+        log_size = 0;
+      log[log_size] = '\0';
+    }
+  }
+  const char *shown = log && *log ? log : "(empty)";
+  int shown_len = (int)strlen(shown);
+  int keep = shown_len > CF_CL_LOG_KEEP ? CF_CL_LOG_KEEP : shown_len;
+  cf_status s = cf_error(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE,
+                         "opencl: clBuildProgram failed: %s (%d); options '%s'; build log "
+                         "(%d of %d characters):\n%.*s",
+                         cl_error_name(err), (int)err, options, keep, shown_len, keep, shown);
+  free(log);
+  return s;
+}
+
+/* Builds the program of `options` from the embedded source. */
+static cf_status program_from_source(cl_state *st, const char *options, cl_program *out) {
+  cl_int err = CL_SUCCESS;
+  const char *src = cf_cl_program_source;
+  size_t src_len = cf_cl_program_source_len;
+  cl_program prog = clCreateProgramWithSource(st->context, 1, &src, &src_len, &err);
+  if (err != CL_SUCCESS || !prog)
+    return cl_fail_op("clCreateProgramWithSource", err, NULL);
+  err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    cf_status s = build_failure(st, prog, options, err);
+    clReleaseProgram(prog);
+    return s;
+  }
+  if (st->verbose)
+    print_build_log(st, prog, options);
+  *out = prog;
+  return CF_OK;
+}
+
+/* "call: NAME (code)", the reason a cache line gives. */
+static void cl_why(char *why, size_t len, const char *call, cl_int err) {
+  snprintf(why, len, "%s: %s (%d)", call, cl_error_name(err), (int)err);
+}
+
+/* The program of `options` from the on-disk cache, built for this device; NULL on a miss.
+ * A binary the driver refuses (one from a driver that reports the same version, a corrupt
+ * file whose checksum still matches) is a miss too: the caller builds from source, and the
+ * store after that build replaces the file. */
+static cl_program program_from_disk(cl_state *st, const char *options) {
+  unsigned char *bin = NULL;
+  size_t size = 0;
+  if (!cf_pcache_load(st->disk_cache, options, &bin, &size))
+    return NULL;
+  const unsigned char *bins[1] = {bin};
+  cl_int bin_status = CL_INVALID_BINARY, err = CL_SUCCESS;
+  char why[160] = "";
+  cl_program prog =
+      clCreateProgramWithBinary(st->context, 1, &st->device, &size, bins, &bin_status, &err);
+  if (err != CL_SUCCESS || !prog)
+    cl_why(why, sizeof why, "clCreateProgramWithBinary", err);
+  else if (bin_status != CL_SUCCESS)
+    cl_why(why, sizeof why, "clCreateProgramWithBinary (binary status)", bin_status);
+  /* the same options as a source build: the build of a binary links and finalises it */
+  else if ((err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL)) != CL_SUCCESS)
+    cl_why(why, sizeof why, "clBuildProgram", err);
+  free(bin);
+  if (why[0]) {
+    cf_pcache_rejected(st->disk_cache, options, why);
+    if (prog)
+      clReleaseProgram(prog);
+    return NULL;
+  }
+  if (st->verbose)
+    print_build_log(st, prog, options);
+  return prog;
+}
+
+/* Stores a freshly built program's binary (one device) for the next process. Nothing here
+ * fails the plan: a binary the driver cannot give is a miss next time (CONVFUSE_VERBOSE=1
+ * says why). */
+static void store_program_binary(cl_state *st, const char *options, cl_program prog) {
+  if (!st->disk_cache)
+    return;
+  cl_uint n_devices = 0;
+  size_t size = 0;
+  unsigned char *bin = NULL;
+  char why[160] = "";
+  cl_int err =
+      clGetProgramInfo(prog, CL_PROGRAM_NUM_DEVICES, sizeof n_devices, &n_devices, NULL);
+  if (err != CL_SUCCESS)
+    cl_why(why, sizeof why, "clGetProgramInfo(CL_PROGRAM_NUM_DEVICES)", err);
+  else if (n_devices != 1)
+    snprintf(why, sizeof why, "a program of %u devices (the cache holds one)",
+             (unsigned)n_devices);
+  else if ((err = clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size,
+                                   NULL)) != CL_SUCCESS)
+    cl_why(why, sizeof why, "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)", err);
+  else if (size == 0)
+    snprintf(why, sizeof why, "the driver gives no binary (0 bytes)");
+  else if (!(bin = (unsigned char *)malloc(size)))
+    snprintf(why, sizeof why, "out of host memory for a binary of %zu bytes", size);
+  else {
+    unsigned char *bins[1] = {bin};
+    err = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL);
+    if (err != CL_SUCCESS)
+      cl_why(why, sizeof why, "clGetProgramInfo(CL_PROGRAM_BINARIES)", err);
+  }
+  if (why[0])
+    cf_pcache_store_failed(st->disk_cache, options, why);
+  else
+    cf_pcache_store(st->disk_cache, options, bin, size);
+  free(bin);
+}
+
+/* The program of this option string: from the context's own cache, else from the on-disk
+ * cache, else built from source (and then stored on disk for the next process). */
 static cf_status get_program(cl_state *st, const char *options, cl_program *out) {
   for (int i = 0; i < st->n_programs; ++i) {
     if (strcmp(st->programs[i].options, options) == 0) {
@@ -823,59 +1015,14 @@ static cf_status get_program(cl_state *st, const char *options, cl_program *out)
     return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory for the program cache");
   memcpy(key, options, opt_len + 1);
 
-  cl_int err = CL_SUCCESS;
-  const char *src = cf_cl_program_source;
-  size_t src_len = cf_cl_program_source_len;
-  cl_program prog = clCreateProgramWithSource(st->context, 1, &src, &src_len, &err);
-  if (err != CL_SUCCESS || !prog) {
-    free(key);
-    return cl_fail_op("clCreateProgramWithSource", err, NULL);
-  }
-  err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
-  if (err != CL_SUCCESS) {
-    size_t log_size = 0;
-    char *log = NULL;
-    if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
-            CL_SUCCESS &&
-        log_size > 0) {
-      log = (char *)malloc(log_size + 1);
-      if (log) {
-        if (clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log,
-                                  NULL) != CL_SUCCESS)
-          log_size = 0;
-        log[log_size] = '\0';
-      }
+  cl_program prog = program_from_disk(st, options);
+  if (!prog) {
+    cf_status s = program_from_source(st, options, &prog);
+    if (s != CF_OK) {
+      free(key);
+      return s;
     }
-    const char *shown = log && *log ? log : "(empty)";
-    int shown_len = (int)strlen(shown);
-    int keep = shown_len > CF_CL_LOG_KEEP ? CF_CL_LOG_KEEP : shown_len;
-    cf_status s = cf_error(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE,
-                           "opencl: clBuildProgram failed: %s (%d); options '%s'; build log "
-                           "(%d of %d characters):\n%.*s",
-                           cl_error_name(err), (int)err, options, keep, shown_len, keep, shown);
-    free(log);
-    free(key);
-    clReleaseProgram(prog);
-    return s;
-  }
-  /* CONVFUSE_VERBOSE=1: the log of a successful build too (warnings; on NVIDIA, with
-   * -cl-nv-verbose, ptxas's register and spill counts, unless the driver's cache served it) */
-  size_t log_size = 0;
-  if (st->verbose &&
-      clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size) ==
-          CL_SUCCESS &&
-      log_size > 1) {
-    char *log = (char *)malloc(log_size + 1);
-    if (log && clGetProgramBuildInfo(prog, st->device, CL_PROGRAM_BUILD_LOG, log_size, log,
-                                     NULL) == CL_SUCCESS) {
-      log[log_size] = '\0';
-      size_t n = strlen(log);
-      while (n > 0 && isspace((unsigned char)log[n - 1]))
-        log[--n] = '\0';
-      if (n > 0)
-        fprintf(stderr, "convfuse: opencl build log (options '%s'):\n%s\n", options, log);
-    }
-    free(log);
+    store_program_binary(st, options, prog);
   }
   st->programs[st->n_programs].options = key;
   st->programs[st->n_programs].program = prog;
