@@ -634,7 +634,7 @@ Test(epilogue, float_formulas_match_double_semantics) {
 static void expect_fastdiv_exact(int32_t d) {
   const cf_fastdiv f = cf_fastdiv_make(d);
   const int64_t top = INT32_MAX;
-  const int64_t ns[] = {0, 1, d - 1, d, d + 1, 2 * (int64_t)d - 1, 2 * (int64_t)d,
+  const int64_t ns[] = {0, 1, (int64_t)d - 1, d, (int64_t)d + 1, 2 * (int64_t)d - 1, 2 * (int64_t)d,
                         (top / d) * d - 1, (top / d) * d, top - 1, top, 12345678, 1 << 30};
   for (size_t i = 0; i < sizeof ns / sizeof ns[0]; ++i) {
     const int64_t n = ns[i];
