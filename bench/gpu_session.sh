@@ -94,21 +94,15 @@ for s in $stages; do
           run sass-details 120 ncu -i "$OUT/ssm.ncu-rep" --page details
           run sass-source 120 ncu -i "$OUT/ssm.ncu-rep" --page source --csv --print-source sass ;;
     ab) # A/B in one run: the tree in ./ab_base (e.g. `git archive <ref>` of the baseline,
-        # untracked) against this one, interleaved twice so clock drift hits both alike
+        # untracked) against this one, interleaved twice so clock drift hits both alike.
+        # AB_WORKLOADS narrows it (default: both workloads).
         run build-base 400 bash -c "cmake -S ab_base -B /tmp/abb -G Ninja -DCMAKE_BUILD_TYPE=Release \
           -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/abb"
-        for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
+        for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
           run "ab$round-base-$w-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
           run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
         done; done; done ;;
-    ab-ssm) # the ab stage for sub-sub-mish tf32 only, four rounds
-        run build-base 400 bash -c "cmake -S ab_base -B /tmp/abb -G Ninja -DCMAKE_BUILD_TYPE=Release \
-          -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/abb"
-        for round in 1 2; do for m in tf32 fp32; do
-          run "ab$round-base-ssm-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload sub-sub-mish --math $m --iters 30
-          run "ab$round-new-ssm-$m" 60 $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --math $m --iters 30
-        done; done ;;
-    ab-prof) # ncu of the ab_base build (built by ab/ab-ssm) and this one: sub-sub-mish tf32, batch 8
+    ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
           run "abprof-$v" 200 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" $bin bench \
