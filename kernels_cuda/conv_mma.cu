@@ -288,7 +288,6 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int g = lane >> 2, t = lane & 3;
   const int m_warp = (warp % T::WARPS_M) * WM, n_warp = (warp / T::WARPS_M) * WN;
   const int n0 = (int)blockIdx.y * BN;
-  const int sw = prm.g.stride_w;
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   const int RS = prm.g.r * prm.g.s;
@@ -320,7 +319,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   // Per-lane shared-memory byte offsets of the fragments (see load_frags).
   const int *koff_lane = koff + t;
-  const int sw_bytes = 4 * sw;
+  const int sw_bytes = 4 * (SW > 0 ? SW : prm.g.stride_w);
   const int a_lane = (m_warp + g) * sw_bytes;
   int w_lane[NI];
 #pragma unroll

@@ -23,7 +23,6 @@ typedef struct cuda_plan {
   int chain; /* cfk_epi_chain */
   int threads;
   int mma;   /* 0: FFMA kernel; 1: tensor-core kernel */
-  int split; /* tensor cores: 3xTF32 */
   cfk_mma_kernel_id mma_id; /* tensor cores: which kernel */
   cfk_conv_params params;
   cfk_mma_params mma_params;
@@ -222,12 +221,11 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
                     sizeof *p);
   p->spec = *spec;
   p->mma = 1;
-  p->split = spec->tiles.variant == CF_KERNEL_MMA_3XTF32;
   p->menu_index = spec->tiles.menu_index;
   p->chain = classify_chain(&spec->epilogue);
   p->threads = spec->tiles.threads;
   p->mma_id.menu_index = p->menu_index;
-  p->mma_id.split = p->split;
+  p->mma_id.split = spec->tiles.variant == CF_KERNEL_MMA_3XTF32;
   p->mma_id.chain = p->chain;
   p->mma_id.unit_stride = sh->stride_w == 1;
   cf_status s = mma_params_fill(spec, &p->mma_params);
@@ -322,7 +320,7 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input
       return cf_cuda_fail(CF_ERR_DEVICE, e,
                           "launching conv_mma%s T%d epilogue [%s] (%lldx%lld blocks of %d "
                           "threads, %d bytes of shared memory)",
-                          p->split ? "_3xtf32" : "_tf32", p->menu_index,
+                          p->mma_id.split ? "_3xtf32" : "_tf32", p->menu_index,
                           cfk_epi_chain_name(p->chain), (long long)p->mma_params.grid_m,
                           (long long)p->mma_params.grid_n, p->threads,
                           p->mma_params.smem_bytes);
