@@ -1042,6 +1042,18 @@ static int opt_append(char *buf, size_t len, size_t *used, const char *name, int
 
 static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
+/* The scalar epilogue arguments every kernel takes from index `first` on: the folded shift,
+ * then CF_MAX_OPS op values (unused ones 0). */
+static cl_int set_epilogue_args(cl_kernel kernel, cl_uint first, const cf_epilogue *epi) {
+  cl_float shift = epi->bias_shift;
+  cl_int err = clSetKernelArg(kernel, first, sizeof(cl_float), &shift);
+  for (cl_uint i = 0; err == CL_SUCCESS && i < CF_MAX_OPS; ++i) {
+    cl_float v = (int)i < epi->n_ops ? epi->ops[i].value : 0.0f;
+    err = clSetKernelArg(kernel, first + 1 + i, sizeof(cl_float), &v);
+  }
+  return err;
+}
+
 /* The defines every kernel is specialised on: bias present, then the chain (one per op). */
 static int opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
                                const cf_epilogue *epi) {
@@ -1250,13 +1262,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                                (cl_int)t->grid_m};
   for (cl_uint i = 0; err == CL_SUCCESS && i < N_INTS; ++i)
     err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
-  cl_float shift = epi->bias_shift;
   if (err == CL_SUCCESS)
-    err = clSetKernelArg(kernel, 4 + N_INTS, sizeof(cl_float), &shift);
-  for (cl_uint i = 0; err == CL_SUCCESS && i < CF_MAX_OPS; ++i) {
-    cl_float v = (int)i < epi->n_ops ? epi->ops[i].value : 0.0f;
-    err = clSetKernelArg(kernel, 5 + N_INTS + i, sizeof(cl_float), &v);
-  }
+    err = set_epilogue_args(kernel, 4 + N_INTS, epi);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_conv2d_mma scalar argument");
     goto fail;
@@ -1385,12 +1392,7 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
       goto fail;
     }
   }
-  cl_float shift = epi->bias_shift;
-  err = clSetKernelArg(kernel, 19, sizeof(cl_float), &shift);
-  for (cl_uint i = 0; err == CL_SUCCESS && i < CF_MAX_OPS; ++i) {
-    cl_float v = (int)i < epi->n_ops ? epi->ops[i].value : 0.0f;
-    err = clSetKernelArg(kernel, 20 + i, sizeof(cl_float), &v);
-  }
+  err = set_epilogue_args(kernel, 19, epi);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "epilogue argument");
     goto fail;
