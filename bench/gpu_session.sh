@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on the lent GPU machine: build, test, check and time, logs under $OUT.
 #   bench/gpu_session.sh [build] [test] [check] [bench] [torch] [sanitize] [ncu] [plantime]
+#   [storeprobe] [quickcheck] [tiles] ... (the case list below has them all)
 # Each stage's full output goes to $OUT/<stage>.log; a short summary is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +40,13 @@ for s in $stages; do
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish,relu --math all --dist rand
               done; done
-              for t in 1 2 3 4; do
-                CONVFUSE_TILE=$t run "racecheck-T$t" 200 compute-sanitizer --tool racecheck \
+              # racecheck: one multi-chunk shape (stored from registers), one single-chunk
+              # shape (output staged in shared memory, with the carry between tiles)
+              for t in 1 2 3 4; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
+                CONVFUSE_TILE=$t run "racecheck-T$t-$sh" 200 compute-sanitizer --tool racecheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                  --shape 1,20,7,250,70,3,3,2,1,1 --ops mish --math all --dist rand
-              done ;;
+                  --shape $sh --ops mish --math all --dist rand
+              done; done ;;
     ncu) for m in tf32 fp32; do
            run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
@@ -119,6 +122,9 @@ for s in $stages; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
                     --workload custom --shape 1,512,4,140,64,3,3,1,1,1 --ops mish,relu --math all
                 done ;;
+    storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
+                run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/store_probe bench/store_probe.cu &&
+                  run storeprobe 200 /tmp/store_probe ;;
     *) echo "unknown stage $s" ;;
   esac
 done
@@ -136,6 +142,7 @@ for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(gre
 hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
   [ $hdr = 1 ] && grep -hE "^(convfuse plantime:|driver caches:|workload )" "$f"; hdr=0
   grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
+[ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

@@ -20,6 +20,8 @@ typedef struct cf_device_caps {
                                       backend knows it to be below max_threads_per_block
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
   int has_wgmma;                   /* sm_90a warpgroup MMA usable */
+  int mma_staged_output;           /* the backend's tensor-core kernel can stage its output
+                                      tile in shared memory (whole-sector stores) */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */

@@ -20,18 +20,29 @@ typedef struct cf_mma_layout {
   int64_t weight_floats; /* resident weights (BN * w_pitch), or 0 */
   int64_t stage_floats; /* one pipeline stage: the patch, plus a chunk of weights if not
                            resident */
-  int64_t bytes;        /* dynamic shared memory: weights + two stages + K-offset table */
+  int64_t out_pitch;    /* staged output: floats per channel row, >= BM + 8 (the carried
+                           tail of the previous tile leads), == 4 (mod 16): 16-byte rows,
+                           conflict-free fragment stores; 0 when not staged */
+  int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
+  int64_t bytes;        /* dynamic shared memory: weights + two stages + staged output +
+                           K-offset table */
 } cf_mma_layout;
+
+/* Staged output: floats per channel row of a BM-pixel tile (see out_pitch). A macro: the
+ * CUDA kernel needs it as a compile-time constant (immediate shared-memory offsets). */
+#define CF_MMA_OUT_PITCH(bm) (((bm) + 8 + 15) / 16 * 16 + 4)
 
 static inline int64_t cf_mma_pitch(int64_t n, int64_t residue) {
   return n + ((residue - n % 32) + 32) % 32;
 }
 
 /* All arithmetic in int64: callers compare .bytes with the device limit before using any
- * field as an int. Arguments must be >= 1. resident: keep all weights in shared memory. */
+ * field as an int. Arguments must be >= 1. resident: keep all weights in shared memory;
+ * staged: the output tile goes through shared memory on its way out (whole 16-byte vectors
+ * and 32-byte sectors: bench/NOTES.md, v8). */
 static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                                int64_t r, int64_t s, int64_t stride_w,
-                                               int64_t dil_w, int resident) {
+                                               int64_t dil_w, int resident, int staged) {
   cf_mma_layout L;
   L.patch_width = (bm - 1) * stride_w + (s - 1) * dil_w + 1;
   L.patch_pitch = cf_mma_pitch(L.patch_width, 16);
@@ -44,7 +55,9 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.w_pitch = cf_mma_pitch(resident ? L.n_chunks * L.kcp : L.kcp, 4);
   L.weight_floats = resident ? bn * L.w_pitch : 0;
   L.stage_floats = L.patch_floats + (resident ? 0 : bn * L.w_pitch);
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.kcp) * 4;
+  L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;
+  L.out_floats = bn * L.out_pitch;
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
   return L;
 }
 

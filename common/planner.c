@@ -114,6 +114,10 @@ const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
  * tensor-core kernel wastes more than FFMA would lose: plan FFMA instead. */
 #define MMA_MIN_UTILISATION 0.4
 
+/* Direct 4-byte fragment stores write the output at a third of the speed of a staged tile's
+ * whole-sector 16-byte stores (store probe, bench/NOTES.md v8): unstaged layouts score less. */
+#define MMA_UNSTAGED_FACTOR 0.8
+
 /* Input channels per K chunk: about CFK_MMA_CHUNK_K values of (c, r, s), at least one. */
 static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
   int64_t rs = sh->r * sh->s;
@@ -121,6 +125,28 @@ static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
   if (cc < 1)
     cc = 1;
   return cc < sh->c ? cc : sh->c;
+}
+
+/* The first layout of tile t that fits the device, in order of preference: weights resident
+ * and output staged, weights resident, output staged, neither. The output is staged only
+ * where the backend supports it and K is one chunk: there the store stream is the time; with
+ * several chunks the staging rows cost occupancy that the mma needs (mish-mish tf32 on the
+ * H200: T1 staged, one block per SM, 10.05 ms vs T0 from registers 6.52 ms, NOTES v8).
+ * Returns the last one tried when none fits. */
+static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
+                                        int64_t cc, const cf_device_caps *caps) {
+  static const int resident[4] = {1, 1, 0, 0}, staged[4] = {1, 0, 1, 0};
+  const int may_stage = caps->mma_staged_output && cc >= sh->c;
+  cf_mma_layout L = {0};
+  for (int i = 0; i < 4; ++i) {
+    if (staged[i] && !may_stage)
+      continue;
+    L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                           resident[i], staged[i]);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      break;
+  }
+  return L;
 }
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
@@ -145,19 +171,15 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     if (forced && i != caps->force_tile - 1)
       continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
-    /* Weights resident in shared memory when they fit, else streamed per K chunk; where
-     * neither fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to
-     * one. Where the device has room (CUDA), every tile keeps the default chunk. */
+    /* Weights resident in shared memory when they fit, else streamed per K chunk; the output
+     * staged in shared memory where the backend can and it fits beside them; where nothing
+     * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
+     * Where the device has room (CUDA), every tile keeps the default chunk. */
     int64_t cc = cc0;
-    cf_mma_layout L;
-    for (;;) {
-      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, 1);
-      if (L.bytes > (int64_t)caps->shared_mem_per_block_max)
-        L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                               0);
-      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max || cc == 1)
-        break;
+    cf_mma_layout L = mma_layout_fitting(t, sh, cc, caps);
+    while (L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
       cc = (cc + 1) / 2;
+      L = mma_layout_fitting(t, sh, cc, caps);
     }
     int64_t q_tiles = ceil_div(sh->q, t->bm);
     int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */
@@ -173,15 +195,15 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     if (fill > 1.0)
       fill = 1.0;
     /* Bigger tiles reuse more; resident weights save the weight stream. A single K chunk
-     * means little arithmetic per output (memory-bound): there two 256-thread blocks per SM
-     * overlap one block's epilogue and stores with the other's loads, which beat one
-     * 512-thread block on sub-sub-mish (H200: 2.77 vs 2.98 ms, bench/NOTES.md). */
+     * stored from registers favoured two 256-thread blocks per SM over one 512-thread block
+     * (sub-sub-mish, H200: 2.77 vs 2.98 ms, NOTES v3); with the output staged the bigger
+     * tile wins (1.49 vs 1.57 ms tf32, 2.33 vs 2.40 fp32, NOTES v8). */
     double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
-    if (L.n_chunks == 1 && threads > 256)
+    if (L.n_chunks == 1 && threads > 256 && L.out_floats == 0)
       reuse *= 0.8;
     /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
-    double score =
-        util * fill * reuse * (L.resident ? 1.0 : 0.7) * (double)L.kc / (double)L.kcp;
+    double score = util * fill * reuse * (L.resident ? 1.0 : 0.7) *
+                   (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp;
     if (score > best_score + 1e-9) {
       best_score = score;
       best = i;
@@ -212,14 +234,16 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->grid_n = ceil_div(sh->k, t->bn);
   plan->shared_bytes = (size_t)best_layout.bytes;
   plan->weights_resident = best_layout.resident;
+  plan->output_staged = best_layout.out_floats > 0;
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
            "tensor cores (%s): T%d row tiles use %.0f%% of their area, %lld tiles for %d CUs, "
-           "K in chunks of %lld channels, weights %s",
+           "K in chunks of %lld channels, weights %s, output %s",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
            best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
            caps->compute_units, (long long)best_cc,
-           best_layout.resident ? "resident in shared memory" : "streamed per chunk");
+           best_layout.resident ? "resident in shared memory" : "streamed per chunk",
+           best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers");
   return CF_OK;
 }
 

@@ -25,6 +25,7 @@ typedef struct cf_tile_plan {
   int warp_m, warp_n;            /* MMA: per-warp tile */
   int chunk_channels;            /* MMA: input channels per K chunk */
   int weights_resident;          /* MMA: the block's weights stay in shared memory */
+  int output_staged;             /* MMA: the output tile goes out through shared memory */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer

@@ -4,7 +4,7 @@
 //
 // Tiling ("row tiles"): a tile is BM consecutive output pixels of one output row (image n,
 // row p, columns q0 .. q0+BM) times BN output channels. Blocks are persistent: block
-// (x, y) owns channel tile y and walks the row tiles x, x + gridDim.x, ... The GEMM K
+// (x, y) owns channel tile y and the x-th of gridDim.x contiguous runs of row tiles. The GEMM K
 // dimension (c, r, s) is walked in chunks of CC input channels; per (tile, chunk) a pipeline
 // stage holds the raw input patch the row tile reads (CC channels x R rows x patch_width
 // columns, zero-filled outside the image and past C), fetched with cp.async (16 bytes where
@@ -12,13 +12,15 @@
 // shared memory for its whole life when they fit ("resident"); otherwise each stage also
 // carries the chunk's weights. A fragments are gathered straight from the patch (im2col
 // happens in the index: element (m, k) is patch[koff[k] + m*stride_w]).
-// Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in registers, then
-// streaming stores: each warp store writes 8 consecutive pixels of 4 channels (full 32-byte
-// sectors) straight into NCHW.
+// Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in
+// registers. Staged (T::STAGED, when the planner found room): the tile goes through shared
+// memory and leaves as 16-byte stores of whole 32-byte sectors (StagedPart below). Otherwise
+// each warp store writes 8 consecutive pixels of 4 channels straight into NCHW.
 #include <cstdint>
 #include <cuda_runtime.h>
 
 #include "cf_constants.h"
+#include "common/mma_layout.h"
 #include "kernels_cuda/epilogue.cuh"
 #include "kernels_cuda/launch.h"
 
@@ -59,10 +61,13 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_>
+// STAGED_: the output tile leaves through shared memory (see StagedPart). A compile-time
+// choice: both store paths in one kernel cost the 3xTF32 kernels ~100 bytes of spills at the
+// 128-register cap.
+template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_>
 struct MmaTile {
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
-  static constexpr bool SPLIT = SPLIT_;
+  static constexpr bool SPLIT = SPLIT_, STAGED = STAGED_;
   static constexpr int WARPS_M = BM / WM, WARPS_N = BN / WN;
   static constexpr int WARPS = WARPS_M * WARPS_N;
   static constexpr int THREADS = 32 * WARPS;
@@ -272,6 +277,77 @@ __device__ __forceinline__ void store_tile(const Epi &epi, float (&acc)[T::MI * 
   }
 }
 
+// The staged output (T::STAGED): where each (tile, channel) part goes. Each channel's output
+// of one image is one stream of floats (rows follow rows), and a block walks a contiguous run
+// of row tiles, so consecutive tiles continue each channel's stream. A part starting at
+// global index g0 is staged at row[lead + j], lead = g0 % 8 (its place in a 32-byte sector);
+// row[0 .. lead) holds the previous tile's unwritten tail ("carry"). Only whole sectors go
+// out, as 16-byte stores, except where the stream breaks (a run's first or last tile, or an
+// image boundary): there the part's edge is written element by element. Partial sectors cost
+// ~50% of the store stream's speed on the H200 (bench/NOTES.md, v8).
+struct StagedPart {
+  int64_t tile_base; // global index of (n, channel 0, p, q0)
+  int len;           // pixels in the tile: min(BM, q - q0)
+  bool joined;       // the previous tile (this block's) ends where this one starts
+  bool last;         // the stream breaks after this tile: flush the tail
+};
+
+// Applies the chain to the warp's accumulators and stores them into the staging rows, one mma
+// tile at a time. Pixel m of channel cl (block-local) goes to stage[cl * pitch + lead + m],
+// lead = (tile_base + channel * pq) % 8: the lane's channels ch_lane + ni * 8 + j share the
+// lead of ch_lane + j (8 * pq is 0 mod 8), so two pointers and immediates address them all
+// (fewer registers: the 3xTF32 kernels sit at the 128 cap).
+template <class T, class Epi>
+__device__ __forceinline__ void stage_tile(const Epi &epi, float (&acc)[T::MI * T::NI][4],
+                                           float *stage_lane, int lead_base, int ch_lane,
+                                           int pq8) {
+  constexpr int pitch = CF_MMA_OUT_PITCH(T::BM); // the layout's out_pitch
+  float *r0 = stage_lane + ((lead_base + ch_lane * pq8) & 7);
+  float *r1 = stage_lane + pitch + ((lead_base + (ch_lane + 1) * pq8) & 7);
+#pragma unroll
+  for (int ni = 0; ni < T::NI; ++ni, r0 += 8 * pitch, r1 += 8 * pitch) {
+#pragma unroll
+    for (int mi = 0; mi < T::MI; ++mi) {
+      float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[mi * T::NI + ni]);
+      epi.apply(a);
+      r0[mi * 16] = a[0][0];
+      r1[mi * 16] = a[0][1];
+      r0[mi * 16 + 8] = a[0][2];
+      r1[mi * 16 + 8] = a[0][3];
+    }
+  }
+}
+
+// Writes the staged tile: warp w takes channels w, w + WARPS, ... Whole 16-byte vectors from
+// the sector-aligned start; the carry moves the tail (< 8 floats) to the row's front.
+template <class T>
+__device__ __forceinline__ void write_staged(float *stage, const StagedPart &part,
+                                             float *output, int64_t pq, int n0, int k,
+                                             int warp, int lane) {
+  for (int cl = warp; cl < T::BN && n0 + cl < k; cl += T::WARPS) {
+    float *row = stage + cl * CF_MMA_OUT_PITCH(T::BM);
+    const int64_t g0 = part.tile_base + (int64_t)(n0 + cl) * pq;
+    const int lead = (int)(g0 & 7);
+    const int avail = lead + part.len;                // staged floats from g0 - lead
+    const int whole = part.last ? avail : avail & ~7; // what goes out now
+    const int first = part.joined ? 0 : lead;         // no carry: start at g0 itself
+    float *dst = output + (g0 - lead);                // 32-byte aligned
+    for (int i = 4 * lane; i < whole; i += 128) {
+      if (i >= first && i + 4 <= whole) {
+        __stcs(reinterpret_cast<float4 *>(dst + i), *reinterpret_cast<const float4 *>(row + i));
+      } else {
+        for (int j = max(i, first); j < min(i + 4, whole); ++j)
+          __stcs(dst + j, row[j]);
+      }
+    }
+    const int tail = avail - whole;
+    const float carry = lane < tail ? row[whole + lane] : 0.0f;
+    __syncwarp();
+    if (lane < tail)
+      row[lane] = carry;
+  }
+}
+
 template <class T, class Epi, int SW>
 __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     conv_mma_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
@@ -281,7 +357,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   extern __shared__ __align__(16) float smem[];
   float *wres = smem;                                  // resident weights (if any)
   float *stages = smem + prm.weight_floats;            // two pipeline stages
-  int *koff = reinterpret_cast<int *>(stages + 2 * prm.stage_floats);
+  float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
+  int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -327,8 +404,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     w_lane[ni] = ((n_warp + ni * 8 + g) * prm.w_pitch + t) * 4;
 
   // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
-  const int first_tile = (int)blockIdx.x, tile_step = (int)gridDim.x;
-  const int m_tiles = (int)prm.m_tiles;
+  // Block x owns the contiguous run [first_tile, end_tile) of row tiles: consecutive tiles
+  // continue each output channel's stream (the staged stores rely on it) and reuse the
+  // previous tile's input rows from L2.
+  const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
+  const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
   int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
   RowTile load_rt = row_tile(prm, load_tile, BM);
 
@@ -341,18 +421,17 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     load_buf ^= 1;
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
-      load_tile += tile_step;
-      if (load_tile < m_tiles)
+      if (++load_tile < end_tile)
         load_rt = row_tile(prm, load_tile, BM);
     }
   };
 
   float acc[MI * NI][4];
 
-  if (first_tile < m_tiles)
+  if (first_tile < end_tile)
     issue_stage(); // the resident weights ride in the same group
   int buf = 0;
-  for (int tile = first_tile; tile < m_tiles; tile += tile_step) {
+  for (int tile = first_tile; tile < end_tile; ++tile) {
     // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
@@ -361,9 +440,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
-    const RowTile rt = row_tile(prm, tile, BM);
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-      if (load_tile < m_tiles) {
+      if (load_tile < end_tile) {
         issue_stage();
         cp_async_wait<1>();
       } else {
@@ -423,23 +501,42 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }
 
-    // ---- tile done: the chain and streaming stores, one mma tile at a time ----
-    float *out_lane =
-        output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
-    const int q_left = prm.g.q - rt.q0 - m_warp - g; // pixels m_warp + g + j are in iff j < q_left
-    store_tile<T>(epi, acc, out_lane, prm.pq, n0 + n_warp + 2 * t, prm.g.k, q_left);
+    // ---- tile done: the chain, then the stores ----
+    // (Worked out here, not before the K loop: three registers fewer across it, which the
+    // 3xTF32 kernels need at the 128-register cap.)
+    const RowTile rt = row_tile(prm, tile, BM);
+    if constexpr (T::STAGED) {
+      StagedPart part;
+      part.tile_base = (int64_t)rt.n * prm.kpq + (int64_t)rt.p * prm.g.q + rt.q0;
+      part.len = min(BM, prm.g.q - rt.q0);
+      const bool image_start = rt.p == 0 && rt.q0 == 0;
+      const bool image_end = rt.p == prm.g.p - 1 && rt.q0 + BM >= prm.g.q;
+      part.joined = tile > first_tile && !image_start;
+      part.last = tile + 1 == end_tile || image_end;
+      stage_tile<T>(epi, acc, staged + (n_warp + 2 * t) * CF_MMA_OUT_PITCH(BM) + m_warp + g,
+                    (int)(part.tile_base & 7), n0 + n_warp + 2 * t, (int)(prm.pq & 7));
+      __syncthreads();
+      // The next reads or writes of the staging rows come after the next tile's first
+      // barrier: no second barrier here.
+      write_staged<T>(staged, part, output, prm.pq, n0, prm.g.k, warp, lane);
+    } else {
+      float *out_lane =
+          output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
+      const int q_left = prm.g.q - rt.q0 - m_warp - g; // pixel m_warp + g + j is in iff j < q_left
+      store_tile<T>(epi, acc, out_lane, prm.pq, n0 + n_warp + 2 * t, prm.g.k, q_left);
+    }
   }
 }
 
 static_assert(CFK_MMA_TILE_COUNT == 4, "instantiate every MMA tile menu entry below");
-template <bool SPLIT>
-using MmaT0 = MmaTile<CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, SPLIT>;
-template <bool SPLIT>
-using MmaT1 = MmaTile<CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, SPLIT>;
-template <bool SPLIT>
-using MmaT2 = MmaTile<CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, SPLIT>;
-template <bool SPLIT>
-using MmaT3 = MmaTile<CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, SPLIT>;
+template <bool SPLIT, bool STAGED>
+using MmaT0 = MmaTile<CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, SPLIT, STAGED>;
+template <bool SPLIT, bool STAGED>
+using MmaT1 = MmaTile<CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, SPLIT, STAGED>;
+template <bool SPLIT, bool STAGED>
+using MmaT2 = MmaTile<CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, SPLIT, STAGED>;
+template <bool SPLIT, bool STAGED>
+using MmaT3 = MmaTile<CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, SPLIT, STAGED>;
 
 
 // The kernel of (tile, chain, column stride); RELU chains run the generic epilogue here
@@ -463,28 +560,34 @@ const void *mma_kernel_of(int chain, int unit_stride) {
   return unit_stride ? mma_kernel_of<T, 1>(chain) : mma_kernel_of<T, 0>(chain);
 }
 
-template <bool SPLIT>
+template <bool SPLIT, bool STAGED>
 const void *mma_kernel_of(int menu_index, int chain, int unit_stride) {
   switch (menu_index) {
-  case 0: return mma_kernel_of<MmaT0<SPLIT>>(chain, unit_stride);
-  case 1: return mma_kernel_of<MmaT1<SPLIT>>(chain, unit_stride);
-  case 2: return mma_kernel_of<MmaT2<SPLIT>>(chain, unit_stride);
-  case 3: return mma_kernel_of<MmaT3<SPLIT>>(chain, unit_stride);
+  case 0: return mma_kernel_of<MmaT0<SPLIT, STAGED>>(chain, unit_stride);
+  case 1: return mma_kernel_of<MmaT1<SPLIT, STAGED>>(chain, unit_stride);
+  case 2: return mma_kernel_of<MmaT2<SPLIT, STAGED>>(chain, unit_stride);
+  case 3: return mma_kernel_of<MmaT3<SPLIT, STAGED>>(chain, unit_stride);
   default: return nullptr;
   }
 }
 
+template <bool SPLIT>
+const void *mma_kernel_of(int menu_index, int chain, int unit_stride, int staged) {
+  return staged ? mma_kernel_of<SPLIT, true>(menu_index, chain, unit_stride)
+                : mma_kernel_of<SPLIT, false>(menu_index, chain, unit_stride);
+}
+
 const void *mma_kernel(const cfk_mma_kernel_id &id) {
-  return id.split ? mma_kernel_of<true>(id.menu_index, id.chain, id.unit_stride)
-                  : mma_kernel_of<false>(id.menu_index, id.chain, id.unit_stride);
+  return id.split ? mma_kernel_of<true>(id.menu_index, id.chain, id.unit_stride, id.staged)
+                  : mma_kernel_of<false>(id.menu_index, id.chain, id.unit_stride, id.staged);
 }
 
 int mma_threads(int menu_index) {
   switch (menu_index) {
-  case 0: return MmaT0<false>::THREADS;
-  case 1: return MmaT1<false>::THREADS;
-  case 2: return MmaT2<false>::THREADS;
-  case 3: return MmaT3<false>::THREADS;
+  case 0: return MmaT0<false, false>::THREADS;
+  case 1: return MmaT1<false, false>::THREADS;
+  case 2: return MmaT2<false, false>::THREADS;
+  case 3: return MmaT3<false, false>::THREADS;
   default: return 0;
   }
 }

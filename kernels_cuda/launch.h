@@ -78,6 +78,9 @@ typedef struct cfk_mma_params {
   int32_t rows_aligned; /* w % 4 == 0: every input row starts 16-byte aligned relative to row 0 */
   int32_t patch_width, patch_pitch, zero_base, patch_floats;
   int32_t kc, kcp, w_pitch, weight_floats, stage_floats;
+  int32_t out_floats;   /* staged output (layout out_floats; the kernel id says staged): rows
+                           of CF_MMA_OUT_PITCH(BM) floats; 0: stored from registers */
+  int64_t kpq;          /* k * p * q: one output image */
   int32_t smem_bytes;   /* dynamic shared memory per block */
   float shift;          /* folded leading ADD/SUBs */
 } cfk_mma_params;
@@ -101,10 +104,11 @@ cudaError_t cfk_conv_ffma_launch(int menu_index, int chain, const cfk_conv_param
 cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t *local_bytes);
 
 /* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1), 3xTF32 (split != 0)
- * or one TF32 product, the epilogue chain, and whether it is the unit-column-stride
- * specialisation (only for stride_w == 1; the general one takes any stride). */
+ * or one TF32 product, the epilogue chain, whether it is the unit-column-stride
+ * specialisation (only for stride_w == 1; the general one takes any stride), and whether it
+ * stages its output tile in shared memory (staged == the plan's params.staged). */
 typedef struct cfk_mma_kernel_id {
-  int32_t menu_index, split, chain, unit_stride;
+  int32_t menu_index, split, chain, unit_stride, staged;
 } cfk_mma_kernel_id;
 
 /* Allows kernel *id the device's opt-in shared memory and checks that it loads; fills its
@@ -117,8 +121,8 @@ cudaError_t cfk_conv_mma_prepare(const cfk_mma_kernel_id *id, int *num_regs,
 cudaError_t cfk_conv_mma_occupancy(const cfk_mma_kernel_id *id, int smem_bytes,
                                    int *blocks_per_sm);
 
-/* Queues tensor-core kernel *id: grid (grid_m, grid_n) persistent blocks, each walking row
- * tiles grid_m apart, smem_bytes of dynamic shared memory. bias is NULL iff there is no
+/* Queues tensor-core kernel *id: grid (grid_m, grid_n) persistent blocks, each walking one
+ * contiguous run of row tiles, smem_bytes of dynamic shared memory. bias is NULL iff there is no
  * bias. */
 cudaError_t cfk_conv_mma_launch(const cfk_mma_kernel_id *id, const cfk_mma_params *params,
                                 const cfk_epilogue_ops *ops, const float *input,

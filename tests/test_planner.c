@@ -11,6 +11,7 @@
 #include "epilogue.h"
 #include "fastdiv.h"
 #include "internal_api.h"
+#include "mma_layout.h"
 #include "planner.h"
 #include "shape.h"
 
@@ -23,7 +24,8 @@ static cf_device_caps caps_h200(void) {
   cf_device_caps c = {.kind = CF_DEVICE_GPU, .compute_units = 132,
                       .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 227 * KB,
                       .max_threads_per_block = 1024, .simd_width = 32, .arch = 90,
-                      .has_tf32_mma = 1, .has_wgmma = 1, .l2_bytes = 60u * 1024 * 1024,
+                      .has_tf32_mma = 1, .has_wgmma = 1, .mma_staged_output = 1,
+                      .l2_bytes = 60u * 1024 * 1024,
                       .global_mem_bytes = 141ull * 1000 * 1000 * 1000,
                       .max_alloc_bytes = 141ull * 1000 * 1000 * 1000, .kernel_variants = FFMA};
   return c;
@@ -80,6 +82,7 @@ static cf_device_caps caps_h200_opencl(void) {
   c.shared_mem_per_block_max = 48 * KB;
   c.mma_max_threads = 128;
   c.has_wgmma = 0;
+  c.mma_staged_output = 0; /* kernels_cl/conv2d_mma.cl stores from registers */
   c.kernel_variants = ALL_GPU_VARIANTS;
   return c;
 }
@@ -340,6 +343,45 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
   cf_tile_plan t;
   cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &caps, &t) == CF_OK);
   cr_expect(t.variant == CF_KERNEL_MMA_3XTF32, "%s: %s", shapes[0].name, t.why);
+}
+
+/* Staged output (whole-sector stores) where the backend supports it, K is one chunk and it
+ * fits: on the H200 sub-sub-mish stages, mish-mish (8 chunks) does not; the layout's bytes
+ * count the staging rows (>= BM + 8 floats per channel, 16-byte rows); OpenCL never stages. */
+Test(planner, staged_output_where_supported_and_it_fits) {
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_device_caps caps = caps_h200();
+      caps.kernel_variants = ALL_GPU_VARIANTS;
+      cf_tile_plan t;
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      const int want = i == 0; /* sub-sub-mish: C = 8, one chunk */
+      cr_expect(t.variant != CF_KERNEL_FFMA_TILED && t.output_staged == want &&
+                    (strstr(t.why, "output staged") != NULL) == want,
+                "[%s] H200 plan staged %d, want %d: %s", shapes[i].name, t.output_staged, want,
+                t.why);
+      const cf_mma_layout L = cf_mma_layout_make(t.block_m, t.block_n, sh.c, t.chunk_channels,
+                                                 sh.r, sh.s, sh.stride_w, sh.dil_w,
+                                                 t.weights_resident, t.output_staged);
+      cr_expect(L.bytes == (int64_t)t.shared_bytes &&
+                    (!want || (L.out_pitch >= t.block_m + 8 && L.out_pitch % 16 == 4)) &&
+                    L.out_floats == t.block_n * L.out_pitch,
+                "[%s] staged layout: %lld bytes (plan %zu), pitch %lld", shapes[i].name,
+                (long long)L.bytes, t.shared_bytes, (long long)L.out_pitch);
+      caps = caps_h200_opencl();
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      cr_expect(!t.output_staged, "[%s] OpenCL plan staged: %s", shapes[i].name, t.why);
+    }
+  /* the staging is dropped before the resident weights when both do not fit */
+  const cf_mma_tile *t0 = &cf_mma_menu[0];
+  cf_mma_layout both = cf_mma_layout_make(t0->bm, t0->bn, 64, 8, 3, 3, 1, 1, 1, 1);
+  cf_mma_layout res = cf_mma_layout_make(t0->bm, t0->bn, 64, 8, 3, 3, 1, 1, 1, 0);
+  cr_expect(both.bytes == res.bytes + both.out_floats * 4 && res.out_floats == 0 &&
+                res.out_pitch == 0);
 }
 
 /* A backend's reason for having no tensor cores is quoted in the FFMA plan's reasoning. */

@@ -178,6 +178,7 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   caps->arch = prop.major * 10 + prop.minor;
   caps->has_tf32_mma = prop.major >= 8;
   caps->has_wgmma = caps->arch == 90;
+  caps->mma_staged_output = 1; /* kernels_cuda/conv_mma.cu stages when the planner says so */
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
   caps->global_mem_bytes = (uint64_t)prop.totalGlobalMem;
   caps->max_alloc_bytes = (uint64_t)prop.totalGlobalMem;

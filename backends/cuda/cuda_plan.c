@@ -134,7 +134,8 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
                     t->menu_index);
   const cf_mma_layout L = cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
-                                             sh->stride_w, sh->dil_w, t->weights_resident);
+                                             sh->stride_w, sh->dil_w, t->weights_resident,
+                                             t->output_staged);
   const int64_t q_tiles = ceil_div64(sh->q, bm);
   if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
       t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)
@@ -168,6 +169,8 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->kcp = (int32_t)L.kcp;
   k->w_pitch = (int32_t)L.w_pitch;
   k->stage_floats = (int32_t)L.stage_floats;
+  k->out_floats = (int32_t)L.out_floats;
+  k->kpq = sh->k * k->pq;
   k->smem_bytes = (int32_t)L.bytes;
   k->shift = spec->epilogue.bias_shift;
   return CF_OK;
@@ -228,6 +231,7 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.split = spec->tiles.variant == CF_KERNEL_MMA_3XTF32;
   p->mma_id.chain = p->chain;
   p->mma_id.unit_stride = sh->stride_w == 1;
+  p->mma_id.staged = spec->tiles.output_staged;
   cf_status s = mma_params_fill(spec, &p->mma_params);
   int regs = 0;
   size_t local = 0;

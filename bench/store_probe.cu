@@ -1,0 +1,336 @@
+// Store-pattern probe: how fast can a kernel write sub-sub-mish's output (128 x 64 x 254 x 254
+// fp32, NCHW, 2.1 GB) in the patterns the fused kernels could use? Each variant writes the
+// whole tensor with no arithmetic to speak of, so its time is the store stream's own floor.
+//   nvcc -O3 -arch=sm_90 -o store_probe bench/store_probe.cu && ./store_probe
+// Prints one line per variant: median ms of 20 runs (device events, after 3 warm-ups), GB/s.
+#include <algorithm>
+#include <cstdio>
+#include <cstdint>
+#include <vector>
+#include <cuda_runtime.h>
+
+#define CHECK(x)                                                                                 \
+  do {                                                                                           \
+    cudaError_t e_ = (x);                                                                        \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));  \
+      std::exit(1);                                                                              \
+    }                                                                                            \
+  } while (0)
+
+constexpr int N = 128, K = 64, P = 254, Q = 254, BM = 128;
+constexpr int Q_TILES = (Q + BM - 1) / BM;
+constexpr int64_t PQ = (int64_t)P * Q;
+constexpr int ROW_TILES = N * P * Q_TILES;
+
+__device__ __forceinline__ float value(int a, int b) { return (float)(a ^ b) * 1e-3f; }
+
+// The fused kernel's pattern: row tile (n, p, q0) x 64 channels, 8 warps of 32 x 32, each lane
+// storing its mma accumulators as 4-byte stores (8 consecutive pixels x 4 channels per warp
+// store). STREAM: st.global.cs (as the kernel does) or plain st.
+template <bool STREAM>
+__global__ void __launch_bounds__(256) frag32(float *out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int m_warp = (warp % 4) * 32, n_warp = (warp / 4) * 32;
+  for (int tile = blockIdx.x; tile < ROW_TILES; tile += gridDim.x) {
+    const int np = tile / Q_TILES, q0 = (tile - np * Q_TILES) * BM, n = np / P, p = np - n * P;
+    float *o = out + ((int64_t)n * K * P + p) * Q + q0 + m_warp + g;
+    const int q_left = Q - q0 - m_warp - g;
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int ch = n_warp + ni * 8 + 2 * t;
+      float *o0 = o + (int64_t)ch * PQ, *o1 = o0 + PQ;
+#pragma unroll
+      for (int mi = 0; mi < 2; ++mi) {
+        const float v = value(tile, ch + mi);
+        if (mi * 16 < q_left) {
+          if (STREAM) { __stcs(o0 + mi * 16, v); __stcs(o1 + mi * 16, v); }
+          else { o0[mi * 16] = v; o1[mi * 16] = v; }
+        }
+        if (mi * 16 + 8 < q_left) {
+          if (STREAM) { __stcs(o0 + mi * 16 + 8, v); __stcs(o1 + mi * 16 + 8, v); }
+          else { o0[mi * 16 + 8] = v; o1[mi * 16 + 8] = v; }
+        }
+      }
+    }
+  }
+}
+
+// Same row tiles, but each warp instruction writes one channel's 128-pixel row segment
+// (512 contiguous bytes) as 16-byte stores into a padded layout (Q' = 256, rows 16-byte
+// aligned): the ideal a shared-memory-staged epilogue could reach on aligned rows.
+__global__ void __launch_bounds__(256) row_v4_padded(float *out) {
+  constexpr int QP = 256;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int tile = blockIdx.x; tile < ROW_TILES; tile += gridDim.x) {
+    const int np = tile / Q_TILES, q0 = (tile - np * Q_TILES) * BM, n = np / P, p = np - n * P;
+    float *o = out + ((int64_t)n * K * P + p) * QP + q0 + 4 * lane;
+#pragma unroll 4
+    for (int ch = warp; ch < K; ch += 8) {
+      const float v = value(tile, ch);
+      __stcs(reinterpret_cast<float4 *>(o + (int64_t)ch * P * QP), make_float4(v, v, v, v));
+    }
+  }
+}
+
+// Row tiles into the real layout with 8-byte stores (Q even: every row start is 8-byte
+// aligned): one warp instruction = one channel's 64 pixels; two per channel per tile.
+__global__ void __launch_bounds__(256) row_v2(float *out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int tile = blockIdx.x; tile < ROW_TILES; tile += gridDim.x) {
+    const int np = tile / Q_TILES, q0 = (tile - np * Q_TILES) * BM, n = np / P, p = np - n * P;
+    float *o = out + ((int64_t)n * K * P + p) * Q + q0;
+#pragma unroll 4
+    for (int i = warp; i < 2 * K; i += 8) {
+      const int ch = i >> 1, q = (i & 1) * 64 + 2 * lane;
+      if (q0 + q < Q) {
+        const float v = value(tile, ch);
+        __stcs(reinterpret_cast<float2 *>(o + (int64_t)ch * PQ + q), make_float2(v, v));
+      }
+    }
+  }
+}
+
+// Flattened tiles: BM consecutive pixels of one image (any rows) x 64 channels. Each
+// channel's part is 512 contiguous, 16-byte aligned bytes (PQ % 4 == 0): 16-byte stores.
+constexpr int FLAT_TILES_PER_IMAGE = (int)((PQ + BM - 1) / BM);
+__global__ void __launch_bounds__(256) flat_v4(float *out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int tile = blockIdx.x; tile < N * FLAT_TILES_PER_IMAGE; tile += gridDim.x) {
+    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
+    const int m = m0 + 4 * lane;
+    if (m >= PQ) continue; // PQ % 4 == 0: a vector is all in or all out
+    float *o = out + (int64_t)n * K * PQ + m;
+#pragma unroll 4
+    for (int ch = warp; ch < K; ch += 8) {
+      const float v = value(tile, ch);
+      __stcs(reinterpret_cast<float4 *>(o + (int64_t)ch * PQ), make_float4(v, v, v, v));
+    }
+  }
+}
+
+// Flattened tiles with a plane padded to a multiple of 32 floats (PQ' % 32 == 0), so that
+// every 512-byte part starts on a 128-byte line: isolates the cost of partial 32-byte
+// sectors at the parts' edges (the real plane, 258064 bytes, is only 16-byte aligned).
+constexpr int64_t PQ_PAD = (PQ + 31) / 32 * 32;
+template <bool STREAM>
+__global__ void __launch_bounds__(256) flat_v4_aligned(float *out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int tile = blockIdx.x; tile < N * FLAT_TILES_PER_IMAGE; tile += gridDim.x) {
+    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
+    const int m = m0 + 4 * lane;
+    if (m >= PQ) continue;
+    float *o = out + (int64_t)n * K * PQ_PAD + m;
+#pragma unroll 4
+    for (int ch = warp; ch < K; ch += 8) {
+      const float v = value(tile, ch);
+      float4 *d = reinterpret_cast<float4 *>(o + (int64_t)ch * PQ_PAD);
+      if (STREAM) __stcs(d, make_float4(v, v, v, v));
+      else *d = make_float4(v, v, v, v);
+    }
+  }
+}
+
+// Row tiles of BM_ pixels into the real layout (rows only 8-byte aligned) as a staged
+// epilogue would write them: per channel, the part [base, base + len) is covered by the
+// 16-byte vectors of the global address space; whole vectors are one st.v4, the two edge
+// vectors element by element.
+template <int BM_, bool STREAM>
+__global__ void __launch_bounds__(256) row_v4_real(float *out) {
+  constexpr int QT = (Q + BM_ - 1) / BM_;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int tile = blockIdx.x; tile < N * P * QT; tile += gridDim.x) {
+    const int np = tile / QT, q0 = (tile - np * QT) * BM_, n = np / P, p = np - n * P;
+    const int len = min(BM_, Q - q0);
+    for (int ch = warp; ch < K; ch += 8) {
+      const int64_t base = ((int64_t)(n * K + ch) * P + p) * Q + q0;
+      const int64_t a4 = base & ~(int64_t)3;
+      const float v = value(tile, ch);
+      for (int64_t i = a4 + 4 * lane; i < base + len; i += 128) {
+        if (i >= base && i + 4 <= base + len) {
+          float4 *d = reinterpret_cast<float4 *>(out + i);
+          if (STREAM) __stcs(d, make_float4(v, v, v, v));
+          else *d = make_float4(v, v, v, v);
+        } else {
+          for (int j = 0; j < 4; ++j)
+            if (i + j >= base && i + j < base + len)
+              out[i + j] = v;
+        }
+      }
+    }
+  }
+}
+
+// Flattened aligned tiles, but each block owns one contiguous run of tiles instead of every
+// gridDim.x-th: do many far-apart write streams cost DRAM efficiency?
+__global__ void __launch_bounds__(256) flat_v4_aligned_runs(float *out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tiles = N * FLAT_TILES_PER_IMAGE;
+  const int begin = (int)((int64_t)tiles * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)tiles * (blockIdx.x + 1) / gridDim.x);
+  for (int tile = begin; tile < end; ++tile) {
+    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
+    const int m = m0 + 4 * lane;
+    if (m >= PQ) continue;
+    float *o = out + (int64_t)n * K * PQ_PAD + m;
+#pragma unroll 4
+    for (int ch = warp; ch < K; ch += 8) {
+      const float v = value(tile, ch);
+      __stcs(reinterpret_cast<float4 *>(o + (int64_t)ch * PQ_PAD), make_float4(v, v, v, v));
+    }
+  }
+}
+
+// The staged epilogue with a carry, in the real layout: a block owns a contiguous run of row
+// tiles, so each channel's output is one contiguous stream per image. A tile's values go to
+// shared memory at [lead + j] (lead = the global index's offset within its 32-byte sector),
+// whole 32-byte sectors are written as 16-byte stores, and the ragged tail (< 8 floats)
+// moves to the front of the channel's staging row to lead the next tile: no partial
+// sector is ever written except where the stream breaks (image change, end of run).
+template <int BM_>
+__global__ void __launch_bounds__(256) row_carry(float *out) {
+  constexpr int QT = (Q + BM_ - 1) / BM_;
+  constexpr int PITCH = (BM_ + 8 + 15) / 16 * 16 + 4; // >= BM + 8, == 4 (mod 16)
+  extern __shared__ __align__(16) float stage[];     // K x PITCH
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tiles = N * P * QT;
+  const int begin = (int)((int64_t)tiles * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)tiles * (blockIdx.x + 1) / gridDim.x);
+  int prev_n = -1;
+  for (int tile = begin; tile < end; ++tile) {
+    const int np = tile / QT, q0 = (tile - np * QT) * BM_, n = np / P, p = np - n * P;
+    const int len = min(BM_, Q - q0);
+    const bool joined = n == prev_n; // the previous tile ended right where this one starts
+    const bool last = tile + 1 == end || (tile + 1) / QT / P != n;
+    prev_n = n;
+    // Stand-in for the fragment stores: every thread writes some of the tile's values.
+    for (int i = threadIdx.x; i < K * BM_; i += 256) {
+      const int ch = i / BM_, j = i - ch * BM_;
+      const int64_t g = ((int64_t)(n * K + ch) * P + p) * Q + q0;
+      stage[ch * PITCH + (int)(g & 7) + j] = value(tile, ch);
+    }
+    __syncthreads();
+    for (int ch = warp; ch < K; ch += 8) {
+      float *row = stage + ch * PITCH;
+      const int64_t g0 = ((int64_t)(n * K + ch) * P + p) * Q + q0;
+      const int lead = (int)(g0 & 7);
+      const int avail = lead + len;              // staged floats, from global g0 - lead
+      const int whole = last ? avail : avail & ~7; // a run's last tile flushes its tail
+      const int first = joined ? 0 : lead;       // no carry: start at g0 itself
+      float *dst = out + (g0 - lead);
+      for (int i = 4 * lane; i < whole; i += 128) {
+        if (i >= first && i + 4 <= whole)
+          __stcs(reinterpret_cast<float4 *>(dst + i), *reinterpret_cast<const float4 *>(row + i));
+        else
+          for (int j = max(i, first); j < min(i + 4, whole); ++j)
+            dst[j] = row[j];
+      }
+      const int tail = avail - whole;
+      float carry = lane < tail ? row[whole + lane] : 0.0f;
+      __syncwarp();
+      if (lane < tail)
+        row[lane] = carry;
+    }
+    __syncthreads();
+  }
+}
+
+// The floor: the tensor written front to back, 16 bytes per lane.
+__global__ void __launch_bounds__(256) linear_v4(float4 *out, int64_t n4) {
+  for (int64_t i = blockIdx.x * 256LL + threadIdx.x; i < n4; i += (int64_t)gridDim.x * 256) {
+    const float v = (float)(i & 1023);
+    __stcs(out + i, make_float4(v, v, v, v));
+  }
+}
+
+// row_carry must write every element exactly as the tile's value: check one full pass.
+static void verify(float *out) {
+  const int64_t elems = (int64_t)N * K * PQ;
+  int dev = 0, sms = 0;
+  CHECK(cudaGetDevice(&dev));
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  for (int bm : {128, 256}) {
+    CHECK(cudaMemset(out, 0xff, elems * 4)); // NaN
+    const int sm = K * ((bm + 8 + 15) / 16 * 16 + 4) * 4;
+    if (bm == 128) row_carry<128><<<2 * sms, 256, sm>>>(out);
+    else row_carry<256><<<2 * sms, 256, sm>>>(out);
+    CHECK(cudaDeviceSynchronize());
+    std::vector<float> h(elems);
+    CHECK(cudaMemcpy(h.data(), out, elems * 4, cudaMemcpyDeviceToHost));
+    const int qt = (Q + bm - 1) / bm;
+    int64_t bad = 0;
+    for (int64_t i = 0; i < elems; ++i) {
+      const int64_t q = i % Q, p = i / Q % P, ch = i / PQ % K, n = i / PQ / K;
+      const int tile = (int)((n * P + p) * qt + q / bm);
+      if (h[i] != (float)(tile ^ (int)ch) * 1e-3f && bad++ < 5)
+        std::printf("row_carry<%d> wrong at %lld\n", bm, (long long)i);
+    }
+    std::printf("row_carry<%d>: %lld wrong of %lld\n", bm, (long long)bad, (long long)elems);
+  }
+}
+
+template <class F>
+static void time_it(const char *name, int64_t bytes, F launch) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i)
+    launch();
+  CHECK(cudaGetLastError());
+  std::vector<float> ms;
+  for (int i = 0; i < 20; ++i) {
+    CHECK(cudaEventRecord(a));
+    launch();
+    CHECK(cudaEventRecord(b));
+    CHECK(cudaEventSynchronize(b));
+    float t = 0;
+    CHECK(cudaEventElapsedTime(&t, a, b));
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  const float med = ms[ms.size() / 2];
+  std::printf("%-22s %8.3f ms  %7.0f GB/s\n", name, med, bytes / (med * 1e6));
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+}
+
+int main() {
+  int dev = 0, sms = 0;
+  CHECK(cudaGetDevice(&dev));
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, dev));
+  const int64_t elems = (int64_t)N * K * PQ, padded = (int64_t)N * K * P * 256;
+  float *out = nullptr;
+  CHECK(cudaMalloc(&out, std::max(padded, (int64_t)N * K * PQ_PAD) * sizeof(float)));
+  std::printf("%s, %d SMs; output %lld floats (%.2f GB)\n", prop.name, sms, (long long)elems,
+              elems * 4e-9);
+  for (int per_sm : {2, 4}) {
+    const int grid = per_sm * sms;
+    std::printf("-- persistent grid %d (%d blocks/SM)\n", grid, per_sm);
+    time_it("frag32 st.cs", elems * 4, [&] { frag32<true><<<grid, 256>>>(out); });
+    time_it("frag32 st", elems * 4, [&] { frag32<false><<<grid, 256>>>(out); });
+    time_it("row v2", elems * 4, [&] { row_v2<<<grid, 256>>>(out); });
+    time_it("row v4 (Q'=256)", padded * 4, [&] { row_v4_padded<<<grid, 256>>>(out); });
+    time_it("flat v4", elems * 4, [&] { flat_v4<<<grid, 256>>>(out); });
+    time_it("flat v4 128B-aligned cs", elems * 4, [&] { flat_v4_aligned<true><<<grid, 256>>>(out); });
+    time_it("flat v4 128B-aligned", elems * 4, [&] { flat_v4_aligned<false><<<grid, 256>>>(out); });
+    time_it("flat v4 aligned runs", elems * 4, [&] { flat_v4_aligned_runs<<<grid, 256>>>(out); });
+    {
+      const int sm128 = K * ((128 + 8 + 15) / 16 * 16 + 4) * 4, sm256 = K * ((256 + 8 + 15) / 16 * 16 + 4) * 4;
+      CHECK(cudaFuncSetAttribute(row_carry<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm128));
+      CHECK(cudaFuncSetAttribute(row_carry<256>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm256));
+      time_it("row128 carry", elems * 4, [&] { row_carry<128><<<grid, 256, sm128>>>(out); });
+      time_it("row256 carry", elems * 4, [&] { row_carry<256><<<grid, 256, sm256>>>(out); });
+    }
+    time_it("row128 v4 real cs", elems * 4, [&] { row_v4_real<128, true><<<grid, 256>>>(out); });
+    time_it("row128 v4 real", elems * 4, [&] { row_v4_real<128, false><<<grid, 256>>>(out); });
+    time_it("row256 v4 real cs", elems * 4, [&] { row_v4_real<256, true><<<grid, 256>>>(out); });
+    time_it("row256 v4 real", elems * 4, [&] { row_v4_real<256, false><<<grid, 256>>>(out); });
+  }
+  verify(out);
+  time_it("linear v4", elems * 4,
+          [&] { linear_v4<<<sms * 8, 256>>>(reinterpret_cast<float4 *>(out), elems / 4); });
+  CHECK(cudaFree(out));
+  return 0;
+}
