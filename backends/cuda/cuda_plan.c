@@ -316,6 +316,9 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input
   if ((bias != NULL) != (p->spec.shape.has_bias != 0))
     return cf_error(CF_ERR_INTERNAL, "cuda: launch with bias %s but the plan has_bias = %d",
                     bias ? "given" : "NULL", p->spec.shape.has_bias);
+  /* cudaMalloc'd buffers are 256-byte aligned; the staged kernels' 16-byte stores rely on it */
+  if (p->mma && p->mma_id.staged && ((uintptr_t)output & 15) != 0)
+    return cf_error(CF_ERR_INTERNAL, "cuda: output %p is not 16-byte aligned", output);
   if (p->mma) {
     cudaError_t e = cfk_conv_mma_launch(&p->mma_id, &p->mma_params, &p->ops,
                                         (const float *)input, (const float *)weight,
