@@ -92,43 +92,42 @@ __global__ void __launch_bounds__(256) row_v2(float *out) {
 }
 
 // Flattened tiles: BM consecutive pixels of one image (any rows) x 64 channels. Each
-// channel's part is 512 contiguous, 16-byte aligned bytes (PQ % 4 == 0): 16-byte stores.
-constexpr int FLAT_TILES_PER_IMAGE = (int)((PQ + BM - 1) / BM);
-__global__ void __launch_bounds__(256) flat_v4(float *out) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int tile = blockIdx.x; tile < N * FLAT_TILES_PER_IMAGE; tile += gridDim.x) {
-    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
-    const int m = m0 + 4 * lane;
-    if (m >= PQ) continue; // PQ % 4 == 0: a vector is all in or all out
-    float *o = out + (int64_t)n * K * PQ + m;
+// channel's part is 512 contiguous bytes, 16-byte aligned (PQ % 4 == 0): 16-byte stores.
+// PLANE = PQ is the real layout (planes 16-byte aligned); PLANE = PQ_PAD pads each plane to
+// a multiple of 32 floats so that every part starts on a 128-byte line: the difference is
+// the cost of partial 32-byte sectors at the parts' edges.
+constexpr int FLAT_TILES = N * (int)((PQ + BM - 1) / BM);
+constexpr int64_t PQ_PAD = (PQ + 31) / 32 * 32;
+template <int64_t PLANE, bool STREAM>
+__device__ __forceinline__ void flat_tile(float *out, int tile, int warp, int lane) {
+  constexpr int per_image = (int)((PQ + BM - 1) / BM);
+  const int n = tile / per_image, m = (tile - n * per_image) * BM + 4 * lane;
+  if (m >= PQ)
+    return; // PQ % 4 == 0: a vector is all in or all out
+  float *o = out + (int64_t)n * K * PLANE + m;
 #pragma unroll 4
-    for (int ch = warp; ch < K; ch += 8) {
-      const float v = value(tile, ch);
-      __stcs(reinterpret_cast<float4 *>(o + (int64_t)ch * PQ), make_float4(v, v, v, v));
-    }
+  for (int ch = warp; ch < K; ch += 8) {
+    const float v = value(tile, ch);
+    float4 *d = reinterpret_cast<float4 *>(o + (int64_t)ch * PLANE);
+    if (STREAM) __stcs(d, make_float4(v, v, v, v));
+    else *d = make_float4(v, v, v, v);
   }
 }
 
-// Flattened tiles with a plane padded to a multiple of 32 floats (PQ' % 32 == 0), so that
-// every 512-byte part starts on a 128-byte line: isolates the cost of partial 32-byte
-// sectors at the parts' edges (the real plane, 258064 bytes, is only 16-byte aligned).
-constexpr int64_t PQ_PAD = (PQ + 31) / 32 * 32;
-template <bool STREAM>
-__global__ void __launch_bounds__(256) flat_v4_aligned(float *out) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  for (int tile = blockIdx.x; tile < N * FLAT_TILES_PER_IMAGE; tile += gridDim.x) {
-    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
-    const int m = m0 + 4 * lane;
-    if (m >= PQ) continue;
-    float *o = out + (int64_t)n * K * PQ_PAD + m;
-#pragma unroll 4
-    for (int ch = warp; ch < K; ch += 8) {
-      const float v = value(tile, ch);
-      float4 *d = reinterpret_cast<float4 *>(o + (int64_t)ch * PQ_PAD);
-      if (STREAM) __stcs(d, make_float4(v, v, v, v));
-      else *d = make_float4(v, v, v, v);
-    }
-  }
+// Block x takes tiles x, x + gridDim.x, ...
+template <int64_t PLANE, bool STREAM>
+__global__ void __launch_bounds__(256) flat_v4(float *out) {
+  for (int tile = blockIdx.x; tile < FLAT_TILES; tile += gridDim.x)
+    flat_tile<PLANE, STREAM>(out, tile, threadIdx.x >> 5, threadIdx.x & 31);
+}
+
+// Block x owns one contiguous run of tiles: do many far-apart write streams cost DRAM
+// efficiency?
+__global__ void __launch_bounds__(256) flat_v4_runs(float *out) {
+  const int begin = (int)((int64_t)FLAT_TILES * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)FLAT_TILES * (blockIdx.x + 1) / gridDim.x);
+  for (int tile = begin; tile < end; ++tile)
+    flat_tile<PQ_PAD, true>(out, tile, threadIdx.x >> 5, threadIdx.x & 31);
 }
 
 // Row tiles of BM_ pixels into the real layout (rows only 8-byte aligned) as a staged
@@ -157,26 +156,6 @@ __global__ void __launch_bounds__(256) row_v4_real(float *out) {
               out[i + j] = v;
         }
       }
-    }
-  }
-}
-
-// Flattened aligned tiles, but each block owns one contiguous run of tiles instead of every
-// gridDim.x-th: do many far-apart write streams cost DRAM efficiency?
-__global__ void __launch_bounds__(256) flat_v4_aligned_runs(float *out) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int tiles = N * FLAT_TILES_PER_IMAGE;
-  const int begin = (int)((int64_t)tiles * blockIdx.x / gridDim.x);
-  const int end = (int)((int64_t)tiles * (blockIdx.x + 1) / gridDim.x);
-  for (int tile = begin; tile < end; ++tile) {
-    const int n = tile / FLAT_TILES_PER_IMAGE, m0 = (tile - n * FLAT_TILES_PER_IMAGE) * BM;
-    const int m = m0 + 4 * lane;
-    if (m >= PQ) continue;
-    float *o = out + (int64_t)n * K * PQ_PAD + m;
-#pragma unroll 4
-    for (int ch = warp; ch < K; ch += 8) {
-      const float v = value(tile, ch);
-      __stcs(reinterpret_cast<float4 *>(o + (int64_t)ch * PQ_PAD), make_float4(v, v, v, v));
     }
   }
 }
@@ -312,10 +291,10 @@ int main() {
     time_it("frag32 st", elems * 4, [&] { frag32<false><<<grid, 256>>>(out); });
     time_it("row v2", elems * 4, [&] { row_v2<<<grid, 256>>>(out); });
     time_it("row v4 (Q'=256)", padded * 4, [&] { row_v4_padded<<<grid, 256>>>(out); });
-    time_it("flat v4", elems * 4, [&] { flat_v4<<<grid, 256>>>(out); });
-    time_it("flat v4 128B-aligned cs", elems * 4, [&] { flat_v4_aligned<true><<<grid, 256>>>(out); });
-    time_it("flat v4 128B-aligned", elems * 4, [&] { flat_v4_aligned<false><<<grid, 256>>>(out); });
-    time_it("flat v4 aligned runs", elems * 4, [&] { flat_v4_aligned_runs<<<grid, 256>>>(out); });
+    time_it("flat v4", elems * 4, [&] { flat_v4<PQ, true><<<grid, 256>>>(out); });
+    time_it("flat v4 128B-aligned cs", elems * 4, [&] { flat_v4<PQ_PAD, true><<<grid, 256>>>(out); });
+    time_it("flat v4 128B-aligned", elems * 4, [&] { flat_v4<PQ_PAD, false><<<grid, 256>>>(out); });
+    time_it("flat v4 aligned runs", elems * 4, [&] { flat_v4_runs<<<grid, 256>>>(out); });
     {
       const int sm128 = K * ((128 + 8 + 15) / 16 * 16 + 4) * 4, sm256 = K * ((256 + 8 + 15) / 16 * 16 + 4) * 4;
       CHECK(cudaFuncSetAttribute(row_carry<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, sm128));
