@@ -365,6 +365,23 @@ typedef struct cl_compiled {
   int has_bias;
 } cl_compiled;
 
+/* The plan's compiled state: takes kernel (the caller releases it on failure). */
+static cf_status compiled_make(cl_kernel kernel, const char *name, const size_t local[2],
+                               const size_t global[2], int has_bias, void **compiled) {
+  cl_compiled *c = (cl_compiled *)calloc(1, sizeof *c);
+  if (!c)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *c);
+  c->kernel = kernel;
+  c->name = name;
+  for (int i = 0; i < 2; ++i) {
+    c->local[i] = local[i];
+    c->global[i] = global[i];
+  }
+  c->has_bias = has_bias ? 1 : 0;
+  *compiled = c;
+  return CF_OK;
+}
+
 /* clFinish, reporting asynchronous failures of earlier work. */
 static cf_status cl_finish_checked(cl_state *st) {
   cl_int err = clFinish(st->queue);
@@ -1270,20 +1287,12 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     goto fail;
   }
 
-  cl_compiled *c = (cl_compiled *)calloc(1, sizeof *c);
-  if (!c) {
-    s = cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *c);
-    goto fail;
-  }
-  c->kernel = kernel;
-  c->name = split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)";
-  c->local[0] = (size_t)threads;
-  c->local[1] = 1;
-  c->global[0] = (size_t)groups_m * (size_t)threads;
-  c->global[1] = (size_t)t->grid_n;
-  c->has_bias = sh->has_bias ? 1 : 0;
-  *compiled = c;
-  return CF_OK;
+  const size_t local[2] = {(size_t)threads, 1};
+  const size_t global[2] = {(size_t)groups_m * (size_t)threads, (size_t)t->grid_n};
+  s = compiled_make(kernel, split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)", local,
+                    global, sh->has_bias, compiled);
+  if (s == CF_OK)
+    return CF_OK;
 
 fail:
   clReleaseKernel(kernel);
@@ -1399,20 +1408,11 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
     goto fail;
   }
 
-  cl_compiled *c = (cl_compiled *)calloc(1, sizeof *c);
-  if (!c) {
-    s = cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *c);
-    goto fail;
-  }
-  c->kernel = kernel;
-  c->name = "cf_conv2d_ffma";
-  c->local[0] = wm;
-  c->local[1] = wn;
-  c->global[0] = (size_t)t->grid_m * c->local[0];
-  c->global[1] = (size_t)t->grid_n * c->local[1];
-  c->has_bias = sh->has_bias ? 1 : 0;
-  *compiled = c;
-  return CF_OK;
+  const size_t local[2] = {wm, wn};
+  const size_t global[2] = {(size_t)t->grid_m * local[0], (size_t)t->grid_n * local[1]};
+  s = compiled_make(kernel, "cf_conv2d_ffma", local, global, sh->has_bias, compiled);
+  if (s == CF_OK)
+    return CF_OK;
 
 fail:
   clReleaseKernel(kernel);
