@@ -33,20 +33,29 @@ for s in $stages; do
            run torch-mm 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
              --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
     sanitize) # The CLI is one process (Criterion forks per test): every MMA tile forced in
-              # turn over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
+              # turn (5: the wgmma menu's) over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
               shapes="2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1"
-              for t in 1 2 3 4; do for sh in $shapes; do
+              for t in ${SAN_TILES:-1 2 3 4 5}; do for sh in $shapes; do
                 CONVFUSE_TILE=$t run "memcheck-T$t-$sh" 120 compute-sanitizer --tool memcheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish,relu --math all --dist rand
               done; done
               # racecheck: one multi-chunk shape (stored from registers), one single-chunk
               # shape (output staged in shared memory, with the carry between tiles)
-              for t in 1 2 3 4; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
+              for t in ${SAN_TILES:-1 2 3 4 5}; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
                 CONVFUSE_TILE=$t run "racecheck-T$t-$sh" 200 compute-sanitizer --tool racecheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish --math all --dist rand
               done; done ;;
+    wgcheck) # the wgmma tile (CONVFUSE_TILE 5) checked without a sanitizer: odd shapes in
+             # both maths, then full size (mish-mish fp32: its split weights do not fit, FFMA)
+             for t in 5; do
+               for sh in 2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1 3,64,6,254,128,3,3,1,0,1; do
+                 CONVFUSE_TILE=$t run "wgcheck-T$t-$sh" 120 $B/bench/convfuse check --backend cuda \
+                   --workload custom --shape $sh --ops mish,relu --math all --dist rand
+               done
+               CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
+             done ;;
     ncu) for m in tf32 fp32; do
            run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
@@ -133,6 +142,7 @@ done
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
+for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done

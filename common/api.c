@@ -296,9 +296,10 @@ static void describe_plan(cf_plan *plan) {
              (long long)t->grid_n, t->shared_bytes, math, chain, t->why);
   else
     snprintf(plan->description, sizeof plan->description,
-             "kernel=%s tile=%dx%dx%d warp=%dx%d threads=%d stages=%d grid=%lldx%lld "
+             "kernel=%s%s tile=%dx%dx%d warp=%dx%d threads=%d stages=%d grid=%lldx%lld "
              "smem=%zuB math=%s epilogue=[%s] | %s",
-             cf_kernel_variant_name(t->variant), t->block_m, t->block_n, t->block_k,
+             t->wgmma ? "wg" : "", cf_kernel_variant_name(t->variant), t->block_m, t->block_n,
+             t->block_k,
              t->warp_m, t->warp_n, t->threads, t->stages, (long long)t->grid_m,
              (long long)t->grid_n, t->shared_bytes, math, chain, t->why);
 }

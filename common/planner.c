@@ -110,6 +110,14 @@ const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
     {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
 };
 
+const cf_mma_tile cf_wg_menu[CFK_WG_TILE_COUNT] = {
+    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN},
+};
+
+/* wgmma against mma.sync on the same row tile: one instruction per 64 x 64 x 8 instead of
+ * eight per warp's 32 x 32 x 8, and no B fragment loads at all. */
+#define MMA_WGMMA_FACTOR 2.0
+
 /* Below this fraction of useful tile area (row tiles over Q, channel tiles over K), the
  * tensor-core kernel wastes more than FFMA would lose: plan FFMA instead. */
 #define MMA_MIN_UTILISATION 0.4
@@ -149,6 +157,21 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
   return L;
 }
 
+/* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
+ * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
+ * occupancy that staging costs the mma.sync kernel). .bytes over the limit: nothing fits. */
+static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
+                                       int split, const cf_device_caps *caps) {
+  cf_mma_layout L = {0};
+  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
+    L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
+                          staged);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      break;
+  }
+  return L;
+}
+
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
  * is worth it, with the reason in `why` for the FFMA plan to quote. */
 static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
@@ -165,9 +188,15 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     snprintf(why, why_len, "shape outside the tensor-core kernel's index ranges");
     return CF_ERR_UNSUPPORTED;
   }
-  int forced = caps->force_tile > 0 && caps->force_tile <= CFK_MMA_TILE_COUNT;
-  for (int i = 0; i < CFK_MMA_TILE_COUNT; ++i) {
-    const cf_mma_tile *t = &cf_mma_menu[i];
+  /* Candidates: the mma.sync menu, then (sm_90a) the wgmma menu; CONVFUSE_TILE numbers them
+   * in that order. */
+  const int n_mma = CFK_MMA_TILE_COUNT, n_wg = caps->has_wgmma ? CFK_WG_TILE_COUNT : 0;
+  const int split = variant == CF_KERNEL_MMA_3XTF32;
+  int forced = caps->force_tile > 0 && caps->force_tile <= n_mma + n_wg;
+  int best_wg = 0;
+  for (int i = 0; i < n_mma + n_wg; ++i) {
+    const int wg = i >= n_mma;
+    const cf_mma_tile *t = wg ? &cf_wg_menu[i - n_mma] : &cf_mma_menu[i];
     if (forced && i != caps->force_tile - 1)
       continue;
     int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
@@ -176,8 +205,9 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
      * Where the device has room (CUDA), every tile keeps the default chunk. */
     int64_t cc = cc0;
-    cf_mma_layout L = mma_layout_fitting(t, sh, cc, caps);
-    while (L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
+    cf_mma_layout L = wg ? wg_layout_fitting(t, sh, cc, split, caps)
+                         : mma_layout_fitting(t, sh, cc, caps);
+    while (!wg && L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
       cc = (cc + 1) / 2;
       L = mma_layout_fitting(t, sh, cc, caps);
     }
@@ -203,10 +233,12 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       reuse *= 0.8;
     /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
     double score = util * fill * reuse * (L.resident ? 1.0 : 0.7) *
-                   (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp;
+                   (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
+                   (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
       best_score = score;
-      best = i;
+      best = wg ? i - n_mma : i;
+      best_wg = wg;
       best_util = util;
       best_layout = L;
       best_cc = cc;
@@ -219,9 +251,10 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
              100.0 * best_util);
     return CF_ERR_UNSUPPORTED;
   }
-  const cf_mma_tile *t = &cf_mma_menu[best];
+  const cf_mma_tile *t = best_wg ? &cf_wg_menu[best] : &cf_mma_menu[best];
   plan->variant = variant;
   plan->menu_index = best;
+  plan->wgmma = best_wg;
   plan->block_m = t->bm;
   plan->block_n = t->bn;
   plan->block_k = (int)best_layout.kcp;
@@ -237,10 +270,11 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->output_staged = best_layout.out_floats > 0;
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
-           "tensor cores (%s): T%d row tiles use %.0f%% of their area, %lld tiles for %d CUs, "
-           "K in chunks of %lld channels, weights %s, output %s",
+           "tensor cores (%s, %s): %s%d row tiles use %.0f%% of their area, %lld tiles for %d "
+           "CUs, K in chunks of %lld channels, weights %s, output %s",
+           best_wg ? "wgmma" : "mma.sync",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
-           best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
+           best_wg ? "WG" : "T", best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
            caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk",
            best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers");

@@ -26,6 +26,8 @@ typedef struct cf_tile_plan {
   int chunk_channels;            /* MMA: input channels per K chunk */
   int weights_resident;          /* MMA: the block's weights stay in shared memory */
   int output_staged;             /* MMA: the output tile goes out through shared memory */
+  int wgmma;                     /* MMA: the k-loop runs on wgmma; menu_index is into
+                                    cf_wg_menu (else cf_mma_menu) */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer
@@ -49,6 +51,10 @@ typedef struct cf_mma_tile {
   int bm, bn, wm, wn;
 } cf_mma_tile;
 extern const cf_mma_tile cf_mma_menu[];
+
+/* The wgmma tile menu of constants.def (CFK_WG_TILE_COUNT entries, CUDA on sm_90a): the same
+ * row tiles with warps of 16 pixels x bn channels, one warpgroup per 64 pixels. */
+extern const cf_mma_tile cf_wg_menu[];
 
 /* Fills plan. CF_ERR_UNSUPPORTED (with a message) if no variant fits the device. */
 cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_math math,

@@ -103,13 +103,23 @@ cudaError_t cfk_conv_ffma_launch(int menu_index, int chain, const cfk_conv_param
  * pointers are not NULL. */
 cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t *local_bytes);
 
-/* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1), 3xTF32 (split != 0)
- * or one TF32 product, the epilogue chain, whether it is the unit-column-stride
- * specialisation (only for stride_w == 1; the general one takes any stride), and whether it
- * stages its output tile in shared memory (staged == the plan's params.staged). */
+/* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1, or of the WG menu
+ * when wgmma != 0), 3xTF32 (split != 0) or one TF32 product, the epilogue chain, whether it
+ * is the unit-column-stride specialisation (only for stride_w == 1; the general one takes
+ * any stride), whether it stages its output tile in shared memory (the plan's
+ * output_staged), and whether its k-loop runs on wgmma (sm_90a, kernels_cuda/conv_wgmma.cu). */
 typedef struct cfk_mma_kernel_id {
-  int32_t menu_index, split, chain, unit_stride, staged;
+  int32_t menu_index, split, chain, unit_stride, staged, wgmma;
 } cfk_mma_kernel_id;
+
+/* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
+ * Used by the launchers below, which take both kinds of id. */
+const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id);
+int cfk_wgmma_threads(int menu_index);
+
+/* cudaSuccess when the wgmma kernels have an image that loads on the current device (they are
+ * built for sm_90a alone); the error otherwise (cudaErrorNoKernelImageForDevice, ...). */
+cudaError_t cfk_conv_wgmma_available(void);
 
 /* Allows kernel *id the device's opt-in shared memory and checks that it loads; fills its
  * register count and local (spill) bytes if the pointers are not NULL. Call once per plan. */

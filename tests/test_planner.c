@@ -235,9 +235,31 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     _Static_assert(CFK_MMA_TILE_COUNT == 4, "update the MMA menu copy in test_planner.c");
     cr_expect(caps->has_tf32_mma, "[%s | %s | %s] tensor-core plan without TF32 MMA", dev, shape,
               m);
-    cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev, shape,
-              m, t->menu_index);
-    if (t->menu_index >= 0 && t->menu_index < CFK_MMA_TILE_COUNT) {
+    if (t->wgmma) { /* the wgmma menu: sm_90a devices only, weights always resident */
+      cr_expect(caps->has_wgmma && t->weights_resident,
+                "[%s | %s | %s] wgmma plan: device has_wgmma %d, weights resident %d", dev, shape,
+                m, caps->has_wgmma, t->weights_resident);
+      cr_expect(t->menu_index < CFK_WG_TILE_COUNT, "[%s | %s | %s] WG menu_index %d", dev, shape,
+                m, t->menu_index);
+      if (t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT) {
+        const cf_mma_tile *w = &cf_wg_menu[t->menu_index];
+        cr_expect(t->block_m == w->bm && t->block_n == w->bn && t->warp_m == 16 &&
+                      t->warp_n == w->bn,
+                  "[%s | %s | %s] tile %dx%d warps %dx%d (%s) is not WG menu entry %d", dev,
+                  shape, m, t->block_m, t->block_n, t->warp_m, t->warp_n,
+                  cf_kernel_variant_name(t->variant), t->menu_index);
+        const cf_mma_layout L =
+            cf_wg_layout_make(w->bm, w->bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
+                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged);
+        cr_expect(L.bytes == (int64_t)t->shared_bytes,
+                  "[%s | %s | %s] wgmma layout %lld bytes, plan %zu", dev, shape, m,
+                  (long long)L.bytes, t->shared_bytes);
+      }
+    } else {
+      cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev,
+                shape, m, t->menu_index);
+    }
+    if (!t->wgmma && t->menu_index >= 0 && t->menu_index < CFK_MMA_TILE_COUNT) {
       int i = t->menu_index;
       cr_expect(t->block_m == mma[i].bm && t->block_n == mma[i].bn && t->warp_m == mma[i].wm &&
                     t->warp_n == mma[i].wn,
@@ -346,8 +368,9 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
 }
 
 /* Staged output (whole-sector stores) where the backend supports it, K is one chunk and it
- * fits: on the H200 sub-sub-mish stages, mish-mish (8 chunks) does not; the layout's bytes
- * count the staging rows (>= BM + 8 floats per channel, 16-byte rows); OpenCL never stages. */
+ * fits: on the H200 (mma.sync kernels) sub-sub-mish stages, mish-mish (8 chunks) does not;
+ * the layout's bytes count the staging rows (>= BM + 8 floats per channel, 16-byte rows);
+ * OpenCL never stages. */
 Test(planner, staged_output_where_supported_and_it_fits) {
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
   for (int i = 0; i < 2; ++i)
@@ -357,6 +380,7 @@ Test(planner, staged_output_where_supported_and_it_fits) {
       resolve(&shapes[i], &sh, &epi);
       cf_device_caps caps = caps_h200();
       caps.kernel_variants = ALL_GPU_VARIANTS;
+      caps.has_wgmma = 0;
       cf_tile_plan t;
       cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
       const int want = i == 0; /* sub-sub-mish: C = 8, one chunk */
@@ -701,4 +725,51 @@ Test(planner, fastdiv_is_exact) {
     x ^= x << 13, x ^= x >> 17, x ^= x << 5;
     expect_fastdiv_exact((int32_t)(x % (uint32_t)INT32_MAX) + 1);
   }
+}
+
+/* wgmma (sm_90a, CUDA) where the device has it and the layout fits: on the H200 both
+ * workloads' TF32 plans and sub-sub-mish's 3xTF32 plan run on the wgmma tile; mish-mish's
+ * 3xTF32 needs the weights twice (big and small halves, 295 KB) and stays on mma.sync.
+ * Without has_wgmma (another GPU, OpenCL) never; CONVFUSE_TILE numbers the wgmma entries
+ * after the mma.sync ones. */
+Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_device_caps caps = caps_h200();
+      caps.kernel_variants = ALL_GPU_VARIANTS;
+      cf_tile_plan t;
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      const int want = !(i == 1 && maths[m] == CF_MATH_FP32);
+      cr_expect(t.wgmma == want && (strstr(t.why, "wgmma") != NULL) == want,
+                "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
+                want, t.why);
+      if (t.wgmma)
+        cr_expect(t.menu_index == 0 && t.weights_resident && t.output_staged == (i == 0),
+                  "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
+                  t.menu_index, t.weights_resident, t.output_staged, t.why);
+      caps.has_wgmma = 0;
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      cr_expect(!t.wgmma, "[%s] wgmma plan without has_wgmma: %s", shapes[i].name, t.why);
+      caps = caps_h200_opencl();
+      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      cr_expect(!t.wgmma, "[%s] OpenCL wgmma plan: %s", shapes[i].name, t.why);
+    }
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[0], &sh, &epi);
+  cf_device_caps caps = caps_h200();
+  caps.kernel_variants = ALL_GPU_VARIANTS;
+  cf_tile_plan t;
+  caps.force_tile = 1;
+  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  cr_expect(!t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=1: wgmma %d entry %d", t.wgmma,
+            t.menu_index);
+  caps.force_tile = CFK_MMA_TILE_COUNT + 1;
+  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  cr_expect(t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=%d: wgmma %d entry %d",
+            CFK_MMA_TILE_COUNT + 1, t.wgmma, t.menu_index);
 }

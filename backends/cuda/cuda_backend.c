@@ -177,7 +177,10 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   caps->simd_width = prop.warpSize;
   caps->arch = prop.major * 10 + prop.minor;
   caps->has_tf32_mma = prop.major >= 8;
-  caps->has_wgmma = caps->arch == 90;
+  /* wgmma needs the sm_90a image (kernels_cuda/conv_wgmma.cu): ask whether it loads here
+   * rather than trusting the compute capability; a miss is no error (mma.sync runs instead). */
+  caps->has_wgmma = caps->arch == 90 && cfk_conv_wgmma_available() == cudaSuccess;
+  (void)cudaGetLastError();
   caps->mma_staged_output = 1; /* kernels_cuda/conv_mma.cu stages when the planner says so */
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
   caps->global_mem_bytes = (uint64_t)prop.totalGlobalMem;

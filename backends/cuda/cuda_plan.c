@@ -122,20 +122,26 @@ static cf_status check_int32_ranges(const cf_conv_shape *sh, const cf_ffma_tile 
 static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const cf_tile_plan *t = &spec->tiles;
   const cf_conv_shape *sh = &spec->shape;
-  if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
-    return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile menu index %d has no kernel (valid 0..%d)",
-                    t->menu_index, CFK_MMA_TILE_COUNT - 1);
-  const int bm = cf_mma_menu[t->menu_index].bm, bn = cf_mma_menu[t->menu_index].bn;
-  if (t->block_m != bm || t->block_n != bn || t->warp_m != cf_mma_menu[t->menu_index].wm ||
-      t->warp_n != cf_mma_menu[t->menu_index].wn || t->chunk_channels < 1 ||
-      t->chunk_channels > sh->c)
+  const int menu_size = t->wgmma ? CFK_WG_TILE_COUNT : CFK_MMA_TILE_COUNT;
+  const char *menu_name = t->wgmma ? "WG" : "T";
+  if (t->menu_index < 0 || t->menu_index >= menu_size)
+    return cf_error(CF_ERR_INTERNAL, "cuda: %s tile menu index %d has no kernel (valid 0..%d)",
+                    t->wgmma ? "wgmma" : "MMA", t->menu_index, menu_size - 1);
+  const cf_mma_tile *m = t->wgmma ? &cf_wg_menu[t->menu_index] : &cf_mma_menu[t->menu_index];
+  const int bm = m->bm, bn = m->bn;
+  const int split = t->variant == CF_KERNEL_MMA_3XTF32;
+  if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
+      t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
-                    "chunk) does not match menu entry T%d",
+                    "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
-                    t->menu_index);
-  const cf_mma_layout L = cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
-                                             sh->stride_w, sh->dil_w, t->weights_resident,
-                                             t->output_staged);
+                    cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
+  const cf_mma_layout L =
+      t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
+                                   sh->dil_w, split, t->output_staged)
+               : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
+                                    sh->stride_w, sh->dil_w, t->weights_resident,
+                                    t->output_staged);
   const int64_t q_tiles = ceil_div64(sh->q, bm);
   if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
       t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)
@@ -195,9 +201,9 @@ static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
     return cf_cuda_fail(CF_ERR_DEVICE, e, "sizing the tensor-core kernel's grid");
   if (per_sm < 1)
     return cf_error(CF_ERR_UNSUPPORTED,
-                    "cuda: the tensor-core kernel T%d (%d bytes of shared memory) cannot be "
+                    "cuda: the tensor-core kernel %s%d (%d bytes of shared memory) cannot be "
                     "resident on this device",
-                    p->menu_index, p->mma_params.smem_bytes);
+                    p->mma_id.wgmma ? "WG" : "T", p->menu_index, p->mma_params.smem_bytes);
   int64_t x = (int64_t)per_sm * sms / p->mma_params.grid_n;
   if (x < 1)
     x = 1;
@@ -232,6 +238,7 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.chain = p->chain;
   p->mma_id.unit_stride = sh->stride_w == 1;
   p->mma_id.staged = spec->tiles.output_staged;
+  p->mma_id.wgmma = spec->tiles.wgmma;
   cf_status s = mma_params_fill(spec, &p->mma_params);
   int regs = 0;
   size_t local = 0;
@@ -239,7 +246,8 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   if (s == CF_OK) {
     e = cfk_conv_mma_prepare(&p->mma_id, &regs, &local);
     if (e != cudaSuccess)
-      s = cf_cuda_fail(CF_ERR_DEVICE, e, "preparing the tensor-core kernel T%d", p->menu_index);
+      s = cf_cuda_fail(CF_ERR_DEVICE, e, "preparing the tensor-core kernel %s%d",
+                       p->mma_id.wgmma ? "WG" : "T", p->menu_index);
   }
   if (s == CF_OK)
     s = mma_persistent_grid(st, p);
@@ -325,9 +333,10 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input
                                         (const float *)bias, (float *)output, st->stream);
     if (e != cudaSuccess)
       return cf_cuda_fail(CF_ERR_DEVICE, e,
-                          "launching conv_mma%s T%d epilogue [%s] (%lldx%lld blocks of %d "
+                          "launching conv_%s%s %s%d epilogue [%s] (%lldx%lld blocks of %d "
                           "threads, %d bytes of shared memory)",
-                          p->mma_id.split ? "_3xtf32" : "_tf32", p->menu_index,
+                          p->mma_id.wgmma ? "wgmma" : "mma", p->mma_id.split ? "_3xtf32" : "_tf32",
+                          p->mma_id.wgmma ? "WG" : "T", p->menu_index,
                           cfk_epi_chain_name(p->chain), (long long)p->mma_params.grid_m,
                           (long long)p->mma_params.grid_n, p->threads,
                           p->mma_params.smem_bytes);

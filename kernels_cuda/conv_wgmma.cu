@@ -1,0 +1,53 @@
+// The row-tile kernel of conv_rowtile.cuh on warpgroup MMA, for the WG tile menu. Built for
+// compute_90a alone (CMakeLists.txt): on any other device these kernels have no image, which
+// cfk_conv_wgmma_available reports, and the planner never picks them there.
+#include "kernels_cuda/conv_rowtile.cuh"
+
+namespace {
+
+static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry below");
+template <bool SPLIT, bool STAGED>
+using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true>;
+
+template <class T, int SW>
+const void *wg_kernel_of(int chain) {
+  switch (chain) {
+  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>, SW>;
+  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>, SW>;
+  case CFK_EPI_MISH_MISH:
+    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>, SW>;
+  case CFK_EPI_RELU:
+  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric, SW>;
+  default: return nullptr;
+  }
+}
+
+template <bool SPLIT, bool STAGED>
+const void *wg_kernel_of(int menu_index, int chain, int unit_stride) {
+  if (menu_index != 0)
+    return nullptr;
+  return unit_stride ? wg_kernel_of<WgT0<SPLIT, STAGED>, 1>(chain)
+                     : wg_kernel_of<WgT0<SPLIT, STAGED>, 0>(chain);
+}
+
+} // namespace
+
+extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
+  if (id == nullptr || !id->wgmma)
+    return nullptr;
+  if (id->split)
+    return id->staged ? wg_kernel_of<true, true>(id->menu_index, id->chain, id->unit_stride)
+                      : wg_kernel_of<true, false>(id->menu_index, id->chain, id->unit_stride);
+  return id->staged ? wg_kernel_of<false, true>(id->menu_index, id->chain, id->unit_stride)
+                    : wg_kernel_of<false, false>(id->menu_index, id->chain, id->unit_stride);
+}
+
+extern "C" int cfk_wgmma_threads(int menu_index) {
+  return menu_index == 0 ? WgT0<false, false>::THREADS : 0;
+}
+
+extern "C" cudaError_t cfk_conv_wgmma_available(void) {
+  cudaFuncAttributes attr;
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1};
+  return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
+}
