@@ -16,34 +16,13 @@ template <bool SPLIT, bool STAGED>
 using MmaT3 = MmaTile<CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, SPLIT, STAGED>;
 
 
-// The kernel of (tile, chain, column stride); RELU chains run the generic epilogue here
-// (fewer instantiations: the tensor-core kernels are the large ones). SW = 1 is the unit
-// column stride with compile-time fragment offsets, SW = 0 any stride.
-template <class T, int SW>
-const void *mma_kernel_of(int chain) {
-  switch (chain) {
-  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>, SW>;
-  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>, SW>;
-  case CFK_EPI_MISH_MISH:
-    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>, SW>;
-  case CFK_EPI_RELU:
-  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric, SW>;
-  default: return nullptr;
-  }
-}
-
-template <class T>
-const void *mma_kernel_of(int chain, int unit_stride) {
-  return unit_stride ? mma_kernel_of<T, 1>(chain) : mma_kernel_of<T, 0>(chain);
-}
-
 template <bool SPLIT, bool STAGED>
 const void *mma_kernel_of(int menu_index, int chain, int unit_stride) {
   switch (menu_index) {
-  case 0: return mma_kernel_of<MmaT0<SPLIT, STAGED>>(chain, unit_stride);
-  case 1: return mma_kernel_of<MmaT1<SPLIT, STAGED>>(chain, unit_stride);
-  case 2: return mma_kernel_of<MmaT2<SPLIT, STAGED>>(chain, unit_stride);
-  case 3: return mma_kernel_of<MmaT3<SPLIT, STAGED>>(chain, unit_stride);
+  case 0: return rowtile_kernel_of<MmaT0<SPLIT, STAGED>>(chain, unit_stride);
+  case 1: return rowtile_kernel_of<MmaT1<SPLIT, STAGED>>(chain, unit_stride);
+  case 2: return rowtile_kernel_of<MmaT2<SPLIT, STAGED>>(chain, unit_stride);
+  case 3: return rowtile_kernel_of<MmaT3<SPLIT, STAGED>>(chain, unit_stride);
   default: return nullptr;
   }
 }

@@ -304,6 +304,17 @@ __device__ __forceinline__ void load_a16(float (&a)[4], const int *koff_lane, in
   a[3] = lds_at(a1, 8 * step);
 }
 
+// 3xTF32 on wgmma: adds a completed chunk accumulator to acc (after the wait that completed
+// it; the pin keeps the compiler from reading part any earlier).
+__device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8][4]) {
+  wg_pin(part);
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      acc[i][j] += part[i][j];
+}
+
 // One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
 // far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
 // committed as one group. a must not be touched again until that group has completed.
@@ -370,14 +381,8 @@ __device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4]
   else
     wg_wait<1>();
   if constexpr (T::SPLIT) {
-    if (!first_chunk) {
-      wg_pin(part);
-#pragma unroll
-      for (int i = 0; i < 8; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          acc[i][j] += part[i][j];
-    }
+    if (!first_chunk)
+      wg_add_part(acc, part);
   }
   for (int b = 0; b < batches; b += 2) {
     if (b > 0)
@@ -685,14 +690,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     if constexpr (T::WG) { // the accumulators are the tensor cores' until the last batch is done
       wg_wait<0>();
       wg_pin(acc);
-      if constexpr (T::SPLIT) {
-        wg_pin(wg_part);
-#pragma unroll
-        for (int i = 0; i < 8; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            acc[i][j] += wg_part[i][j];
-      }
+      if constexpr (T::SPLIT)
+        wg_add_part(acc, wg_part);
     }
 
     // ---- tile done: the chain, then the stores ----
@@ -720,6 +719,27 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       store_tile<T>(epi, acc, out_lane, prm.pq, n0 + n_warp + 2 * t, prm.g.k, q_left);
     }
   }
+}
+
+// The kernel of (tile, chain, column stride); RELU chains run the generic epilogue here
+// (fewer instantiations: the tensor-core kernels are the large ones). SW = 1 is the unit
+// column stride with compile-time fragment offsets, SW = 0 any stride.
+template <class T, int SW>
+const void *rowtile_kernel_of(int chain) {
+  switch (chain) {
+  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>, SW>;
+  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>, SW>;
+  case CFK_EPI_MISH_MISH:
+    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>, SW>;
+  case CFK_EPI_RELU:
+  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric, SW>;
+  default: return nullptr;
+  }
+}
+
+template <class T>
+const void *rowtile_kernel_of(int chain, int unit_stride) {
+  return unit_stride ? rowtile_kernel_of<T, 1>(chain) : rowtile_kernel_of<T, 0>(chain);
 }
 
 } // namespace

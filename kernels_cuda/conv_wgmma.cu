@@ -9,25 +9,11 @@ static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry belo
 template <bool SPLIT, bool STAGED>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true>;
 
-template <class T, int SW>
-const void *wg_kernel_of(int chain) {
-  switch (chain) {
-  case CFK_EPI_NONE: return (const void *)conv_mma_kernel<T, CfkEpiFixed<>, SW>;
-  case CFK_EPI_MISH: return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH>, SW>;
-  case CFK_EPI_MISH_MISH:
-    return (const void *)conv_mma_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>, SW>;
-  case CFK_EPI_RELU:
-  case CFK_EPI_GENERIC: return (const void *)conv_mma_kernel<T, CfkEpiGeneric, SW>;
-  default: return nullptr;
-  }
-}
-
 template <bool SPLIT, bool STAGED>
 const void *wg_kernel_of(int menu_index, int chain, int unit_stride) {
   if (menu_index != 0)
     return nullptr;
-  return unit_stride ? wg_kernel_of<WgT0<SPLIT, STAGED>, 1>(chain)
-                     : wg_kernel_of<WgT0<SPLIT, STAGED>, 0>(chain);
+  return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
 } // namespace
