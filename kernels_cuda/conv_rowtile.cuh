@@ -621,13 +621,13 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-      if (load_tile < end_tile) {
-        issue_stage();
-        cp_async_wait<1>();
-      } else {
-        cp_async_wait<0>();
-      }
+      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the other
+      // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
+      // barrier per chunk (the refill used to wait for a second one at the chunk's end).
+      cp_async_wait<0>();
       __syncthreads();
+      if (load_tile < end_tile)
+        issue_stage();
       const float *patch = stages + buf * prm.stage_floats;
       const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
       const char *patch_b = reinterpret_cast<const char *>(patch);
@@ -684,7 +684,6 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
               acc[i][j] += part[i][j];
         }
       }
-      __syncthreads(); // this stage's buffer is refilled by the next iteration's prefetch
     }
 
     if constexpr (T::WG) { // the accumulators are the tensor cores' until the last batch is done
