@@ -1,8 +1,10 @@
 #ifndef CF_KERNELS_CUDA_CONV_ROWTILE_CUH
 #define CF_KERNELS_CUDA_CONV_ROWTILE_CUH
-// Fused conv2d (NCHW fp32) + bias + epilogue on tensor cores: mma.sync m16n8k8 TF32, either
-// one product (CF_MATH_TF32) or the 3xTF32 split (CF_MATH_FP32: a = big + small, keep
-// big*big + big*small + small*big, accumulate in fp32).
+// Fused conv2d (NCHW fp32) + bias + epilogue on tensor cores, either one TF32 product
+// (CF_MATH_TF32) or the 3xTF32 split (CF_MATH_FP32: a = big + small, keep big*big +
+// big*small + small*big, accumulate in fp32). The k-loop runs on mma.sync m16n8k8 (sm_80+,
+// instantiated by conv_mma.cu) or, for T::WG tiles, on wgmma m64n64k8 (sm_90a, instantiated
+// by conv_wgmma.cu alone); everything else is shared.
 //
 // Tiling ("row tiles"): a tile is BM consecutive output pixels of one output row (image n,
 // row p, columns q0 .. q0+BM) times BN output channels. Blocks are persistent: block
