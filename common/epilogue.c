@@ -44,6 +44,14 @@ cf_status cf_epilogue_validate(const char *fn, const cf_op *ops, int n_ops) {
   return CF_OK;
 }
 
+cf_status cf_epilogue_check_folded(const char *who, const cf_epilogue *epi) {
+  if (cf_epilogue_validate(who, epi->ops, epi->n_ops) == CF_OK)
+    return CF_OK;
+  char why[256]; /* cf_last_error's buffer is rewritten by cf_error below */
+  snprintf(why, sizeof why, "%s", cf_last_error());
+  return cf_error(CF_ERR_INTERNAL, "%s (in a folded chain)", why);
+}
+
 void cf_epilogue_fold(const cf_op *ops, int n_ops, cf_epilogue *out) {
   double shift = 0.0;
   int i = 0;

@@ -16,6 +16,10 @@ typedef struct cf_epilogue {
 /* Checks n_ops, ops and each op's kind and value (finite for ADD/SUB/MUL). */
 cf_status cf_epilogue_validate(const char *fn, const cf_op *ops, int n_ops);
 
+/* The same checks on a folded chain handed to a backend: a bad one there is convfuse's own
+ * bug, so the failure is CF_ERR_INTERNAL (with validate's message, prefixed by who). */
+cf_status cf_epilogue_check_folded(const char *who, const cf_epilogue *epi);
+
 /* Folds a validated chain: leading ADD/SUBs whose values (and running sum) stay within
  * CFK_FOLD_MAX_MAGNITUDE become bias_shift, summed in double and rounded once. */
 void cf_epilogue_fold(const cf_op *ops, int n_ops, cf_epilogue *out);

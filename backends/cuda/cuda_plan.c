@@ -264,6 +264,7 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
   if (!spec || !compiled)
     return cf_error(CF_ERR_INTERNAL, "cuda: plan_compile called with a NULL %s",
                     !spec ? "spec" : "compiled");
+  CF_CHECK(cf_epilogue_check_folded("cuda", &spec->epilogue));
   if (spec->tiles.variant == CF_KERNEL_MMA_TF32 || spec->tiles.variant == CF_KERNEL_MMA_3XTF32) {
     CF_CHECK(cf_cuda_set_device(state));
     return mma_plan_compile(state, spec, compiled);
@@ -273,13 +274,6 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
   const cf_conv_shape *sh = &spec->shape;
   CF_CHECK(check_int32_ranges(sh, m));
   const cf_epilogue *epi = &spec->epilogue;
-  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
-    return cf_error(CF_ERR_INTERNAL, "cuda: epilogue has %d ops (valid 0..%d)", epi->n_ops,
-                    CF_MAX_OPS);
-  for (int i = 0; i < epi->n_ops; ++i)
-    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
-      return cf_error(CF_ERR_INTERNAL, "cuda: epilogue op %d has unknown kind %d", i,
-                      (int)epi->ops[i].kind);
   int64_t tiles_total = 0;
   if (__builtin_mul_overflow(spec->tiles.grid_m, spec->tiles.grid_n, &tiles_total))
     return cf_error(CF_ERR_UNSUPPORTED, "cuda: %lld x %lld tiles overflow int64",

@@ -1210,13 +1210,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     "opencl: the tensor-core kernel's int counters cannot hold this problem "
                     "(K = %lld, %lld row tiles x %lld channel tiles)",
                     (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
-  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
-    return cf_error(CF_ERR_INTERNAL, "opencl: epilogue has %d ops (max %d)", epi->n_ops,
-                    CF_MAX_OPS);
-  for (int i = 0; i < epi->n_ops; ++i)
-    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
-      return cf_error(CF_ERR_INTERNAL, "opencl: epilogue op %d has unknown kind %d", i,
-                      (int)epi->ops[i].kind);
+  CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
@@ -1324,13 +1318,7 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
                     "opencl: inconsistent tile plan (block %dx%dx%d, thread %dx%d, %d threads; "
                     "need threads = (BM/TM)*(BN/TN))",
                     t->block_m, t->block_n, t->block_k, t->thread_m, t->thread_n, t->threads);
-  if (epi->n_ops < 0 || epi->n_ops > CF_MAX_OPS)
-    return cf_error(CF_ERR_INTERNAL, "opencl: epilogue has %d ops (max %d)", epi->n_ops,
-                    CF_MAX_OPS);
-  for (int i = 0; i < epi->n_ops; ++i)
-    if ((unsigned)epi->ops[i].kind >= CFK_OP_COUNT)
-      return cf_error(CF_ERR_INTERNAL, "opencl: epilogue op %d has unknown kind %d", i,
-                      (int)epi->ops[i].kind);
+  CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   /* Launch geometry: dimension 0 over M blocks, dimension 1 over N blocks. */
   int64_t want_gm = (sh->gemm_m + t->block_m - 1) / t->block_m;
