@@ -15,7 +15,10 @@
 // the row is aligned) while the previous stage is multiplied. The block's weights stay in
 // shared memory for its whole life when they fit ("resident"); otherwise each stage also
 // carries the chunk's weights. A fragments are gathered straight from the patch (im2col
-// happens in the index: element (m, k) is patch[koff[k] + m*stride_w]).
+// happens in the index: element (m, k) is patch[koff[k] + m*stride_w]). The wgmma tiles lay
+// the patch out interleaved instead (4 channels per 16 bytes: each tap is then a K-major
+// operand the tensor cores read in place), keep 2 or 3 stages, and issue a chunk's wgmmas
+// before refilling a stage.
 // Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in
 // registers. Staged (T::STAGED, when the planner found room): the tile goes through shared
 // memory and leaves as 16-byte stores of whole 32-byte sectors (StagedPart below). Otherwise
@@ -71,8 +74,8 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
 // 128-register cap.
 // WG_: the k-loop runs on warpgroup MMA (sm_90a, conv_wgmma.cu only): each warpgroup of 4
 // warps owns 64 pixels x all BN = 64 channels (warp tile 16 x 64, the same accumulator
-// layout as mma.sync's), A comes from registers as for mma.sync, B straight from the
-// resident weights in shared memory (no B fragment loads at all).
+// layout as mma.sync's); the tensor cores read A from the interleaved patch and B from the
+// resident weights, both in shared memory: no fragment loads at all.
 template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false>
 struct MmaTile {
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
@@ -85,10 +88,6 @@ struct MmaTile {
   // tile with 8 warps and 235+ registers measured no faster: bench/NOTES.md, v4.) The wgmma
   // kernels run one block per SM (the resident weights fill shared memory).
   static constexpr int MIN_BLOCKS = WG || THREADS >= 512 ? 1 : 512 / THREADS;
-  // wgmma: k-steps per batch (their A fragments are loaded, then the batch's wgmmas issued;
-  // two register sets alternate, see wg_chunk). 3xTF32 holds big and small halves and a chunk
-  // accumulator: one k-step per batch within 128 registers.
-  static constexpr int WG_KSTEPS = SPLIT ? 1 : 5;
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
   static_assert(!WG || (WM == 16 && WN == 64 && BN == 64 && BM % 64 == 0),
                 "wgmma tiles: warpgroups of 64 pixels x 64 channels");
@@ -177,24 +176,86 @@ __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const fl
   }
 }
 
+// The wgmma kernels' input patch of (tile, chunk), interleaved (common/mma_layout.h,
+// cf_wg_layout_make): position i (16 bytes) of the stage holds channels 4g .. 4g + 3 of the
+// chunk at patch row r, column x, where i = (g * R + r) * pitch + pos and pos -> x undoes the
+// stride phases. A thread takes positions tid, tid + THREADS, ...: four 4-byte cp.asyncs each
+// (coalesced along the row across the warp), zero-filled outside the image, past C and past
+// the chunk's cc channels. Every position of the stage is written.
+template <class T, int SW>
+__device__ __forceinline__ void load_patch_wg(const cfk_mma_params &prm, const float *input,
+                                              float *patch, const RowTile &rt, int chunk,
+                                              int tid) {
+  const int c0 = chunk * prm.cc;
+  const int positions = prm.patch_floats / 4;
+  const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
+  const int ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
+  const int phase_len = SW == 1 ? prm.patch_pitch : prm.patch_pitch / prm.g.stride_w;
+  const float *image = input + (int64_t)rt.n * prm.chw;
+  for (int i = tid; i < positions; i += T::THREADS) {
+    const int row = fast_div(i, prm.div_pitch), pos = i - row * prm.patch_pitch;
+    const int g = fast_div(row, prm.div_r), r = row - g * prm.g.r;
+    int x = pos;
+    if (SW != 1) {
+      const int phase = pos / phase_len;
+      x = (pos - phase * phase_len) * prm.g.stride_w + phase;
+    }
+    const int ih = ih0 + r * prm.g.dil_h, iw = iw0 + x;
+    const bool in = x < prm.patch_width && (unsigned)ih < (unsigned)prm.g.h &&
+                    (unsigned)iw < (unsigned)prm.g.w;
+    const int cl = 4 * g;
+    const float *src = image + (int64_t)(c0 + cl) * prm.hw + (int64_t)ih * prm.g.w + iw;
+    float *dst = patch + 4 * i;
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const bool ok = in && cl + e < prm.cc && c0 + cl + e < prm.g.c;
+      cp_async4(dst + e, ok ? src + e * prm.hw : input, ok);
+    }
+  }
+}
+
+// 3xTF32 on wgmma: splits the positions this thread copied (its own cp.asyncs are visible to
+// it after the wait; nobody else's are before the barrier): big = round-to-nearest TF32 in
+// place, small = the rest, patch_floats further on.
+template <class T>
+__device__ __forceinline__ void split_patch_wg(const cfk_mma_params &prm, float *patch, int tid) {
+  const int positions = prm.patch_floats / 4;
+  for (int i = tid; i < positions; i += T::THREADS) {
+    float4 *big = reinterpret_cast<float4 *>(patch) + i;
+    float4 *small = reinterpret_cast<float4 *>(patch + prm.patch_floats) + i;
+    const float4 v = *big;
+    uint32_t b0, b1, b2, b3, s0, s1, s2, s3;
+    split_tf32(v.x, b0, s0);
+    split_tf32(v.y, b1, s1);
+    split_tf32(v.z, b2, s2);
+    split_tf32(v.w, b3, s3);
+    *big = make_float4(__uint_as_float(b0), __uint_as_float(b1), __uint_as_float(b2),
+                       __uint_as_float(b3));
+    *small = make_float4(__uint_as_float(s0), __uint_as_float(s1), __uint_as_float(s2),
+                         __uint_as_float(s3));
+  }
+}
+
 // The wgmma kernels' resident weights: all chunks at once, in the canonical K-major
-// no-swizzle layout that wgmma reads B from (wgmma.cuh): K value k of channel nl lands at
-// (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + k % 4 floats, i.e. 128-byte core matrices
-// of 8 channels x 4 K values, BN * 16 bytes between K groups (chunk c's k-th value is block K
-// index c * kcp + k; padding is zero).
+// no-swizzle layout that wgmma reads B from (wgmma.cuh): block K index kk of channel nl lands
+// at (kk / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + kk % 4 floats, i.e. 128-byte core
+// matrices of 8 channels x 4 K values, BN * 16 bytes between K groups. The K order matches
+// the patch's: chunk, then k-step j = (channel octet, r, s), then the octet's 8 channels
+// (kk = chunk * kcp + 8 * j + channel % 8); padding is zero.
 template <class T>
 __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const float *weight,
                                                 float *dst, int n0, int warp, int lane) {
-  const int k_total = prm.n_chunks * prm.kcp;
+  const int k_total = prm.n_chunks * prm.kcp, rs = prm.g.r * prm.g.s;
   for (int nl = warp; nl < T::BN; nl += T::WARPS) {
     const int ng = n0 + nl;
     const float *src = weight + (int64_t)ng * prm.crs;
     float *row = dst + (nl / 8) * 32 + (nl % 8) * 4;
     for (int kk = lane; kk < k_total; kk += 32) {
       const int chunk = kk / prm.kcp, k = kk - chunk * prm.kcp;
-      const int kg = chunk * prm.kc + k; // index into the [C][R][S] row
-      const bool ok = ng < prm.g.k && k < prm.kc && kg < prm.crs;
-      cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + kg : weight, ok);
+      const int j = k / 8, octet = j / rs, tap = j - octet * rs;
+      const int cl = octet * 8 + k % 8, ch = chunk * prm.cc + cl;
+      const bool ok = ng < prm.g.k && cl < prm.cc && ch < prm.g.c;
+      cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + ch * rs + tap : weight, ok);
     }
   }
 }
@@ -294,18 +355,6 @@ __device__ __forceinline__ void mma_frags(float (&acc)[T::MI * T::NI][4], const 
   }
 }
 
-// One k-step's A fragment of a warp's 16 pixels (the m16n8k8 layout; see load_frags).
-template <int SW>
-__device__ __forceinline__ void load_a16(float (&a)[4], const int *koff_lane, int kb,
-                                         const char *patch, int a_lane, int sw_bytes) {
-  const char *a0 = patch + koff_lane[kb] + a_lane, *a1 = patch + koff_lane[kb + 4] + a_lane;
-  const int step = SW > 0 ? SW * 4 : sw_bytes;
-  a[0] = lds_at(a0, 0);
-  a[1] = lds_at(a0, 8 * step);
-  a[2] = lds_at(a1, 0);
-  a[3] = lds_at(a1, 8 * step);
-}
-
 // 3xTF32 on wgmma: adds a completed chunk accumulator to acc (after the wait that completed
 // it; the pin keeps the compiler from reading part any earlier).
 __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8][4]) {
@@ -317,86 +366,35 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
       acc[i][j] += part[i][j];
 }
 
-// One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
-// far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
-// committed as one group. a must not be touched again until that group has completed.
-template <class T, int SW>
-__device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4],
-                                         uint32_t (&ab)[T::WG_KSTEPS][4],
-                                         uint32_t (&as)[T::WG_KSTEPS][4], int kb0, int kcp,
-                                         const int *koff_lane, const char *patch, int a_lane,
-                                         int sw_bytes, uint64_t desc_big, uint64_t desc_small) {
-  constexpr int KS = T::WG_KSTEPS;
+// Issues one K chunk on wgmma as one commit group: k-step j reads A at desc_a + kstep[j]
+// (kstep: the k-step offsets into the stage, 16-byte units, see the kernel's set-up) and B at
+// desc_b + j k-steps. TF32 accumulates into acc; 3xTF32 into part, which holds one chunk
+// (fresh per chunk: its first product overwrites it; added to acc with a rounded FADD, see
+// the mma.sync k-loop) as three products per k-step: small x big, big x small, big x big.
+// No register of A or B is involved: nothing to wait for before the next chunk's issue.
+template <class T>
+__device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4],
+                                         const int *kstep, int ksteps, uint64_t desc_a,
+                                         uint64_t desc_a_small, uint64_t desc_b,
+                                         uint64_t desc_b_small) {
   constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
-#pragma unroll
-  for (int j = 0; j < KS; ++j)
-    if (kb0 + 8 * j < kcp) {
-      float raw[4];
-      load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if constexpr (T::SPLIT)
-          split_tf32(raw[e], ab[j][e], as[j][e]);
-        else
-          ab[j][e] = __float_as_uint(raw[e]);
-      }
-    }
   wg_fence();
-#pragma unroll
-  for (int j = 0; j < KS; ++j) {
-    if (kb0 + 8 * j >= kcp)
-      break;
-    const uint64_t off = (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP;
+#pragma unroll 1
+  for (int j = 0; j < ksteps; ++j) {
+    const uint64_t a = desc_a + (uint64_t)kstep[j], b = desc_b + j * DESC_PER_KSTEP;
     if constexpr (T::SPLIT) {
-      if (j == 0 && kb0 == 0)
-        wg_mma_m64n64k8<false>(part, as[j], desc_big + off);
+      const uint64_t a_small = desc_a_small + (uint64_t)kstep[j];
+      if (j == 0)
+        wg_mma_m64n64k8<false>(part, a_small, b);
       else
-        wg_mma_m64n64k8<true>(part, as[j], desc_big + off);
-      wg_mma_m64n64k8<true>(part, ab[j], desc_small + off);
-      wg_mma_m64n64k8<true>(part, ab[j], desc_big + off);
+        wg_mma_m64n64k8<true>(part, a_small, b);
+      wg_mma_m64n64k8<true>(part, a, desc_b_small + j * DESC_PER_KSTEP);
+      wg_mma_m64n64k8<true>(part, a, b);
     } else {
-      wg_mma_m64n64k8<true>(acc, ab[j], desc_big + off);
+      wg_mma_m64n64k8<true>(acc, a, b);
     }
   }
   wg_commit();
-}
-
-// One K chunk on wgmma: batches alternate between two register sets, so that loading one
-// batch's A fragments overlaps the tensor cores' work on the previous batch (wait_group 1:
-// only the batch two back, the last user of the set about to be loaded, must be done).
-// desc_big / desc_small address the chunk's first k-step of B. TF32 accumulates into acc;
-// 3xTF32 into part, which holds one chunk (fresh registers per chunk, added to acc with a
-// rounded FADD: see the mma.sync k-loop) and is added at the next chunk's start
-// (first_chunk: nothing to add) or by the caller at the end of the tile.
-template <class T, int SW>
-__device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4],
-                                         const int *koff_lane, int kcp, const char *patch,
-                                         int a_lane, int sw_bytes, uint64_t desc_big,
-                                         uint64_t desc_small, bool first_chunk) {
-  constexpr int KS = T::WG_KSTEPS;
-  const int batches = (kcp + 8 * KS - 1) / (8 * KS); // the same for every chunk
-  uint32_t ab0[KS][4], as0[KS][4], ab1[KS][4], as1[KS][4];
-  // The previous chunk's last batch used set (batches - 1) % 2; set 0 is loaded first. 3xTF32
-  // also needs all of the previous chunk in part before adding it.
-  if (T::SPLIT || (batches - 1) % 2 == 0)
-    wg_wait<0>();
-  else
-    wg_wait<1>();
-  if constexpr (T::SPLIT) {
-    if (!first_chunk)
-      wg_add_part(acc, part);
-  }
-  for (int b = 0; b < batches; b += 2) {
-    if (b > 0)
-      wg_wait<1>();
-    wg_batch<T, SW>(acc, part, ab0, as0, b * 8 * KS, kcp, koff_lane, patch, a_lane, sw_bytes,
-                    desc_big, desc_small);
-    if (b + 1 >= batches)
-      break;
-    wg_wait<1>();
-    wg_batch<T, SW>(acc, part, ab1, as1, (b + 1) * 8 * KS, kcp, koff_lane, patch, a_lane,
-                    sw_bytes, desc_big, desc_small);
-  }
 }
 
 // Applies the chain to the warp's accumulators and streams them to NCHW, one mma tile at a
@@ -524,17 +522,30 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   const int RS = prm.g.r * prm.g.s;
-  for (int k = tid; k < prm.kcp; k += T::THREADS) {
-    int off = prm.zero_base;
-    if (k < prm.kc) {
-      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
-      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
+  if constexpr (T::WG) {
+    // k-step j = (channel octet, r, s) reads A at 16-byte position (2 * octet * R + r) *
+    // pitch + the tap's first position (its stride phase, then its offset in the phase);
+    // the octet's second 4 channels are the next plane (the descriptor's LBO).
+    const int phase_len = prm.patch_pitch / prm.g.stride_w;
+    for (int j = tid; j < prm.kcp / 8; j += T::THREADS) {
+      const int octet = j / RS, rem = j - octet * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      const int x = s * prm.g.dil_w;
+      const int tap = (x % prm.g.stride_w) * phase_len + x / prm.g.stride_w;
+      koff[j] = (2 * octet * prm.g.r + r) * prm.patch_pitch + tap;
     }
-    koff[k] = off * 4; // bytes
-  }
-  for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
-    stages[i] = 0.0f;
-    stages[prm.stage_floats + i] = 0.0f;
+  } else {
+    for (int k = tid; k < prm.kcp; k += T::THREADS) {
+      int off = prm.zero_base;
+      if (k < prm.kc) {
+        const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+        off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
+      }
+      koff[k] = off * 4; // bytes
+    }
+    for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
+      stages[i] = 0.0f;
+      stages[prm.stage_floats + i] = 0.0f;
+    }
   }
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
@@ -572,12 +583,16 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   for (int ni = 0; ni < NI; ++ni)
     w_lane[ni] = ((n_warp + ni * 8 + g) * prm.w_pitch + t) * 4;
   // wgmma: B descriptors of block K index 0 (core matrices of 8 channels 128 bytes apart,
-  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones).
-  uint64_t desc_big = 0, desc_small = 0;
+  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones). A descriptors
+  // of stage 0 at this warpgroup's first pixel (core matrices of 8 pixels 128 bytes apart,
+  // the 4-channel planes R * pitch positions apart), moved by a stage's size per stage.
+  uint64_t desc_big = 0, desc_small = 0, desc_a = 0;
   float wg_part[8][4]; // 3xTF32 on wgmma: the running chunk (see wg_chunk)
   if constexpr (T::WG) {
     desc_big = wg_desc(smem_addr(wres), T::BN * 16, 128);
     desc_small = wg_desc(smem_addr(wres + T::BN * prm.w_pitch), T::BN * 16, 128);
+    desc_a = wg_desc(smem_addr(stages + (warp / 4) * 64 * 4), prm.g.r * prm.patch_pitch * 16,
+                     128);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
@@ -596,11 +611,15 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
-    load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
-    if (!prm.resident)
-      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
+    if constexpr (T::WG) {
+      load_patch_wg<T, SW>(prm, input, stage, load_rt, load_chunk, tid);
+    } else {
+      load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
+      if (!prm.resident)
+        load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
+    }
     cp_async_commit();
-    load_buf ^= 1;
+    load_buf = load_buf + 1 == prm.n_stages ? 0 : load_buf + 1;
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       if (++load_tile < end_tile)
@@ -622,73 +641,93 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
-    for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the other
-      // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
-      // barrier per chunk (the refill used to wait for a second one at the chunk's end).
+    for (int chunk = 0; chunk < prm.n_chunks;
+         ++chunk, buf = buf + 1 == prm.n_stages ? 0 : buf + 1) {
+      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
+      // buffer refilled next any more: refill it now, while this chunk computes. One barrier
+      // per chunk (the refill used to wait for a second one at the chunk's end).
       cp_async_wait<0>();
-      __syncthreads();
-      if (load_tile < end_tile)
-        issue_stage();
-      const float *patch = stages + buf * prm.stage_floats;
-      const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
-      const char *patch_b = reinterpret_cast<const char *>(patch);
-      const char *wsm_b = reinterpret_cast<const char *>(wsm);
-
+      float *patch = stages + buf * prm.stage_floats;
       if constexpr (T::WG) {
+        // The tensor cores read the stage through the async proxy: split (3xTF32) and fence
+        // before the barrier. The buffer refilled after it was last read by chunk i - 2
+        // (three stages; i - 1 with two): that group must be done, the last one may run on.
+        if constexpr (T::SPLIT)
+          split_patch_wg<T>(prm, patch, tid);
+        wg_fence_shared();
+        if (T::SPLIT || prm.n_stages == 2)
+          wg_wait<0>();
+        else
+          wg_wait<1>();
+        if constexpr (T::SPLIT) {
+          if (chunk > 0)
+            wg_add_part(acc, wg_part);
+        }
+        __syncthreads();
         const uint64_t k0 = (uint64_t)chunk * prm.kcp * (T::BN / 4); // 16-byte units
-        wg_chunk<T, SW>(acc, wg_part, koff_lane, prm.kcp, patch_b, a_lane, sw_bytes,
-                        desc_big + k0, desc_small + k0, chunk == 0);
+        const uint64_t a0 = desc_a + (uint64_t)(buf * prm.stage_floats / 4);
+        wg_chunk<T>(acc, wg_part, koff, prm.kcp / 8, a0, a0 + (uint64_t)(prm.patch_floats / 4),
+                    desc_big + k0, desc_small + k0);
+        if (load_tile < end_tile)
+          issue_stage();
       } else {
-        // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
-        // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
-        // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
-        // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
-        // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
-        float part[MI * NI][4];
-        float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
-        if constexpr (T::SPLIT) {
+        __syncthreads();
+        if (load_tile < end_tile)
+          issue_stage();
+        const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
+        const char *patch_b = reinterpret_cast<const char *>(patch);
+        const char *wsm_b = reinterpret_cast<const char *>(wsm);
+        {
+          // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
+          // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
+          // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
+          // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
+          // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
+          float part[MI * NI][4];
+          float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
+          if constexpr (T::SPLIT) {
 #pragma unroll
-          for (int i = 0; i < MI * NI; ++i)
+            for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-              part[i][j] = 0.0f;
-        }
-        if constexpr (T::SPLIT) {
-          // One fragment set: the chunk accumulator takes the registers of the second.
-          Frags<T> f;
-#pragma unroll 1
-          for (int kb = 0; kb < prm.kcp; kb += 8) {
-            load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-            mma_frags<T>(sum, f);
+              for (int j = 0; j < 4; ++j)
+                part[i][j] = 0.0f;
           }
-        } else {
-          Frags<T> f0, f1;
-          load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+          if constexpr (T::SPLIT) {
+            // One fragment set: the chunk accumulator takes the registers of the second.
+            Frags<T> f;
 #pragma unroll 1
-          for (int kb = 0; kb < prm.kcp; kb += 16) {
-            const bool odd = kb + 8 < prm.kcp;
-            if (odd)
-              load_frags<T, SW>(f1, koff_lane, kb + 8, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-            mma_frags<T>(sum, f0);
-            if (!odd)
-              break;
-            if (kb + 16 < prm.kcp)
-              load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-            mma_frags<T>(sum, f1);
+            for (int kb = 0; kb < prm.kcp; kb += 8) {
+              load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+              mma_frags<T>(sum, f);
+            }
+          } else {
+            Frags<T> f0, f1;
+            load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+#pragma unroll 1
+            for (int kb = 0; kb < prm.kcp; kb += 16) {
+              const bool odd = kb + 8 < prm.kcp;
+              if (odd)
+                load_frags<T, SW>(f1, koff_lane, kb + 8, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+              mma_frags<T>(sum, f0);
+              if (!odd)
+                break;
+              if (kb + 16 < prm.kcp)
+                load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+              mma_frags<T>(sum, f1);
+            }
           }
-        }
-        if constexpr (T::SPLIT) {
+          if constexpr (T::SPLIT) {
 #pragma unroll
-          for (int i = 0; i < MI * NI; ++i)
+            for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-              acc[i][j] += part[i][j];
+              for (int j = 0; j < 4; ++j)
+                acc[i][j] += part[i][j];
+          }
         }
       }
     }
 
-    if constexpr (T::WG) { // the accumulators are the tensor cores' until the last batch is done
+    if constexpr (T::WG) { // the accumulators are the tensor cores' until the last chunk is done
       wg_wait<0>();
       wg_pin(acc);
       if constexpr (T::SPLIT)
