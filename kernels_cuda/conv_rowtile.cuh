@@ -510,8 +510,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   constexpr int BM = T::BM, BN = T::BN, WM = T::WM, WN = T::WN, MI = T::MI, NI = T::NI;
   extern __shared__ __align__(16) float smem[];
   float *wres = smem;                                  // resident weights (if any)
-  float *stages = smem + prm.weight_floats;            // two pipeline stages
-  float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
+  float *stages = smem + prm.weight_floats;            // the pipeline stages (2 or 3)
+  float *staged = stages + prm.n_stages * prm.stage_floats; // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
 
   const int tid = (int)threadIdx.x;
