@@ -159,28 +159,20 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
 
 /* The wgmma kernels' layout for tile t, in order of preference: output staged (where the
  * backend can; with any number of K chunks: wgmma leaves the registers and occupancy that
- * staging costs the mma.sync kernel) with three stages, then two; unstaged with three, then
- * two. .bytes over the limit: nothing fits. */
+ * staging costs the mma.sync kernel), then not; the deepest ring of slices that fits (up to
+ * CF_WG_MAX_STAGES, at least 3). .bytes over the limit: nothing fits. */
+#define CF_WG_MAX_STAGES 8
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged)
-    for (int stages = 3; stages >= 2; --stages) {
+    for (int stages = CF_WG_MAX_STAGES; stages >= 3; --stages) {
       L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
                             split, staged, stages);
       if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
         return L;
     }
   return L;
-}
-
-/* Input channels per K chunk of the wgmma kernels: a k-step is 8 channels of one tap, so
- * about CFK_MMA_CHUNK_K values in whole k-steps (at least one), never more than C. */
-static int64_t wg_chunk_channels(const cf_conv_shape *sh) {
-  int64_t cc = CFK_MMA_CHUNK_K / (sh->r * sh->s) / 8 * 8;
-  if (cc < 8)
-    cc = 8;
-  return cc < sh->c ? cc : sh->c;
 }
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
@@ -215,7 +207,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * staged in shared memory where the backend can and it fits beside them; where nothing
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
      * Where the device has room (CUDA), every tile keeps the default chunk. */
-    int64_t cc = wg ? wg_chunk_channels(sh) : cc0;
+    int64_t cc = wg ? (sh->c < 8 ? sh->c : 8) : cc0; /* wgmma: a k-step is 8 channels */
     cf_mma_layout L = wg ? wg_layout_fitting(t, sh, cc, split, caps)
                          : mma_layout_fitting(t, sh, cc, caps);
     while (!wg && L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {

@@ -176,39 +176,38 @@ __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const fl
   }
 }
 
-// The wgmma kernels' input patch of (tile, chunk), interleaved (common/mma_layout.h,
-// cf_wg_layout_make): position i (16 bytes) of the stage holds channels 4g .. 4g + 3 of the
-// chunk at patch row r, column x, where i = (g * R + r) * pitch + pos and pos -> x undoes the
+// The wgmma kernels' slice (tile, chunk, kernel row r) of the input patch, interleaved
+// (common/mma_layout.h, cf_wg_layout_make): position i (16 bytes) holds channels 4 * plane ..
+// 4 * plane + 3 of the chunk at patch column x, i = plane * pitch + pos, pos -> x undoing the
 // stride phases. A thread takes positions tid, tid + THREADS, ...: four 4-byte cp.asyncs each
-// (coalesced along the row across the warp), zero-filled outside the image, past C and past
-// the chunk's cc channels. Every position of the stage is written.
+// (coalesced along the row across the warp), zero-filled outside the image and past C.
+// Every position of the stage is written.
 template <class T, int SW>
-__device__ __forceinline__ void load_patch_wg(const cfk_mma_params &prm, const float *input,
-                                              float *patch, const RowTile &rt, int chunk,
+__device__ __forceinline__ void load_slice_wg(const cfk_mma_params &prm, const float *input,
+                                              float *stage, const RowTile &rt, int chunk, int r,
                                               int tid) {
-  const int c0 = chunk * prm.cc;
-  const int positions = prm.patch_floats / 4;
+  const int pitch = prm.patch_pitch;
+  const int ih = rt.p * prm.g.stride_h - prm.g.pad_h + r * prm.g.dil_h;
   const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
-  const int ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
-  const int phase_len = SW == 1 ? prm.patch_pitch : prm.patch_pitch / prm.g.stride_w;
-  const float *image = input + (int64_t)rt.n * prm.chw;
-  for (int i = tid; i < positions; i += T::THREADS) {
-    const int row = fast_div(i, prm.div_pitch), pos = i - row * prm.patch_pitch;
-    const int g = fast_div(row, prm.div_r), r = row - g * prm.g.r;
+  const bool row_in = (unsigned)ih < (unsigned)prm.g.h;
+  const int phase_len = SW == 1 ? pitch : pitch / prm.g.stride_w;
+  const int c0 = chunk * 8;
+  const float *src_row = input + (int64_t)rt.n * prm.chw + (int64_t)c0 * prm.hw +
+                         (int64_t)ih * prm.g.w + iw0;
+  for (int i = tid; i < 2 * pitch; i += T::THREADS) {
+    const int plane = i >= pitch ? 1 : 0, pos = i - plane * pitch;
     int x = pos;
     if (SW != 1) {
       const int phase = pos / phase_len;
       x = (pos - phase * phase_len) * prm.g.stride_w + phase;
     }
-    const int ih = ih0 + r * prm.g.dil_h, iw = iw0 + x;
-    const bool in = x < prm.patch_width && (unsigned)ih < (unsigned)prm.g.h &&
-                    (unsigned)iw < (unsigned)prm.g.w;
-    const int cl = 4 * g;
-    const float *src = image + (int64_t)(c0 + cl) * prm.hw + (int64_t)ih * prm.g.w + iw;
-    float *dst = patch + 4 * i;
+    const bool in = row_in && x < prm.patch_width && (unsigned)(iw0 + x) < (unsigned)prm.g.w;
+    const int cl = 4 * plane;
+    const float *src = src_row + (int64_t)cl * prm.hw + x;
+    float *dst = stage + 4 * i;
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const bool ok = in && cl + e < prm.cc && c0 + cl + e < prm.g.c;
+      const bool ok = in && c0 + cl + e < prm.g.c;
       cp_async4(dst + e, ok ? src + e * prm.hw : input, ok);
     }
   }
@@ -240,8 +239,8 @@ __device__ __forceinline__ void split_patch_wg(const cfk_mma_params &prm, float 
 // no-swizzle layout that wgmma reads B from (wgmma.cuh): block K index kk of channel nl lands
 // at (kk / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + kk % 4 floats, i.e. 128-byte core
 // matrices of 8 channels x 4 K values, BN * 16 bytes between K groups. The K order matches
-// the patch's: chunk, then k-step j = (channel octet, r, s), then the octet's 8 channels
-// (kk = chunk * kcp + 8 * j + channel % 8); padding is zero.
+// the slices': chunk (8 channels), then k-step j = r * S + s, then the chunk's 8 channels
+// (kk = chunk * kcp + 8 * j + channel % 8); channels past C are zero.
 template <class T>
 __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const float *weight,
                                                 float *dst, int n0, int warp, int lane) {
@@ -252,9 +251,8 @@ __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const
     float *row = dst + (nl / 8) * 32 + (nl % 8) * 4;
     for (int kk = lane; kk < k_total; kk += 32) {
       const int chunk = kk / prm.kcp, k = kk - chunk * prm.kcp;
-      const int j = k / 8, octet = j / rs, tap = j - octet * rs;
-      const int cl = octet * 8 + k % 8, ch = chunk * prm.cc + cl;
-      const bool ok = ng < prm.g.k && cl < prm.cc && ch < prm.g.c;
+      const int tap = k / 8, ch = chunk * 8 + k % 8; // k-step (r, s), its 8 channels
+      const bool ok = ng < prm.g.k && ch < prm.g.c;
       cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + ch * rs + tap : weight, ok);
     }
   }
@@ -366,35 +364,45 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
       acc[i][j] += part[i][j];
 }
 
-// Issues one K chunk on wgmma as one commit group: k-step j reads A at desc_a + kstep[j]
-// (kstep: the k-step offsets into the stage, 16-byte units, see the kernel's set-up) and B at
-// desc_b + j k-steps. TF32 accumulates into acc; 3xTF32 into part, which holds one chunk
-// (fresh per chunk: its first product overwrites it; added to acc with a rounded FADD, see
-// the mma.sync k-loop) as three products per k-step: small x big, big x small, big x big.
-// No register of A or B is involved: nothing to wait for before the next chunk's issue.
-template <class T>
-__device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4],
-                                         const int *kstep, int ksteps, uint64_t desc_a,
+// Issues one slice on wgmma as one commit group: its S k-steps, tap s reading A at desc_a +
+// tap[s] (16-byte units: the tap's first position) and B at desc_b + s k-steps. TF32
+// accumulates into acc; 3xTF32 into part, which holds one chunk (fresh per chunk: the first
+// product of the chunk's first slice overwrites it; added to acc with a rounded FADD, see the
+// mma.sync k-loop) as three products per k-step: small x big, big x small, big x big. No
+// register of A or B is involved: nothing to wait for before the next slice's issue.
+template <class T, int SW>
+__device__ __forceinline__ void wg_slice(float (&acc)[8][4], float (&part)[8][4], const int *tap,
+                                         int taps, int dil_w, uint64_t desc_a,
                                          uint64_t desc_a_small, uint64_t desc_b,
-                                         uint64_t desc_b_small) {
+                                         uint64_t desc_b_small, bool fresh) {
   constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
   wg_fence();
 #pragma unroll 1
-  for (int j = 0; j < ksteps; ++j) {
-    const uint64_t a = desc_a + (uint64_t)kstep[j], b = desc_b + j * DESC_PER_KSTEP;
+  for (int s = 0; s < taps; ++s) {
+    const uint64_t off = SW == 1 ? (uint64_t)(s * dil_w) : (uint64_t)tap[s];
+    const uint64_t a = desc_a + off, b = desc_b + s * DESC_PER_KSTEP;
     if constexpr (T::SPLIT) {
-      const uint64_t a_small = desc_a_small + (uint64_t)kstep[j];
-      if (j == 0)
-        wg_mma_m64n64k8<false>(part, a_small, b);
-      else
-        wg_mma_m64n64k8<true>(part, a_small, b);
-      wg_mma_m64n64k8<true>(part, a, desc_b_small + j * DESC_PER_KSTEP);
-      wg_mma_m64n64k8<true>(part, a, b);
+      wg_mma_m64n64k8(part, desc_a_small + off, b, !(fresh && s == 0));
+      wg_mma_m64n64k8(part, a, desc_b_small + s * DESC_PER_KSTEP);
+      wg_mma_m64n64k8(part, a, b);
     } else {
-      wg_mma_m64n64k8<true>(acc, a, b);
+      wg_mma_m64n64k8(acc, a, b);
     }
   }
   wg_commit();
+}
+
+// cp.async.wait_group with a run-time count (0 .. 6): all but the n most recent groups done.
+__device__ __forceinline__ void cp_async_wait_n(int n) {
+  switch (n) {
+  case 0: cp_async_wait<0>(); break;
+  case 1: cp_async_wait<1>(); break;
+  case 2: cp_async_wait<2>(); break;
+  case 3: cp_async_wait<3>(); break;
+  case 4: cp_async_wait<4>(); break;
+  case 5: cp_async_wait<5>(); break;
+  default: cp_async_wait<6>(); break;
+  }
 }
 
 // Applies the chain to the warp's accumulators and streams them to NCHW, one mma tile at a
@@ -523,15 +531,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   const int RS = prm.g.r * prm.g.s;
   if constexpr (T::WG) {
-    // k-step j = (channel octet, r, s) reads A at 16-byte position (2 * octet * R + r) *
-    // pitch + the tap's first position (its stride phase, then its offset in the phase);
-    // the octet's second 4 channels are the next plane (the descriptor's LBO).
+    // Tap s of a slice reads A from its first position: the column s * dil_w in its stride
+    // phase (a table for the general stride; the unit stride computes it).
     const int phase_len = prm.patch_pitch / prm.g.stride_w;
-    for (int j = tid; j < prm.kcp / 8; j += T::THREADS) {
-      const int octet = j / RS, rem = j - octet * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+    for (int s = tid; s < prm.g.s; s += T::THREADS) {
       const int x = s * prm.g.dil_w;
-      const int tap = (x % prm.g.stride_w) * phase_len + x / prm.g.stride_w;
-      koff[j] = (2 * octet * prm.g.r + r) * prm.patch_pitch + tap;
+      koff[s] = (x % prm.g.stride_w) * phase_len + x / prm.g.stride_w;
     }
   } else {
     for (int k = tid; k < prm.kcp; k += T::THREADS) {
@@ -583,16 +588,15 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   for (int ni = 0; ni < NI; ++ni)
     w_lane[ni] = ((n_warp + ni * 8 + g) * prm.w_pitch + t) * 4;
   // wgmma: B descriptors of block K index 0 (core matrices of 8 channels 128 bytes apart,
-  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones). A descriptors
-  // of stage 0 at this warpgroup's first pixel (core matrices of 8 pixels 128 bytes apart,
-  // the 4-channel planes R * pitch positions apart), moved by a stage's size per stage.
+  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones). The A
+  // descriptor of stage 0 at this warpgroup's first pixel (core matrices of 8 pixels 128
+  // bytes apart, the two 4-channel planes pitch positions apart), moved per stage and tap.
   uint64_t desc_big = 0, desc_small = 0, desc_a = 0;
   float wg_part[8][4]; // 3xTF32 on wgmma: the running chunk (see wg_chunk)
   if constexpr (T::WG) {
     desc_big = wg_desc(smem_addr(wres), T::BN * 16, 128);
     desc_small = wg_desc(smem_addr(wres + T::BN * prm.w_pitch), T::BN * 16, 128);
-    desc_a = wg_desc(smem_addr(stages + (warp / 4) * 64 * 4), prm.g.r * prm.patch_pitch * 16,
-                     128);
+    desc_a = wg_desc(smem_addr(stages + (warp / 4) * 64 * 4), prm.patch_pitch * 16, 128);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
@@ -600,19 +604,23 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         wg_part[i][j] = 0.0f;
   }
 
-  // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
+  // ---- the stage sequence: (my tiles) x (chunks) [x (kernel rows) for wgmma] ----
   // Block x owns the contiguous run [first_tile, end_tile) of row tiles: consecutive tiles
   // continue each output channel's stream (the staged stores rely on it) and reuse the
-  // previous tile's input rows from L2.
+  // previous tile's input rows from L2. mma.sync: one stage (tile, chunk) in flight ahead.
+  // wgmma: a ring of n_stages slices (tile, chunk, r), loads issued n_stages - 2 ahead, so the
+  // buffer refilled after slice i's barrier was last read by slice i - 2 (wait_group 1).
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
-  int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
+  int load_tile = first_tile, load_chunk = 0, load_row = 0, load_buf = 0; // next to issue
   RowTile load_rt = row_tile(prm, load_tile, BM);
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
     if constexpr (T::WG) {
-      load_patch_wg<T, SW>(prm, input, stage, load_rt, load_chunk, tid);
+      // Past the block's last tile the group stays empty: the wait counts stay uniform.
+      if (load_tile < end_tile)
+        load_slice_wg<T, SW>(prm, input, stage, load_rt, load_chunk, load_row, tid);
     } else {
       load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
       if (!prm.resident)
@@ -620,6 +628,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     }
     cp_async_commit();
     load_buf = load_buf + 1 == prm.n_stages ? 0 : load_buf + 1;
+    if (T::WG && ++load_row < prm.g.r)
+      return;
+    load_row = 0;
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       if (++load_tile < end_tile)
@@ -629,8 +640,10 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   float acc[MI * NI][4];
 
+  const int ahead = T::WG ? prm.n_stages - 2 : 1; // stages issued ahead of the one in use
   if (first_tile < end_tile)
-    issue_stage(); // the resident weights ride in the same group
+    for (int i = 0; i < ahead; ++i)
+      issue_stage(); // the resident weights ride in the first group
   int buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
     // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
@@ -641,87 +654,88 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
-    for (int chunk = 0; chunk < prm.n_chunks;
-         ++chunk, buf = buf + 1 == prm.n_stages ? 0 : buf + 1) {
-      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
-      // buffer refilled next any more: refill it now, while this chunk computes. One barrier
-      // per chunk (the refill used to wait for a second one at the chunk's end).
-      cp_async_wait<0>();
-      float *patch = stages + buf * prm.stage_floats;
-      if constexpr (T::WG) {
-        // The tensor cores read the stage through the async proxy: split (3xTF32) and fence
-        // before the barrier. The buffer refilled after it was last read by chunk i - 2
-        // (three stages; i - 1 with two): that group must be done, the last one may run on.
-        if constexpr (T::SPLIT)
-          split_patch_wg<T>(prm, patch, tid);
-        wg_fence_shared();
-        if (T::SPLIT || prm.n_stages == 2)
-          wg_wait<0>();
-        else
-          wg_wait<1>();
-        if constexpr (T::SPLIT) {
-          if (chunk > 0)
-            wg_add_part(acc, wg_part);
+    if constexpr (T::WG) {
+      constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16;
+      for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
+        for (int r = 0; r < prm.g.r; ++r, buf = buf + 1 == prm.n_stages ? 0 : buf + 1) {
+          // The tensor cores read the stage through the async proxy: split (3xTF32) and fence
+          // before the barrier; slice i - 2 (the last reader of the buffer refilled below)
+          // must be done. 3xTF32 adds the finished chunk at a chunk's first slice.
+          cp_async_wait_n(ahead - 1);
+          float *slice = stages + buf * prm.stage_floats;
+          if constexpr (T::SPLIT)
+            split_patch_wg<T>(prm, slice, tid);
+          wg_fence_shared();
+          if (T::SPLIT && r == 0) {
+            wg_wait<0>();
+            if (chunk > 0)
+              wg_add_part(acc, wg_part);
+          } else {
+            wg_wait<1>();
+          }
+          __syncthreads();
+          const uint64_t b0 = (uint64_t)(chunk * prm.kcp / 8 + r * prm.g.s) * DESC_PER_KSTEP;
+          const uint64_t a0 = desc_a + (uint64_t)(buf * prm.stage_floats / 4);
+          wg_slice<T, SW>(acc, wg_part, koff, prm.g.s, prm.g.dil_w, a0,
+                          a0 + (uint64_t)(prm.patch_floats / 4), desc_big + b0, desc_small + b0,
+                          r == 0);
+          issue_stage();
         }
+    } else {
+      for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
+        // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
+        // other buffer (the previous chunk's) any more: refill it now, while this chunk
+        // computes. One barrier per chunk (the refill used to wait for a second one at the
+        // chunk's end).
+        cp_async_wait<0>();
         __syncthreads();
-        const uint64_t k0 = (uint64_t)chunk * prm.kcp * (T::BN / 4); // 16-byte units
-        const uint64_t a0 = desc_a + (uint64_t)(buf * prm.stage_floats / 4);
-        wg_chunk<T>(acc, wg_part, koff, prm.kcp / 8, a0, a0 + (uint64_t)(prm.patch_floats / 4),
-                    desc_big + k0, desc_small + k0);
         if (load_tile < end_tile)
           issue_stage();
-      } else {
-        __syncthreads();
-        if (load_tile < end_tile)
-          issue_stage();
+        const float *patch = stages + buf * prm.stage_floats;
         const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
         const char *patch_b = reinterpret_cast<const char *>(patch);
         const char *wsm_b = reinterpret_cast<const char *>(wsm);
-        {
-          // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
-          // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
-          // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
-          // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
-          // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
-          float part[MI * NI][4];
-          float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
-          if constexpr (T::SPLIT) {
+        // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight
+        // while this k-step's mma.syncs issue (compile-time set indices keep them in
+        // registers). 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc
+        // with a rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep
+        // K (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2
+        // contract.
+        float part[MI * NI][4];
+        float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
+        if constexpr (T::SPLIT) {
 #pragma unroll
-            for (int i = 0; i < MI * NI; ++i)
+          for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-              for (int j = 0; j < 4; ++j)
-                part[i][j] = 0.0f;
-          }
-          if constexpr (T::SPLIT) {
-            // One fragment set: the chunk accumulator takes the registers of the second.
-            Frags<T> f;
+            for (int j = 0; j < 4; ++j)
+              part[i][j] = 0.0f;
+          // One fragment set: the chunk accumulator takes the registers of the second.
+          Frags<T> f;
 #pragma unroll 1
-            for (int kb = 0; kb < prm.kcp; kb += 8) {
-              load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-              mma_frags<T>(sum, f);
-            }
-          } else {
-            Frags<T> f0, f1;
-            load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-#pragma unroll 1
-            for (int kb = 0; kb < prm.kcp; kb += 16) {
-              const bool odd = kb + 8 < prm.kcp;
-              if (odd)
-                load_frags<T, SW>(f1, koff_lane, kb + 8, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-              mma_frags<T>(sum, f0);
-              if (!odd)
-                break;
-              if (kb + 16 < prm.kcp)
-                load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
-              mma_frags<T>(sum, f1);
-            }
+          for (int kb = 0; kb < prm.kcp; kb += 8) {
+            load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+            mma_frags<T>(sum, f);
           }
-          if constexpr (T::SPLIT) {
 #pragma unroll
-            for (int i = 0; i < MI * NI; ++i)
+          for (int i = 0; i < MI * NI; ++i)
 #pragma unroll
-              for (int j = 0; j < 4; ++j)
-                acc[i][j] += part[i][j];
+            for (int j = 0; j < 4; ++j)
+              acc[i][j] += part[i][j];
+        } else {
+          Frags<T> f0, f1;
+          load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+#pragma unroll 1
+          for (int kb = 0; kb < prm.kcp; kb += 16) {
+            const bool odd = kb + 8 < prm.kcp;
+            if (odd)
+              load_frags<T, SW>(f1, koff_lane, kb + 8, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
+            mma_frags<T>(sum, f0);
+            if (!odd)
+              break;
+            if (kb + 16 < prm.kcp)
+              load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b,
+                                w_lane);
+            mma_frags<T>(sum, f1);
           }
         }
       }

@@ -76,10 +76,10 @@ __device__ __forceinline__ void wg_fence_shared() {
 
 // d (64 x 64 per warpgroup; per thread the mma.sync m16n8 accumulator layout of its warp's 16
 // rows, one [4] per 8 columns) (+)= A (64 x 8, from desc_a) x B (8 x 64, from desc_b).
-// ACCUMULATE false: d = A x B.
-template <bool ACCUMULATE>
+// accumulate == 0: d = A x B. (A run-time predicate, not a branch between two wgmmas: ptxas
+// serialises wgmmas it finds on divergent paths.)
 __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], uint64_t desc_a,
-                                                uint64_t desc_b) {
+                                                uint64_t desc_b, int accumulate = 1) {
 #if CFK_HAVE_WGMMA
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
@@ -87,11 +87,12 @@ __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], uint64_t desc_
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
                "%32, %33, p, 1, 1;\n}\n"
                : CFK_WG_D32(d)
-               : "l"(desc_a), "l"(desc_b), "r"(ACCUMULATE ? 1 : 0));
+               : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 #else
   (void)d;
   (void)desc_a;
   (void)desc_b;
+  (void)accumulate;
   __trap();
 #endif
 }

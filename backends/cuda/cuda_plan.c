@@ -132,7 +132,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
       t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident) ||
-      (!t->wgmma && t->stages != 2) || t->stages < 2 || t->stages > 3)
+      (!t->wgmma && t->stages != 2) || t->stages < 2 || t->stages > 8)
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
