@@ -658,14 +658,17 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16;
       for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
         for (int r = 0; r < prm.g.r; ++r, buf = buf + 1 == prm.n_stages ? 0 : buf + 1) {
-          // The tensor cores read the stage through the async proxy: split (3xTF32) and fence
-          // before the barrier; slice i - 2 (the last reader of the buffer refilled below)
-          // must be done. 3xTF32 adds the finished chunk at a chunk's first slice.
+          // Slice i - 2 (the last reader of the buffer refilled below) must be done. cp.async
+          // data needs no proxy fence before wgmma reads it (CUTLASS's cp.async GMMA mainloop
+          // has none); 3xTF32's split writes with ordinary stores, which do (fence.proxy.async
+          // also waits for this thread's cp.asyncs still in flight: MEMBAR.ALL.CTA). 3xTF32
+          // adds the finished chunk at a chunk's first slice.
           cp_async_wait_n(ahead - 1);
           float *slice = stages + buf * prm.stage_floats;
-          if constexpr (T::SPLIT)
+          if constexpr (T::SPLIT) {
             split_patch_wg<T>(prm, slice, tid);
-          wg_fence_shared();
+            wg_fence_shared();
+          }
           if (T::SPLIT && r == 0) {
             wg_wait<0>();
             if (chunk > 0)
