@@ -24,8 +24,7 @@ typedef struct cf_mma_layout {
                            tail of the previous tile leads), == 4 (mod 16): 16-byte rows,
                            conflict-free fragment stores; 0 when not staged */
   int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
-  int64_t stages;       /* pipeline stages (patch buffers): 2; wgmma 3 .. 8 slices */
-  int64_t bytes;        /* dynamic shared memory: weights + the stages + staged output +
+  int64_t bytes;        /* dynamic shared memory: weights + two stages + staged output +
                            K-offset table */
 } cf_mma_layout;
 
@@ -58,40 +57,20 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.stage_floats = L.patch_floats + (resident ? 0 : bn * L.w_pitch);
   L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;
   L.out_floats = bn * L.out_pitch;
-  L.stages = 2;
   L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
   return L;
 }
 
-/* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu), where the tensor cores read both
- * operands from shared memory, so each must be in wgmma's K-major core-matrix order:
- * - a K chunk is cc = min(8, C) channels, padded to 8: one k-step (8 K values) is the 8
- *   channels of one tap (r, s), so kc = kcp = 8 * R * S;
- * - a pipeline stage is one "slice", (tile, chunk, kernel row r): the chunk's 8 channels x one
- *   patch row, interleaved: a 16-byte "position" holds 4 channels of one input column; two
- *   planes (channels 0-3, 4-7) of patch_pitch positions each. For stride_w > 1 a row's columns
- *   are split into stride_w phases of patch_pitch / stride_w positions, x -> (x % stride_w,
- *   x / stride_w), so that consecutive output pixels of one tap are consecutive positions.
- *   3xTF32 (split) stages a second, "small" copy after the first;
- * - weights always resident, in core-matrix order, no row padding (w_pitch = the block's
- *   whole K), twice over for split (big halves, then small ones, split once per block).
- * stages: how many slices the ring holds (3 .. 8; loads run stages - 2 slices ahead). No zero
- * run (zero_base = patch_floats). */
+/* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights always resident, in
+ * wgmma's core-matrix order with no row padding (w_pitch = the block's whole K), twice over
+ * for 3xTF32 (split: the big halves, then the small ones, split once per block). */
 static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                               int64_t r, int64_t s, int64_t stride_w,
-                                              int64_t dil_w, int split, int staged,
-                                              int stages) {
+                                              int64_t dil_w, int split, int staged) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
-  const int64_t phase = (L.patch_width + stride_w - 1) / stride_w;
-  L.patch_pitch = phase * stride_w; /* positions per patch row */
-  L.patch_floats = 8 * L.patch_pitch;
-  L.zero_base = L.patch_floats;
-  L.kc = L.kcp = 8 * r * s;
   L.w_pitch = L.n_chunks * L.kcp;
   L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
-  L.stage_floats = (split ? 2 : 1) * L.patch_floats;
-  L.stages = stages;
-  L.bytes = (L.weight_floats + stages * L.stage_floats + L.out_floats + L.kcp) * 4;
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
   return L;
 }
 

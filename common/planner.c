@@ -157,21 +157,18 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
   return L;
 }
 
-/* The wgmma kernels' layout for tile t, in order of preference: output staged (where the
- * backend can; with any number of K chunks: wgmma leaves the registers and occupancy that
- * staging costs the mma.sync kernel), then not; the deepest ring of slices that fits (up to
- * CF_WG_MAX_STAGES, at least 3). .bytes over the limit: nothing fits. */
-#define CF_WG_MAX_STAGES 8
+/* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
+ * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
+ * occupancy that staging costs the mma.sync kernel). .bytes over the limit: nothing fits. */
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
-  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged)
-    for (int stages = CF_WG_MAX_STAGES; stages >= 3; --stages) {
-      L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                            split, staged, stages);
-      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
-        return L;
-    }
+  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
+    L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
+                          staged);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      break;
+  }
   return L;
 }
 
@@ -207,7 +204,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * staged in shared memory where the backend can and it fits beside them; where nothing
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
      * Where the device has room (CUDA), every tile keeps the default chunk. */
-    int64_t cc = wg ? (sh->c < 8 ? sh->c : 8) : cc0; /* wgmma: a k-step is 8 channels */
+    int64_t cc = cc0;
     cf_mma_layout L = wg ? wg_layout_fitting(t, sh, cc, split, caps)
                          : mma_layout_fitting(t, sh, cc, caps);
     while (!wg && L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
@@ -234,12 +231,9 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
     if (L.n_chunks == 1 && threads > 256 && L.out_floats == 0)
       reuse *= 0.8;
-    /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more; wgmma pads
-     * each chunk's channels to a multiple of 8) */
-    const double k_used = wg ? (double)sh->gemm_k / (double)(L.n_chunks * L.kcp)
-                             : (double)L.kc / (double)L.kcp;
+    /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
     double score = util * fill * reuse * (L.resident ? 1.0 : 0.7) *
-                   (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * k_used *
+                   (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
                    (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
       best_score = score;
@@ -268,7 +262,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
   plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
-  plan->stages = (int)best_layout.stages;
+  plan->stages = 2;
   plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
   plan->grid_n = ceil_div(sh->k, t->bn);
   plan->shared_bytes = (size_t)best_layout.bytes;

@@ -15,10 +15,7 @@
 // the row is aligned) while the previous stage is multiplied. The block's weights stay in
 // shared memory for its whole life when they fit ("resident"); otherwise each stage also
 // carries the chunk's weights. A fragments are gathered straight from the patch (im2col
-// happens in the index: element (m, k) is patch[koff[k] + m*stride_w]). The wgmma tiles lay
-// the patch out interleaved instead (4 channels per 16 bytes: each tap is then a K-major
-// operand the tensor cores read in place), keep 2 or 3 stages, and issue a chunk's wgmmas
-// before refilling a stage.
+// happens in the index: element (m, k) is patch[koff[k] + m*stride_w]).
 // Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in
 // registers. Staged (T::STAGED, when the planner found room): the tile goes through shared
 // memory and leaves as 16-byte stores of whole 32-byte sectors (StagedPart below). Otherwise
@@ -74,8 +71,8 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
 // 128-register cap.
 // WG_: the k-loop runs on warpgroup MMA (sm_90a, conv_wgmma.cu only): each warpgroup of 4
 // warps owns 64 pixels x all BN = 64 channels (warp tile 16 x 64, the same accumulator
-// layout as mma.sync's); the tensor cores read A from the interleaved patch and B from the
-// resident weights, both in shared memory: no fragment loads at all.
+// layout as mma.sync's), A comes from registers as for mma.sync, B straight from the
+// resident weights in shared memory (no B fragment loads at all).
 template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false>
 struct MmaTile {
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
@@ -88,6 +85,10 @@ struct MmaTile {
   // tile with 8 warps and 235+ registers measured no faster: bench/NOTES.md, v4.) The wgmma
   // kernels run one block per SM (the resident weights fill shared memory).
   static constexpr int MIN_BLOCKS = WG || THREADS >= 512 ? 1 : 512 / THREADS;
+  // wgmma: k-steps per batch (their A fragments are loaded, then the batch's wgmmas issued;
+  // two register sets alternate, see wg_chunk). 3xTF32 holds big and small halves and a chunk
+  // accumulator: one k-step per batch within 128 registers.
+  static constexpr int WG_KSTEPS = SPLIT ? 1 : 5;
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
   static_assert(!WG || (WM == 16 && WN == 64 && BN == 64 && BM % 64 == 0),
                 "wgmma tiles: warpgroups of 64 pixels x 64 channels");
@@ -176,84 +177,24 @@ __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const fl
   }
 }
 
-// The wgmma kernels' slice (tile, chunk, kernel row r) of the input patch, interleaved
-// (common/mma_layout.h, cf_wg_layout_make): position i (16 bytes) holds channels 4 * plane ..
-// 4 * plane + 3 of the chunk at patch column x, i = plane * pitch + pos, pos -> x undoing the
-// stride phases. A thread takes positions tid, tid + THREADS, ...: four 4-byte cp.asyncs each
-// (coalesced along the row across the warp), zero-filled outside the image and past C.
-// Every position of the stage is written.
-template <class T, int SW>
-__device__ __forceinline__ void load_slice_wg(const cfk_mma_params &prm, const float *input,
-                                              float *stage, const RowTile &rt, int chunk, int r,
-                                              int tid) {
-  const int pitch = prm.patch_pitch;
-  const int ih = rt.p * prm.g.stride_h - prm.g.pad_h + r * prm.g.dil_h;
-  const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
-  const bool row_in = (unsigned)ih < (unsigned)prm.g.h;
-  const int phase_len = SW == 1 ? pitch : pitch / prm.g.stride_w;
-  const int c0 = chunk * 8;
-  const float *src_row = input + (int64_t)rt.n * prm.chw + (int64_t)c0 * prm.hw +
-                         (int64_t)ih * prm.g.w + iw0;
-  for (int i = tid; i < 2 * pitch; i += T::THREADS) {
-    const int plane = i >= pitch ? 1 : 0, pos = i - plane * pitch;
-    int x = pos;
-    if (SW != 1) {
-      const int phase = pos / phase_len;
-      x = (pos - phase * phase_len) * prm.g.stride_w + phase;
-    }
-    const bool in = row_in && x < prm.patch_width && (unsigned)(iw0 + x) < (unsigned)prm.g.w;
-    const int cl = 4 * plane;
-    const float *src = src_row + (int64_t)cl * prm.hw + x;
-    float *dst = stage + 4 * i;
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const bool ok = in && c0 + cl + e < prm.g.c;
-      cp_async4(dst + e, ok ? src + e * prm.hw : input, ok);
-    }
-  }
-}
-
-// 3xTF32 on wgmma: splits the positions this thread copied (its own cp.asyncs are visible to
-// it after the wait; nobody else's are before the barrier): big = round-to-nearest TF32 in
-// place, small = the rest, patch_floats further on.
-template <class T>
-__device__ __forceinline__ void split_patch_wg(const cfk_mma_params &prm, float *patch, int tid) {
-  const int positions = prm.patch_floats / 4;
-  for (int i = tid; i < positions; i += T::THREADS) {
-    float4 *big = reinterpret_cast<float4 *>(patch) + i;
-    float4 *small = reinterpret_cast<float4 *>(patch + prm.patch_floats) + i;
-    const float4 v = *big;
-    uint32_t b0, b1, b2, b3, s0, s1, s2, s3;
-    split_tf32(v.x, b0, s0);
-    split_tf32(v.y, b1, s1);
-    split_tf32(v.z, b2, s2);
-    split_tf32(v.w, b3, s3);
-    *big = make_float4(__uint_as_float(b0), __uint_as_float(b1), __uint_as_float(b2),
-                       __uint_as_float(b3));
-    *small = make_float4(__uint_as_float(s0), __uint_as_float(s1), __uint_as_float(s2),
-                         __uint_as_float(s3));
-  }
-}
-
 // The wgmma kernels' resident weights: all chunks at once, in the canonical K-major
-// no-swizzle layout that wgmma reads B from (wgmma.cuh): block K index kk of channel nl lands
-// at (kk / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + kk % 4 floats, i.e. 128-byte core
-// matrices of 8 channels x 4 K values, BN * 16 bytes between K groups. The K order matches
-// the slices': chunk (8 channels), then k-step j = r * S + s, then the chunk's 8 channels
-// (kk = chunk * kcp + 8 * j + channel % 8); channels past C are zero.
+// no-swizzle layout that wgmma reads B from (wgmma.cuh): K value k of channel nl lands at
+// (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + k % 4 floats, i.e. 128-byte core matrices
+// of 8 channels x 4 K values, BN * 16 bytes between K groups (chunk c's k-th value is block K
+// index c * kcp + k; padding is zero).
 template <class T>
 __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const float *weight,
                                                 float *dst, int n0, int warp, int lane) {
-  const int k_total = prm.n_chunks * prm.kcp, rs = prm.g.r * prm.g.s;
+  const int k_total = prm.n_chunks * prm.kcp;
   for (int nl = warp; nl < T::BN; nl += T::WARPS) {
     const int ng = n0 + nl;
     const float *src = weight + (int64_t)ng * prm.crs;
     float *row = dst + (nl / 8) * 32 + (nl % 8) * 4;
     for (int kk = lane; kk < k_total; kk += 32) {
       const int chunk = kk / prm.kcp, k = kk - chunk * prm.kcp;
-      const int tap = k / 8, ch = chunk * 8 + k % 8; // k-step (r, s), its 8 channels
-      const bool ok = ng < prm.g.k && ch < prm.g.c;
-      cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + ch * rs + tap : weight, ok);
+      const int kg = chunk * prm.kc + k; // index into the [C][R][S] row
+      const bool ok = ng < prm.g.k && k < prm.kc && kg < prm.crs;
+      cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + kg : weight, ok);
     }
   }
 }
@@ -353,6 +294,18 @@ __device__ __forceinline__ void mma_frags(float (&acc)[T::MI * T::NI][4], const 
   }
 }
 
+// One k-step's A fragment of a warp's 16 pixels (the m16n8k8 layout; see load_frags).
+template <int SW>
+__device__ __forceinline__ void load_a16(float (&a)[4], const int *koff_lane, int kb,
+                                         const char *patch, int a_lane, int sw_bytes) {
+  const char *a0 = patch + koff_lane[kb] + a_lane, *a1 = patch + koff_lane[kb + 4] + a_lane;
+  const int step = SW > 0 ? SW * 4 : sw_bytes;
+  a[0] = lds_at(a0, 0);
+  a[1] = lds_at(a0, 8 * step);
+  a[2] = lds_at(a1, 0);
+  a[3] = lds_at(a1, 8 * step);
+}
+
 // 3xTF32 on wgmma: adds a completed chunk accumulator to acc (after the wait that completed
 // it; the pin keeps the compiler from reading part any earlier).
 __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8][4]) {
@@ -364,44 +317,85 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
       acc[i][j] += part[i][j];
 }
 
-// Issues one slice on wgmma as one commit group: its S k-steps, tap s reading A at desc_a +
-// tap[s] (16-byte units: the tap's first position) and B at desc_b + s k-steps. TF32
-// accumulates into acc; 3xTF32 into part, which holds one chunk (fresh per chunk: the first
-// product of the chunk's first slice overwrites it; added to acc with a rounded FADD, see the
-// mma.sync k-loop) as three products per k-step: small x big, big x small, big x big. No
-// register of A or B is involved: nothing to wait for before the next slice's issue.
+// One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
+// far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
+// committed as one group. a must not be touched again until that group has completed.
 template <class T, int SW>
-__device__ __forceinline__ void wg_slice(float (&acc)[8][4], float (&part)[8][4], const int *tap,
-                                         int taps, int dil_w, uint64_t desc_a,
-                                         uint64_t desc_a_small, uint64_t desc_b,
-                                         uint64_t desc_b_small, bool fresh) {
+__device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4],
+                                         uint32_t (&ab)[T::WG_KSTEPS][4],
+                                         uint32_t (&as)[T::WG_KSTEPS][4], int kb0, int kcp,
+                                         const int *koff_lane, const char *patch, int a_lane,
+                                         int sw_bytes, uint64_t desc_big, uint64_t desc_small) {
+  constexpr int KS = T::WG_KSTEPS;
   constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
+#pragma unroll
+  for (int j = 0; j < KS; ++j)
+    if (kb0 + 8 * j < kcp) {
+      float raw[4];
+      load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if constexpr (T::SPLIT)
+          split_tf32(raw[e], ab[j][e], as[j][e]);
+        else
+          ab[j][e] = __float_as_uint(raw[e]);
+      }
+    }
   wg_fence();
-#pragma unroll 1
-  for (int s = 0; s < taps; ++s) {
-    const uint64_t off = SW == 1 ? (uint64_t)(s * dil_w) : (uint64_t)tap[s];
-    const uint64_t a = desc_a + off, b = desc_b + s * DESC_PER_KSTEP;
+#pragma unroll
+  for (int j = 0; j < KS; ++j) {
+    if (kb0 + 8 * j >= kcp)
+      break;
+    const uint64_t off = (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP;
     if constexpr (T::SPLIT) {
-      wg_mma_m64n64k8(part, desc_a_small + off, b, !(fresh && s == 0));
-      wg_mma_m64n64k8(part, a, desc_b_small + s * DESC_PER_KSTEP);
-      wg_mma_m64n64k8(part, a, b);
+      if (j == 0 && kb0 == 0)
+        wg_mma_m64n64k8<false>(part, as[j], desc_big + off);
+      else
+        wg_mma_m64n64k8<true>(part, as[j], desc_big + off);
+      wg_mma_m64n64k8<true>(part, ab[j], desc_small + off);
+      wg_mma_m64n64k8<true>(part, ab[j], desc_big + off);
     } else {
-      wg_mma_m64n64k8(acc, a, b);
+      wg_mma_m64n64k8<true>(acc, ab[j], desc_big + off);
     }
   }
   wg_commit();
 }
 
-// cp.async.wait_group with a run-time count (0 .. 6): all but the n most recent groups done.
-__device__ __forceinline__ void cp_async_wait_n(int n) {
-  switch (n) {
-  case 0: cp_async_wait<0>(); break;
-  case 1: cp_async_wait<1>(); break;
-  case 2: cp_async_wait<2>(); break;
-  case 3: cp_async_wait<3>(); break;
-  case 4: cp_async_wait<4>(); break;
-  case 5: cp_async_wait<5>(); break;
-  default: cp_async_wait<6>(); break;
+// One K chunk on wgmma: batches alternate between two register sets, so that loading one
+// batch's A fragments overlaps the tensor cores' work on the previous batch (wait_group 1:
+// only the batch two back, the last user of the set about to be loaded, must be done).
+// desc_big / desc_small address the chunk's first k-step of B. TF32 accumulates into acc;
+// 3xTF32 into part, which holds one chunk (fresh registers per chunk, added to acc with a
+// rounded FADD: see the mma.sync k-loop) and is added at the next chunk's start
+// (first_chunk: nothing to add) or by the caller at the end of the tile.
+template <class T, int SW>
+__device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4],
+                                         const int *koff_lane, int kcp, const char *patch,
+                                         int a_lane, int sw_bytes, uint64_t desc_big,
+                                         uint64_t desc_small, bool first_chunk) {
+  constexpr int KS = T::WG_KSTEPS;
+  const int batches = (kcp + 8 * KS - 1) / (8 * KS); // the same for every chunk
+  uint32_t ab0[KS][4], as0[KS][4], ab1[KS][4], as1[KS][4];
+  // The previous chunk's last batch used set (batches - 1) % 2; set 0 is loaded first. 3xTF32
+  // also needs all of the previous chunk in part before adding it.
+  if (T::SPLIT || (batches - 1) % 2 == 0)
+    wg_wait<0>();
+  else
+    wg_wait<1>();
+  if constexpr (T::SPLIT) {
+    if (!first_chunk)
+      wg_add_part(acc, part);
+  }
+  for (int b = 0; b < batches; b += 2) {
+    if (b > 0)
+      wg_wait<1>();
+    wg_batch<T, SW>(acc, part, ab0, as0, b * 8 * KS, kcp, koff_lane, patch, a_lane, sw_bytes,
+                    desc_big, desc_small);
+    if (b + 1 >= batches)
+      break;
+    wg_wait<1>();
+    wg_batch<T, SW>(acc, part, ab1, as1, (b + 1) * 8 * KS, kcp, koff_lane, patch, a_lane,
+                    sw_bytes, desc_big, desc_small);
   }
 }
 
@@ -518,8 +512,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   constexpr int BM = T::BM, BN = T::BN, WM = T::WM, WN = T::WN, MI = T::MI, NI = T::NI;
   extern __shared__ __align__(16) float smem[];
   float *wres = smem;                                  // resident weights (if any)
-  float *stages = smem + prm.weight_floats;            // the pipeline stages (2 or 3)
-  float *staged = stages + prm.n_stages * prm.stage_floats; // the output tile (if staged)
+  float *stages = smem + prm.weight_floats;            // two pipeline stages
+  float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
 
   const int tid = (int)threadIdx.x;
@@ -530,27 +524,17 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   const int RS = prm.g.r * prm.g.s;
-  if constexpr (T::WG) {
-    // Tap s of a slice reads A from its first position: the column s * dil_w in its stride
-    // phase (a table for the general stride; the unit stride computes it).
-    const int phase_len = prm.patch_pitch / prm.g.stride_w;
-    for (int s = tid; s < prm.g.s; s += T::THREADS) {
-      const int x = s * prm.g.dil_w;
-      koff[s] = (x % prm.g.stride_w) * phase_len + x / prm.g.stride_w;
+  for (int k = tid; k < prm.kcp; k += T::THREADS) {
+    int off = prm.zero_base;
+    if (k < prm.kc) {
+      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
     }
-  } else {
-    for (int k = tid; k < prm.kcp; k += T::THREADS) {
-      int off = prm.zero_base;
-      if (k < prm.kc) {
-        const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
-        off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
-      }
-      koff[k] = off * 4; // bytes
-    }
-    for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
-      stages[i] = 0.0f;
-      stages[prm.stage_floats + i] = 0.0f;
-    }
+    koff[k] = off * 4; // bytes
+  }
+  for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
+    stages[i] = 0.0f;
+    stages[prm.stage_floats + i] = 0.0f;
   }
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
@@ -588,15 +572,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   for (int ni = 0; ni < NI; ++ni)
     w_lane[ni] = ((n_warp + ni * 8 + g) * prm.w_pitch + t) * 4;
   // wgmma: B descriptors of block K index 0 (core matrices of 8 channels 128 bytes apart,
-  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones). The A
-  // descriptor of stage 0 at this warpgroup's first pixel (core matrices of 8 pixels 128
-  // bytes apart, the two 4-channel planes pitch positions apart), moved per stage and tap.
-  uint64_t desc_big = 0, desc_small = 0, desc_a = 0;
+  // K groups BN * 16 bytes apart; 3xTF32's small halves after the big ones).
+  uint64_t desc_big = 0, desc_small = 0;
   float wg_part[8][4]; // 3xTF32 on wgmma: the running chunk (see wg_chunk)
   if constexpr (T::WG) {
     desc_big = wg_desc(smem_addr(wres), T::BN * 16, 128);
     desc_small = wg_desc(smem_addr(wres + T::BN * prm.w_pitch), T::BN * 16, 128);
-    desc_a = wg_desc(smem_addr(stages + (warp / 4) * 64 * 4), prm.patch_pitch * 16, 128);
 #pragma unroll
     for (int i = 0; i < 8; ++i)
 #pragma unroll
@@ -604,33 +585,22 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         wg_part[i][j] = 0.0f;
   }
 
-  // ---- the stage sequence: (my tiles) x (chunks) [x (kernel rows) for wgmma] ----
+  // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
   // Block x owns the contiguous run [first_tile, end_tile) of row tiles: consecutive tiles
   // continue each output channel's stream (the staged stores rely on it) and reuse the
-  // previous tile's input rows from L2. mma.sync: one stage (tile, chunk) in flight ahead.
-  // wgmma: a ring of n_stages slices (tile, chunk, r), loads issued n_stages - 2 ahead, so the
-  // buffer refilled after slice i's barrier was last read by slice i - 2 (wait_group 1).
+  // previous tile's input rows from L2.
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
-  int load_tile = first_tile, load_chunk = 0, load_row = 0, load_buf = 0; // next to issue
+  int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
   RowTile load_rt = row_tile(prm, load_tile, BM);
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
-    if constexpr (T::WG) {
-      // Past the block's last tile the group stays empty: the wait counts stay uniform.
-      if (load_tile < end_tile)
-        load_slice_wg<T, SW>(prm, input, stage, load_rt, load_chunk, load_row, tid);
-    } else {
-      load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
-      if (!prm.resident)
-        load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
-    }
+    load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
+    if (!prm.resident)
+      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
     cp_async_commit();
-    load_buf = load_buf + 1 == prm.n_stages ? 0 : load_buf + 1;
-    if (T::WG && ++load_row < prm.g.r)
-      return;
-    load_row = 0;
+    load_buf ^= 1;
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       if (++load_tile < end_tile)
@@ -640,10 +610,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   float acc[MI * NI][4];
 
-  const int ahead = T::WG ? prm.n_stages - 2 : 1; // stages issued ahead of the one in use
   if (first_tile < end_tile)
-    for (int i = 0; i < ahead; ++i)
-      issue_stage(); // the resident weights ride in the first group
+    issue_stage(); // the resident weights ride in the same group
   int buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
     // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
@@ -654,56 +622,29 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
-    if constexpr (T::WG) {
-      constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16;
-      for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
-        for (int r = 0; r < prm.g.r; ++r, buf = buf + 1 == prm.n_stages ? 0 : buf + 1) {
-          // Slice i - 2 (the last reader of the buffer refilled below) must be done. cp.async
-          // data needs no proxy fence before wgmma reads it (CUTLASS's cp.async GMMA mainloop
-          // has none); 3xTF32's split writes with ordinary stores, which do (fence.proxy.async
-          // also waits for this thread's cp.asyncs still in flight: MEMBAR.ALL.CTA). 3xTF32
-          // adds the finished chunk at a chunk's first slice.
-          cp_async_wait_n(ahead - 1);
-          float *slice = stages + buf * prm.stage_floats;
-          if constexpr (T::SPLIT) {
-            split_patch_wg<T>(prm, slice, tid);
-            wg_fence_shared();
-          }
-          if (T::SPLIT && r == 0) {
-            wg_wait<0>();
-            if (chunk > 0)
-              wg_add_part(acc, wg_part);
-          } else {
-            wg_wait<1>();
-          }
-          __syncthreads();
-          const uint64_t b0 = (uint64_t)(chunk * prm.kcp / 8 + r * prm.g.s) * DESC_PER_KSTEP;
-          const uint64_t a0 = desc_a + (uint64_t)(buf * prm.stage_floats / 4);
-          wg_slice<T, SW>(acc, wg_part, koff, prm.g.s, prm.g.dil_w, a0,
-                          a0 + (uint64_t)(prm.patch_floats / 4), desc_big + b0, desc_small + b0,
-                          r == 0);
-          issue_stage();
-        }
-    } else {
-      for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-        // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
-        // other buffer (the previous chunk's) any more: refill it now, while this chunk
-        // computes. One barrier per chunk (the refill used to wait for a second one at the
-        // chunk's end).
-        cp_async_wait<0>();
-        __syncthreads();
-        if (load_tile < end_tile)
-          issue_stage();
-        const float *patch = stages + buf * prm.stage_floats;
-        const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
-        const char *patch_b = reinterpret_cast<const char *>(patch);
-        const char *wsm_b = reinterpret_cast<const char *>(wsm);
-        // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight
-        // while this k-step's mma.syncs issue (compile-time set indices keep them in
-        // registers). 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc
-        // with a rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep
-        // K (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2
-        // contract.
+    for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
+      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the other
+      // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
+      // barrier per chunk (the refill used to wait for a second one at the chunk's end).
+      cp_async_wait<0>();
+      __syncthreads();
+      if (load_tile < end_tile)
+        issue_stage();
+      const float *patch = stages + buf * prm.stage_floats;
+      const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
+      const char *patch_b = reinterpret_cast<const char *>(patch);
+      const char *wsm_b = reinterpret_cast<const char *>(wsm);
+
+      if constexpr (T::WG) {
+        const uint64_t k0 = (uint64_t)chunk * prm.kcp * (T::BN / 4); // 16-byte units
+        wg_chunk<T, SW>(acc, wg_part, koff_lane, prm.kcp, patch_b, a_lane, sw_bytes,
+                        desc_big + k0, desc_small + k0, chunk == 0);
+      } else {
+        // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
+        // this k-step's mma.syncs issue (compile-time set indices keep them in registers).
+        // 3xTF32 accumulates each chunk in a fresh register tile and adds it to acc with a
+        // rounded FADD: the tensor cores' own fp32 accumulation truncates, and over deep K
+        // (C = 512, 3x3: 1728 accumulations) that bias alone broke the 1e-5 relative-L2 contract.
         float part[MI * NI][4];
         float(&sum)[MI * NI][4] = T::SPLIT ? part : acc;
         if constexpr (T::SPLIT) {
@@ -712,6 +653,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 #pragma unroll
             for (int j = 0; j < 4; ++j)
               part[i][j] = 0.0f;
+        }
+        if constexpr (T::SPLIT) {
           // One fragment set: the chunk accumulator takes the registers of the second.
           Frags<T> f;
 #pragma unroll 1
@@ -719,11 +662,6 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
             load_frags<T, SW>(f, koff_lane, kb, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
             mma_frags<T>(sum, f);
           }
-#pragma unroll
-          for (int i = 0; i < MI * NI; ++i)
-#pragma unroll
-            for (int j = 0; j < 4; ++j)
-              acc[i][j] += part[i][j];
         } else {
           Frags<T> f0, f1;
           load_frags<T, SW>(f0, koff_lane, 0, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
@@ -736,15 +674,21 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
             if (!odd)
               break;
             if (kb + 16 < prm.kcp)
-              load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b,
-                                w_lane);
+              load_frags<T, SW>(f0, koff_lane, kb + 16, patch_b, a_lane, sw_bytes, wsm_b, w_lane);
             mma_frags<T>(sum, f1);
           }
+        }
+        if constexpr (T::SPLIT) {
+#pragma unroll
+          for (int i = 0; i < MI * NI; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+              acc[i][j] += part[i][j];
         }
       }
     }
 
-    if constexpr (T::WG) { // the accumulators are the tensor cores' until the last chunk is done
+    if constexpr (T::WG) { // the accumulators are the tensor cores' until the last batch is done
       wg_wait<0>();
       wg_pin(acc);
       if constexpr (T::SPLIT)

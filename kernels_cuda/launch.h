@@ -80,8 +80,6 @@ typedef struct cfk_mma_params {
   int32_t kc, kcp, w_pitch, weight_floats, stage_floats;
   int32_t out_floats;   /* staged output (layout out_floats; the kernel id says staged): rows
                            of CF_MMA_OUT_PITCH(BM) floats; 0: stored from registers */
-  int32_t n_stages;     /* patch buffers in the pipeline (layout stages: 2 or 3) */
-  cf_fastdiv div_pitch; /* wgmma: patch position -> (plane row, position in the row) */
   int64_t kpq;          /* k * p * q: one output image */
   int32_t smem_bytes;   /* dynamic shared memory per block */
   float shift;          /* folded leading ADD/SUBs */

@@ -1,5 +1,5 @@
-// Warpgroup MMA (sm_90a): wgmma.mma_async m64n64k8 TF32 with A and B both read from shared
-// memory through matrix descriptors, and the fences and waits around it. Only conv_wgmma.cu (built for
+// Warpgroup MMA (sm_90a): wgmma.mma_async m64n64k8 TF32 with A from registers and B from
+// shared memory, and the fences and waits around it. Only conv_wgmma.cu (built for
 // compute_90a alone) instantiates code that reaches these; elsewhere they trap, so that a
 // wrong dispatch fails loudly instead of computing garbage.
 #ifndef CF_KERNELS_CUDA_WGMMA_CUH
@@ -15,10 +15,10 @@
 
 namespace {
 
-// Shared-memory matrix descriptor for the canonical K-major layout without swizzle (TF32
-// operands must be K-major): 8 x 16-byte "core matrices" (8 rows of M or N, 4 TF32 values of
-// K each, 128 contiguous bytes). lbo = bytes between core matrices adjacent in K, sbo = bytes
-// between core matrices adjacent in M / N. Fields are 16-byte units: start (bits 0-13), lbo (16-29), sbo (32-45);
+// Shared-memory matrix descriptor of B for the canonical K-major layout without swizzle:
+// 8 x 16-byte "core matrices" (8 rows of N, 4 TF32 values of K each, 128 contiguous bytes).
+// lbo = bytes between core matrices adjacent in K, sbo = bytes between core matrices
+// adjacent in N. Fields are 16-byte units: start (bits 0-13), lbo (16-29), sbo (32-45);
 // swizzle mode (bits 62-63) 0 = none.
 __device__ __forceinline__ uint64_t wg_desc(uint32_t smem_byte_addr, uint32_t lbo, uint32_t sbo) {
   return (uint64_t)((smem_byte_addr >> 4) & 0x3FFF) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
@@ -75,24 +75,24 @@ __device__ __forceinline__ void wg_fence_shared() {
       "+f"(d[7][2]), "+f"(d[7][3])
 
 // d (64 x 64 per warpgroup; per thread the mma.sync m16n8 accumulator layout of its warp's 16
-// rows, one [4] per 8 columns) (+)= A (64 x 8, from desc_a) x B (8 x 64, from desc_b).
-// accumulate == 0: d = A x B. (A run-time predicate, not a branch between two wgmmas: ptxas
-// serialises wgmmas it finds on divergent paths.)
-__device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], uint64_t desc_a,
-                                                uint64_t desc_b, int accumulate = 1) {
+// rows, one [4] per 8 columns) (+)= A (64 x 8, registers: each warp the m16n8k8 A fragment of
+// its 16 rows) x B (8 x 64 from the descriptor). ACCUMULATE false: d = A x B.
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t (&a)[4],
+                                                uint64_t desc_b) {
 #if CFK_HAVE_WGMMA
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
                "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-               "%32, %33, p, 1, 1;\n}\n"
+               "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
                : CFK_WG_D32(d)
-               : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
+                 "r"(ACCUMULATE ? 1 : 0));
 #else
   (void)d;
-  (void)desc_a;
+  (void)a;
   (void)desc_b;
-  (void)accumulate;
   __trap();
 #endif
 }

@@ -131,15 +131,14 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const int bm = m->bm, bn = m->bn;
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
-      t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident) ||
-      (!t->wgmma && t->stages != 2) || t->stages < 2 || t->stages > 8)
+      t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
   const cf_mma_layout L =
       t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                                   sh->dil_w, split, t->output_staged, t->stages)
+                                   sh->dil_w, split, t->output_staged)
                : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
                                     sh->stride_w, sh->dil_w, t->weights_resident,
                                     t->output_staged);
@@ -164,8 +163,6 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->div_q_tiles = cf_fastdiv_make(k->q_tiles);
   k->div_p = cf_fastdiv_make(k->g.p);
   k->div_r = cf_fastdiv_make(k->g.r);
-  k->div_pitch = cf_fastdiv_make((int32_t)L.patch_pitch);
-  k->n_stages = (int32_t)L.stages;
   k->resident = L.resident;
   k->hw = sh->h * sh->w;
   k->rows_aligned = sh->w % 4 == 0;
