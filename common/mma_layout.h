@@ -61,22 +61,15 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   return L;
 }
 
-/* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights in wgmma's core-matrix
- * order with no row padding (w_pitch = the block's whole K), resident for the block's life;
- * 3xTF32 (split) needs them twice (big halves, then small ones, split once per block). Where
- * that does not fit, small_streamed keeps only the big halves resident and each stage carries
- * its chunk's raw weights (BN x kcp, core-matrix order), split into small halves on arrival;
- * .resident is then 0. */
+/* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights always resident, in
+ * wgmma's core-matrix order with no row padding (w_pitch = the block's whole K), twice over
+ * for 3xTF32 (split: the big halves, then the small ones, split once per block). */
 static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                               int64_t r, int64_t s, int64_t stride_w,
-                                              int64_t dil_w, int split, int staged,
-                                              int small_streamed) {
+                                              int64_t dil_w, int split, int staged) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
-  const int streamed = split && small_streamed;
-  L.resident = !streamed;
   L.w_pitch = L.n_chunks * L.kcp;
-  L.weight_floats = (split && !streamed ? 2 : 1) * bn * L.w_pitch;
-  L.stage_floats = L.patch_floats + (streamed ? bn * L.kcp : 0);
+  L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
   L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
   return L;
 }

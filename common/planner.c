@@ -157,30 +157,19 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
   return L;
 }
 
-/* The wgmma kernels' layout for tile t, in order of preference: all weights resident with
- * the output staged (where the backend can; with any number of K chunks: wgmma leaves the
- * registers and occupancy that staging costs the mma.sync kernel), then unstaged; for 3xTF32
- * then the small halves streamed per chunk (big halves resident), unstaged, in chunks of *cc
- * channels halved until it fits (mish-mish: 8 -> 4). .bytes over the limit: nothing fits. */
-static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
-                                       int64_t *cc, int split, const cf_device_caps *caps) {
-  const int64_t max = (int64_t)caps->shared_mem_per_block_max;
+/* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
+ * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
+ * occupancy that staging costs the mma.sync kernel). .bytes over the limit: nothing fits. */
+static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
+                                       int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
-    L = cf_wg_layout_make(t->bm, t->bn, sh->c, *cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
-                          staged, 0);
-    if (L.bytes <= max)
-      return L;
+    L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
+                          staged);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      break;
   }
-  if (!split)
-    return L;
-  for (;;) {
-    L = cf_wg_layout_make(t->bm, t->bn, sh->c, *cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
-                          0, 1);
-    if (L.bytes <= max || *cc == 1)
-      return L;
-    *cc = (*cc + 1) / 2;
-  }
+  return L;
 }
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
@@ -216,7 +205,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
      * Where the device has room (CUDA), every tile keeps the default chunk. */
     int64_t cc = cc0;
-    cf_mma_layout L = wg ? wg_layout_fitting(t, sh, &cc, split, caps)
+    cf_mma_layout L = wg ? wg_layout_fitting(t, sh, cc, split, caps)
                          : mma_layout_fitting(t, sh, cc, caps);
     while (!wg && L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
       cc = (cc + 1) / 2;
@@ -287,9 +276,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
            best_wg ? "WG" : "T", best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
            caps->compute_units, (long long)best_cc,
-           best_layout.resident ? "resident in shared memory"
-           : best_wg            ? "big halves resident, small streamed"
-                                : "streamed per chunk",
+           best_layout.resident ? "resident in shared memory" : "streamed per chunk",
            best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers");
   return CF_OK;
 }

@@ -177,24 +177,22 @@ __device__ __forceinline__ void load_weights(const cfk_mma_params &prm, const fl
   }
 }
 
-// The wgmma kernels' weights of chunks [chunk0, chunk0 + chunks), in the canonical K-major
+// The wgmma kernels' resident weights: all chunks at once, in the canonical K-major
 // no-swizzle layout that wgmma reads B from (wgmma.cuh): K value k of channel nl lands at
 // (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + k % 4 floats, i.e. 128-byte core matrices
-// of 8 channels x 4 K values, BN * 16 bytes between K groups (chunk c's k-th value is K index
-// (c - chunk0) * kcp + k of dst; padding is zero). Resident: all chunks once per block;
-// 3xTF32 with streamed small halves: one chunk per stage (split_streamed_wg).
+// of 8 channels x 4 K values, BN * 16 bytes between K groups (chunk c's k-th value is block K
+// index c * kcp + k; padding is zero).
 template <class T>
 __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const float *weight,
-                                                float *dst, int n0, int chunk0, int chunks,
-                                                int warp, int lane) {
-  const int k_total = chunks * prm.kcp;
+                                                float *dst, int n0, int warp, int lane) {
+  const int k_total = prm.n_chunks * prm.kcp;
   for (int nl = warp; nl < T::BN; nl += T::WARPS) {
     const int ng = n0 + nl;
     const float *src = weight + (int64_t)ng * prm.crs;
     float *row = dst + (nl / 8) * 32 + (nl % 8) * 4;
     for (int kk = lane; kk < k_total; kk += 32) {
-      const int c = kk / prm.kcp, k = kk - c * prm.kcp;
-      const int kg = (chunk0 + c) * prm.kc + k; // index into the [C][R][S] row
+      const int chunk = kk / prm.kcp, k = kk - chunk * prm.kcp;
+      const int kg = chunk * prm.kc + k; // index into the [C][R][S] row
       const bool ok = ng < prm.g.k && k < prm.kc && kg < prm.crs;
       cp_async4(row + (kk / 4) * (T::BN * 4) + (kk % 4), ok ? src + kg : weight, ok);
     }
@@ -203,34 +201,14 @@ __device__ __forceinline__ void load_weights_wg(const cfk_mma_params &prm, const
 
 // 3xTF32 on wgmma: B's halves are split once per block (B operands come from shared memory,
 // never through registers): big = round-to-nearest TF32 in place, small = the rest at
-// small_dst (same layout), or nowhere (nullptr: the small halves stream per chunk). The caller
-// fences and synchronises after.
+// small_dst (same layout). The caller fences and synchronises after.
 __device__ __forceinline__ void split_weights_wg(float *w, float *small_dst, int n, int tid,
                                                  int threads) {
   for (int i = tid; i < n; i += threads) {
     uint32_t big, small;
     split_tf32(w[i], big, small);
     w[i] = __uint_as_float(big);
-    if (small_dst != nullptr)
-      small_dst[i] = __uint_as_float(small);
-  }
-}
-
-// 3xTF32 on wgmma with streamed small halves: turns the chunk's raw weights in a stage (as
-// load_weights_wg put them) into their small halves, in place. Each thread takes the elements
-// it copied itself (its cp.asyncs are visible to it after the wait; nobody else's before the
-// barrier); the caller fences (ordinary stores, read by the tensor cores) and synchronises.
-template <class T>
-__device__ __forceinline__ void split_streamed_wg(const cfk_mma_params &prm, float *w, int warp,
-                                                  int lane) {
-  for (int nl = warp; nl < T::BN; nl += T::WARPS) {
-    float *row = w + (nl / 8) * 32 + (nl % 8) * 4;
-    for (int k = lane; k < prm.kcp; k += 32) {
-      float *e = row + (k / 4) * (T::BN * 4) + (k % 4);
-      uint32_t big, small;
-      split_tf32(*e, big, small);
-      *e = __uint_as_float(small);
-    }
+    small_dst[i] = __uint_as_float(small);
   }
 }
 
@@ -561,14 +539,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
     // (and, for 3xTF32, been split) and been fenced before the first wgmma.
-    // (Streamed small halves: prm.resident == 0, only the big halves stay.)
-    load_weights_wg<T>(prm, weight, wres, n0, 0, prm.n_chunks, warp, lane);
+    load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
     cp_async_commit();
     cp_async_wait<0>();
     if constexpr (T::SPLIT) {
       __syncthreads();
-      split_weights_wg(wres, prm.resident ? wres + T::BN * prm.w_pitch : nullptr,
-                       T::BN * prm.w_pitch, tid, T::THREADS);
+      split_weights_wg(wres, wres + T::BN * prm.w_pitch, T::BN * prm.w_pitch, tid, T::THREADS);
     }
     wg_fence_shared();
     __syncthreads();
@@ -621,12 +597,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
     load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
-    if (!prm.resident) {
-      if constexpr (T::WG)
-        load_weights_wg<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, 1, warp, lane);
-      else
-        load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
-    }
+    if (!prm.resident)
+      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
     cp_async_commit();
     load_buf ^= 1;
     if (++load_chunk == prm.n_chunks) {
@@ -655,17 +627,6 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
       // barrier per chunk (the refill used to wait for a second one at the chunk's end).
       cp_async_wait<0>();
-      if constexpr (T::WG && T::SPLIT) {
-        // Streamed small halves: the tensor cores read them from the stage, so they are split
-        // and fenced before the barrier, and the previous chunk's wgmmas (reading the buffer
-        // refilled below) must be done before it.
-        if (!prm.resident) {
-          split_streamed_wg<T>(prm, stages + buf * prm.stage_floats + prm.patch_floats, warp,
-                               lane);
-          wg_fence_shared();
-          wg_wait<0>();
-        }
-      }
       __syncthreads();
       if (load_tile < end_tile)
         issue_stage();
@@ -676,10 +637,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
       if constexpr (T::WG) {
         const uint64_t k0 = (uint64_t)chunk * prm.kcp * (T::BN / 4); // 16-byte units
-        const uint64_t small = prm.resident ? desc_small + k0
-                                            : wg_desc(smem_addr(wsm), T::BN * 16, 128);
         wg_chunk<T, SW>(acc, wg_part, koff_lane, prm.kcp, patch_b, a_lane, sw_bytes,
-                        desc_big + k0, small, chunk == 0);
+                        desc_big + k0, desc_small + k0, chunk == 0);
       } else {
         // TF32: two fragment sets, so the next k-step's shared-memory loads are in flight while
         // this k-step's mma.syncs issue (compile-time set indices keep them in registers).

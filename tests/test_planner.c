@@ -235,9 +235,8 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     _Static_assert(CFK_MMA_TILE_COUNT == 4, "update the MMA menu copy in test_planner.c");
     cr_expect(caps->has_tf32_mma, "[%s | %s | %s] tensor-core plan without TF32 MMA", dev, shape,
               m);
-    if (t->wgmma) { /* the wgmma menu: sm_90a devices only; weights resident but for 3xTF32's
-                     * streamed small halves */
-      cr_expect(caps->has_wgmma && (t->weights_resident || t->variant == CF_KERNEL_MMA_3XTF32),
+    if (t->wgmma) { /* the wgmma menu: sm_90a devices only, weights always resident */
+      cr_expect(caps->has_wgmma && t->weights_resident,
                 "[%s | %s | %s] wgmma plan: device has_wgmma %d, weights resident %d", dev, shape,
                 m, caps->has_wgmma, t->weights_resident);
       cr_expect(t->menu_index < CFK_WG_TILE_COUNT, "[%s | %s | %s] WG menu_index %d", dev, shape,
@@ -251,8 +250,7 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                   cf_kernel_variant_name(t->variant), t->menu_index);
         const cf_mma_layout L =
             cf_wg_layout_make(w->bm, w->bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged,
-                              !t->weights_resident);
+                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged);
         cr_expect(L.bytes == (int64_t)t->shared_bytes,
                   "[%s | %s | %s] wgmma layout %lld bytes, plan %zu", dev, shape, m,
                   (long long)L.bytes, t->shared_bytes);
@@ -729,11 +727,11 @@ Test(planner, fastdiv_is_exact) {
   }
 }
 
-/* wgmma (sm_90a, CUDA) where the device has it and the layout fits: on the H200 every plan
- * of both workloads runs on the wgmma tile. mish-mish's 3xTF32 would need the weights twice
- * (big and small halves, 295 KB): its big halves stay resident and the small ones stream per
- * chunk, in chunks of 4 channels (8 do not fit). Without has_wgmma (another GPU, OpenCL)
- * never; CONVFUSE_TILE numbers the wgmma entries after the mma.sync ones. */
+/* wgmma (sm_90a, CUDA) where the device has it and the layout fits: on the H200 both
+ * workloads' TF32 plans and sub-sub-mish's 3xTF32 plan run on the wgmma tile; mish-mish's
+ * 3xTF32 needs the weights twice (big and small halves, 295 KB) and stays on mma.sync.
+ * Without has_wgmma (another GPU, OpenCL) never; CONVFUSE_TILE numbers the wgmma entries
+ * after the mma.sync ones. */
 Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
   for (int i = 0; i < 2; ++i)
@@ -745,15 +743,14 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
       caps.kernel_variants = ALL_GPU_VARIANTS;
       cf_tile_plan t;
       cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
-      cr_expect(t.wgmma && strstr(t.why, "wgmma") != NULL, "[%s | %s] not wgmma: %s",
-                shapes[i].name, m ? "tf32" : "fp32", t.why);
-      const int streamed = i == 1 && maths[m] == CF_MATH_FP32;
+      const int want = !(i == 1 && maths[m] == CF_MATH_FP32);
+      cr_expect(t.wgmma == want && (strstr(t.why, "wgmma") != NULL) == want,
+                "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
+                want, t.why);
       if (t.wgmma)
-        cr_expect(t.menu_index == 0 && t.weights_resident == !streamed &&
-                      t.output_staged == (i == 0) && t.chunk_channels == (streamed ? 4 : 8),
-                  "[%s] wgmma plan: entry %d, resident %d, staged %d, %d channels per chunk: %s",
-                  shapes[i].name, t.menu_index, t.weights_resident, t.output_staged,
-                  t.chunk_channels, t.why);
+        cr_expect(t.menu_index == 0 && t.weights_resident && t.output_staged == (i == 0),
+                  "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
+                  t.menu_index, t.weights_resident, t.output_staged, t.why);
       caps.has_wgmma = 0;
       cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
       cr_expect(!t.wgmma, "[%s] wgmma plan without has_wgmma: %s", shapes[i].name, t.why);

@@ -131,15 +131,14 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const int bm = m->bm, bn = m->bn;
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
-      t->chunk_channels < 1 || t->chunk_channels > sh->c ||
-      (t->wgmma && !t->weights_resident && !split))
+      t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
   const cf_mma_layout L =
       t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                                   sh->dil_w, split, t->output_staged, !t->weights_resident)
+                                   sh->dil_w, split, t->output_staged)
                : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
                                     sh->stride_w, sh->dil_w, t->weights_resident,
                                     t->output_staged);
