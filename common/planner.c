@@ -112,7 +112,6 @@ const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
 
 const cf_mma_tile cf_wg_menu[CFK_WG_TILE_COUNT] = {
     {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN},
-    {CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN},
 };
 
 /* wgmma against mma.sync on the same row tile: one instruction per 64 x 64 x 8 instead of

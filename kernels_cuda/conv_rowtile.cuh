@@ -83,8 +83,8 @@ struct MmaTile {
   static constexpr int MI = WM / 16, NI = WN / 8; // mma tiles per warp
   // Register cap of 128 per thread: 16 warps per SM whatever the block size. (A 64x32 warp
   // tile with 8 warps and 235+ registers measured no faster: bench/NOTES.md, v4.) The wgmma
-  // tiles too: WG0 runs one block per SM, WG1 two where shared memory allows.
-  static constexpr int MIN_BLOCKS = THREADS >= 512 ? 1 : 512 / THREADS;
+  // kernels run one block per SM (the resident weights fill shared memory).
+  static constexpr int MIN_BLOCKS = WG || THREADS >= 512 ? 1 : 512 / THREADS;
   // wgmma: k-steps per batch (their A fragments are loaded, then the batch's wgmmas issued;
   // two register sets alternate, see wg_chunk). 3xTF32 holds big and small halves and a chunk
   // accumulator: one k-step per batch within 128 registers.

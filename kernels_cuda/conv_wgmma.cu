@@ -5,19 +5,15 @@
 
 namespace {
 
-static_assert(CFK_WG_TILE_COUNT == 2, "instantiate every WG tile menu entry below");
+static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry below");
 template <bool SPLIT, bool STAGED>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true>;
-template <bool SPLIT, bool STAGED>
-using WgT1 = MmaTile<CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, SPLIT, STAGED, true>;
 
 template <bool SPLIT, bool STAGED>
 const void *wg_kernel_of(int menu_index, int chain, int unit_stride) {
-  switch (menu_index) {
-  case 0: return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
-  case 1: return rowtile_kernel_of<WgT1<SPLIT, STAGED>>(chain, unit_stride);
-  default: return nullptr;
-  }
+  if (menu_index != 0)
+    return nullptr;
+  return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
 } // namespace
@@ -33,11 +29,7 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
 }
 
 extern "C" int cfk_wgmma_threads(int menu_index) {
-  switch (menu_index) {
-  case 0: return WgT0<false, false>::THREADS;
-  case 1: return WgT1<false, false>::THREADS;
-  default: return 0;
-  }
+  return menu_index == 0 ? WgT0<false, false>::THREADS : 0;
 }
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
