@@ -98,13 +98,15 @@ for s in $stages; do
              CONVFUSE_OPENCL_TENSOR_CORES=0 run "bench-$w-$m-opencl_portable" 120 $B/bench/convfuse \
                bench --backend opencl --workload $w --math $m --iters 30 --csv "$OUT/portable.csv"
            done; done ;;
-    sass) # executed instructions per SASS line of the sub-sub-mish tf32 kernel (batch 8)
+    sass) # executed instructions and stall samples per SASS line of one tensor-core kernel:
+          # SASS_WORKLOAD (default sub-sub-mish) tf32, batch SASS_BATCH (default 8)
           run sass-collect 300 ncu --clock-control none -k regex:conv_mma -c 1 \
             --section SourceCounters --section WarpStateStats --section SchedulerStats \
-            --section SpeedOfLight -o "$OUT/ssm" -f $B/bench/convfuse bench --backend cuda \
-            --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0
-          run sass-details 120 ncu -i "$OUT/ssm.ncu-rep" --page details
-          run sass-source 120 ncu -i "$OUT/ssm.ncu-rep" --page source --csv --print-source sass ;;
+            --section SpeedOfLight -o "$OUT/sass" -f $B/bench/convfuse bench --backend cuda \
+            --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} --math tf32 \
+            --iters 1 --warmup 0
+          run sass-details 120 ncu -i "$OUT/sass.ncu-rep" --page details
+          run sass-source 120 ncu -i "$OUT/sass.ncu-rep" --page source --csv --print-source sass ;;
     ab) # A/B in one run: the tree in ./ab_base (e.g. `git archive <ref>` of the baseline,
         # untracked) against this one, interleaved twice so clock drift hits both alike.
         # AB_WORKLOADS narrows it (default: both workloads).
