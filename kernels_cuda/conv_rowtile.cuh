@@ -114,49 +114,64 @@ __device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile,
   return t;
 }
 
-// Issues the cp.asyncs of the input patch of (tile, chunk): one warp per patch row. What
-// depends only on the tile (the source of patch row 0, the in-image column range, whether
-// 16-byte copies line up) is worked out once; a row then costs its (channel, kernel row)
-// and one pointer offset.
+// What the patch loads of one row tile need, whatever the chunk: worked out once per tile
+// (a tile spans n_chunks stages; per chunk this was ~64 instructions per warp, a quarter of the
+// patch loads' cost on mish-mish: bench/NOTES.md, v13).
+struct PatchPlan {
+  const float *src0; // row 0 of channel 0 of the patch, column 0 (may lie outside the image
+                     // when there is padding; only in-image addresses are ever read)
+  int ih0;           // input row of patch row 0 (kernel row 0)
+  int x_lo, x_hi;    // the in-image columns of the patch: [x_lo, x_hi)
+  int v_lo, v_hi;    // the whole 16-byte groups inside them (v_lo == width: none)
+  int s_end;         // the scalar head (left padding, ragged start) runs to here
+};
+
+__device__ __forceinline__ PatchPlan patch_plan(const cfk_mma_params &prm, const float *input,
+                                                const RowTile &rt) {
+  PatchPlan pp;
+  const int width = prm.patch_width;
+  const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
+  pp.ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
+  pp.src0 = input + (int64_t)rt.n * prm.chw + (int64_t)pp.ih0 * prm.g.w + iw0;
+  pp.x_lo = iw0 < 0 ? -iw0 : 0;
+  pp.x_hi = min(width, prm.g.w - iw0);
+  // Interior 16-byte groups when every row start shares src0's alignment (w % 4 == 0).
+  const bool aligned = prm.rows_aligned && ((reinterpret_cast<uintptr_t>(pp.src0)) & 15) == 0;
+  pp.v_lo = aligned ? min((pp.x_lo + 3) & ~3, width) : width;
+  pp.v_hi = aligned ? max(pp.x_hi & ~3, pp.v_lo) : width;
+  pp.s_end = aligned ? pp.v_lo : width;
+  return pp;
+}
+
+// Issues the cp.asyncs of the input patch of (tile, chunk): one warp per patch row. A row
+// costs its (channel, kernel row) and one pointer offset; the rest is the tile's PatchPlan.
 template <class T>
 __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const float *input,
-                                           float *patch, const RowTile &rt, int chunk,
+                                           float *patch, const PatchPlan &pp, int chunk,
                                            int warp, int lane) {
   const int c0 = chunk * prm.cc;
   const int rows = prm.cc * prm.g.r, width = prm.patch_width;
-  const int iw0 = rt.q0 * prm.g.stride_w - prm.g.pad_w;
-  const int ih0 = rt.p * prm.g.stride_h - prm.g.pad_h;
-  // Row (cl, r) of the patch reads input row ih0 + r * dil_h of channel c0 + cl, from
-  // column iw0: src0 + cl * h * w + r * dil_h * w. (src0 may point outside the image when
-  // there is padding; only in-image addresses are ever read.)
-  const float *src0 = input + ((int64_t)rt.n * prm.g.c + c0) * prm.hw + (int64_t)ih0 * prm.g.w +
-                      iw0;
-  const int x_lo = iw0 < 0 ? -iw0 : 0;                 // first in-image column
-  const int x_hi = min(width, prm.g.w - iw0);            // one past the last
-  // Interior 16-byte groups when every row start shares src0's alignment (w % 4 == 0).
-  const bool aligned = prm.rows_aligned && ((reinterpret_cast<uintptr_t>(src0)) & 15) == 0;
-  const int v_lo = aligned ? min((x_lo + 3) & ~3, width) : width; // whole groups inside
-  const int v_hi = aligned ? max(x_hi & ~3, v_lo) : width;
-  const int s_end = aligned ? v_lo : width;               // the scalar head runs to here
+  const float *src_c0 = pp.src0 + (int64_t)c0 * prm.hw;
   for (int row = warp; row < rows; row += T::WARPS) {
     const int cl = fast_div(row, prm.div_r), r = row - cl * prm.g.r;
-    const int ih = ih0 + r * prm.g.dil_h;
+    const int ih = pp.ih0 + r * prm.g.dil_h;
     float *dst = patch + row * prm.patch_pitch;
     if (c0 + cl >= prm.g.c || (unsigned)ih >= (unsigned)prm.g.h) {
       for (int x = lane; x < width; x += 32)
         dst[x] = 0.0f; // ordinary store: visible after the stage's barrier
       continue;
     }
-    const float *src = src0 + (int64_t)cl * prm.hw + (int64_t)(r * prm.g.dil_h) * prm.g.w;
+    const float *src = src_c0 + (int64_t)cl * prm.hw + (int64_t)(r * prm.g.dil_h) * prm.g.w;
 #pragma unroll 1
-    for (int x = v_lo + 4 * lane; x < v_hi; x += 128)
+    for (int x = pp.v_lo + 4 * lane; x < pp.v_hi; x += 128)
       cp_async16(dst + x, src + x);
 #pragma unroll 1
-    for (int x = lane; x < s_end; x += 32) // left padding and ragged start (or every column)
-      cp_async4(dst + x, x >= x_lo && x < x_hi ? src + x : input, x >= x_lo && x < x_hi);
+    for (int x = lane; x < pp.s_end; x += 32) // left padding and ragged start (or every column)
+      cp_async4(dst + x, x >= pp.x_lo && x < pp.x_hi ? src + x : input,
+                x >= pp.x_lo && x < pp.x_hi);
 #pragma unroll 1
-    for (int x = max(v_hi, s_end) + lane; x < width; x += 32) // ragged end and right padding
-      cp_async4(dst + x, x < x_hi ? src + x : input, x < x_hi);
+    for (int x = max(pp.v_hi, pp.s_end) + lane; x < width; x += 32) // ragged end, right padding
+      cp_async4(dst + x, x < pp.x_hi ? src + x : input, x < pp.x_hi);
   }
 }
 
@@ -592,11 +607,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
   int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
-  RowTile load_rt = row_tile(prm, load_tile, BM);
+  PatchPlan load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
-    load_patch<T>(prm, input, stage, load_rt, load_chunk, warp, lane);
+    load_patch<T>(prm, input, stage, load_pp, load_chunk, warp, lane);
     if (!prm.resident)
       load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
     cp_async_commit();
@@ -604,7 +619,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       if (++load_tile < end_tile)
-        load_rt = row_tile(prm, load_tile, BM);
+        load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
     }
   };
 
