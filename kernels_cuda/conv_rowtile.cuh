@@ -40,10 +40,9 @@ __device__ __forceinline__ void cp_async4(float *dst, const float *src, bool val
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)),
                "l"(src), "r"(valid ? 4 : 0));
 }
-// 16-byte async copy; both addresses 16-byte aligned; valid == false writes zeros.
-__device__ __forceinline__ void cp_async16(float *dst, const float *src, bool valid = true) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
+// 16-byte async copy; both addresses 16-byte aligned.
+__device__ __forceinline__ void cp_async16(float *dst, const float *src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -125,18 +124,8 @@ struct PatchPlan {
   int x_lo, x_hi;    // the in-image columns of the patch: [x_lo, x_hi)
   int v_lo, v_hi;    // the whole 16-byte groups inside them (v_lo == width: none)
   int s_end;         // the scalar head (left padding, ragged start) runs to here
-  int group_shift;   // log2 of the threads per patch row for the 16-byte groups ...
-  int edge_shift;    // ... and for the scalar columns (head and tail): powers of two >= their
-                     // counts per row, so that a thread's row and column need no division
 };
 
-// log2 of the smallest power of two >= n (>= 1), at most max_shift.
-__device__ __forceinline__ int threads_per_row_shift(int n, int max_shift) {
-  const int shift = n <= 1 ? 0 : 32 - __clz(n - 1);
-  return min(shift, max_shift);
-}
-
-template <class T>
 __device__ __forceinline__ PatchPlan patch_plan(const cfk_mma_params &prm, const float *input,
                                                 const RowTile &rt) {
   PatchPlan pp;
@@ -151,61 +140,38 @@ __device__ __forceinline__ PatchPlan patch_plan(const cfk_mma_params &prm, const
   pp.v_lo = aligned ? min((pp.x_lo + 3) & ~3, width) : width;
   pp.v_hi = aligned ? max(pp.x_hi & ~3, pp.v_lo) : width;
   pp.s_end = aligned ? pp.v_lo : width;
-  const int edges = pp.s_end + width - max(pp.v_hi, pp.s_end);
-  // Scalar columns at most a warp per row: unaligned rows (all columns scalar) then cost what
-  // a warp per row did before, not a pass of the whole block per row.
-  pp.group_shift = threads_per_row_shift((pp.v_hi - pp.v_lo) / 4, 31 - __clz(T::THREADS));
-  pp.edge_shift = threads_per_row_shift(edges, 5);
   return pp;
 }
 
-// Issues the cp.asyncs of the input patch of (tile, chunk), zero-filled outside the image and
-// past C. The block's threads cover the patch rows as a grid: 2^group_shift threads per row
-// for the whole 16-byte groups (mish-mish: 64 groups, 8 rows at a time, 3 copies per thread),
-// then 2^edge_shift per row for the scalar columns at either end (left padding, ragged start
-// and end, right padding; every column when rows are not 16-byte aligned). A row costs its
-// (channel, kernel row) and one pointer offset; the rest is the tile's PatchPlan.
+// Issues the cp.asyncs of the input patch of (tile, chunk): one warp per patch row. A row
+// costs its (channel, kernel row) and one pointer offset; the rest is the tile's PatchPlan.
 template <class T>
 __device__ __forceinline__ void load_patch(const cfk_mma_params &prm, const float *input,
                                            float *patch, const PatchPlan &pp, int chunk,
-                                           int tid) {
+                                           int warp, int lane) {
   const int c0 = chunk * prm.cc;
   const int rows = prm.cc * prm.g.r, width = prm.patch_width;
   const float *src_c0 = pp.src0 + (int64_t)c0 * prm.hw;
-  // Row (cl, r): input row ih0 + r * dil_h of channel c0 + cl; valid: inside the image and C.
-  auto row_src = [&](int row, bool &valid) {
+  for (int row = warp; row < rows; row += T::WARPS) {
     const int cl = fast_div(row, prm.div_r), r = row - cl * prm.g.r;
     const int ih = pp.ih0 + r * prm.g.dil_h;
-    valid = c0 + cl < prm.g.c && (unsigned)ih < (unsigned)prm.g.h;
-    return src_c0 + (int64_t)cl * prm.hw + (int64_t)(r * prm.g.dil_h) * prm.g.w;
-  };
-  const int groups = (pp.v_hi - pp.v_lo) >> 2;
-  if (groups > 0) {
-    const int per_row = 1 << pp.group_shift;
-    for (int row = tid >> pp.group_shift; row < rows; row += T::THREADS >> pp.group_shift) {
-      bool valid;
-      const float *src = row_src(row, valid) + pp.v_lo;
-      float *dst = patch + row * prm.patch_pitch + pp.v_lo;
-#pragma unroll 1
-      for (int g = tid & (per_row - 1); g < groups; g += per_row)
-        cp_async16(dst + 4 * g, valid ? src + 4 * g : input, valid);
+    float *dst = patch + row * prm.patch_pitch;
+    if (c0 + cl >= prm.g.c || (unsigned)ih >= (unsigned)prm.g.h) {
+      for (int x = lane; x < width; x += 32)
+        dst[x] = 0.0f; // ordinary store: visible after the stage's barrier
+      continue;
     }
-  }
-  const int tail = max(pp.v_hi, pp.s_end);
-  const int edges = pp.s_end + width - tail;
-  if (edges > 0) {
-    const int per_row = 1 << pp.edge_shift;
-    for (int row = tid >> pp.edge_shift; row < rows; row += T::THREADS >> pp.edge_shift) {
-      bool valid;
-      const float *src = row_src(row, valid);
-      float *dst = patch + row * prm.patch_pitch;
+    const float *src = src_c0 + (int64_t)cl * prm.hw + (int64_t)(r * prm.g.dil_h) * prm.g.w;
 #pragma unroll 1
-      for (int e = tid & (per_row - 1); e < edges; e += per_row) {
-        const int x = e < pp.s_end ? e : tail + (e - pp.s_end);
-        const bool ok = valid && x >= pp.x_lo && x < pp.x_hi;
-        cp_async4(dst + x, ok ? src + x : input, ok);
-      }
-    }
+    for (int x = pp.v_lo + 4 * lane; x < pp.v_hi; x += 128)
+      cp_async16(dst + x, src + x);
+#pragma unroll 1
+    for (int x = lane; x < pp.s_end; x += 32) // left padding and ragged start (or every column)
+      cp_async4(dst + x, x >= pp.x_lo && x < pp.x_hi ? src + x : input,
+                x >= pp.x_lo && x < pp.x_hi);
+#pragma unroll 1
+    for (int x = max(pp.v_hi, pp.s_end) + lane; x < width; x += 32) // ragged end, right padding
+      cp_async4(dst + x, x < pp.x_hi ? src + x : input, x < pp.x_hi);
   }
 }
 
@@ -641,11 +607,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
   int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
-  PatchPlan load_pp = patch_plan<T>(prm, input, row_tile(prm, load_tile, BM));
+  PatchPlan load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
-    load_patch<T>(prm, input, stage, load_pp, load_chunk, tid);
+    load_patch<T>(prm, input, stage, load_pp, load_chunk, warp, lane);
     if (!prm.resident)
       load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
     cp_async_commit();
@@ -653,7 +619,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       if (++load_tile < end_tile)
-        load_pp = patch_plan<T>(prm, input, row_tile(prm, load_tile, BM));
+        load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
     }
   };
 
