@@ -87,14 +87,20 @@ static cf_device_caps caps_h200_opencl(void) {
   return c;
 }
 
+/* The H200 offering every GPU kernel variant (the planner's whole menu). */
+static cf_device_caps caps_h200_all(void) {
+  cf_device_caps c = caps_h200();
+  c.kernel_variants = ALL_GPU_VARIANTS;
+  return c;
+}
+
 static void all_devices(named_caps out[8]) {
   out[0] = (named_caps){"H200", caps_h200()};
   out[1] = (named_caps){"PoCL 2 cores", caps_pocl2()};
   out[2] = (named_caps){"small GPU (8 SMs)", caps_small_gpu()};
   out[3] = (named_caps){"tiny (128 threads, 16 KB)", caps_tiny()};
   out[4] = (named_caps){"CPU backend", caps_cpu_backend()};
-  out[5] = (named_caps){"H200, every GPU variant", caps_h200()};
-  out[5].caps.kernel_variants = ALL_GPU_VARIANTS;
+  out[5] = (named_caps){"H200, every GPU variant", caps_h200_all()};
   out[6] = (named_caps){"small GPU, every GPU variant, no TF32", caps_small_gpu()};
   out[6].caps.kernel_variants = ALL_GPU_VARIANTS;
   out[7] = (named_caps){"H200 via NVIDIA OpenCL (48 KB, tensor cores)", caps_h200_opencl()};
@@ -132,6 +138,12 @@ static void resolve(const named_shape *ns, cf_conv_shape *sh, cf_epilogue *epi) 
   cf_status s = cf_shape_resolve("test", &ns->d, sh);
   cr_assert(s == CF_OK, "%s: %s", ns->name, cf_last_error());
   cf_epilogue_fold(ns->ops, ns->n_ops, epi);
+}
+
+/* Plans (shape, math) on caps; the test stops with the planner's message if it fails. */
+static void plan_ok(const cf_conv_shape *sh, const cf_epilogue *epi, cf_math math,
+                    const cf_device_caps *caps, cf_tile_plan *t) {
+  cr_assert(cf_plan_tiles(sh, epi, math, caps, t) == CF_OK, "%s", cf_last_error());
 }
 
 static const struct {
@@ -340,7 +352,7 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
       cf_epilogue epi;
       resolve(&shapes[i], &sh, &epi);
       cf_tile_plan t;
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       const char *mname = maths[m] == CF_MATH_TF32 ? "tf32" : "fp32";
       if (t.variant == CF_KERNEL_FFMA_TILED) {
         cr_expect(maths[m] == CF_MATH_FP32 && strstr(t.why, "slower than FFMA"),
@@ -363,7 +375,7 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
   cf_epilogue epi;
   resolve(&shapes[0], &sh, &epi);
   cf_tile_plan t;
-  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &caps, &t) == CF_OK);
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
   cr_expect(t.variant == CF_KERNEL_MMA_3XTF32, "%s: %s", shapes[0].name, t.why);
 }
 
@@ -378,11 +390,10 @@ Test(planner, staged_output_where_supported_and_it_fits) {
       cf_conv_shape sh;
       cf_epilogue epi;
       resolve(&shapes[i], &sh, &epi);
-      cf_device_caps caps = caps_h200();
-      caps.kernel_variants = ALL_GPU_VARIANTS;
+      cf_device_caps caps = caps_h200_all();
       caps.has_wgmma = 0;
       cf_tile_plan t;
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       const int want = i == 0; /* sub-sub-mish: C = 8, one chunk */
       cr_expect(t.variant != CF_KERNEL_FFMA_TILED && t.output_staged == want &&
                     (strstr(t.why, "output staged") != NULL) == want,
@@ -397,7 +408,7 @@ Test(planner, staged_output_where_supported_and_it_fits) {
                 "[%s] staged layout: %lld bytes (plan %zu), pitch %lld", shapes[i].name,
                 (long long)L.bytes, t.shared_bytes, (long long)L.out_pitch);
       caps = caps_h200_opencl();
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       cr_expect(!t.output_staged, "[%s] OpenCL plan staged: %s", shapes[i].name, t.why);
     }
   /* the staging is dropped before the resident weights when both do not fit */
@@ -418,7 +429,7 @@ Test(planner, tensor_core_note_is_quoted) {
   cf_epilogue epi;
   resolve(&shapes[0], &sh, &epi);
   cf_tile_plan t;
-  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(t.variant == CF_KERNEL_FFMA_TILED && strstr(t.why, "probe said no (test)") != NULL &&
                 strstr(t.why, "tf32 requested, runs fp32") != NULL,
             "why: \"%s\"", t.why);
@@ -739,10 +750,9 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
       cf_conv_shape sh;
       cf_epilogue epi;
       resolve(&shapes[i], &sh, &epi);
-      cf_device_caps caps = caps_h200();
-      caps.kernel_variants = ALL_GPU_VARIANTS;
+      cf_device_caps caps = caps_h200_all();
       cf_tile_plan t;
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       const int want = !(i == 1 && maths[m] == CF_MATH_FP32);
       cr_expect(t.wgmma == want && (strstr(t.why, "wgmma") != NULL) == want,
                 "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
@@ -752,24 +762,23 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
                   "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
                   t.menu_index, t.weights_resident, t.output_staged, t.why);
       caps.has_wgmma = 0;
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       cr_expect(!t.wgmma, "[%s] wgmma plan without has_wgmma: %s", shapes[i].name, t.why);
       caps = caps_h200_opencl();
-      cr_assert(cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) == CF_OK, "%s", cf_last_error());
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
       cr_expect(!t.wgmma, "[%s] OpenCL wgmma plan: %s", shapes[i].name, t.why);
     }
   cf_conv_shape sh;
   cf_epilogue epi;
   resolve(&shapes[0], &sh, &epi);
-  cf_device_caps caps = caps_h200();
-  caps.kernel_variants = ALL_GPU_VARIANTS;
+  cf_device_caps caps = caps_h200_all();
   cf_tile_plan t;
   caps.force_tile = 1;
-  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(!t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=1: wgmma %d entry %d", t.wgmma,
             t.menu_index);
   caps.force_tile = CFK_MMA_TILE_COUNT + 1;
-  cr_assert(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &t) == CF_OK, "%s", cf_last_error());
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=%d: wgmma %d entry %d",
             CFK_MMA_TILE_COUNT + 1, t.wgmma, t.menu_index);
 }
