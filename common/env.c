@@ -52,22 +52,20 @@ int cf_env_tile(void) {
   return (int)t;
 }
 
-int cf_env_opencl_tensor_cores(void) {
-  const char *v = getenv("CONVFUSE_OPENCL_TENSOR_CORES");
+/* An on/off switch that defaults to on: unset, "" or "1" -> 1; "0" -> 0; anything else -> 1
+ * with a warning line on stderr. */
+static int env_switch(const char *name) {
+  const char *v = getenv(name);
   if (!v || !*v || (v[0] == '1' && !v[1]))
     return 1;
   if (v[0] == '0' && !v[1])
     return 0;
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_OPENCL_TENSOR_CORES='%.32s' (use 0 or 1)\n", v);
+  fprintf(stderr, "convfuse: ignoring %s='%.32s' (use 0 or 1)\n", name, v);
   return 1;
 }
 
-int cf_env_cache(void) {
-  const char *v = getenv("CONVFUSE_CACHE");
-  if (!v || !*v || (v[0] == '1' && !v[1]))
-    return 1;
-  if (v[0] == '0' && !v[1])
-    return 0;
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_CACHE='%.32s' (use 0 or 1)\n", v);
-  return 1;
-}
+int cf_env_opencl_tensor_cores(void) { return env_switch("CONVFUSE_OPENCL_TENSOR_CORES"); }
+
+int cf_env_cache(void) { return env_switch("CONVFUSE_CACHE"); }
+
+int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }

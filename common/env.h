@@ -26,4 +26,9 @@ int cf_env_opencl_tensor_cores(void);
  * warning line on stderr. */
 int cf_env_cache(void);
 
+/* CONVFUSE_TMA: unset, "" or "1" -> 1 (the CUDA backend's wgmma kernels load their input patch
+ * by TMA where the shape allows); "0" -> 0 (by cp.async, as on other GPUs); anything else -> 1
+ * with a warning line on stderr. */
+int cf_env_tma(void);
+
 #endif

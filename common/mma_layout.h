@@ -25,7 +25,16 @@ typedef struct cf_mma_layout {
                            conflict-free fragment stores; 0 when not staged */
   int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
   int64_t bytes;        /* dynamic shared memory: weights + two stages + staged output +
-                           K-offset table */
+                           K-offset table (+ two mbarriers with TMA) */
+  /* The patch by TMA (CUDA sm_90, wgmma kernels; cf_wg_layout_make with tma_seg > 0): each
+   * stage holds tma_segments column segments of the patch, one TMA box each (a box row is at
+   * most 256 floats), seg_floats apart; each segment is the patch of seg_pixels output pixels
+   * (patch_width columns at patch_pitch), then its own run of zeros at zero_base (relative to
+   * the segment; the lanes' pixel offsets include the box's lead of up to 3 columns, so the run
+   * is 3 longer). 0 / BM / patch_floats without TMA: one segment, loaded by cp.async. */
+  int64_t tma_segments;
+  int64_t seg_pixels;
+  int64_t seg_floats;
 } cf_mma_layout;
 
 /* Staged output: floats per channel row of a BM-pixel tile (see out_pitch). A macro: the
@@ -58,19 +67,64 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;
   L.out_floats = bn * L.out_pitch;
   L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
+  L.tma_segments = 0;
+  L.seg_pixels = bm;
+  L.seg_floats = L.patch_floats;
   return L;
+}
+
+/* A TMA box row's floats: the segment's width rounded up to 16 bytes and then on to == 12..20
+ * (mod 32), so that a fragment load's two patch rows (offsets differing by about a pitch) fall
+ * in disjoint banks. */
+static inline int64_t cf_tma_pitch(int64_t width) {
+  int64_t p = (width + 3) / 4 * 4;
+  while (p % 32 < 12 || p % 32 > 20)
+    p += 4;
+  return p;
+}
+
+/* Columns a TMA patch segment of seg output pixels spans: the pixels' input columns, plus up to
+ * 3 in front, since each box starts on a 16-byte boundary (the column the segment's first pixel
+ * reads, rounded down to a multiple of 4). */
+static inline int64_t cf_tma_seg_width(int64_t seg, int64_t s, int64_t stride_w, int64_t dil_w) {
+  return 3 + (seg - 1) * stride_w + (s - 1) * dil_w + 1;
+}
+
+/* Output pixels per TMA patch segment for a bm-pixel row tile: the largest of 128 and 64 that
+ * divides bm and whose box row (cf_tma_pitch of its width) is at most 256 floats (the TMA box
+ * limit); 0 when neither does. */
+static inline int64_t cf_tma_seg_pixels(int64_t bm, int64_t s, int64_t stride_w, int64_t dil_w) {
+  for (int64_t seg = 128; seg >= 64; seg /= 2)
+    if (bm % seg == 0 && cf_tma_pitch(cf_tma_seg_width(seg, s, stride_w, dil_w)) <= 256)
+      return seg;
+  return 0;
 }
 
 /* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights always resident, in
  * wgmma's core-matrix order with no row padding (w_pitch = the block's whole K), twice over
- * for 3xTF32 (split: the big halves, then the small ones, split once per block). */
+ * for 3xTF32 (split: the big halves, then the small ones, split once per block).
+ * tma_seg > 0 (from cf_tma_seg_pixels): the patch arrives by TMA in segments of that many
+ * pixels; every segment starts 128-byte aligned, and two mbarriers follow the K-offset table. */
 static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                               int64_t r, int64_t s, int64_t stride_w,
-                                              int64_t dil_w, int split, int staged) {
+                                              int64_t dil_w, int split, int staged,
+                                              int64_t tma_seg) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
   L.w_pitch = L.n_chunks * L.kcp;
   L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
+  if (tma_seg > 0) {
+    L.weight_floats = (L.weight_floats + 31) / 32 * 32;
+    L.tma_segments = bm / tma_seg;
+    L.seg_pixels = tma_seg;
+    L.patch_width = cf_tma_seg_width(tma_seg, s, stride_w, dil_w);
+    L.patch_pitch = cf_tma_pitch(L.patch_width);
+    L.zero_base = cc * r * L.patch_pitch;
+    L.seg_floats = (L.zero_base + 3 + (tma_seg - 1) * stride_w + 1 + 31) / 32 * 32;
+    L.patch_floats = L.tma_segments * L.seg_floats;
+    L.stage_floats = L.patch_floats;
+  }
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4 +
+            (tma_seg > 0 ? 16 : 0);
   return L;
 }
 

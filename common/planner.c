@@ -157,18 +157,34 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
   return L;
 }
 
+/* Pixels per TMA patch segment for tile t, or 0 where the patch goes by cp.async: the backend
+ * has TMA, and the input is a tensor TMA can address with one box per segment (rows 16-byte
+ * multiples, kernel rows adjacent, unit column stride: the instantiated kernels) within its
+ * limits (extents <= 2^32, strides < 2^40 bytes). */
+static int64_t wg_tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
+                              const cf_device_caps *caps) {
+  if (!caps->has_tma || sh->stride_w != 1 || sh->dil_h != 1 || sh->w % 4 != 0 ||
+      sh->n > ((int64_t)1 << 32) || sh->c * sh->h * sh->w * 4 >= ((int64_t)1 << 40))
+    return 0;
+  return cf_tma_seg_pixels(t->bm, sh->s, sh->stride_w, sh->dil_w);
+}
+
 /* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
  * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
- * occupancy that staging costs the mma.sync kernel). .bytes over the limit: nothing fits. */
+ * occupancy that staging costs the mma.sync kernel), the patch by TMA where it can be (its
+ * segments take a little more room than one cp.async patch). .bytes over the limit: nothing
+ * fits. */
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
-  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
-    L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
-                          staged);
-    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
-      break;
-  }
+  const int64_t seg = wg_tma_segment(t, sh, caps);
+  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged)
+    for (int tma = seg > 0; tma >= 0; --tma) {
+      L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                            split, staged, tma ? seg : 0);
+      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        return L;
+    }
   return L;
 }
 
@@ -268,16 +284,18 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->shared_bytes = (size_t)best_layout.bytes;
   plan->weights_resident = best_layout.resident;
   plan->output_staged = best_layout.out_floats > 0;
+  plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
            "tensor cores (%s, %s): %s%d row tiles use %.0f%% of their area, %lld tiles for %d "
-           "CUs, K in chunks of %lld channels, weights %s, output %s",
+           "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
            best_wg ? "WG" : "T", best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
            caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk",
-           best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers");
+           best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers",
+           best_layout.tma_segments > 0 ? "TMA" : "cp.async");
   return CF_OK;
 }
 

@@ -12,9 +12,10 @@
 // dimension (c, r, s) is walked in chunks of CC input channels; per (tile, chunk) a pipeline
 // stage holds the raw input patch the row tile reads (CC channels x R rows x patch_width
 // columns, zero-filled outside the image and past C), fetched with cp.async (16 bytes where
-// the row is aligned) while the previous stage is multiplied. The block's weights stay in
-// shared memory for its whole life when they fit ("resident"); otherwise each stage also
-// carries the chunk's weights. A fragments are gathered straight from the patch (im2col
+// the row is aligned) or, in the TMA kernels (T::TMA), as one bulk tensor copy per patch
+// segment issued by one thread, while the previous stage is multiplied. The block's weights
+// stay in shared memory for its whole life when they fit ("resident"); otherwise each stage
+// also carries the chunk's weights. A fragments are gathered straight from the patch (im2col
 // happens in the index: element (m, k) is patch[koff[k] + m*stride_w]).
 // Epilogue: the accumulators start at bias + folded shift; the op chain runs on them in
 // registers. Staged (T::STAGED, when the planner found room): the tile goes through shared
@@ -27,6 +28,7 @@
 #include "common/mma_layout.h"
 #include "kernels_cuda/epilogue.cuh"
 #include "kernels_cuda/launch.h"
+#include "kernels_cuda/tma.cuh"
 #include "kernels_cuda/wgmma.cuh"
 
 namespace {
@@ -73,10 +75,14 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
 // warps owns 64 pixels x all BN = 64 channels (warp tile 16 x 64, the same accumulator
 // layout as mma.sync's), A comes from registers as for mma.sync, B straight from the
 // resident weights in shared memory (no B fragment loads at all).
-template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false>
+// TMA_ (wgmma tiles only, sm_90a): one thread loads each stage's patch as bulk tensor copies
+// (params patch_map, one box per segment of seg_pixels pixels) that count their bytes in on
+// the stage's mbarrier, instead of every warp issuing cp.asyncs row by row.
+template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false,
+          bool TMA_ = false>
 struct MmaTile {
   static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
-  static constexpr bool SPLIT = SPLIT_, STAGED = STAGED_, WG = WG_;
+  static constexpr bool SPLIT = SPLIT_, STAGED = STAGED_, WG = WG_, TMA = TMA_;
   static constexpr int WARPS_M = BM / WM, WARPS_N = BN / WN;
   static constexpr int WARPS = WARPS_M * WARPS_N;
   static constexpr int THREADS = 32 * WARPS;
@@ -92,6 +98,7 @@ struct MmaTile {
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
   static_assert(!WG || (WM == 16 && WN == 64 && BN == 64 && BM % 64 == 0),
                 "wgmma tiles: warpgroups of 64 pixels x 64 channels");
+  static_assert(!TMA || WG, "the TMA patch is instantiated for the wgmma tiles only");
 };
 
 // Where a row tile lies: image n, output row p, first column q0. Row tiles are numbered
@@ -525,11 +532,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
                     const float *__restrict__ input, const float *__restrict__ weight,
                     const float *__restrict__ bias, float *__restrict__ output) {
   constexpr int BM = T::BM, BN = T::BN, WM = T::WM, WN = T::WN, MI = T::MI, NI = T::NI;
-  extern __shared__ __align__(16) float smem[];
+  extern __shared__ __align__(128) float smem[]; // TMA: segments start 128-byte aligned
   float *wres = smem;                                  // resident weights (if any)
   float *stages = smem + prm.weight_floats;            // two pipeline stages
   float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp); // TMA: per stage
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -547,9 +555,19 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     }
     koff[k] = off * 4; // bytes
   }
-  for (int i = prm.zero_base + tid; i < prm.patch_floats; i += T::THREADS) {
-    stages[i] = 0.0f;
-    stages[prm.stage_floats + i] = 0.0f;
+  // Each segment's run of zeros (padded K indices read it), in both stages; the patch itself
+  // is written by every stage's loads.
+  for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
+    for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += T::THREADS) {
+      stages[i] = 0.0f;
+      stages[prm.stage_floats + i] = 0.0f;
+    }
+  if constexpr (T::TMA) {
+    if (tid == 0) { // waited on only after the block barrier below
+      mbar_init(stage_full);
+      mbar_init(stage_full + 1);
+      mbar_init_fence();
+    }
   }
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
@@ -581,7 +599,10 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   // Per-lane shared-memory byte offsets of the fragments (see load_frags).
   const int *koff_lane = koff + t;
   const int sw_bytes = 4 * (SW > 0 ? SW : prm.g.stride_w);
-  const int a_lane = (m_warp + g) * sw_bytes;
+  // The warp's pixels lie in one patch segment (wgmma: a segment is 64 or 128 pixels).
+  const int a_seg = m_warp / prm.seg_pixels;
+  const int a_lane = (a_seg * prm.seg_floats + prm.tma_lead) * 4 +
+                     (m_warp - a_seg * prm.seg_pixels + g) * sw_bytes;
   int w_lane[NI];
 #pragma unroll
   for (int ni = 0; ni < NI; ++ni)
@@ -607,21 +628,40 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
   int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
-  PatchPlan load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
+  PatchPlan load_pp;
+  if constexpr (!T::TMA)
+    load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
 
   auto issue_stage = [&]() {
     float *stage = stages + load_buf * prm.stage_floats;
-    load_patch<T>(prm, input, stage, load_pp, load_chunk, warp, lane);
-    if (!prm.resident)
-      load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
-    cp_async_commit();
+    if constexpr (T::TMA) {
+      if (tid == 0) {
+        const RowTile rt = row_tile(prm, load_tile, BM);
+        const int x0 = rt.q0 * prm.g.stride_w - prm.g.pad_w - prm.tma_lead;
+        const int y0 = rt.p * prm.g.stride_h - prm.g.pad_h;
+        uint64_t *bar = stage_full + load_buf;
+        mbar_expect_bytes(bar, (uint32_t)prm.tma_bytes);
+        for (int seg = 0; seg * prm.seg_pixels < BM; ++seg)
+          tma_load_4d(stage + seg * prm.seg_floats, &prm.patch_map,
+                      x0 + seg * prm.seg_pixels * prm.g.stride_w, y0, load_chunk * prm.cc, rt.n,
+                      bar);
+      }
+    } else {
+      load_patch<T>(prm, input, stage, load_pp, load_chunk, warp, lane);
+      if (!prm.resident)
+        load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
+      cp_async_commit();
+    }
     load_buf ^= 1;
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
-      if (++load_tile < end_tile)
-        load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
+      ++load_tile;
+      if constexpr (!T::TMA)
+        if (load_tile < end_tile)
+          load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
     }
   };
+  uint32_t full_parity = 0; // TMA: bit b = the parity of stage b's next phase
 
   float acc[MI * NI][4];
 
@@ -641,7 +681,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       // This chunk's stage is the only copy in flight. Past the barrier nobody reads the other
       // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
       // barrier per chunk (the refill used to wait for a second one at the chunk's end).
-      cp_async_wait<0>();
+      if constexpr (T::TMA) {
+        mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
+        full_parity ^= 1u << buf;
+      } else {
+        cp_async_wait<0>();
+      }
       __syncthreads();
       if (load_tile < end_tile)
         issue_stage();

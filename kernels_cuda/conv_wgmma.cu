@@ -6,13 +6,16 @@
 namespace {
 
 static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry below");
-template <bool SPLIT, bool STAGED>
-using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true>;
+template <bool SPLIT, bool STAGED, bool TMA = false>
+using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true, TMA>;
 
+// The TMA patch kernels exist for the unit column stride only (the planner's rule).
 template <bool SPLIT, bool STAGED>
-const void *wg_kernel_of(int menu_index, int chain, int unit_stride) {
+const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
   if (menu_index != 0)
     return nullptr;
+  if (tma)
+    return unit_stride ? rowtile_kernel_of<WgT0<SPLIT, STAGED, true>, 1>(chain) : nullptr;
   return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
@@ -21,11 +24,10 @@ const void *wg_kernel_of(int menu_index, int chain, int unit_stride) {
 extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
+  const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
   if (id->split)
-    return id->staged ? wg_kernel_of<true, true>(id->menu_index, id->chain, id->unit_stride)
-                      : wg_kernel_of<true, false>(id->menu_index, id->chain, id->unit_stride);
-  return id->staged ? wg_kernel_of<false, true>(id->menu_index, id->chain, id->unit_stride)
-                    : wg_kernel_of<false, false>(id->menu_index, id->chain, id->unit_stride);
+    return id->staged ? wg_kernel_of<true, true>(m, c, u, t) : wg_kernel_of<true, false>(m, c, u, t);
+  return id->staged ? wg_kernel_of<false, true>(m, c, u, t) : wg_kernel_of<false, false>(m, c, u, t);
 }
 
 extern "C" int cfk_wgmma_threads(int menu_index) {
@@ -34,6 +36,6 @@ extern "C" int cfk_wgmma_threads(int menu_index) {
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }

@@ -59,6 +59,17 @@ typedef enum cfk_epi_chain {
   CFK_EPI_COUNT
 } cfk_epi_chain;
 
+/* A CUtensorMap (cuda.h) as the kernels take it: 128 opaque bytes, 128-byte aligned. Plain C
+ * here, so that the backend's C files need not include the driver API. */
+#ifdef __cplusplus
+#define CFK_ALIGN128 alignas(128)
+#else
+#define CFK_ALIGN128 _Alignas(128)
+#endif
+typedef struct cfk_tensor_map {
+  CFK_ALIGN128 uint64_t opaque[16];
+} cfk_tensor_map;
+
 /* Parameters of the tensor-core row-tile kernel (kernels_cuda/conv_mma.cu): the geometry
  * plus the shared-memory layout from common/mma_layout.h (host-checked to fit int32). */
 typedef struct cfk_mma_params {
@@ -83,6 +94,15 @@ typedef struct cfk_mma_params {
   int64_t kpq;          /* k * p * q: one output image */
   int32_t smem_bytes;   /* dynamic shared memory per block */
   float shift;          /* folded leading ADD/SUBs */
+  /* The patch by TMA (kernel id tma; layout tma_segments > 0): per stage, BM / seg_pixels
+   * boxes of patch_map, seg_floats apart, tma_bytes in all. Without TMA seg_pixels = BM and
+   * seg_floats = patch_floats (one segment). A box starts tma_lead (0..3) columns before the
+   * column its first pixel reads, on a 16-byte boundary (TMA: pixel columns and box starts
+   * are multiples of 4 but for the left padding); 0 without TMA. patch_map is filled per
+   * launch (the input's address is in it): cfk_patch_map_encode. */
+  int32_t seg_pixels, seg_floats, tma_bytes, tma_lead;
+  int64_t batch;
+  cfk_tensor_map patch_map;
 } cfk_mma_params;
 
 /* Name of a chain ("none", "mish", "mish,mish", "relu", "generic"); "?" if out of range. */
@@ -103,6 +123,17 @@ cudaError_t cfk_conv_ffma_launch(int menu_index, int chain, const cfk_conv_param
  * pointers are not NULL. */
 cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t *local_bytes);
 
+/* The driver's cuTensorMapEncodeTiled, looked up through the runtime (no -lcuda); NULL with
+ * the lookup's error when the driver has none. */
+typedef void *cfk_tensor_map_encoder;
+cudaError_t cfk_tensor_map_encoder_get(cfk_tensor_map_encoder *encoder);
+
+/* Fills params->patch_map for input (16-byte aligned): the NCHW input as a 4-D tensor
+ * (w, h, c, n innermost first) whose box is one patch segment (patch_pitch columns x r rows x
+ * cc channels x 1 image); out-of-range elements read as zero (the padding). */
+cudaError_t cfk_patch_map_encode(cfk_tensor_map_encoder encoder, cfk_mma_params *params,
+                                 const float *input);
+
 /* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1, or of the WG menu
  * when wgmma != 0), 3xTF32 (split != 0) or one TF32 product, the epilogue chain, whether it
  * is the unit-column-stride specialisation (only for stride_w == 1; the general one takes
@@ -110,6 +141,7 @@ cudaError_t cfk_conv_ffma_check(int menu_index, int chain, int *num_regs, size_t
  * output_staged), and whether its k-loop runs on wgmma (sm_90a, kernels_cuda/conv_wgmma.cu). */
 typedef struct cfk_mma_kernel_id {
   int32_t menu_index, split, chain, unit_stride, staged, wgmma;
+  int32_t tma; /* wgmma only, unit stride only: the patch arrives by TMA (params patch_map) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).

@@ -1,6 +1,6 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
  * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_OPENCL_TENSOR_CORES,
- * CONVFUSE_CACHE) and the per-thread cf_last_error.
+ * CONVFUSE_CACHE, CONVFUSE_TMA) and the per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -20,6 +20,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_TILE");
   unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
   unsetenv("CONVFUSE_CACHE");
+  unsetenv("CONVFUSE_TMA");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -488,5 +489,28 @@ Test(env, cache_bad_values_warn_and_leave_it_on) {
     cr_expect(cache_value == 1, "CONVFUSE_CACHE=%s turned the cache off", values[i]);
     cr_expect(strstr(buf, "CONVFUSE_CACHE") != NULL && strstr(buf, quoted) != NULL,
               "CONVFUSE_CACHE=%s: no warning naming the value: \"%s\"", values[i], buf);
+  }
+}
+
+/* ---- CONVFUSE_TMA (the same switch; what it changes is the CUDA plan's patch loads) ---- */
+
+static int tma_value;
+static void read_tma_env(void) { tma_value = cf_env_tma(); }
+
+Test(env, tma_switch_reads_like_the_others) {
+  const char *values[] = {NULL, "", "1", "0", "yes"};
+  const int want[] = {1, 1, 1, 0, 1};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    if (values[i])
+      setenv("CONVFUSE_TMA", values[i], 1);
+    else
+      unsetenv("CONVFUSE_TMA");
+    char buf[1024];
+    capture_stderr(read_tma_env, buf, sizeof buf);
+    cr_expect(tma_value == want[i], "CONVFUSE_TMA=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", tma_value, want[i]);
+    const int warned = strstr(buf, "CONVFUSE_TMA='yes'") != NULL;
+    cr_expect(warned == (i == 4), "CONVFUSE_TMA=%s printed: \"%s\"",
+              values[i] ? values[i] : "(unset)", buf);
   }
 }

@@ -24,7 +24,7 @@ static cf_device_caps caps_h200(void) {
   cf_device_caps c = {.kind = CF_DEVICE_GPU, .compute_units = 132,
                       .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 227 * KB,
                       .max_threads_per_block = 1024, .simd_width = 32, .arch = 90,
-                      .has_tf32_mma = 1, .has_wgmma = 1, .mma_staged_output = 1,
+                      .has_tf32_mma = 1, .has_wgmma = 1, .has_tma = 1, .mma_staged_output = 1,
                       .l2_bytes = 60u * 1024 * 1024,
                       .global_mem_bytes = 141ull * 1000 * 1000 * 1000,
                       .max_alloc_bytes = 141ull * 1000 * 1000 * 1000, .kernel_variants = FFMA};
@@ -82,6 +82,7 @@ static cf_device_caps caps_h200_opencl(void) {
   c.shared_mem_per_block_max = 48 * KB;
   c.mma_max_threads = 128;
   c.has_wgmma = 0;
+  c.has_tma = 0;
   c.mma_staged_output = 0; /* kernels_cl/conv2d_mma.cl stores from registers */
   c.kernel_variants = ALL_GPU_VARIANTS;
   return c;
@@ -262,10 +263,20 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                   cf_kernel_variant_name(t->variant), t->menu_index);
         const cf_mma_layout L =
             cf_wg_layout_make(w->bm, w->bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged);
+                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged,
+                              t->patch_tma_segment);
         cr_expect(L.bytes == (int64_t)t->shared_bytes,
                   "[%s | %s | %s] wgmma layout %lld bytes, plan %zu", dev, shape, m,
                   (long long)L.bytes, t->shared_bytes);
+        /* TMA only where the device has it and the shape allows one box per segment */
+        if (t->patch_tma_segment > 0)
+          cr_expect(caps->has_tma && sh->stride_w == 1 && sh->dil_h == 1 && sh->w % 4 == 0 &&
+                        t->patch_tma_segment == cf_tma_seg_pixels(w->bm, sh->s, 1, sh->dil_w) &&
+                        L.patch_pitch <= 256,
+                    "[%s | %s | %s] TMA patch (segments of %d pixels) on has_tma %d, stride_w "
+                    "%lld, dilation_h %lld, width %lld, box row %lld",
+                    dev, shape, m, t->patch_tma_segment, caps->has_tma, (long long)sh->stride_w,
+                    (long long)sh->dil_h, (long long)sh->w, (long long)L.patch_pitch);
       }
     } else {
       cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev,
@@ -781,4 +792,65 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
   plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=%d: wgmma %d entry %d",
             CFK_MMA_TILE_COUNT + 1, t.wgmma, t.menu_index);
+}
+
+/* The wgmma plans load their patch by TMA where the device has it and the input allows one box
+ * per segment: both workloads (w = 256) in segments of 128 pixels, box rows of 140 floats
+ * (130 columns rounded to 16 bytes and to == 12 (mod 32)), each segment 128-byte aligned with
+ * its own zero run. Not with has_tma off, a width that is not a multiple of 4 floats, a column
+ * stride (no instantiation) or a kernel-row dilation (rows not adjacent). */
+Test(planner, tma_patch_where_the_device_and_shape_allow) {
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_device_caps caps = caps_h200_all();
+      cf_tile_plan t;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      if (!t.wgmma)
+        continue; /* mish-mish fp32: mma.sync, cp.async */
+      cr_expect(t.patch_tma_segment == 128 && strstr(t.why, "patch by TMA") != NULL,
+                "[%s | %s] segment %d: %s", shapes[i].name, m ? "tf32" : "fp32",
+                t.patch_tma_segment, t.why);
+      const cf_mma_layout L =
+          cf_wg_layout_make(t.block_m, t.block_n, sh.c, t.chunk_channels, sh.r, sh.s, 1, 1,
+                            maths[m] == CF_MATH_FP32, t.output_staged, 128);
+      cr_expect(L.tma_segments == 2 && L.patch_pitch == 140 && L.seg_floats % 32 == 0 &&
+                    L.weight_floats % 32 == 0 &&
+                    L.zero_base + 131 <= L.seg_floats && L.patch_floats == 2 * L.seg_floats,
+                "[%s] TMA layout: %lld segments, pitch %lld, seg_floats %lld, zero_base %lld",
+                shapes[i].name, (long long)L.tma_segments, (long long)L.patch_pitch,
+                (long long)L.seg_floats, (long long)L.zero_base);
+      caps.has_tma = 0;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      cr_expect(t.wgmma && t.patch_tma_segment == 0 && strstr(t.why, "patch by cp.async"),
+                "[%s] has_tma 0: %s", shapes[i].name, t.why);
+      caps = caps_h200_all();
+      for (int v = 0; v < 3; ++v) {
+        named_shape ns = shapes[i];
+        const char *what = v == 0 ? "width 254" : v == 1 ? "dilation_h 2" : "stride_w 2";
+        if (v == 0)
+          ns.d.width = 254; /* rows not 16-byte multiples */
+        else if (v == 1)
+          ns.d.dilation_h = 2;
+        else
+          ns.d.stride_w = 2;
+        cf_conv_shape odd;
+        cf_epilogue odd_epi;
+        resolve(&ns, &odd, &odd_epi);
+        plan_ok(&odd, &odd_epi, maths[m], &caps, &t);
+        cr_expect(t.patch_tma_segment == 0, "[%s] %s: segment %d: %s", shapes[i].name, what,
+                  t.patch_tma_segment, t.why);
+      }
+    }
+  /* the segment rule itself: 128 where its box row fits 256 floats, else 64, else none */
+  cr_expect(cf_tma_seg_pixels(256, 3, 1, 1) == 128 && cf_tma_seg_pixels(64, 3, 1, 1) == 64 &&
+                cf_tma_seg_pixels(256, 3, 2, 1) == 64 && cf_tma_seg_pixels(256, 3, 4, 1) == 0 &&
+                cf_tma_pitch(130) == 140 && cf_tma_pitch(66) == 76 && cf_tma_pitch(16) == 16,
+            "segment rule: %lld %lld %lld %lld, pitch %lld %lld %lld",
+            (long long)cf_tma_seg_pixels(256, 3, 1, 1), (long long)cf_tma_seg_pixels(64, 3, 1, 1),
+            (long long)cf_tma_seg_pixels(256, 3, 2, 1), (long long)cf_tma_seg_pixels(256, 3, 4, 1),
+            (long long)cf_tma_pitch(130), (long long)cf_tma_pitch(66), (long long)cf_tma_pitch(16));
 }

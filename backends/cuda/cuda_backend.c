@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cuda_internal.h"
+#include "env.h"
 #include "kernels_cuda/launch.h"
 #include "planner.h"
 
@@ -180,6 +181,11 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   /* wgmma needs the sm_90a image (kernels_cuda/conv_wgmma.cu): ask whether it loads here
    * rather than trusting the compute capability; a miss is no error (mma.sync runs instead). */
   caps->has_wgmma = caps->arch == 90 && cfk_conv_wgmma_available() == cudaSuccess;
+  (void)cudaGetLastError();
+  /* The wgmma kernels' TMA patch needs the driver's tensor-map encoder; without it (or with
+   * CONVFUSE_TMA=0) they load the patch by cp.async. */
+  if (caps->has_wgmma && cf_env_tma() && cfk_tensor_map_encoder_get(&st->encoder) == cudaSuccess)
+    caps->has_tma = 1;
   (void)cudaGetLastError();
   caps->mma_staged_output = 1; /* kernels_cuda/conv_mma.cu stages when the planner says so */
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;

@@ -7,12 +7,15 @@
 
 #include "backend.h"
 #include "error.h"
+#include "kernels_cuda/launch.h"
 
-/* One context: a device and a non-blocking stream (plus two timing events) owned by it. */
+/* One context: a device and a non-blocking stream (plus two timing events) owned by it, and
+ * the driver's tensor-map encoder when the TMA kernels may run (caps has_tma), else NULL. */
 typedef struct cf_cuda_state {
   int device;
   cudaStream_t stream;
   cudaEvent_t ev_start, ev_stop;
+  cfk_tensor_map_encoder encoder;
 } cf_cuda_state;
 
 /* Sets a message "cuda: <what> failed: <cudaGetErrorName>: <cudaGetErrorString>" (what is

@@ -27,6 +27,7 @@ typedef struct cuda_plan {
   cfk_conv_params params;
   cfk_mma_params mma_params;
   cfk_epilogue_ops ops;
+  cfk_tensor_map_encoder encoder; /* TMA kernel (mma_id.tma): the context's encoder */
 } cuda_plan;
 
 static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -138,7 +139,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
   const cf_mma_layout L =
       t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                                   sh->dil_w, split, t->output_staged)
+                                   sh->dil_w, split, t->output_staged, t->patch_tma_segment)
                : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
                                     sh->stride_w, sh->dil_w, t->weights_resident,
                                     t->output_staged);
@@ -179,6 +180,12 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->kpq = sh->k * k->pq;
   k->smem_bytes = (int32_t)L.bytes;
   k->shift = spec->epilogue.bias_shift;
+  k->seg_pixels = (int32_t)L.seg_pixels;
+  k->seg_floats = (int32_t)L.seg_floats;
+  k->tma_bytes = (int32_t)(L.tma_segments * L.zero_base * 4); /* the boxes, zeros excluded */
+  /* the box starts on a 16-byte boundary: q0 and the segment starts are multiples of 64 */
+  k->tma_lead = L.tma_segments > 0 ? (int32_t)((4 - sh->pad_w % 4) % 4) : 0;
+  k->batch = sh->n;
   return CF_OK;
 }
 
@@ -239,7 +246,12 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.unit_stride = sh->stride_w == 1;
   p->mma_id.staged = spec->tiles.output_staged;
   p->mma_id.wgmma = spec->tiles.wgmma;
+  p->mma_id.tma = spec->tiles.patch_tma_segment > 0;
+  p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
+  if (s == CF_OK && p->mma_id.tma && (!p->mma_id.wgmma || !p->mma_id.unit_stride || !st->encoder))
+    s = cf_error(CF_ERR_INTERNAL, "cuda: TMA patch planned for a%s kernel%s",
+                 p->mma_id.wgmma ? "" : "n mma.sync", st->encoder ? "" : " without an encoder");
   int regs = 0;
   size_t local = 0;
   cudaError_t e = cudaSuccess;
@@ -259,6 +271,7 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   *compiled = p;
   return CF_OK;
 }
+
 
 cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **compiled) {
   if (!spec || !compiled)
@@ -312,9 +325,28 @@ void cf_cuda_plan_release(void *state, void *compiled) {
   free(compiled);
 }
 
-/* Queues the kernel; the caller has set the device. */
-static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input,
-                        const void *weight, const void *bias, void *output) {
+/* A tensor-core launch's parameters: the plan's, with the TMA kernel's tensor map over this
+ * input. Worked out before any timing event is recorded. */
+static cf_status mma_launch_params(const cuda_plan *p, const void *input, cfk_mma_params *prm) {
+  *prm = p->mma_params;
+  if (!p->mma_id.tma)
+    return CF_OK;
+  /* cf_buffers are cudaMalloc'd (256-byte aligned): TMA's 16-byte rule always holds */
+  if (((uintptr_t)input & 15) != 0)
+    return cf_error(CF_ERR_INTERNAL, "cuda: input %p is not 16-byte aligned", input);
+  cudaError_t e = cfk_patch_map_encode(p->encoder, prm, (const float *)input);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_INTERNAL, e,
+                        "encoding the input's tensor map (%lldx%dx%dx%d, box %dx%dx%d)",
+                        (long long)prm->batch, prm->g.c, prm->g.h, prm->g.w, prm->patch_pitch,
+                        prm->g.r, prm->cc);
+  return CF_OK;
+}
+
+/* Queues the kernel (prm: a tensor-core plan's launch parameters); the caller has set the
+ * device. */
+static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_params *prm,
+                        const void *input, const void *weight, const void *bias, void *output) {
   if ((bias != NULL) != (p->spec.shape.has_bias != 0))
     return cf_error(CF_ERR_INTERNAL, "cuda: launch with bias %s but the plan has_bias = %d",
                     bias ? "given" : "NULL", p->spec.shape.has_bias);
@@ -322,18 +354,18 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const void *input
   if (p->mma && p->mma_id.staged && ((uintptr_t)output & 15) != 0)
     return cf_error(CF_ERR_INTERNAL, "cuda: output %p is not 16-byte aligned", output);
   if (p->mma) {
-    cudaError_t e = cfk_conv_mma_launch(&p->mma_id, &p->mma_params, &p->ops,
-                                        (const float *)input, (const float *)weight,
-                                        (const float *)bias, (float *)output, st->stream);
+    cudaError_t e = cfk_conv_mma_launch(&p->mma_id, prm, &p->ops, (const float *)input,
+                                        (const float *)weight, (const float *)bias,
+                                        (float *)output, st->stream);
     if (e != cudaSuccess)
       return cf_cuda_fail(CF_ERR_DEVICE, e,
                           "launching conv_%s%s %s%d epilogue [%s] (%lldx%lld blocks of %d "
-                          "threads, %d bytes of shared memory)",
+                          "threads, %d bytes of shared memory, patch by %s)",
                           p->mma_id.wgmma ? "wgmma" : "mma", p->mma_id.split ? "_3xtf32" : "_tf32",
                           p->mma_id.wgmma ? "WG" : "T", p->menu_index,
-                          cfk_epi_chain_name(p->chain), (long long)p->mma_params.grid_m,
-                          (long long)p->mma_params.grid_n, p->threads,
-                          p->mma_params.smem_bytes);
+                          cfk_epi_chain_name(p->chain), (long long)prm->grid_m,
+                          (long long)prm->grid_n, p->threads, prm->smem_bytes,
+                          p->mma_id.tma ? "TMA" : "cp.async");
     return CF_OK;
   }
   cudaError_t e =
@@ -352,7 +384,9 @@ cf_status cf_cuda_plan_launch(void *state, void *compiled, const void *input,
                               const void *weight, const void *bias, void *output) {
   cf_cuda_state *st = state;
   CF_CHECK(cf_cuda_set_device(st));
-  return launch(st, compiled, input, weight, bias, output);
+  cfk_mma_params prm;
+  CF_CHECK(mma_launch_params(compiled, input, &prm));
+  return launch(st, compiled, &prm, input, weight, bias, output);
 }
 
 cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *input,
@@ -360,10 +394,12 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
                                     double *device_ms) {
   cf_cuda_state *st = state;
   CF_CHECK(cf_cuda_set_device(st));
+  cfk_mma_params prm;
+  CF_CHECK(mma_launch_params(compiled, input, &prm));
   cudaError_t e = cudaEventRecord(st->ev_start, st->stream);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (start)");
-  CF_CHECK(launch(st, compiled, input, weight, bias, output));
+  CF_CHECK(launch(st, compiled, &prm, input, weight, bias, output));
   e = cudaEventRecord(st->ev_stop, st->stream);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (stop)");

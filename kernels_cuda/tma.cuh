@@ -1,0 +1,94 @@
+// Bulk tensor copies (TMA, sm_90) and the shared-memory barriers that count their bytes in.
+// Only conv_wgmma.cu (built for compute_90a alone) instantiates code that reaches these;
+// elsewhere they trap, as wgmma.cuh's do.
+#ifndef CF_KERNELS_CUDA_TMA_CUH
+#define CF_KERNELS_CUDA_TMA_CUH
+
+#include <cstdint>
+
+#include "kernels_cuda/wgmma.cuh" // CFK_HAVE_WGMMA: compiled for sm_90a
+
+namespace {
+
+__device__ __forceinline__ uint32_t tma_smem_addr(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// One arrival (the thread that posts the expected bytes) completes each phase.
+__device__ __forceinline__ void mbar_init(uint64_t *bar) {
+#if CFK_HAVE_WGMMA
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(tma_smem_addr(bar)) : "memory");
+#else
+  (void)bar;
+  __trap();
+#endif
+}
+
+// Makes the initialised barriers visible to the async proxy (the TMA unit); a block barrier
+// must follow before any thread waits on them.
+__device__ __forceinline__ void mbar_init_fence() {
+#if CFK_HAVE_WGMMA
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+// The arrival of this phase, expecting bytes more to land before it completes.
+__device__ __forceinline__ void mbar_expect_bytes(uint64_t *bar, uint32_t bytes) {
+#if CFK_HAVE_WGMMA
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                   tma_smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+#else
+  (void)bar;
+  (void)bytes;
+  __trap();
+#endif
+}
+
+// Waits until the phase with this parity has completed (its bytes are visible to the caller).
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+#if CFK_HAVE_WGMMA
+  asm volatile("{\n"
+               ".reg .pred done;\n"
+               "WAIT:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+               "@!done bra WAIT;\n"
+               "}\n" ::"r"(tma_smem_addr(bar)),
+               "r"(parity)
+               : "memory");
+#else
+  (void)bar;
+  (void)parity;
+  __trap();
+#endif
+}
+
+// Copies the box at (x, y, z, w) (innermost first; out-of-range elements read as zero) of the
+// 4-D tensor map to dst (128-byte aligned), counting its bytes in on bar. map: the address of
+// a CUtensorMap in kernel parameter (__grid_constant__), constant or global memory.
+__device__ __forceinline__ void tma_load_4d(float *dst, const void *map, int x, int y, int z,
+                                            int w, uint64_t *bar) {
+#if CFK_HAVE_WGMMA
+  asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(tma_smem_addr(dst)),
+               "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(w),
+               "r"(tma_smem_addr(bar))
+               : "memory");
+#else
+  (void)dst;
+  (void)map;
+  (void)x;
+  (void)y;
+  (void)z;
+  (void)w;
+  (void)bar;
+  __trap();
+#endif
+}
+
+} // namespace
+
+#endif
