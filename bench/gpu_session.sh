@@ -52,7 +52,8 @@ for s in $stages; do
              # Widths that are multiples of 4 with stride_w 1 and dilation_h 1 load the patch
              # by TMA (the last four shapes: a partial channel chunk, 5x5 with padding over two
              # row tiles, a 1x1 kernel with a 72-channel chunk, a width below one segment).
-             for t in 5; do
+             # CHECK_TILES="1 5" also checks mma.sync T0 (its TMA kernels) on the same shapes.
+             for t in ${CHECK_TILES:-5}; do
                for sh in 2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1 3,64,6,254,128,3,3,1,0,1 \
                          3,11,9,36,33,3,3,1,1,1 2,4,7,260,20,5,5,1,2,1 1,80,5,8,64,1,1,1,0,1 2,8,6,12,64,3,3,1,1,1; do
                  CONVFUSE_TILE=$t run "wgcheck-T$t-$sh" 120 $B/bench/convfuse check --backend cuda \
@@ -111,9 +112,9 @@ for s in $stages; do
             --iters 1 --warmup 0
           run sass-details 120 ncu -i "$OUT/sass.ncu-rep" --page details
           run sass-source 120 ncu -i "$OUT/sass.ncu-rep" --page source --csv --print-source sass ;;
-    tma-ab) # the wgmma kernels with the patch by TMA (default) and by cp.async
-            # (CONVFUSE_TMA=0) in one run, interleaved twice; mish-mish fp32 runs on mma.sync
-            for round in 1 2; do for wm in sub-sub-mish:tf32 sub-sub-mish:fp32 mish-mish:tf32; do
+    tma-ab) # the patch by TMA (default) and by cp.async (CONVFUSE_TMA=0) in one run,
+            # interleaved twice (mish-mish fp32 runs on mma.sync T0, the rest on wgmma)
+            for round in 1 2; do for wm in sub-sub-mish:tf32 sub-sub-mish:fp32 mish-mish:tf32 mish-mish:fp32; do
               for v in 1 0; do
                 CONVFUSE_TMA=$v run "tma$v-r$round-${wm%:*}-${wm#*:}" 60 $B/bench/convfuse bench \
                   --backend cuda --workload ${wm%:*} --math ${wm#*:} --iters 30

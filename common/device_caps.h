@@ -20,9 +20,9 @@ typedef struct cf_device_caps {
                                       backend knows it to be below max_threads_per_block
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
   int has_wgmma;                   /* sm_90a warpgroup MMA usable */
-  int has_tma;                     /* the wgmma kernels may load their patch by TMA (bulk
-                                      tensor copies, sm_90, the driver's tensor-map encoder
-                                      found; CONVFUSE_TMA=0 turns it off) */
+  int has_tma;                     /* the tensor-core kernels may load their patch by TMA
+                                      (bulk tensor copies: CUDA on sm_90+, the driver's
+                                      tensor-map encoder found; CONVFUSE_TMA=0 turns it off) */
   int mma_staged_output;           /* the backend's tensor-core kernel can stage its output
                                       tile in shared memory (whole-sector stores) */
   size_t l2_bytes;                 /* 0 if unknown */

@@ -26,7 +26,7 @@ typedef struct cf_mma_layout {
   int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
   int64_t bytes;        /* dynamic shared memory: weights + two stages + staged output +
                            K-offset table (+ two mbarriers with TMA) */
-  /* The patch by TMA (CUDA sm_90, wgmma kernels; cf_wg_layout_make with tma_seg > 0): each
+  /* The patch by TMA (CUDA sm_90; cf_layout_with_tma): each
    * stage holds tma_segments column segments of the patch, one TMA box each (a box row is at
    * most 256 floats), seg_floats apart; each segment is the patch of seg_pixels output pixels
    * (patch_width columns at patch_pitch), then its own run of zeros at zero_base (relative to
@@ -100,11 +100,29 @@ static inline int64_t cf_tma_seg_pixels(int64_t bm, int64_t s, int64_t stride_w,
   return 0;
 }
 
+/* Layout L (resident weights) with the patch by TMA in segments of tma_seg pixels (from
+ * cf_tma_seg_pixels): every segment starts 128-byte aligned (so do the weights' end and each
+ * stage), and two mbarriers follow the K-offset table. */
+static inline cf_mma_layout cf_layout_with_tma(cf_mma_layout L, int64_t bm, int64_t cc,
+                                               int64_t r, int64_t s, int64_t stride_w,
+                                               int64_t dil_w, int64_t tma_seg) {
+  L.weight_floats = (L.weight_floats + 31) / 32 * 32;
+  L.tma_segments = bm / tma_seg;
+  L.seg_pixels = tma_seg;
+  L.patch_width = cf_tma_seg_width(tma_seg, s, stride_w, dil_w);
+  L.patch_pitch = cf_tma_pitch(L.patch_width);
+  L.zero_base = cc * r * L.patch_pitch;
+  L.seg_floats = (L.zero_base + 3 + (tma_seg - 1) * stride_w + 1 + 31) / 32 * 32;
+  L.patch_floats = L.tma_segments * L.seg_floats;
+  L.stage_floats = L.patch_floats;
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4 + 16;
+  return L;
+}
+
 /* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights always resident, in
  * wgmma's core-matrix order with no row padding (w_pitch = the block's whole K), twice over
  * for 3xTF32 (split: the big halves, then the small ones, split once per block).
- * tma_seg > 0 (from cf_tma_seg_pixels): the patch arrives by TMA in segments of that many
- * pixels; every segment starts 128-byte aligned, and two mbarriers follow the K-offset table. */
+ * tma_seg > 0: the patch by TMA (cf_layout_with_tma). */
 static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                               int64_t r, int64_t s, int64_t stride_w,
                                               int64_t dil_w, int split, int staged,
@@ -112,20 +130,8 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
   L.w_pitch = L.n_chunks * L.kcp;
   L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
-  if (tma_seg > 0) {
-    L.weight_floats = (L.weight_floats + 31) / 32 * 32;
-    L.tma_segments = bm / tma_seg;
-    L.seg_pixels = tma_seg;
-    L.patch_width = cf_tma_seg_width(tma_seg, s, stride_w, dil_w);
-    L.patch_pitch = cf_tma_pitch(L.patch_width);
-    L.zero_base = cc * r * L.patch_pitch;
-    L.seg_floats = (L.zero_base + 3 + (tma_seg - 1) * stride_w + 1 + 31) / 32 * 32;
-    L.patch_floats = L.tma_segments * L.seg_floats;
-    L.stage_floats = L.patch_floats;
-  }
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4 +
-            (tma_seg > 0 ? 16 : 0);
-  return L;
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
+  return tma_seg > 0 ? cf_layout_with_tma(L, bm, cc, r, s, stride_w, dil_w, tma_seg) : L;
 }
 
 #endif

@@ -140,19 +140,25 @@ static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
  * where the backend supports it and K is one chunk: there the store stream is the time; with
  * several chunks the staging rows cost occupancy that the mma needs (mish-mish tf32 on the
  * H200: T1 staged, one block per SM, 10.05 ms vs T0 from registers 6.52 ms, NOTES v8).
- * Returns the last one tried when none fits. */
+ * With resident weights the patch goes by TMA where tma_seg > 0 (its segments take a little
+ * more room than one cp.async patch). Returns the last one tried when none fits. */
 static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
-                                        int64_t cc, const cf_device_caps *caps) {
+                                        int64_t cc, const cf_device_caps *caps,
+                                        int64_t tma_seg) {
   static const int resident[4] = {1, 1, 0, 0}, staged[4] = {1, 0, 1, 0};
   const int may_stage = caps->mma_staged_output && cc >= sh->c;
   cf_mma_layout L = {0};
   for (int i = 0; i < 4; ++i) {
     if (staged[i] && !may_stage)
       continue;
-    L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                           resident[i], staged[i]);
-    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
-      break;
+    for (int tma = resident[i] && tma_seg > 0; tma >= 0; --tma) {
+      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                             resident[i], staged[i]);
+      if (tma)
+        L = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg);
+      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        return L;
+    }
   }
   return L;
 }
@@ -160,9 +166,10 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
 /* Pixels per TMA patch segment for tile t, or 0 where the patch goes by cp.async: the backend
  * has TMA, and the input is a tensor TMA can address with one box per segment (rows 16-byte
  * multiples, kernel rows adjacent, unit column stride: the instantiated kernels) within its
- * limits (extents <= 2^32, strides < 2^40 bytes). */
-static int64_t wg_tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
-                              const cf_device_caps *caps) {
+ * limits (extents <= 2^32, strides < 2^40 bytes). The TMA kernels exist for the wgmma tile
+ * and mma.sync's T0 (the tile the multi-chunk workloads run on when wgmma cannot). */
+static int64_t tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
+                           const cf_device_caps *caps) {
   if (!caps->has_tma || sh->stride_w != 1 || sh->dil_h != 1 || sh->w % 4 != 0 ||
       sh->n > ((int64_t)1 << 32) || sh->c * sh->h * sh->w * 4 >= ((int64_t)1 << 40))
     return 0;
@@ -177,7 +184,7 @@ static int64_t wg_tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
-  const int64_t seg = wg_tma_segment(t, sh, caps);
+  const int64_t seg = tma_segment(t, sh, caps);
   for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged)
     for (int tma = seg > 0; tma >= 0; --tma) {
       L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
@@ -221,11 +228,12 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
      * Where the device has room (CUDA), every tile keeps the default chunk. */
     int64_t cc = cc0;
+    const int64_t mma_tma_seg = !wg && i == 0 ? tma_segment(t, sh, caps) : 0;
     cf_mma_layout L = wg ? wg_layout_fitting(t, sh, cc, split, caps)
-                         : mma_layout_fitting(t, sh, cc, caps);
+                         : mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     while (!wg && L.bytes > (int64_t)caps->shared_mem_per_block_max && cc > 1) {
       cc = (cc + 1) / 2;
-      L = mma_layout_fitting(t, sh, cc, caps);
+      L = mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     }
     int64_t q_tiles = ceil_div(sh->q, t->bm);
     int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */

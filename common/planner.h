@@ -28,8 +28,8 @@ typedef struct cf_tile_plan {
   int output_staged;             /* MMA: the output tile goes out through shared memory */
   int wgmma;                     /* MMA: the k-loop runs on wgmma; menu_index is into
                                     cf_wg_menu (else cf_mma_menu) */
-  int patch_tma_segment;         /* wgmma: > 0: the patch arrives by TMA in segments of this
-                                    many pixels (cf_wg_layout_make); 0: by cp.async */
+  int patch_tma_segment;         /* MMA: > 0: the patch arrives by TMA in segments of this
+                                    many pixels (cf_layout_with_tma); 0: by cp.async */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer

@@ -6,8 +6,9 @@
 namespace {
 
 static_assert(CFK_MMA_TILE_COUNT == 4, "instantiate every MMA tile menu entry below");
-template <bool SPLIT, bool STAGED>
-using MmaT0 = MmaTile<CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, SPLIT, STAGED>;
+template <bool SPLIT, bool STAGED, bool TMA = false>
+using MmaT0 = MmaTile<CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, SPLIT, STAGED,
+                      false, TMA>;
 template <bool SPLIT, bool STAGED>
 using MmaT1 = MmaTile<CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, SPLIT, STAGED>;
 template <bool SPLIT, bool STAGED>
@@ -27,8 +28,20 @@ const void *mma_kernel_of(int menu_index, int chain, int unit_stride) {
   }
 }
 
+// The TMA patch kernels: T0 only (the tile the multi-chunk workloads run on when wgmma cannot
+// take them), unit column stride (the planner's rules); they trap below sm_90.
 template <bool SPLIT>
-const void *mma_kernel_of(int menu_index, int chain, int unit_stride, int staged) {
+const void *mma_tma_kernel_of(int menu_index, int chain, int unit_stride, int staged) {
+  if (menu_index != 0 || !unit_stride)
+    return nullptr;
+  return staged ? rowtile_kernel_of<MmaT0<SPLIT, true, true>, 1>(chain)
+                : rowtile_kernel_of<MmaT0<SPLIT, false, true>, 1>(chain);
+}
+
+template <bool SPLIT>
+const void *mma_kernel_of(int menu_index, int chain, int unit_stride, int staged, int tma) {
+  if (tma)
+    return mma_tma_kernel_of<SPLIT>(menu_index, chain, unit_stride, staged);
   return staged ? mma_kernel_of<SPLIT, true>(menu_index, chain, unit_stride)
                 : mma_kernel_of<SPLIT, false>(menu_index, chain, unit_stride);
 }
@@ -36,8 +49,9 @@ const void *mma_kernel_of(int menu_index, int chain, int unit_stride, int staged
 const void *mma_kernel(const cfk_mma_kernel_id &id) {
   if (id.wgmma)
     return cfk_wgmma_kernel(&id);
-  return id.split ? mma_kernel_of<true>(id.menu_index, id.chain, id.unit_stride, id.staged)
-                  : mma_kernel_of<false>(id.menu_index, id.chain, id.unit_stride, id.staged);
+  return id.split
+             ? mma_kernel_of<true>(id.menu_index, id.chain, id.unit_stride, id.staged, id.tma)
+             : mma_kernel_of<false>(id.menu_index, id.chain, id.unit_stride, id.staged, id.tma);
 }
 
 int mma_threads(const cfk_mma_kernel_id &id) {

@@ -75,7 +75,7 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
 // warps owns 64 pixels x all BN = 64 channels (warp tile 16 x 64, the same accumulator
 // layout as mma.sync's), A comes from registers as for mma.sync, B straight from the
 // resident weights in shared memory (no B fragment loads at all).
-// TMA_ (wgmma tiles only, sm_90a): one thread loads each stage's patch as bulk tensor copies
+// TMA_ (sm_90, resident weights): one thread loads each stage's patch as bulk tensor copies
 // (params patch_map, one box per segment of seg_pixels pixels) that count their bytes in on
 // the stage's mbarrier, instead of every warp issuing cp.asyncs row by row.
 template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false,
@@ -98,7 +98,7 @@ struct MmaTile {
   static_assert(BM % WM == 0 && BN % WN == 0 && WM % 16 == 0 && WN % 8 == 0, "warp tiling");
   static_assert(!WG || (WM == 16 && WN == 64 && BN == 64 && BM % 64 == 0),
                 "wgmma tiles: warpgroups of 64 pixels x 64 channels");
-  static_assert(!TMA || WG, "the TMA patch is instantiated for the wgmma tiles only");
+  static_assert(!TMA || BM % 64 == 0, "TMA patch segments are 64 or 128 pixels");
 };
 
 // Where a row tile lies: image n, output row p, first column q0. Row tiles are numbered
@@ -584,6 +584,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   } else if (prm.resident) {
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
       load_weights<T>(prm, weight, wres + chunk * prm.kcp, n0, chunk, warp, lane);
+    if constexpr (T::TMA) { // no cp.async group of the stages to ride in; the mbarriers'
+      cp_async_commit();     // initialisation must be seen before anyone waits on them
+      cp_async_wait<0>();
+      __syncthreads();
+    }
   }
 
   // The block's channel tile never changes: its bias (+ folded shift) is loaded once.

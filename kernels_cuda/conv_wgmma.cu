@@ -26,8 +26,10 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
   if (id->split)
-    return id->staged ? wg_kernel_of<true, true>(m, c, u, t) : wg_kernel_of<true, false>(m, c, u, t);
-  return id->staged ? wg_kernel_of<false, true>(m, c, u, t) : wg_kernel_of<false, false>(m, c, u, t);
+    return id->staged ? wg_kernel_of<true, true>(m, c, u, t)
+                      : wg_kernel_of<true, false>(m, c, u, t);
+  return id->staged ? wg_kernel_of<false, true>(m, c, u, t)
+                    : wg_kernel_of<false, false>(m, c, u, t);
 }
 
 extern "C" int cfk_wgmma_threads(int menu_index) {

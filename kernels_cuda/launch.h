@@ -141,7 +141,8 @@ cudaError_t cfk_patch_map_encode(cfk_tensor_map_encoder encoder, cfk_mma_params 
  * output_staged), and whether its k-loop runs on wgmma (sm_90a, kernels_cuda/conv_wgmma.cu). */
 typedef struct cfk_mma_kernel_id {
   int32_t menu_index, split, chain, unit_stride, staged, wgmma;
-  int32_t tma; /* wgmma only, unit stride only: the patch arrives by TMA (params patch_map) */
+  int32_t tma; /* the patch arrives by TMA (params patch_map): the wgmma tile and mma.sync
+                  T0, unit stride only */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).

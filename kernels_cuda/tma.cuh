@@ -1,12 +1,16 @@
 // Bulk tensor copies (TMA, sm_90) and the shared-memory barriers that count their bytes in.
-// Only conv_wgmma.cu (built for compute_90a alone) instantiates code that reaches these;
-// elsewhere they trap, as wgmma.cuh's do.
+// The planner picks the kernels that reach these on sm_90 and later only; compiled for an
+// older target they trap, as wgmma.cuh's do, so that a wrong dispatch fails loudly.
 #ifndef CF_KERNELS_CUDA_TMA_CUH
 #define CF_KERNELS_CUDA_TMA_CUH
 
 #include <cstdint>
 
-#include "kernels_cuda/wgmma.cuh" // CFK_HAVE_WGMMA: compiled for sm_90a
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define CFK_HAVE_TMA 1
+#else
+#define CFK_HAVE_TMA 0
+#endif
 
 namespace {
 
@@ -16,7 +20,7 @@ __device__ __forceinline__ uint32_t tma_smem_addr(const void *p) {
 
 // One arrival (the thread that posts the expected bytes) completes each phase.
 __device__ __forceinline__ void mbar_init(uint64_t *bar) {
-#if CFK_HAVE_WGMMA
+#if CFK_HAVE_TMA
   asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(tma_smem_addr(bar)) : "memory");
 #else
   (void)bar;
@@ -27,7 +31,7 @@ __device__ __forceinline__ void mbar_init(uint64_t *bar) {
 // Makes the initialised barriers visible to the async proxy (the TMA unit); a block barrier
 // must follow before any thread waits on them.
 __device__ __forceinline__ void mbar_init_fence() {
-#if CFK_HAVE_WGMMA
+#if CFK_HAVE_TMA
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #else
   __trap();
@@ -36,7 +40,7 @@ __device__ __forceinline__ void mbar_init_fence() {
 
 // The arrival of this phase, expecting bytes more to land before it completes.
 __device__ __forceinline__ void mbar_expect_bytes(uint64_t *bar, uint32_t bytes) {
-#if CFK_HAVE_WGMMA
+#if CFK_HAVE_TMA
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
                    tma_smem_addr(bar)),
                "r"(bytes)
@@ -50,7 +54,7 @@ __device__ __forceinline__ void mbar_expect_bytes(uint64_t *bar, uint32_t bytes)
 
 // Waits until the phase with this parity has completed (its bytes are visible to the caller).
 __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
-#if CFK_HAVE_WGMMA
+#if CFK_HAVE_TMA
   asm volatile("{\n"
                ".reg .pred done;\n"
                "WAIT:\n"
@@ -71,7 +75,7 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
 // a CUtensorMap in kernel parameter (__grid_constant__), constant or global memory.
 __device__ __forceinline__ void tma_load_4d(float *dst, const void *map, int x, int y, int z,
                                             int w, uint64_t *bar) {
-#if CFK_HAVE_WGMMA
+#if CFK_HAVE_TMA
   asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
                " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(tma_smem_addr(dst)),
                "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(w),

@@ -147,6 +147,21 @@ static void plan_ok(const cf_conv_shape *sh, const cf_epilogue *epi, cf_math mat
   cr_assert(cf_plan_tiles(sh, epi, math, caps, t) == CF_OK, "%s", cf_last_error());
 }
 
+/* The shared-memory layout a tensor-core plan describes (as the CUDA backend rebuilds it). */
+static cf_mma_layout layout_of(const cf_conv_shape *sh, const cf_tile_plan *t) {
+  const int64_t seg = t->patch_tma_segment;
+  if (t->wgmma)
+    return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
+                             sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
+                             t->output_staged, seg);
+  cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
+                                       sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
+                                       t->output_staged);
+  return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
+                                      sh->stride_w, sh->dil_w, seg)
+                 : L;
+}
+
 static const struct {
   int bm, bn, bk, tm, tn;
 } menu[CFK_FFMA_TILE_COUNT] = {
@@ -261,22 +276,6 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                   "[%s | %s | %s] tile %dx%d warps %dx%d (%s) is not WG menu entry %d", dev,
                   shape, m, t->block_m, t->block_n, t->warp_m, t->warp_n,
                   cf_kernel_variant_name(t->variant), t->menu_index);
-        const cf_mma_layout L =
-            cf_wg_layout_make(w->bm, w->bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                              sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, t->output_staged,
-                              t->patch_tma_segment);
-        cr_expect(L.bytes == (int64_t)t->shared_bytes,
-                  "[%s | %s | %s] wgmma layout %lld bytes, plan %zu", dev, shape, m,
-                  (long long)L.bytes, t->shared_bytes);
-        /* TMA only where the device has it and the shape allows one box per segment */
-        if (t->patch_tma_segment > 0)
-          cr_expect(caps->has_tma && sh->stride_w == 1 && sh->dil_h == 1 && sh->w % 4 == 0 &&
-                        t->patch_tma_segment == cf_tma_seg_pixels(w->bm, sh->s, 1, sh->dil_w) &&
-                        L.patch_pitch <= 256,
-                    "[%s | %s | %s] TMA patch (segments of %d pixels) on has_tma %d, stride_w "
-                    "%lld, dilation_h %lld, width %lld, box row %lld",
-                    dev, shape, m, t->patch_tma_segment, caps->has_tma, (long long)sh->stride_w,
-                    (long long)sh->dil_h, (long long)sh->w, (long long)L.patch_pitch);
       }
     } else {
       cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev,
@@ -289,6 +288,21 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                 "[%s | %s | %s] tile %dx%d warps %dx%d is not MMA menu entry %d", dev, shape, m,
                 t->block_m, t->block_n, t->warp_m, t->warp_n, i);
     }
+    const cf_mma_layout L = layout_of(sh, t);
+    cr_expect(L.bytes == (int64_t)t->shared_bytes, "[%s | %s | %s] layout %lld bytes, plan %zu",
+              dev, shape, m, (long long)L.bytes, t->shared_bytes);
+    /* TMA only where the device has it, on the kernels that exist (the wgmma tile, T0; weights
+     * resident), and where the shape allows one box per segment */
+    if (t->patch_tma_segment > 0)
+      cr_expect(caps->has_tma && (t->wgmma || t->menu_index == 0) && t->weights_resident &&
+                    sh->stride_w == 1 && sh->dil_h == 1 && sh->w % 4 == 0 &&
+                    t->patch_tma_segment == cf_tma_seg_pixels(t->block_m, sh->s, 1, sh->dil_w) &&
+                    L.patch_pitch <= 256,
+                "[%s | %s | %s] TMA patch (segments of %d pixels) on has_tma %d, %s%d, stride_w "
+                "%lld, dilation_h %lld, width %lld, box row %lld",
+                dev, shape, m, t->patch_tma_segment, caps->has_tma, t->wgmma ? "WG" : "T",
+                t->menu_index, (long long)sh->stride_w, (long long)sh->dil_h, (long long)sh->w,
+                (long long)L.patch_pitch);
     if (t->warp_m > 0 && t->warp_n > 0)
       cr_expect(t->threads == 32 * (t->block_m / t->warp_m) * (t->block_n / t->warp_n),
                 "[%s | %s | %s] threads %d != 32*(%d/%d)*(%d/%d)", dev, shape, m, t->threads,
@@ -410,9 +424,7 @@ Test(planner, staged_output_where_supported_and_it_fits) {
                     (strstr(t.why, "output staged") != NULL) == want,
                 "[%s] H200 plan staged %d, want %d: %s", shapes[i].name, t.output_staged, want,
                 t.why);
-      const cf_mma_layout L = cf_mma_layout_make(t.block_m, t.block_n, sh.c, t.chunk_channels,
-                                                 sh.r, sh.s, sh.stride_w, sh.dil_w,
-                                                 t.weights_resident, t.output_staged);
+      const cf_mma_layout L = layout_of(&sh, &t);
       cr_expect(L.bytes == (int64_t)t.shared_bytes &&
                     (!want || (L.out_pitch >= t.block_m + 8 && L.out_pitch % 16 == 4)) &&
                     L.out_floats == t.block_n * L.out_pitch,
@@ -794,8 +806,8 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
             CFK_MMA_TILE_COUNT + 1, t.wgmma, t.menu_index);
 }
 
-/* The wgmma plans load their patch by TMA where the device has it and the input allows one box
- * per segment: both workloads (w = 256) in segments of 128 pixels, box rows of 140 floats
+/* The wgmma plans and mma.sync T0 plans load their patch by TMA where the device has it and the
+ * input allows one box per segment: both workloads (w = 256) in segments of 128 pixels, box rows of 140 floats
  * (130 columns rounded to 16 bytes and to == 12 (mod 32)), each segment 128-byte aligned with
  * its own zero run. Not with has_tma off, a width that is not a multiple of 4 floats, a column
  * stride (no instantiation) or a kernel-row dilation (rows not adjacent). */
@@ -809,14 +821,14 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
       cf_device_caps caps = caps_h200_all();
       cf_tile_plan t;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
-      if (!t.wgmma)
-        continue; /* mish-mish fp32: mma.sync, cp.async */
-      cr_expect(t.patch_tma_segment == 128 && strstr(t.why, "patch by TMA") != NULL,
+      /* mish-mish fp32 runs on mma.sync T0 (its split weights do not fit wgmma's layout) */
+      cr_expect(t.patch_tma_segment == 128 && strstr(t.why, "patch by TMA") != NULL &&
+                    (t.wgmma || t.menu_index == 0) && t.weights_resident,
                 "[%s | %s] segment %d: %s", shapes[i].name, m ? "tf32" : "fp32",
                 t.patch_tma_segment, t.why);
-      const cf_mma_layout L =
-          cf_wg_layout_make(t.block_m, t.block_n, sh.c, t.chunk_channels, sh.r, sh.s, 1, 1,
-                            maths[m] == CF_MATH_FP32, t.output_staged, 128);
+      const cf_mma_layout L = layout_of(&sh, &t);
+      cr_expect(L.bytes == (int64_t)t.shared_bytes, "[%s] TMA layout %lld bytes, plan %zu",
+                shapes[i].name, (long long)L.bytes, t.shared_bytes);
       cr_expect(L.tma_segments == 2 && L.patch_pitch == 140 && L.seg_floats % 32 == 0 &&
                     L.weight_floats % 32 == 0 &&
                     L.zero_base + 131 <= L.seg_floats && L.patch_floats == 2 * L.seg_floats,
@@ -825,7 +837,7 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
                 (long long)L.seg_floats, (long long)L.zero_base);
       caps.has_tma = 0;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
-      cr_expect(t.wgmma && t.patch_tma_segment == 0 && strstr(t.why, "patch by cp.async"),
+      cr_expect(t.patch_tma_segment == 0 && strstr(t.why, "patch by cp.async"),
                 "[%s] has_tma 0: %s", shapes[i].name, t.why);
       caps = caps_h200_all();
       for (int v = 0; v < 3; ++v) {

@@ -182,9 +182,9 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
    * rather than trusting the compute capability; a miss is no error (mma.sync runs instead). */
   caps->has_wgmma = caps->arch == 90 && cfk_conv_wgmma_available() == cudaSuccess;
   (void)cudaGetLastError();
-  /* The wgmma kernels' TMA patch needs the driver's tensor-map encoder; without it (or with
-   * CONVFUSE_TMA=0) they load the patch by cp.async. */
-  if (caps->has_wgmma && cf_env_tma() && cfk_tensor_map_encoder_get(&st->encoder) == cudaSuccess)
+  /* The TMA patch (sm_90+) needs the driver's tensor-map encoder; without it (or with
+   * CONVFUSE_TMA=0) the kernels load the patch by cp.async. */
+  if (caps->arch >= 90 && cf_env_tma() && cfk_tensor_map_encoder_get(&st->encoder) == cudaSuccess)
     caps->has_tma = 1;
   (void)cudaGetLastError();
   caps->mma_staged_output = 1; /* kernels_cuda/conv_mma.cu stages when the planner says so */

@@ -137,12 +137,15 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
-  const cf_mma_layout L =
+  cf_mma_layout L =
       t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
                                    sh->dil_w, split, t->output_staged, t->patch_tma_segment)
                : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
                                     sh->stride_w, sh->dil_w, t->weights_resident,
                                     t->output_staged);
+  if (!t->wgmma && t->patch_tma_segment > 0)
+    L = cf_layout_with_tma(L, bm, t->chunk_channels, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                           t->patch_tma_segment);
   const int64_t q_tiles = ceil_div64(sh->q, bm);
   if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
       t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)
@@ -249,9 +252,15 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.tma = spec->tiles.patch_tma_segment > 0;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
-  if (s == CF_OK && p->mma_id.tma && (!p->mma_id.wgmma || !p->mma_id.unit_stride || !st->encoder))
-    s = cf_error(CF_ERR_INTERNAL, "cuda: TMA patch planned for a%s kernel%s",
-                 p->mma_id.wgmma ? "" : "n mma.sync", st->encoder ? "" : " without an encoder");
+  /* TMA kernels: the wgmma tile and mma.sync T0 with resident weights, unit column stride */
+  if (s == CF_OK && p->mma_id.tma &&
+      (!(p->mma_id.wgmma || p->menu_index == 0) || !p->mma_id.unit_stride ||
+       !spec->tiles.weights_resident || !st->encoder))
+    s = cf_error(CF_ERR_INTERNAL, "cuda: TMA patch planned for %s%d (stride_w %lld, weights "
+                 "%s)%s: no such kernel",
+                 p->mma_id.wgmma ? "WG" : "T", p->menu_index, (long long)sh->stride_w,
+                 spec->tiles.weights_resident ? "resident" : "streamed",
+                 st->encoder ? "" : " without an encoder");
   int regs = 0;
   size_t local = 0;
   cudaError_t e = cudaSuccess;
