@@ -25,7 +25,7 @@ typedef struct cf_mma_layout {
                            conflict-free fragment stores; 0 when not staged */
   int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
   int64_t bytes;        /* dynamic shared memory: weights + two stages + staged output +
-                           K-offset table (+ two mbarriers with TMA) */
+                           K-offset table (+ two mbarriers, two counters with TMA) */
   /* The patch by TMA (CUDA sm_90; cf_layout_with_tma): each
    * stage holds tma_segments column segments of the patch, one TMA box each (a box row is at
    * most 256 floats), seg_floats apart; each segment is the patch of seg_pixels output pixels
@@ -102,7 +102,7 @@ static inline int64_t cf_tma_seg_pixels(int64_t bm, int64_t s, int64_t stride_w,
 
 /* Layout L (resident weights) with the patch by TMA in segments of tma_seg pixels (from
  * cf_tma_seg_pixels): every segment starts 128-byte aligned (so do the weights' end and each
- * stage), and two mbarriers follow the K-offset table. */
+ * stage), and two mbarriers and two counters (32 bytes) follow the K-offset table. */
 static inline cf_mma_layout cf_layout_with_tma(cf_mma_layout L, int64_t bm, int64_t cc,
                                                int64_t r, int64_t s, int64_t stride_w,
                                                int64_t dil_w, int64_t tma_seg) {
@@ -115,7 +115,7 @@ static inline cf_mma_layout cf_layout_with_tma(cf_mma_layout L, int64_t bm, int6
   L.seg_floats = (L.zero_base + 3 + (tma_seg - 1) * stride_w + 1 + 31) / 32 * 32;
   L.patch_floats = L.tma_segments * L.seg_floats;
   L.stage_floats = L.patch_floats;
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4 + 16;
+  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4 + 32;
   return L;
 }
 

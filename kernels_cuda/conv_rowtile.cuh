@@ -537,7 +537,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   float *stages = smem + prm.weight_floats;            // two pipeline stages
   float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
-  uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp); // TMA: per stage
+  // TMA: per stage buffer, an mbarrier its bytes land on and a count of the warps done with it
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp);
+  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + 2);
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -563,10 +565,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
       stages[prm.stage_floats + i] = 0.0f;
     }
   if constexpr (T::TMA) {
-    if (tid == 0) { // waited on only after the block barrier below
+    if (tid == 0) { // used only after the block barrier below
       mbar_init(stage_full);
       mbar_init(stage_full + 1);
       mbar_init_fence();
+      stage_done[0] = stage_done[1] = 0;
     }
   }
   if constexpr (T::WG) {
@@ -637,10 +640,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   if constexpr (!T::TMA)
     load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
 
-  auto issue_stage = [&]() {
+  // Issues the next stage (TMA: by the thread with issuer set) and moves on to the one after.
+  auto issue_stage = [&](bool issuer) {
     float *stage = stages + load_buf * prm.stage_floats;
     if constexpr (T::TMA) {
-      if (tid == 0) {
+      if (issuer) {
         const RowTile rt = row_tile(prm, load_tile, BM);
         const int x0 = rt.q0 * prm.g.stride_w - prm.g.pad_w - prm.tma_lead;
         const int y0 = rt.p * prm.g.stride_h - prm.g.pad_h;
@@ -668,10 +672,30 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   };
   uint32_t full_parity = 0; // TMA: bit b = the parity of stage b's next phase
 
+  // TMA without staged output: a warp done with a stage buffer counts itself out; the last of
+  // the block's warps to do so refills it (two stages in flight, no block barrier between
+  // chunks). The fences order the warps' shared loads of the buffer before the refill's writes.
+  // The staged kernels keep the barrier per chunk (it also guards their staging rows): counting
+  // on top of a barrier there measured 3% slower on sub-sub-mish fp32 (bench/NOTES.md, v16).
+  constexpr bool COUNTED = T::TMA && !T::STAGED;
+  auto release_stage = [&](int b) {
+    __syncwarp();
+    bool last = false;
+    if (lane == 0) {
+      __threadfence_block();
+      last = (atomicAdd(stage_done + b, 1u) + 1) % T::WARPS == 0;
+      __threadfence_block();
+    }
+    if (load_tile < end_tile)
+      issue_stage(last);
+  };
+
   float acc[MI * NI][4];
 
   if (first_tile < end_tile)
-    issue_stage(); // the resident weights ride in the same group
+    issue_stage(tid == 0); // cp.async: the resident weights ride in the same group
+  if (COUNTED && load_tile < end_tile)
+    issue_stage(tid == 0);
   int buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
     // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
@@ -683,18 +707,20 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
-      // This chunk's stage is the only copy in flight. Past the barrier nobody reads the other
-      // buffer (the previous chunk's) any more: refill it now, while this chunk computes. One
-      // barrier per chunk (the refill used to wait for a second one at the chunk's end).
       if constexpr (T::TMA) {
         mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
         full_parity ^= 1u << buf;
       } else {
         cp_async_wait<0>();
       }
-      __syncthreads();
-      if (load_tile < end_tile)
-        issue_stage();
+      if constexpr (!COUNTED) {
+        // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
+        // other buffer (the previous chunk's) any more: refill it now, while this chunk
+        // computes. One barrier per chunk (the refill used to wait for a second one).
+        __syncthreads();
+        if (load_tile < end_tile)
+          issue_stage(tid == 0 || !T::TMA);
+      }
       const float *patch = stages + buf * prm.stage_floats;
       const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;
       const char *patch_b = reinterpret_cast<const char *>(patch);
@@ -751,6 +777,8 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
               acc[i][j] += part[i][j];
         }
       }
+      if constexpr (COUNTED)
+        release_stage(buf); // its A fragments are in registers (wgmma: issued from them)
     }
 
     if constexpr (T::WG) { // the accumulators are the tensor cores' until the last batch is done
