@@ -166,12 +166,14 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
 /* Pixels per TMA patch segment for tile t, or 0 where the patch goes by cp.async: the backend
  * has TMA, and the input is a tensor TMA can address with one box per segment (rows 16-byte
  * multiples, kernel rows adjacent, unit column stride: the instantiated kernels) within its
- * limits (extents <= 2^32, strides < 2^40 bytes). The TMA kernels exist for the wgmma tile
- * and mma.sync's T0 (the tile the multi-chunk workloads run on when wgmma cannot). */
+ * limits (extents <= 2^32, strides < 2^40 bytes, at most 256 kernel rows in a box; a chunk's
+ * channels are fewer than MMA_CHUNK_K). The TMA kernels exist for the wgmma tile and mma.sync's
+ * T0 (the tile the multi-chunk workloads run on when wgmma cannot). */
 static int64_t tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
                            const cf_device_caps *caps) {
   if (!caps->has_tma || sh->stride_w != 1 || sh->dil_h != 1 || sh->w % 4 != 0 ||
-      sh->n > ((int64_t)1 << 32) || sh->c * sh->h * sh->w * 4 >= ((int64_t)1 << 40))
+      sh->r > 256 || sh->n > ((int64_t)1 << 32) ||
+      sh->c * sh->h * sh->w * 4 >= ((int64_t)1 << 40))
     return 0;
   return cf_tma_seg_pixels(t->bm, sh->s, sh->stride_w, sh->dil_w);
 }

@@ -281,7 +281,6 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   return CF_OK;
 }
 
-
 cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **compiled) {
   if (!spec || !compiled)
     return cf_error(CF_ERR_INTERNAL, "cuda: plan_compile called with a NULL %s",
