@@ -363,3 +363,17 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
   }
   return cf_error(CF_ERR_INTERNAL, "planner: backend reports no kernel variants");
 }
+
+cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t) {
+  const int64_t seg = t->patch_tma_segment;
+  if (t->wgmma)
+    return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
+                             sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
+                             t->output_staged, seg);
+  cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
+                                       sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
+                                       t->output_staged);
+  return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
+                                      sh->stride_w, sh->dil_w, seg)
+                 : L;
+}

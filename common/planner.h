@@ -7,6 +7,7 @@
 #include "convfuse/convfuse.h"
 #include "device_caps.h"
 #include "epilogue.h"
+#include "mma_layout.h"
 #include "shape.h"
 
 typedef enum cf_kernel_variant {
@@ -63,5 +64,10 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
                         const cf_device_caps *caps, cf_tile_plan *plan);
 
 const char *cf_kernel_variant_name(cf_kernel_variant v);
+
+/* The shared-memory layout tensor-core plan t describes for shape sh (what the planner sized;
+ * the backends build their kernel arguments from it): wgmma or mma.sync, weights resident or
+ * streamed, output staged or not, patch by TMA or cp.async. */
+cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t);
 
 #endif

@@ -33,10 +33,6 @@
 
 namespace {
 
-__device__ __forceinline__ uint32_t smem_addr(const void *p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 // 4-byte async copy global -> shared; valid == false writes a zero (padding, out of range).
 __device__ __forceinline__ void cp_async4(float *dst, const float *src, bool valid) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)),
@@ -692,6 +688,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   float acc[MI * NI][4];
 
+  // (issuer matters to TMA alone: with cp.async every thread issues its share)
   if (first_tile < end_tile)
     issue_stage(tid == 0); // cp.async: the resident weights ride in the same group
   if (COUNTED && load_tile < end_tile)
@@ -719,7 +716,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         // computes. One barrier per chunk (the refill used to wait for a second one).
         __syncthreads();
         if (load_tile < end_tile)
-          issue_stage(tid == 0 || !T::TMA);
+          issue_stage(tid == 0);
       }
       const float *patch = stages + buf * prm.stage_floats;
       const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;

@@ -29,8 +29,7 @@ extern "C" cudaError_t cfk_tensor_map_encoder_get(cfk_tensor_map_encoder *encode
 
 extern "C" cudaError_t cfk_patch_map_encode(cfk_tensor_map_encoder encoder,
                                             cfk_mma_params *params, const float *input) {
-  if (encoder == nullptr || params == nullptr || input == nullptr ||
-      (reinterpret_cast<uintptr_t>(input) & 15) != 0)
+  if (encoder == nullptr || params == nullptr || input == nullptr)
     return cudaErrorInvalidValue;
   const cfk_geometry &g = params->g;
   const cuuint64_t dims[4] = {(cuuint64_t)g.w, (cuuint64_t)g.h, (cuuint64_t)g.c,

@@ -14,14 +14,15 @@
 
 namespace {
 
-__device__ __forceinline__ uint32_t tma_smem_addr(const void *p) {
+// The shared-memory address of p, as the async copies, barriers and wgmma descriptors take it.
+__device__ __forceinline__ uint32_t smem_addr(const void *p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
 // One arrival (the thread that posts the expected bytes) completes each phase.
 __device__ __forceinline__ void mbar_init(uint64_t *bar) {
 #if CFK_HAVE_TMA
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(tma_smem_addr(bar)) : "memory");
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_addr(bar)) : "memory");
 #else
   (void)bar;
   __trap();
@@ -42,7 +43,7 @@ __device__ __forceinline__ void mbar_init_fence() {
 __device__ __forceinline__ void mbar_expect_bytes(uint64_t *bar, uint32_t bytes) {
 #if CFK_HAVE_TMA
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
-                   tma_smem_addr(bar)),
+                   smem_addr(bar)),
                "r"(bytes)
                : "memory");
 #else
@@ -60,7 +61,7 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
                "WAIT:\n"
                "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
                "@!done bra WAIT;\n"
-               "}\n" ::"r"(tma_smem_addr(bar)),
+               "}\n" ::"r"(smem_addr(bar)),
                "r"(parity)
                : "memory");
 #else
@@ -77,9 +78,9 @@ __device__ __forceinline__ void tma_load_4d(float *dst, const void *map, int x, 
                                             int w, uint64_t *bar) {
 #if CFK_HAVE_TMA
   asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-               " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(tma_smem_addr(dst)),
+               " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(smem_addr(dst)),
                "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(z), "r"(w),
-               "r"(tma_smem_addr(bar))
+               "r"(smem_addr(bar))
                : "memory");
 #else
   (void)dst;

@@ -147,21 +147,6 @@ static void plan_ok(const cf_conv_shape *sh, const cf_epilogue *epi, cf_math mat
   cr_assert(cf_plan_tiles(sh, epi, math, caps, t) == CF_OK, "%s", cf_last_error());
 }
 
-/* The shared-memory layout a tensor-core plan describes (as the CUDA backend rebuilds it). */
-static cf_mma_layout layout_of(const cf_conv_shape *sh, const cf_tile_plan *t) {
-  const int64_t seg = t->patch_tma_segment;
-  if (t->wgmma)
-    return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
-                             sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
-                             t->output_staged, seg);
-  cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
-                                       sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
-                                       t->output_staged);
-  return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
-                                      sh->stride_w, sh->dil_w, seg)
-                 : L;
-}
-
 static const struct {
   int bm, bn, bk, tm, tn;
 } menu[CFK_FFMA_TILE_COUNT] = {
@@ -288,7 +273,7 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                 "[%s | %s | %s] tile %dx%d warps %dx%d is not MMA menu entry %d", dev, shape, m,
                 t->block_m, t->block_n, t->warp_m, t->warp_n, i);
     }
-    const cf_mma_layout L = layout_of(sh, t);
+    const cf_mma_layout L = cf_plan_mma_layout(sh, t);
     cr_expect(L.bytes == (int64_t)t->shared_bytes, "[%s | %s | %s] layout %lld bytes, plan %zu",
               dev, shape, m, (long long)L.bytes, t->shared_bytes);
     /* TMA only where the device has it, on the kernels that exist (the wgmma tile, T0; weights
@@ -424,7 +409,7 @@ Test(planner, staged_output_where_supported_and_it_fits) {
                     (strstr(t.why, "output staged") != NULL) == want,
                 "[%s] H200 plan staged %d, want %d: %s", shapes[i].name, t.output_staged, want,
                 t.why);
-      const cf_mma_layout L = layout_of(&sh, &t);
+      const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
       cr_expect(L.bytes == (int64_t)t.shared_bytes &&
                     (!want || (L.out_pitch >= t.block_m + 8 && L.out_pitch % 16 == 4)) &&
                     L.out_floats == t.block_n * L.out_pitch,
@@ -827,7 +812,7 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
                     (t.wgmma || t.menu_index == 0) && t.weights_resident,
                 "[%s | %s] segment %d: %s", shapes[i].name, m ? "tf32" : "fp32",
                 t.patch_tma_segment, t.why);
-      const cf_mma_layout L = layout_of(&sh, &t);
+      const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
       cr_expect(L.bytes == (int64_t)t.shared_bytes, "[%s] TMA layout %lld bytes, plan %zu",
                 shapes[i].name, (long long)L.bytes, t.shared_bytes);
       cr_expect(L.tma_segments == 2 && L.patch_pitch == 140 && L.seg_floats % 32 == 0 &&

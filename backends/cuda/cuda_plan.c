@@ -130,22 +130,13 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     t->wgmma ? "wgmma" : "MMA", t->menu_index, menu_size - 1);
   const cf_mma_tile *m = t->wgmma ? &cf_wg_menu[t->menu_index] : &cf_mma_menu[t->menu_index];
   const int bm = m->bm, bn = m->bn;
-  const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
       t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
-  cf_mma_layout L =
-      t->wgmma ? cf_wg_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s, sh->stride_w,
-                                   sh->dil_w, split, t->output_staged, t->patch_tma_segment)
-               : cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
-                                    sh->stride_w, sh->dil_w, t->weights_resident,
-                                    t->output_staged);
-  if (!t->wgmma && t->patch_tma_segment > 0)
-    L = cf_layout_with_tma(L, bm, t->chunk_channels, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                           t->patch_tma_segment);
+  const cf_mma_layout L = cf_plan_mma_layout(sh, t); /* block_m/n checked against the menu */
   const int64_t q_tiles = ceil_div64(sh->q, bm);
   if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
       t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)

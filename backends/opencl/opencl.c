@@ -1182,9 +1182,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     "chunk) does not match menu entry T%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->threads,
                     t->chunk_channels, t->menu_index);
-  const cf_mma_layout L = cf_mma_layout_make(bm, bn, sh->c, t->chunk_channels, sh->r, sh->s,
-                                             sh->stride_w, sh->dil_w, t->weights_resident,
-                                             t->output_staged);
+  const cf_mma_layout L = cf_plan_mma_layout(sh, t); /* block_m/n checked against the menu */
   const int64_t q_tiles = (sh->q + bm - 1) / bm;
   if (L.bytes != (int64_t)t->shared_bytes || t->block_k != L.kcp ||
       t->grid_m != sh->n * sh->p * q_tiles || t->grid_n != (sh->k + bn - 1) / bn)
