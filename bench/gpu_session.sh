@@ -53,6 +53,7 @@ for s in $stages; do
              # by TMA (the last four shapes: a partial channel chunk, 5x5 with padding over two
              # row tiles, a 1x1 kernel with a 72-channel chunk, a width below one segment).
              # CHECK_TILES="1 5" also checks mma.sync T0 (its TMA kernels) on the same shapes.
+             # The TMA kernels run as many stages as fit; CONVFUSE_STAGES=2 checks the 2-deep ring.
              for t in ${CHECK_TILES:-5}; do
                for sh in 2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1 3,64,6,254,128,3,3,1,0,1 \
                          3,11,9,36,33,3,3,1,1,1 2,4,7,260,20,5,5,1,2,1 1,80,5,8,64,1,1,1,0,1 2,8,6,12,64,3,3,1,1,1; do
@@ -119,6 +120,16 @@ for s in $stages; do
                 CONVFUSE_TMA=$v run "tma$v-r$round-${wm%:*}-${wm#*:}" 60 $B/bench/convfuse bench \
                   --backend cuda --workload ${wm%:*} --math ${wm#*:} --iters 30
               done; done; done ;;
+    stages-ab) # the TMA kernels' ring at 2 stages (CONVFUSE_STAGES=2) and at the planner's
+               # depth (as many as fit, up to MMA_MAX_STAGES) in one run, interleaved
+               # STAGES_ROUNDS times (mish-mish fp32 runs on mma.sync T0, the rest on wgmma)
+               for round in $(seq ${STAGES_ROUNDS:-2}); do
+                 for wm in sub-sub-mish:tf32 sub-sub-mish:fp32 mish-mish:tf32 mish-mish:fp32; do
+                   for v in 2 ${STAGES_MAX:-4}; do
+                     CONVFUSE_STAGES=$v run "stages$v-r$round-${wm%:*}-${wm#*:}" 60 \
+                       $B/bench/convfuse bench --backend cuda --workload ${wm%:*} \
+                       --math ${wm#*:} --iters 30
+                   done; done; done ;;
     ab) # A/B in one run: the tree in ./ab_base (e.g. `git archive <ref>` of the baseline,
         # untracked) against this one, interleaved twice so clock drift hits both alike.
         # AB_WORKLOADS narrows it (default: both workloads).
@@ -159,6 +170,7 @@ for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done

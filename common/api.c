@@ -116,6 +116,7 @@ static cf_status open_backend(cf_backend b, int verbose, cf_context **out) {
   ctx->caps.kernel_variants = iface->kernel_variants & usable;
   ctx->caps.tensor_core_note[sizeof ctx->caps.tensor_core_note - 1] = '\0';
   ctx->caps.force_tile = cf_env_tile();
+  ctx->caps.force_stages = cf_env_stages();
   *out = ctx;
   return CF_OK;
 }

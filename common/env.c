@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include "cf_constants.h"
 #include "error.h"
 
 cf_status cf_env_backend(const char *fn, cf_backend *out) {
@@ -39,18 +40,24 @@ int cf_env_verbose(void) {
   return 0;
 }
 
-int cf_env_tile(void) {
-  const char *v = getenv("CONVFUSE_TILE");
+/* A small integer in [lo, hi]: unset or "" -> 0; out of range or not a number -> 0 with a
+ * warning line on stderr. */
+static int env_int(const char *name, int lo, int hi) {
+  const char *v = getenv(name);
   if (!v || !*v)
     return 0;
   char *end = NULL;
   long t = strtol(v, &end, 10);
-  if (*end || t < 1 || t > 16) {
-    fprintf(stderr, "convfuse: ignoring CONVFUSE_TILE='%.32s' (use 1..16)\n", v);
+  if (*end || t < lo || t > hi) {
+    fprintf(stderr, "convfuse: ignoring %s='%.32s' (use %d..%d)\n", name, v, lo, hi);
     return 0;
   }
   return (int)t;
 }
+
+int cf_env_tile(void) { return env_int("CONVFUSE_TILE", 1, 16); }
+
+int cf_env_stages(void) { return env_int("CONVFUSE_STAGES", 2, CFK_MMA_MAX_STAGES); }
 
 /* An on/off switch that defaults to on: unset, "" or "1" -> 1; "0" -> 0; anything else -> 1
  * with a warning line on stderr. */

@@ -16,6 +16,12 @@ int cf_env_verbose(void);
  * value - 1, for tuning); anything else -> 0 with a warning line on stderr. */
 int cf_env_tile(void);
 
+/* CONVFUSE_STAGES: unset or "" -> 0 (the planner chooses); "2".."CFK_MMA_MAX_STAGES" -> at
+ * most that many pipeline stages in the TMA tensor-core kernels (for tuning; the cp.async
+ * kernels always run 2);
+ * anything else -> 0 with a warning line on stderr. */
+int cf_env_stages(void);
+
 /* CONVFUSE_OPENCL_TENSOR_CORES: unset, "" or "1" -> 1 (the OpenCL backend probes for tensor
  * cores and uses them where the probe passes); "0" -> 0 (never: the portable FFMA kernel);
  * anything else -> 1 with a warning line on stderr. */

@@ -135,6 +135,27 @@ static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
   return cc < sh->c ? cc : sh->c;
 }
 
+/* Stage buffers of a TMA layout: as many as fit, up to CFK_MMA_MAX_STAGES (or CONVFUSE_STAGES).
+ * One thread issues a stage as a few bulk copies, so a deeper ring costs only shared memory
+ * and hides more of the copies' latency behind the chunks in between. */
+static int max_stages(const cf_device_caps *caps) {
+  return caps->force_stages >= 2 ? caps->force_stages : CFK_MMA_MAX_STAGES;
+}
+
+/* Layout L (resident weights, patch by cp.async) with the patch by TMA instead, in the most
+ * stages that fit; .bytes over the limit when none does. */
+static cf_mma_layout tma_layout_fitting(cf_mma_layout L, const cf_mma_tile *t,
+                                        const cf_conv_shape *sh, int64_t cc,
+                                        const cf_device_caps *caps, int64_t tma_seg) {
+  cf_mma_layout T = L;
+  for (int n = max_stages(caps); n >= 2; --n) {
+    T = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg, n);
+    if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return T;
+  }
+  return T;
+}
+
 /* The first layout of tile t that fits the device, in order of preference: weights resident
  * and output staged, weights resident, output staged, neither. The output is staged only
  * where the backend supports it and K is one chunk: there the store stream is the time; with
@@ -151,14 +172,15 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
   for (int i = 0; i < 4; ++i) {
     if (staged[i] && !may_stage)
       continue;
-    for (int tma = resident[i] && tma_seg > 0; tma >= 0; --tma) {
-      L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                             resident[i], staged[i]);
-      if (tma)
-        L = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg);
-      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
-        return L;
+    L = cf_mma_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
+                           resident[i], staged[i]);
+    if (resident[i] && tma_seg > 0) {
+      cf_mma_layout T = tma_layout_fitting(L, t, sh, cc, caps, tma_seg);
+      if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        return T;
     }
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return L;
   }
   return L;
 }
@@ -187,13 +209,17 @@ static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   const int64_t seg = tma_segment(t, sh, caps);
-  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged)
-    for (int tma = seg > 0; tma >= 0; --tma) {
-      L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w,
-                            split, staged, tma ? seg : 0);
-      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
-        return L;
+  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
+    L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
+                          staged, 0, 2);
+    if (seg > 0) {
+      cf_mma_layout T = tma_layout_fitting(L, t, sh, cc, caps, seg);
+      if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        return T;
     }
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return L;
+  }
   return L;
 }
 
@@ -288,7 +314,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
   plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
-  plan->stages = 2;
+  plan->stages = (int)best_layout.n_stages;
   plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
   plan->grid_n = ceil_div(sh->k, t->bn);
   plan->shared_bytes = (size_t)best_layout.bytes;
@@ -369,11 +395,11 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
-                             t->output_staged, seg);
+                             t->output_staged, seg, t->stages);
   cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
                                        sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
                                        t->output_staged);
   return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
-                                      sh->stride_w, sh->dil_w, seg)
+                                      sh->stride_w, sh->dil_w, seg, t->stages)
                  : L;
 }

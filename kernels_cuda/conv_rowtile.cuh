@@ -530,12 +530,12 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   constexpr int BM = T::BM, BN = T::BN, WM = T::WM, WN = T::WN, MI = T::MI, NI = T::NI;
   extern __shared__ __align__(128) float smem[]; // TMA: segments start 128-byte aligned
   float *wres = smem;                                  // resident weights (if any)
-  float *stages = smem + prm.weight_floats;            // two pipeline stages
-  float *staged = stages + 2 * prm.stage_floats;       // the output tile (if staged)
+  float *stages = smem + prm.weight_floats;            // the ring of n_stages pipeline stages
+  float *staged = stages + prm.n_stages * prm.stage_floats; // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
   // TMA: per stage buffer, an mbarrier its bytes land on and a count of the warps done with it
   uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp);
-  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + 2);
+  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
@@ -553,19 +553,19 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     }
     koff[k] = off * 4; // bytes
   }
-  // Each segment's run of zeros (padded K indices read it), in both stages; the patch itself
+  // Each segment's run of zeros (padded K indices read it), in every stage; the patch itself
   // is written by every stage's loads.
-  for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
-    for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += T::THREADS) {
-      stages[i] = 0.0f;
-      stages[prm.stage_floats + i] = 0.0f;
-    }
+  for (int b = 0; b < prm.n_stages; ++b)
+    for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
+      for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += T::THREADS)
+        stages[b * prm.stage_floats + i] = 0.0f;
   if constexpr (T::TMA) {
     if (tid == 0) { // used only after the block barrier below
-      mbar_init(stage_full);
-      mbar_init(stage_full + 1);
+      for (int b = 0; b < prm.n_stages; ++b) {
+        mbar_init(stage_full + b);
+        stage_done[b] = 0;
+      }
       mbar_init_fence();
-      stage_done[0] = stage_done[1] = 0;
     }
   }
   if constexpr (T::WG) {
@@ -625,7 +625,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         wg_part[i][j] = 0.0f;
   }
 
-  // ---- the stage sequence: (my tiles) x (chunks), one stage in flight ahead ----
+  // ---- the stage sequence: (my tiles) x (chunks), a ring of n_stages buffers ----
+  // cp.async: two buffers, one stage in flight ahead. TMA: n_stages - 1 stages ahead (all
+  // n_stages where the warps count themselves out, below).
   // Block x owns the contiguous run [first_tile, end_tile) of row tiles: consecutive tiles
   // continue each output channel's stream (the staged stores rely on it) and reuse the
   // previous tile's input rows from L2.
@@ -636,6 +638,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   if constexpr (!T::TMA)
     load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
 
+  auto next_buf = [&](int b) { return b + 1 == prm.n_stages ? 0 : b + 1; };
   // Issues the next stage (TMA: by the thread with issuer set) and moves on to the one after.
   auto issue_stage = [&](bool issuer) {
     float *stage = stages + load_buf * prm.stage_floats;
@@ -657,7 +660,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         load_weights<T>(prm, weight, stage + prm.patch_floats, n0, load_chunk, warp, lane);
       cp_async_commit();
     }
-    load_buf ^= 1;
+    load_buf = next_buf(load_buf);
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
       ++load_tile;
@@ -669,7 +672,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   uint32_t full_parity = 0; // TMA: bit b = the parity of stage b's next phase
 
   // TMA without staged output: a warp done with a stage buffer counts itself out; the last of
-  // the block's warps to do so refills it (two stages in flight, no block barrier between
+  // the block's warps to do so refills it (n_stages in flight, no block barrier between
   // chunks). The fences order the warps' shared loads of the buffer before the refill's writes.
   // The staged kernels keep the barrier per chunk (it also guards their staging rows): counting
   // on top of a barrier there measured 3% slower on sub-sub-mish fp32 (bench/NOTES.md, v16).
@@ -688,10 +691,11 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   float acc[MI * NI][4];
 
-  // (issuer matters to TMA alone: with cp.async every thread issues its share)
-  if (first_tile < end_tile)
-    issue_stage(tid == 0); // cp.async: the resident weights ride in the same group
-  if (COUNTED && load_tile < end_tile)
+  // (issuer matters to TMA alone: with cp.async every thread issues its share). The barrier
+  // scheme refills the buffer the previous chunk read right after each chunk's barrier, so it
+  // starts one stage short of the ring; counted refills start with all of it.
+  // cp.async: the resident weights ride in the first stage's group.
+  for (int b = 0; b < prm.n_stages - (COUNTED ? 0 : 1) && load_tile < end_tile; ++b)
     issue_stage(tid == 0);
   int buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
@@ -703,7 +707,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         acc[mi * NI + ni][0] = acc[mi * NI + ni][2] = bias_lane[ni][0];
         acc[mi * NI + ni][1] = acc[mi * NI + ni][3] = bias_lane[ni][1];
       }
-    for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf ^= 1) {
+    for (int chunk = 0; chunk < prm.n_chunks; ++chunk, buf = next_buf(buf)) {
       if constexpr (T::TMA) {
         mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
         full_parity ^= 1u << buf;
@@ -711,9 +715,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         cp_async_wait<0>();
       }
       if constexpr (!COUNTED) {
-        // This chunk's stage is the only copy in flight. Past the barrier nobody reads the
-        // other buffer (the previous chunk's) any more: refill it now, while this chunk
-        // computes. One barrier per chunk (the refill used to wait for a second one).
+        // This chunk's stage has landed. Past the barrier nobody reads the previous chunk's
+        // buffer any more: refill it now, while this chunk computes. One barrier per chunk
+        // (the refill used to wait for a second one).
         __syncthreads();
         if (load_tile < end_tile)
           issue_stage(tid == 0);

@@ -101,6 +101,7 @@ typedef struct cfk_mma_params {
    * are multiples of 4 but for the left padding); 0 without TMA. patch_map is filled per
    * launch (the input's address is in it): cfk_patch_map_encode. */
   int32_t seg_pixels, seg_floats, tma_bytes, tma_lead;
+  int32_t n_stages;     /* stage buffers in the ring (2 without TMA) */
   int64_t batch;
   cfk_tensor_map patch_map;
 } cfk_mma_params;

@@ -1,6 +1,6 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
- * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_OPENCL_TENSOR_CORES,
- * CONVFUSE_CACHE, CONVFUSE_TMA) and the per-thread cf_last_error.
+ * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_STAGES,
+ * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_TMA) and the per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cf_constants.h"
 #include "convfuse/convfuse.h"
 #include "env.h"
 #include "test_util.h"
@@ -18,6 +19,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_OPENCL_DEVICE");
   unsetenv("CONVFUSE_VERBOSE");
   unsetenv("CONVFUSE_TILE");
+  unsetenv("CONVFUSE_STAGES");
   unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
   unsetenv("CONVFUSE_CACHE");
   unsetenv("CONVFUSE_TMA");
@@ -513,4 +515,35 @@ Test(env, tma_switch_reads_like_the_others) {
     cr_expect(warned == (i == 4), "CONVFUSE_TMA=%s printed: \"%s\"",
               values[i] ? values[i] : "(unset)", buf);
   }
+}
+
+/* ---- CONVFUSE_STAGES (a tuning cap on the TMA kernels' pipeline depth) ---- */
+
+static int stages_value;
+static void read_stages_env(void) { stages_value = cf_env_stages(); }
+
+Test(env, stages_reads_2_to_the_maximum_and_warns_on_the_rest) {
+  char max[8], over[8];
+  snprintf(max, sizeof max, "%d", CFK_MMA_MAX_STAGES);
+  snprintf(over, sizeof over, "%d", CFK_MMA_MAX_STAGES + 1);
+  const char *values[] = {NULL, "", "2", max, "1", "0", over, "3x", "abc"};
+  const int want[] = {0, 0, 2, CFK_MMA_MAX_STAGES, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    if (values[i])
+      setenv("CONVFUSE_STAGES", values[i], 1);
+    else
+      unsetenv("CONVFUSE_STAGES");
+    char buf[1024];
+    capture_stderr(read_stages_env, buf, sizeof buf);
+    cr_expect(stages_value == want[i], "CONVFUSE_STAGES=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", stages_value, want[i]);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "CONVFUSE_STAGES='%s'", values[i] ? values[i] : "");
+    const int warned = strstr(buf, quoted) != NULL;
+    cr_expect(warned == (i >= 4), "CONVFUSE_STAGES=%s printed: \"%s\"",
+              values[i] ? values[i] : "(unset)", buf);
+  }
+  /* a bad value never breaks a plan */
+  setenv("CONVFUSE_STAGES", "9", 1);
+  make_plan_and_run();
 }

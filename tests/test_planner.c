@@ -794,7 +794,7 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
 /* The wgmma plans and mma.sync T0 plans load their patch by TMA where the device has it and
  * the input allows one box per segment: both workloads (w = 256) in segments of 128 pixels, box
  * rows of 140 floats (130 columns + up to 3 of lead, rounded to 16 bytes and to == 12 (mod
- * 32)), each segment 128-byte aligned with its own zero run. Not with has_tma off, a width
+ * 32)), each segment 128-byte aligned (with its own zero run where K is padded). Not with has_tma off, a width
  * that is not a multiple of 4 floats, a column stride (no instantiation) or a kernel-row
  * dilation (rows not adjacent). */
 Test(planner, tma_patch_where_the_device_and_shape_allow) {
@@ -815,9 +815,10 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
       const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
       cr_expect(L.bytes == (int64_t)t.shared_bytes, "[%s] TMA layout %lld bytes, plan %zu",
                 shapes[i].name, (long long)L.bytes, t.shared_bytes);
+      /* both workloads' chunks are 72 K values, no padding: no zero run */
       cr_expect(L.tma_segments == 2 && L.patch_pitch == 140 && L.seg_floats % 32 == 0 &&
-                    L.weight_floats % 32 == 0 &&
-                    L.zero_base + 131 <= L.seg_floats && L.patch_floats == 2 * L.seg_floats,
+                    L.weight_floats % 32 == 0 && L.kc == L.kcp &&
+                    L.zero_base <= L.seg_floats && L.patch_floats == 2 * L.seg_floats,
                 "[%s] TMA layout: %lld segments, pitch %lld, seg_floats %lld, zero_base %lld",
                 shapes[i].name, (long long)L.tma_segments, (long long)L.patch_pitch,
                 (long long)L.seg_floats, (long long)L.zero_base);
@@ -851,4 +852,45 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
             (long long)cf_tma_seg_pixels(256, 3, 1, 1), (long long)cf_tma_seg_pixels(64, 3, 1, 1),
             (long long)cf_tma_seg_pixels(256, 3, 2, 1), (long long)cf_tma_seg_pixels(256, 3, 4, 1),
             (long long)cf_tma_pitch(130), (long long)cf_tma_pitch(66), (long long)cf_tma_pitch(16));
+}
+
+/* The TMA kernels run as many pipeline stages as fit (CFK_MMA_MAX_STAGES at most), the cp.async
+ * ones two: on the H200 sub-sub-mish (18 KB of weights) gets 4, mish-mish 3 beside its 147 KB of
+ * resident weights (wgmma tf32 and mma.sync T0 fp32 alike); CONVFUSE_STAGES caps the number;
+ * with a padded K the zero runs come back and are counted. */
+Test(planner, tma_stages_as_many_as_fit) {
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  const int want[2] = {4, 3}; /* sub-sub-mish, mish-mish */
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_device_caps caps = caps_h200_all();
+      cf_tile_plan t;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+      cr_expect(t.stages == want[i] && L.n_stages == t.stages &&
+                    L.bytes <= (int64_t)caps.shared_mem_per_block_max &&
+                    L.bytes == (int64_t)t.shared_bytes,
+                "[%s | %s] %d stages (want %d), layout %lld bytes for %zu max",
+                shapes[i].name, m ? "tf32" : "fp32", t.stages, want[i], (long long)L.bytes,
+                caps.shared_mem_per_block_max);
+      caps.force_stages = 2;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      cr_expect(t.stages == 2 && t.patch_tma_segment > 0, "[%s] CONVFUSE_STAGES=2: %d stages",
+                shapes[i].name, t.stages);
+      caps = caps_h200_all();
+      caps.has_tma = 0;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      cr_expect(t.stages == 2 && cf_plan_mma_layout(&sh, &t).n_stages == 2,
+                "[%s] cp.async: %d stages", shapes[i].name, t.stages);
+    }
+  /* C = 5 at 3x3: 45 K values padded to 48, so every segment keeps its zero run */
+  const cf_mma_layout P = cf_layout_with_tma(cf_mma_layout_make(256, 64, 5, 5, 3, 3, 1, 1, 1, 0),
+                                             256, 5, 3, 3, 1, 1, 128, 3);
+  cr_expect(P.kc < P.kcp && P.zero_base + 131 <= P.seg_floats && P.n_stages == 3 &&
+                P.bytes == (P.weight_floats + 3 * P.stage_floats + P.kcp) * 4 + 48,
+            "padded K: zero_base %lld, seg_floats %lld, %lld bytes", (long long)P.zero_base,
+            (long long)P.seg_floats, (long long)P.bytes);
 }

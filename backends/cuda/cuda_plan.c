@@ -144,6 +144,10 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     "the layout (%lld bytes)",
                     (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes,
                     (long long)L.bytes);
+  /* the kernel's ring: any depth with TMA (mbarriers), exactly two with cp.async */
+  if (L.n_stages < 2 || L.n_stages > CFK_MMA_MAX_STAGES || (L.tma_segments == 0 && L.n_stages != 2))
+    return cf_error(CF_ERR_INTERNAL, "cuda: %lld pipeline stages planned for a kernel that loads "
+                    "its patch by %s", (long long)L.n_stages, L.tma_segments ? "TMA" : "cp.async");
   /* the layout fits shared memory (<= 227 KiB), so all of it fits int32 */
   k->chw = sh->c * sh->h * sh->w;
   k->pq = sh->p * sh->q;
@@ -179,6 +183,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->tma_bytes = (int32_t)(L.tma_segments * L.zero_base * 4); /* the boxes, zeros excluded */
   /* the box starts on a 16-byte boundary: q0 and the segment starts are multiples of 64 */
   k->tma_lead = L.tma_segments > 0 ? (int32_t)((4 - sh->pad_w % 4) % 4) : 0;
+  k->n_stages = (int32_t)L.n_stages;
   k->batch = sh->n;
   return CF_OK;
 }
