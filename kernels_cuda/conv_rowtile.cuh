@@ -547,8 +547,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31;
-  // (0 at compile time without teams: no registers or index math for the single-tile kernels)
-  const int team = T::TEAMS > 1 ? tid / (32 * T::TEAM_WARPS) : 0;
+  const int team = tid / (32 * T::TEAM_WARPS);                // 0 without teams
   const int warp = (tid >> 5) - team * T::TEAM_WARPS;         // within the team
   const bool team_lead = tid == team * 32 * T::TEAM_WARPS;    // the team's TMA issuer
   const int g = lane >> 2, t = lane & 3;
