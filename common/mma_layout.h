@@ -24,11 +24,9 @@ typedef struct cf_mma_layout {
                            tail of the previous tile leads), == 4 (mod 16): 16-byte rows,
                            conflict-free fragment stores; 0 when not staged */
   int64_t out_floats;   /* staged output tile (BN * out_pitch), or 0 */
-  int64_t n_stages;     /* pipeline stages (patch buffers) of a ring: 2, more only with TMA */
-  int64_t teams;        /* rings (wgmma teams: bm x bn tiles sharing the weights), 1 but there */
-  int64_t bytes;        /* dynamic shared memory: weights + teams x n_stages stages + staged
-                           output + K-offset table (+ an mbarrier and a counter per stage with
-                           TMA) */
+  int64_t n_stages;     /* pipeline stages (patch buffers): 2, more only with TMA */
+  int64_t bytes;        /* dynamic shared memory: weights + n_stages stages + staged output +
+                           K-offset table (+ an mbarrier and a counter per stage with TMA) */
   /* The patch by TMA (CUDA sm_90; cf_layout_with_tma): each
    * stage holds tma_segments column segments of the patch, one TMA box each (a box row is at
    * most 256 floats), seg_floats apart; each segment is the patch of seg_pixels output pixels
@@ -70,7 +68,6 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;
   L.out_floats = bn * L.out_pitch;
   L.n_stages = 2;
-  L.teams = 1;
   L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
   L.tma_segments = 0;
   L.seg_pixels = bm;
@@ -106,14 +103,13 @@ static inline int64_t cf_tma_seg_pixels(int64_t bm, int64_t s, int64_t stride_w,
 }
 
 /* Layout L (resident weights) with the patch by TMA in segments of tma_seg pixels (from
- * cf_tma_seg_pixels) and teams rings of n_stages (>= 2) stage buffers: every segment starts
- * 128-byte aligned (so do the weights' end and each stage), and an mbarrier and a counter per
- * stage (16 bytes) follow the K-offset table. A segment's run of zeros exists only where K is padded (kc < kcp):
+ * cf_tma_seg_pixels) and n_stages (>= 2) stage buffers: every segment starts 128-byte aligned
+ * (so do the weights' end and each stage), and an mbarrier and a counter per stage (16 bytes)
+ * follow the K-offset table. A segment's run of zeros exists only where K is padded (kc < kcp):
  * mish-mish's third stage fits beside its resident weights only without it. */
 static inline cf_mma_layout cf_layout_with_tma(cf_mma_layout L, int64_t bm, int64_t cc,
                                                int64_t r, int64_t s, int64_t stride_w,
-                                               int64_t dil_w, int64_t tma_seg, int64_t n_stages,
-                                               int64_t teams) {
+                                               int64_t dil_w, int64_t tma_seg, int64_t n_stages) {
   L.weight_floats = (L.weight_floats + 31) / 32 * 32;
   L.tma_segments = bm / tma_seg;
   L.seg_pixels = tma_seg;
@@ -125,28 +121,25 @@ static inline cf_mma_layout cf_layout_with_tma(cf_mma_layout L, int64_t bm, int6
   L.patch_floats = L.tma_segments * L.seg_floats;
   L.stage_floats = L.patch_floats;
   L.n_stages = n_stages;
-  L.teams = teams;
-  L.bytes = (L.weight_floats + teams * n_stages * L.stage_floats + L.out_floats + L.kcp) * 4 +
-            16 * teams * n_stages;
+  L.bytes = (L.weight_floats + n_stages * L.stage_floats + L.out_floats + L.kcp) * 4 +
+            16 * n_stages;
   return L;
 }
 
 /* The wgmma kernels' layout (kernels_cuda/conv_wgmma.cu): weights always resident, in
  * wgmma's core-matrix order with no row padding (w_pitch = the block's whole K), twice over
  * for 3xTF32 (split: the big halves, then the small ones, split once per block).
- * tma_seg > 0: the patch by TMA (cf_layout_with_tma) in teams rings of n_stages stages (teams
- * > 1 only there). */
+ * tma_seg > 0: the patch by TMA (cf_layout_with_tma) in n_stages stages. */
 static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t cc,
                                               int64_t r, int64_t s, int64_t stride_w,
                                               int64_t dil_w, int split, int staged,
-                                              int64_t tma_seg, int64_t n_stages, int64_t teams) {
+                                              int64_t tma_seg, int64_t n_stages) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
   L.w_pitch = L.n_chunks * L.kcp;
   L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
   L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
-  return tma_seg > 0
-             ? cf_layout_with_tma(L, bm, cc, r, s, stride_w, dil_w, tma_seg, n_stages, teams)
-             : L;
+  return tma_seg > 0 ? cf_layout_with_tma(L, bm, cc, r, s, stride_w, dil_w, tma_seg, n_stages)
+                     : L;
 }
 
 #endif

@@ -104,25 +104,19 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
 }
 
 const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
-    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, 1},
-    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, 1},
-    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, 1},
-    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, 1},
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
 };
 
 const cf_mma_tile cf_wg_menu[CFK_WG_TILE_COUNT] = {
-    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, CFK_WG_T0_TEAMS},
-    {CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, CFK_WG_T1_TEAMS},
+    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN},
 };
 
 /* wgmma against mma.sync on the same row tile: one instruction per 64 x 64 x 8 instead of
  * eight per warp's 32 x 32 x 8, and no B fragment loads at all. */
 #define MMA_WGMMA_FACTOR 2.0
-
-/* Teams (a block of several tiles sharing the resident weights, one team's epilogue overlapping
- * another's wgmma) against one tile of the same block size: outweighs the smaller tile's
- * reuse where both fit (bench/NOTES.md, v18). */
-#define MMA_TEAMS_FACTOR 1.3
 
 /* Below this fraction of useful tile area (row tiles over Q, channel tiles over K), the
  * tensor-core kernel wastes more than FFMA would lose: plan FFMA instead. */
@@ -155,8 +149,7 @@ static cf_mma_layout tma_layout_fitting(cf_mma_layout L, const cf_mma_tile *t,
                                         const cf_device_caps *caps, int64_t tma_seg) {
   cf_mma_layout T = L;
   for (int n = max_stages(caps); n >= 2; --n) {
-    T = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg, n,
-                           t->teams);
+    T = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg, n);
     if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return T;
   }
@@ -210,28 +203,23 @@ static int64_t tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
 /* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
  * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
  * occupancy that staging costs the mma.sync kernel), the patch by TMA where it can be (its
- * segments take a little more room than one cp.async patch). A tile of several teams runs
- * only with the patch by TMA (each team counts its own stages in: no block barrier) and the
- * output from registers (the staged carry needs one run of tiles). .bytes over the limit:
- * nothing fits. */
+ * segments take a little more room than one cp.async patch). .bytes over the limit: nothing
+ * fits. */
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   const int64_t seg = tma_segment(t, sh, caps);
-  const int64_t max = (int64_t)caps->shared_mem_per_block_max;
-  for (int staged = caps->mma_staged_output && t->teams == 1 ? 1 : 0; staged >= 0; --staged) {
+  for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
     L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
-                          staged, 0, 2, 1);
+                          staged, 0, 2);
     if (seg > 0) {
       cf_mma_layout T = tma_layout_fitting(L, t, sh, cc, caps, seg);
-      if (T.bytes <= max)
+      if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
         return T;
     }
-    if (t->teams == 1 && L.bytes <= max)
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
   }
-  if (t->teams > 1)
-    L.bytes = INT64_MAX;
   return L;
 }
 
@@ -262,7 +250,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     const cf_mma_tile *t = wg ? &cf_wg_menu[i - n_mma] : &cf_mma_menu[i];
     if (forced && i != caps->force_tile - 1)
       continue;
-    int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn) * t->teams;
+    int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
     /* Weights resident in shared memory when they fit, else streamed per K chunk; the output
      * staged in shared memory where the backend can and it fits beside them; where nothing
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
@@ -298,7 +286,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
     double score = util * fill * reuse * (L.resident ? 1.0 : 0.7) *
                    (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
-                   (wg ? MMA_WGMMA_FACTOR : 1.0) * (t->teams > 1 ? MMA_TEAMS_FACTOR : 1.0);
+                   (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
       best_score = score;
       best = wg ? i - n_mma : i;
@@ -325,7 +313,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->warp_m = t->wm;
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
-  plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn) * t->teams;
+  plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
   plan->stages = (int)best_layout.n_stages;
   plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
   plan->grid_n = ceil_div(sh->k, t->bn);
@@ -334,16 +322,12 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->output_staged = best_layout.out_floats > 0;
   plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
-  char teams[24] = "";
-  if (t->teams > 1)
-    snprintf(teams, sizeof teams, " in %d teams", t->teams);
   snprintf(plan->why, sizeof plan->why,
-           "tensor cores (%s, %s): %s%d row tiles%s use %.0f%% of their area, %lld tiles for %d "
+           "tensor cores (%s, %s): %s%d row tiles use %.0f%% of their area, %lld tiles for %d "
            "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
-           best_wg ? "WG" : "T", best, teams, 100.0 * best_util,
-           (long long)(plan->grid_m * plan->grid_n),
+           best_wg ? "WG" : "T", best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
            caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk",
            best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers",
@@ -408,18 +392,14 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
 
 cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t) {
   const int64_t seg = t->patch_tma_segment;
-  if (t->wgmma) {
-    const int teams = t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT
-                          ? cf_wg_menu[t->menu_index].teams
-                          : 1;
+  if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
-                             t->output_staged, seg, t->stages, teams);
-  }
+                             t->output_staged, seg, t->stages);
   cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
                                        sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
                                        t->output_staged);
   return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
-                                      sh->stride_w, sh->dil_w, seg, t->stages, 1)
+                                      sh->stride_w, sh->dil_w, seg, t->stages)
                  : L;
 }

@@ -52,7 +52,6 @@ extern const cf_ffma_tile cf_ffma_menu[];
  * instantiated (CUDA) or built (OpenCL) for them. */
 typedef struct cf_mma_tile {
   int bm, bn, wm, wn;
-  int teams; /* wgmma: teams of bm x bn per block, sharing the weights (1 elsewhere) */
 } cf_mma_tile;
 extern const cf_mma_tile cf_mma_menu[];
 

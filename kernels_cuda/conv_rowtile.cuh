@@ -74,18 +74,13 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],
 // TMA_ (sm_90, resident weights): one thread loads each stage's patch as bulk tensor copies
 // (params patch_map, one box per segment of seg_pixels pixels) that count their bytes in on
 // the stage's mbarrier, instead of every warp issuing cp.asyncs row by row.
-// TEAMS_ > 1 (TMA, output from registers): the block is TEAMS_ teams of BM x BN, each with its
-// own run of row tiles (tiles interleaved between the teams) and its own stage ring, sharing
-// the resident weights; nothing but the set-up is block-wide, so one team's epilogue runs
-// while another's MMA keeps the tensor cores busy.
 template <int BM_, int BN_, int WM_, int WN_, bool SPLIT_, bool STAGED_, bool WG_ = false,
-          bool TMA_ = false, int TEAMS_ = 1>
+          bool TMA_ = false>
 struct MmaTile {
-  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, TEAMS = TEAMS_;
+  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_;
   static constexpr bool SPLIT = SPLIT_, STAGED = STAGED_, WG = WG_, TMA = TMA_;
   static constexpr int WARPS_M = BM / WM, WARPS_N = BN / WN;
-  static constexpr int TEAM_WARPS = WARPS_M * WARPS_N;
-  static constexpr int WARPS = TEAM_WARPS * TEAMS; // the block's
+  static constexpr int WARPS = WARPS_M * WARPS_N;
   static constexpr int THREADS = 32 * WARPS;
   static constexpr int MI = WM / 16, NI = WN / 8; // mma tiles per warp
   // Register cap of 128 per thread: 16 warps per SM whatever the block size. (A 64x32 warp
@@ -100,8 +95,6 @@ struct MmaTile {
   static_assert(!WG || (WM == 16 && WN == 64 && BN == 64 && BM % 64 == 0),
                 "wgmma tiles: warpgroups of 64 pixels x 64 channels");
   static_assert(!TMA || BM % 64 == 0, "TMA patch segments are 64 or 128 pixels");
-  static_assert(TEAMS == 1 || (TMA && !STAGED && (TEAM_WARPS % 4) == 0),
-                "teams: counted TMA stages, output from registers, whole warpgroups");
 };
 
 // Where a row tile lies: image n, output row p, first column q0. Row tiles are numbered
@@ -536,26 +529,19 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
                     const float *__restrict__ bias, float *__restrict__ output) {
   constexpr int BM = T::BM, BN = T::BN, WM = T::WM, WN = T::WN, MI = T::MI, NI = T::NI;
   extern __shared__ __align__(128) float smem[]; // TMA: segments start 128-byte aligned
-  const int n_buffers = T::TEAMS * prm.n_stages;       // stage buffers, all rings
   float *wres = smem;                                  // resident weights (if any)
-  float *rings = smem + prm.weight_floats;             // each team's ring of n_stages stages
-  float *staged = rings + n_buffers * prm.stage_floats; // the output tile (if staged)
+  float *stages = smem + prm.weight_floats;            // the ring of n_stages pipeline stages
+  float *staged = stages + prm.n_stages * prm.stage_floats; // the output tile (if staged)
   int *koff = reinterpret_cast<int *>(staged + prm.out_floats);
   // TMA: per stage buffer, an mbarrier its bytes land on and a count of the warps done with it
-  uint64_t *full_all = reinterpret_cast<uint64_t *>(koff + prm.kcp);
-  uint32_t *done_all = reinterpret_cast<uint32_t *>(full_all + n_buffers);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp);
+  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
 
   const int tid = (int)threadIdx.x;
-  const int lane = tid & 31;
-  const int team = tid / (32 * T::TEAM_WARPS);                // 0 without teams
-  const int warp = (tid >> 5) - team * T::TEAM_WARPS;         // within the team
-  const bool team_lead = tid == team * 32 * T::TEAM_WARPS;    // the team's TMA issuer
+  const int lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int m_warp = (warp % T::WARPS_M) * WM, n_warp = (warp / T::WARPS_M) * WN;
   const int n0 = (int)blockIdx.y * BN;
-  float *stages = rings + team * prm.n_stages * prm.stage_floats;
-  uint64_t *stage_full = full_all + team * prm.n_stages;
-  uint32_t *stage_done = done_all + team * prm.n_stages;
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   const int RS = prm.g.r * prm.g.s;
@@ -569,15 +555,15 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   }
   // Each segment's run of zeros (padded K indices read it), in every stage; the patch itself
   // is written by every stage's loads.
-  for (int b = 0; b < n_buffers; ++b)
+  for (int b = 0; b < prm.n_stages; ++b)
     for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
       for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += T::THREADS)
-        rings[b * prm.stage_floats + i] = 0.0f;
+        stages[b * prm.stage_floats + i] = 0.0f;
   if constexpr (T::TMA) {
     if (tid == 0) { // used only after the block barrier below
-      for (int b = 0; b < n_buffers; ++b) {
-        mbar_init(full_all + b);
-        done_all[b] = 0;
+      for (int b = 0; b < prm.n_stages; ++b) {
+        mbar_init(stage_full + b);
+        stage_done[b] = 0;
       }
       mbar_init_fence();
     }
@@ -585,7 +571,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
     // (and, for 3xTF32, been split) and been fenced before the first wgmma.
-    load_weights_wg<T>(prm, weight, wres, n0, tid >> 5, lane); // the block's warps
+    load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
     cp_async_commit();
     cp_async_wait<0>();
     if constexpr (T::SPLIT) {
@@ -596,7 +582,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     __syncthreads();
   } else if (prm.resident) {
     for (int chunk = 0; chunk < prm.n_chunks; ++chunk)
-      load_weights<T>(prm, weight, wres + chunk * prm.kcp, n0, chunk, tid >> 5, lane);
+      load_weights<T>(prm, weight, wres + chunk * prm.kcp, n0, chunk, warp, lane);
     if constexpr (T::TMA) { // no cp.async group of the stages to ride in; the mbarriers'
       cp_async_commit();     // initialisation must be seen before anyone waits on them
       cp_async_wait<0>();
@@ -645,9 +631,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   // Block x owns the contiguous run [first_tile, end_tile) of row tiles: consecutive tiles
   // continue each output channel's stream (the staged stores rely on it) and reuse the
   // previous tile's input rows from L2.
-  // Teams take the run's tiles in turn (team i: first_tile + i, + TEAMS, ...): neighbours in a
-  // row share input rows in L2.
-  const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x) + team;
+  const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
   int load_tile = first_tile, load_chunk = 0, load_buf = 0; // the next stage to issue
   PatchPlan load_pp;
@@ -679,7 +663,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     load_buf = next_buf(load_buf);
     if (++load_chunk == prm.n_chunks) {
       load_chunk = 0;
-      load_tile += T::TEAMS;
+      ++load_tile;
       if constexpr (!T::TMA)
         if (load_tile < end_tile)
           load_pp = patch_plan(prm, input, row_tile(prm, load_tile, BM));
@@ -698,7 +682,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
     bool last = false;
     if (lane == 0) {
       __threadfence_block();
-      last = (atomicAdd(stage_done + b, 1u) + 1) % T::TEAM_WARPS == 0;
+      last = (atomicAdd(stage_done + b, 1u) + 1) % T::WARPS == 0;
       __threadfence_block();
     }
     if (load_tile < end_tile)
@@ -712,9 +696,9 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   // starts one stage short of the ring; counted refills start with all of it.
   // cp.async: the resident weights ride in the first stage's group.
   for (int b = 0; b < prm.n_stages - (COUNTED ? 0 : 1) && load_tile < end_tile; ++b)
-    issue_stage(team_lead);
+    issue_stage(tid == 0);
   int buf = 0;
-  for (int tile = first_tile; tile < end_tile; tile += T::TEAMS) {
+  for (int tile = first_tile; tile < end_tile; ++tile) {
     // Accumulators start at the bias (+ folded shift), so the epilogue adds nothing.
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
@@ -736,7 +720,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
         // (the refill used to wait for a second one).
         __syncthreads();
         if (load_tile < end_tile)
-          issue_stage(team_lead);
+          issue_stage(tid == 0);
       }
       const float *patch = stages + buf * prm.stage_floats;
       const float *wsm = prm.resident ? wres + chunk * prm.kcp : patch + prm.patch_floats;

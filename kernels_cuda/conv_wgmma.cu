@@ -5,20 +5,13 @@
 
 namespace {
 
-static_assert(CFK_WG_TILE_COUNT == 2 && CFK_WG_T0_TEAMS == 1,
-              "instantiate every WG tile menu entry below");
+static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry below");
 template <bool SPLIT, bool STAGED, bool TMA = false>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true, TMA>;
-// Teams exist with the patch by TMA and the output from registers only (the planner's rule).
-template <bool SPLIT>
-using WgT1 = MmaTile<CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, SPLIT, false, true, true,
-                     CFK_WG_T1_TEAMS>;
 
 // The TMA patch kernels exist for the unit column stride only (the planner's rule).
 template <bool SPLIT, bool STAGED>
 const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
-  if (menu_index == 1)
-    return tma && unit_stride && !STAGED ? rowtile_kernel_of<WgT1<SPLIT>, 1>(chain) : nullptr;
   if (menu_index != 0)
     return nullptr;
   if (tma)
@@ -40,9 +33,7 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
 }
 
 extern "C" int cfk_wgmma_threads(int menu_index) {
-  return menu_index == 0 ? WgT0<false, false>::THREADS
-         : menu_index == 1 ? WgT1<false>::THREADS
-                           : 0;
+  return menu_index == 0 ? WgT0<false, false>::THREADS : 0;
 }
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {

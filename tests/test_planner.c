@@ -261,12 +261,6 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                   "[%s | %s | %s] tile %dx%d warps %dx%d (%s) is not WG menu entry %d", dev,
                   shape, m, t->block_m, t->block_n, t->warp_m, t->warp_n,
                   cf_kernel_variant_name(t->variant), t->menu_index);
-        /* teams: a warpgroup per 64 pixels of each team's tile; patch by TMA, no staging */
-        cr_expect(t->threads == 2 * w->bm * w->teams &&
-                      (w->teams == 1 || (t->patch_tma_segment > 0 && !t->output_staged)),
-                  "[%s | %s | %s] WG%d (%d teams): %d threads, TMA segment %d, staged %d", dev,
-                  shape, m, t->menu_index, w->teams, t->threads, t->patch_tma_segment,
-                  t->output_staged);
       }
     } else {
       cr_expect(t->menu_index < CFK_MMA_TILE_COUNT, "[%s | %s | %s] MMA menu_index %d", dev,
@@ -294,13 +288,10 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
                 dev, shape, m, t->patch_tma_segment, caps->has_tma, t->wgmma ? "WG" : "T",
                 t->menu_index, (long long)sh->stride_w, (long long)sh->dil_h, (long long)sh->w,
                 (long long)L.patch_pitch);
-    const int teams = t->wgmma && t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT
-                          ? cf_wg_menu[t->menu_index].teams
-                          : 1;
     if (t->warp_m > 0 && t->warp_n > 0)
-      cr_expect(t->threads == 32 * (t->block_m / t->warp_m) * (t->block_n / t->warp_n) * teams,
-                "[%s | %s | %s] threads %d != 32*(%d/%d)*(%d/%d)*%d", dev, shape, m, t->threads,
-                t->block_m, t->warp_m, t->block_n, t->warp_n, teams);
+      cr_expect(t->threads == 32 * (t->block_m / t->warp_m) * (t->block_n / t->warp_n),
+                "[%s | %s | %s] threads %d != 32*(%d/%d)*(%d/%d)", dev, shape, m, t->threads,
+                t->block_m, t->warp_m, t->block_n, t->warp_n);
     cr_expect(caps->mma_max_threads == 0 || t->threads <= caps->mma_max_threads,
               "[%s | %s | %s] %d threads > the device's tensor-core limit %d", dev, shape, m,
               t->threads, caps->mma_max_threads);
@@ -756,9 +747,8 @@ Test(planner, fastdiv_is_exact) {
 }
 
 /* wgmma (sm_90a, CUDA) where the device has it and the layout fits: on the H200 both
- * workloads' TF32 plans and sub-sub-mish's 3xTF32 plan run on wgmma (sub-sub-mish on WG0, its
- * output staged; mish-mish on WG1's two teams, from registers); mish-mish's 3xTF32 needs the
- * weights twice (big and small halves, 295 KB) and stays on mma.sync.
+ * workloads' TF32 plans and sub-sub-mish's 3xTF32 plan run on the wgmma tile; mish-mish's
+ * 3xTF32 needs the weights twice (big and small halves, 295 KB) and stays on mma.sync.
  * Without has_wgmma (another GPU, OpenCL) never; CONVFUSE_TILE numbers the wgmma entries
  * after the mma.sync ones. */
 Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
@@ -776,7 +766,7 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
                 "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
                 want, t.why);
       if (t.wgmma)
-        cr_expect(t.menu_index == i && t.weights_resident && t.output_staged == (i == 0),
+        cr_expect(t.menu_index == 0 && t.weights_resident && t.output_staged == (i == 0),
                   "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
                   t.menu_index, t.weights_resident, t.output_staged, t.why);
       caps.has_wgmma = 0;
@@ -826,9 +816,9 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
       cr_expect(L.bytes == (int64_t)t.shared_bytes, "[%s] TMA layout %lld bytes, plan %zu",
                 shapes[i].name, (long long)L.bytes, t.shared_bytes);
       /* both workloads' chunks are 72 K values, no padding: no zero run */
-      cr_expect(L.tma_segments == t.block_m / 128 && L.patch_pitch == 140 &&
-                    L.seg_floats % 32 == 0 && L.weight_floats % 32 == 0 && L.kc == L.kcp &&
-                    L.zero_base <= L.seg_floats && L.patch_floats == L.tma_segments * L.seg_floats,
+      cr_expect(L.tma_segments == 2 && L.patch_pitch == 140 && L.seg_floats % 32 == 0 &&
+                    L.weight_floats % 32 == 0 && L.kc == L.kcp &&
+                    L.zero_base <= L.seg_floats && L.patch_floats == 2 * L.seg_floats,
                 "[%s] TMA layout: %lld segments, pitch %lld, seg_floats %lld, zero_base %lld",
                 shapes[i].name, (long long)L.tma_segments, (long long)L.patch_pitch,
                 (long long)L.seg_floats, (long long)L.zero_base);
@@ -898,7 +888,7 @@ Test(planner, tma_stages_as_many_as_fit) {
     }
   /* C = 5 at 3x3: 45 K values padded to 48, so every segment keeps its zero run */
   const cf_mma_layout P = cf_layout_with_tma(cf_mma_layout_make(256, 64, 5, 5, 3, 3, 1, 1, 1, 0),
-                                             256, 5, 3, 3, 1, 1, 128, 3, 1);
+                                             256, 5, 3, 3, 1, 1, 128, 3);
   cr_expect(P.kc < P.kcp && P.zero_base + 131 <= P.seg_floats && P.n_stages == 3 &&
                 P.bytes == (P.weight_floats + 3 * P.stage_floats + P.kcp) * 4 + 48,
             "padded K: zero_base %lld, seg_floats %lld, %lld bytes", (long long)P.zero_base,

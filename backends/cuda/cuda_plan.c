@@ -144,12 +144,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     "the layout (%lld bytes)",
                     (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes,
                     (long long)L.bytes);
-  /* the kernel's ring: any depth with TMA (mbarriers), exactly two with cp.async; teams count
-   * their own stages in (TMA) and store from registers */
-  if (L.teams > 1 && (L.tma_segments == 0 || L.out_floats > 0))
-    return cf_error(CF_ERR_INTERNAL, "cuda: %lld teams planned with the patch by %s and the output "
-                    "%s: no such kernel", (long long)L.teams, L.tma_segments ? "TMA" : "cp.async",
-                    L.out_floats > 0 ? "staged" : "from registers");
+  /* the kernel's ring: any depth with TMA (mbarriers), exactly two with cp.async */
   if (L.n_stages < 2 || L.n_stages > CFK_MMA_MAX_STAGES || (L.tma_segments == 0 && L.n_stages != 2))
     return cf_error(CF_ERR_INTERNAL, "cuda: %lld pipeline stages planned for a kernel that loads "
                     "its patch by %s", (long long)L.n_stages, L.tma_segments ? "TMA" : "cp.async");
