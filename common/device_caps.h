@@ -31,7 +31,8 @@ typedef struct cf_device_caps {
   int force_tile;                  /* 0: the planner chooses; i + 1: use entry i of the chosen
                                       variant's tile menu (CONVFUSE_TILE, for tuning) */
   int force_stages;                /* 0: the planner chooses; n >= 2: the TMA kernels run at
-                                      most n pipeline stages (CONVFUSE_STAGES, for tuning) */
+                                      most n pipeline stages, however many K chunks a tile
+                                      takes (CONVFUSE_STAGES, for tuning) */
   unsigned kernel_variants;        /* bitmask of 1u << cf_kernel_variant usable on this
                                       context. The backend's init may set the subset of its
                                       iface's kernel_variants this device runs (OpenCL: the

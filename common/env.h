@@ -17,8 +17,8 @@ int cf_env_verbose(void);
 int cf_env_tile(void);
 
 /* CONVFUSE_STAGES: unset or "" -> 0 (the planner chooses); "2".."CFK_MMA_MAX_STAGES" -> at
- * most that many pipeline stages in the TMA tensor-core kernels (for tuning; the cp.async
- * kernels always run 2);
+ * most that many pipeline stages in the TMA tensor-core kernels, also with one K chunk per tile
+ * (for tuning; the cp.async kernels always run 2);
  * anything else -> 0 with a warning line on stderr. */
 int cf_env_stages(void);
 

@@ -135,11 +135,16 @@ static int64_t mma_chunk_channels(const cf_conv_shape *sh) {
   return cc < sh->c ? cc : sh->c;
 }
 
-/* Stage buffers of a TMA layout: as many as fit, up to CFK_MMA_MAX_STAGES (or CONVFUSE_STAGES).
- * One thread issues a stage as a few bulk copies, so a deeper ring costs only shared memory
- * and hides more of the copies' latency behind the chunks in between. */
-static int max_stages(const cf_device_caps *caps) {
-  return caps->force_stages >= 2 ? caps->force_stages : CFK_MMA_MAX_STAGES;
+/* Stage buffers of a TMA layout L: with several K chunks per tile as many as fit, up to
+ * CFK_MMA_MAX_STAGES: one thread issues a stage as a few bulk copies, so a deeper ring costs only
+ * shared memory and hides more of the copies' latency (mish-mish tf32 on the H200: 3.67 -> 3.37-
+ * 3.48 ms with 3 stages). With one chunk per tile a stage is a whole tile ahead already, and 4
+ * stages measured ~1% slower than 2 (sub-sub-mish, both maths): 2 there. CONVFUSE_STAGES caps
+ * it instead, for A/B runs. bench/NOTES.md, v17. */
+static int max_stages(const cf_mma_layout *L, const cf_device_caps *caps) {
+  if (caps->force_stages >= 2)
+    return caps->force_stages;
+  return L->n_chunks > 1 ? CFK_MMA_MAX_STAGES : 2;
 }
 
 /* Layout L (resident weights, patch by cp.async) with the patch by TMA instead, in the most
@@ -148,7 +153,7 @@ static cf_mma_layout tma_layout_fitting(cf_mma_layout L, const cf_mma_tile *t,
                                         const cf_conv_shape *sh, int64_t cc,
                                         const cf_device_caps *caps, int64_t tma_seg) {
   cf_mma_layout T = L;
-  for (int n = max_stages(caps); n >= 2; --n) {
+  for (int n = max_stages(&L, caps); n >= 2; --n) {
     T = cf_layout_with_tma(L, t->bm, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, tma_seg, n);
     if (T.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return T;

@@ -854,13 +854,15 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
             (long long)cf_tma_pitch(130), (long long)cf_tma_pitch(66), (long long)cf_tma_pitch(16));
 }
 
-/* The TMA kernels run as many pipeline stages as fit (CFK_MMA_MAX_STAGES at most), the cp.async
- * ones two: on the H200 sub-sub-mish (18 KB of weights) gets 4, mish-mish 3 beside its 147 KB of
- * resident weights (wgmma tf32 and mma.sync T0 fp32 alike); CONVFUSE_STAGES caps the number;
- * with a padded K the zero runs come back and are counted. */
+/* The TMA kernels run as many pipeline stages as fit (CFK_MMA_MAX_STAGES at most) where a tile
+ * takes several K chunks, two with one chunk per tile (a stage is a whole tile ahead there) and
+ * on the cp.async kernels: on the H200 mish-mish gets 3 beside its 147 KB of resident weights
+ * (wgmma tf32 and mma.sync T0 fp32 alike), sub-sub-mish 2; CONVFUSE_STAGES caps the number (and
+ * lifts the one-chunk rule, for A/B runs); with a padded K the zero runs come back and are
+ * counted. */
 Test(planner, tma_stages_as_many_as_fit) {
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
-  const int want[2] = {4, 3}; /* sub-sub-mish, mish-mish */
+  const int want[2] = {2, 3}; /* sub-sub-mish, mish-mish */
   for (int i = 0; i < 2; ++i)
     for (int m = 0; m < 2; ++m) {
       cf_conv_shape sh;
@@ -880,6 +882,10 @@ Test(planner, tma_stages_as_many_as_fit) {
       plan_ok(&sh, &epi, maths[m], &caps, &t);
       cr_expect(t.stages == 2 && t.patch_tma_segment > 0, "[%s] CONVFUSE_STAGES=2: %d stages",
                 shapes[i].name, t.stages);
+      caps.force_stages = 4; /* sub-sub-mish's 18 KB of weights leave room for 4, mish-mish 3 */
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      cr_expect(t.stages == 4 - i, "[%s] CONVFUSE_STAGES=4: %d stages", shapes[i].name,
+                t.stages);
       caps = caps_h200_all();
       caps.has_tma = 0;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
