@@ -794,9 +794,9 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
 /* The wgmma plans and mma.sync T0 plans load their patch by TMA where the device has it and
  * the input allows one box per segment: both workloads (w = 256) in segments of 128 pixels, box
  * rows of 140 floats (130 columns + up to 3 of lead, rounded to 16 bytes and to == 12 (mod
- * 32)), each segment 128-byte aligned (with its own zero run where K is padded). Not with has_tma off, a width
- * that is not a multiple of 4 floats, a column stride (no instantiation) or a kernel-row
- * dilation (rows not adjacent). */
+ * 32)), each segment 128-byte aligned (with its own zero run where K is padded). Not with
+ * has_tma off, a width that is not a multiple of 4 floats, a column stride (no instantiation) or
+ * a kernel-row dilation (rows not adjacent). */
 Test(planner, tma_patch_where_the_device_and_shape_allow) {
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
   for (int i = 0; i < 2; ++i)

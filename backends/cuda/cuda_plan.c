@@ -145,7 +145,8 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes,
                     (long long)L.bytes);
   /* the kernel's ring: any depth with TMA (mbarriers), exactly two with cp.async */
-  if (L.n_stages < 2 || L.n_stages > CFK_MMA_MAX_STAGES || (L.tma_segments == 0 && L.n_stages != 2))
+  if (L.n_stages < 2 || L.n_stages > CFK_MMA_MAX_STAGES ||
+      (L.tma_segments == 0 && L.n_stages != 2))
     return cf_error(CF_ERR_INTERNAL, "cuda: %lld pipeline stages planned for a kernel that loads "
                     "its patch by %s", (long long)L.n_stages, L.tma_segments ? "TMA" : "cp.async");
   /* the layout fits shared memory (<= 227 KiB), so all of it fits int32 */
