@@ -68,7 +68,7 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;
   L.out_floats = bn * L.out_pitch;
   L.n_stages = 2;
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
+  L.bytes = (L.weight_floats + L.n_stages * L.stage_floats + L.out_floats + L.kcp) * 4;
   L.tma_segments = 0;
   L.seg_pixels = bm;
   L.seg_floats = L.patch_floats;
@@ -137,7 +137,7 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, stride_w, dil_w, 1, staged);
   L.w_pitch = L.n_chunks * L.kcp;
   L.weight_floats = (split ? 2 : 1) * bn * L.w_pitch;
-  L.bytes = (L.weight_floats + 2 * L.stage_floats + L.out_floats + L.kcp) * 4;
+  L.bytes = (L.weight_floats + L.n_stages * L.stage_floats + L.out_floats + L.kcp) * 4;
   return tma_seg > 0 ? cf_layout_with_tma(L, bm, cc, r, s, stride_w, dil_w, tma_seg, n_stages)
                      : L;
 }

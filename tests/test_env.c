@@ -315,6 +315,16 @@ static void capture_stderr(void (*fn)(void), char *buf, size_t len) {
   fclose(tmp);
 }
 
+/* Sets the variable name to value (NULL: unsets it) and runs read with stderr captured. */
+static void read_env_as(const char *name, const char *value, void (*read)(void), char *buf,
+                        size_t len) {
+  if (value)
+    setenv(name, value, 1);
+  else
+    unsetenv(name);
+  capture_stderr(read, buf, len);
+}
+
 static void make_context_and_plan(void) {
   cf_context *ctx = NULL;
   cr_assert(cf_context_create(CF_BACKEND_CPU, &ctx) == CF_OK);
@@ -467,12 +477,8 @@ Test(env, cache_unset_empty_and_1_are_on_0_is_off) {
   const char *values[] = {NULL, "", "1", "0"};
   const int want[] = {1, 1, 1, 0};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    if (values[i])
-      setenv("CONVFUSE_CACHE", values[i], 1);
-    else
-      unsetenv("CONVFUSE_CACHE");
     char buf[1024];
-    capture_stderr(read_cache_env, buf, sizeof buf);
+    read_env_as("CONVFUSE_CACHE", values[i], read_cache_env, buf, sizeof buf);
     cr_expect(cache_value == want[i], "CONVFUSE_CACHE=%s: %d, want %d",
               values[i] ? values[i] : "(unset)", cache_value, want[i]);
     cr_expect_str_eq(buf, "", "CONVFUSE_CACHE=%s printed: \"%s\"",
@@ -483,9 +489,8 @@ Test(env, cache_unset_empty_and_1_are_on_0_is_off) {
 Test(env, cache_bad_values_warn_and_leave_it_on) {
   const char *values[] = {"yes", "2", "00", " 0", "off", "false"};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    setenv("CONVFUSE_CACHE", values[i], 1);
     char buf[1024];
-    capture_stderr(read_cache_env, buf, sizeof buf);
+    read_env_as("CONVFUSE_CACHE", values[i], read_cache_env, buf, sizeof buf);
     char quoted[64];
     snprintf(quoted, sizeof quoted, "'%s'", values[i]);
     cr_expect(cache_value == 1, "CONVFUSE_CACHE=%s turned the cache off", values[i]);
@@ -503,12 +508,8 @@ Test(env, tma_switch_reads_like_the_others) {
   const char *values[] = {NULL, "", "1", "0", "yes"};
   const int want[] = {1, 1, 1, 0, 1};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    if (values[i])
-      setenv("CONVFUSE_TMA", values[i], 1);
-    else
-      unsetenv("CONVFUSE_TMA");
     char buf[1024];
-    capture_stderr(read_tma_env, buf, sizeof buf);
+    read_env_as("CONVFUSE_TMA", values[i], read_tma_env, buf, sizeof buf);
     cr_expect(tma_value == want[i], "CONVFUSE_TMA=%s: %d, want %d",
               values[i] ? values[i] : "(unset)", tma_value, want[i]);
     const int warned = strstr(buf, "CONVFUSE_TMA='yes'") != NULL;
@@ -529,12 +530,8 @@ Test(env, stages_reads_2_to_the_maximum_and_warns_on_the_rest) {
   const char *values[] = {NULL, "", "2", max, "1", "0", over, "3x", "abc"};
   const int want[] = {0, 0, 2, CFK_MMA_MAX_STAGES, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    if (values[i])
-      setenv("CONVFUSE_STAGES", values[i], 1);
-    else
-      unsetenv("CONVFUSE_STAGES");
     char buf[1024];
-    capture_stderr(read_stages_env, buf, sizeof buf);
+    read_env_as("CONVFUSE_STAGES", values[i], read_stages_env, buf, sizeof buf);
     cr_expect(stages_value == want[i], "CONVFUSE_STAGES=%s: %d, want %d",
               values[i] ? values[i] : "(unset)", stages_value, want[i]);
     char quoted[64];
