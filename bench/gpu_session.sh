@@ -62,13 +62,35 @@ for s in $stages; do
                done
                CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
              done ;;
+    flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
+               # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
+               # channel tiles, 5x5, 1x1, dilation 2, a 254-wide plane, 6-wide rows (44 output
+               # rows per tile); check, then memcheck and racecheck on three of them
+               fshapes="1,3,20,20,40,3,3,1,0,1 2,8,10,36,70,3,3,1,0,1 3,2,17,36,64,5,5,1,0,1 1,8,7,12,64,1,1,1,0,1 2,4,13,24,33,3,3,1,0,2 1,8,6,256,64,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1"
+               for sh in $fshapes; do
+                 CONVFUSE_TILE=5 run "flatcheck-$sh" 120 $B/bench/convfuse check --backend cuda \
+                   --workload custom --shape $sh --ops mish,relu --math all --dist rand
+               done
+               for sh in 1,3,20,20,40,3,3,1,0,1 2,8,10,36,70,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1; do
+                 for tool in memcheck racecheck; do
+                   CONVFUSE_TILE=5 run "$tool-flat-$sh" 200 compute-sanitizer --tool $tool \
+                     --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                     --shape $sh --ops mish --math all --dist rand
+                 done
+               done ;;
+    flat-ab) # flat tiles (default) against row tiles (CONVFUSE_FLAT=0) in one run, interleaved
+             # FLAT_ROUNDS times, on sub-sub-mish (mish-mish is not eligible)
+             for round in $(seq ${FLAT_ROUNDS:-2}); do for m in tf32 fp32; do for v in 1 0; do
+               CONVFUSE_FLAT=$v run "flat$v-r$round-sub-sub-mish-$m" 60 $B/bench/convfuse bench \
+                 --backend cuda --workload sub-sub-mish --math $m --iters 30
+             done; done; done ;;
     ncu) for m in tf32 fp32; do
-           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
+           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --batch 16 \
              --math $m --iters 1 --warmup 0
-           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:conv_mma -c 1 \
+           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload mish-mish --batch 8 \
@@ -86,10 +108,10 @@ for s in $stages; do
           mets+="l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,"
           mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,"
           mets+="lts__t_sectors_op_write.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
-          for w in sub-sub-mish mish-mish; do
-            run "prof-$w" 300 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" \
-              $B/bench/convfuse bench --backend cuda --workload $w --batch 8 --math tf32 \
-              --iters 1 --warmup 0
+          for wm in ${PROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32}; do
+            run "prof-${wm%:*}-${wm#*:}" 300 ncu --clock-control none -k regex:'conv_(mma|flat)' \
+              -c 1 --metrics "$mets" $B/bench/convfuse bench --backend cuda --workload ${wm%:*} \
+              --batch 8 --math ${wm#*:} --iters 1 --warmup 0
           done
           cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/conv_mma.cu.o > "$OUT/sass.log" 2>&1 ;;
     chunk144) # the same tree with MMA_CHUNK_K = 144 (two 8-channel chunks per stage at 3x3)
@@ -106,7 +128,7 @@ for s in $stages; do
            done; done ;;
     sass) # executed instructions and stall samples per SASS line of one tensor-core kernel:
           # SASS_WORKLOAD (default sub-sub-mish) tf32, batch SASS_BATCH (default 8)
-          run sass-collect 300 ncu --clock-control none -k regex:conv_mma -c 1 \
+          run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
             --section SourceCounters --section WarpStateStats --section SchedulerStats \
             --section SpeedOfLight -o "$OUT/sass" -f $B/bench/convfuse bench --backend cuda \
             --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} --math tf32 \
@@ -142,7 +164,7 @@ for s in $stages; do
     ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
-          run "abprof-$v" 200 ncu --clock-control none -k regex:conv_mma -c 1 --metrics "$mets" $bin bench \
+          run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
     plantime) # OpenCL context + plan creation with convfuse's program cache cold, warm and off
               # (convfuse plantime). NVIDIA's own compute cache (~/.nv/ComputeCache) is off, so
@@ -167,6 +189,8 @@ done
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
+for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
+for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done

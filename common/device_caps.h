@@ -23,6 +23,9 @@ typedef struct cf_device_caps {
   int has_tma;                     /* the tensor-core kernels may load their patch by TMA
                                       (bulk tensor copies: CUDA on sm_90+, the driver's
                                       tensor-map encoder found; CONVFUSE_TMA=0 turns it off) */
+  int flat_tiles;                  /* the wgmma kernels may run flat tiles (TMA stores of the
+                                      output; CUDA sm_90a with TMA; CONVFUSE_FLAT=0 turns it
+                                      off) */
   int mma_staged_output;           /* the backend's tensor-core kernel can stage its output
                                       tile in shared memory (whole-sector stores) */
   size_t l2_bytes;                 /* 0 if unknown */

@@ -76,3 +76,5 @@ int cf_env_opencl_tensor_cores(void) { return env_switch("CONVFUSE_OPENCL_TENSOR
 int cf_env_cache(void) { return env_switch("CONVFUSE_CACHE"); }
 
 int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }
+
+int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }

@@ -37,4 +37,9 @@ int cf_env_cache(void);
  * with a warning line on stderr. */
 int cf_env_tma(void);
 
+/* CONVFUSE_FLAT: unset, "" or "1" -> 1 (the CUDA backend's wgmma kernels run flat tiles, with
+ * the output stored by TMA, where the shape allows); "0" -> 0 (row tiles); anything else -> 1
+ * with a warning line on stderr. */
+int cf_env_flat(void);
+
 #endif

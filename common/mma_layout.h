@@ -36,6 +36,12 @@ typedef struct cf_mma_layout {
   int64_t tma_segments;
   int64_t seg_pixels;
   int64_t seg_floats;
+  /* Flat tiles (cf_flat_layout_make; 0 otherwise): a tile is BM consecutive pixels of one
+   * output plane, crossing row ends. Each stage holds one TMA box of flat_rows whole input rows
+   * (patch_pitch = the width) of all C channels; the output leaves through out_buffers
+   * swizzled staging buffers by TMA stores. */
+  int64_t flat_rows;
+  int64_t out_buffers;
 } cf_mma_layout;
 
 /* Staged output: floats per channel row of a BM-pixel tile (see out_pitch). A macro: the
@@ -72,6 +78,8 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.tma_segments = 0;
   L.seg_pixels = bm;
   L.seg_floats = L.patch_floats;
+  L.flat_rows = 0;
+  L.out_buffers = 0;
   return L;
 }
 
@@ -140,6 +148,56 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
   L.bytes = (L.weight_floats + L.n_stages * L.stage_floats + L.out_floats + L.kcp) * 4;
   return tma_seg > 0 ? cf_layout_with_tma(L, bm, cc, r, s, stride_w, dil_w, tma_seg, n_stages)
                      : L;
+}
+
+/* Flat tiles: the most output rows a tile of bm consecutive pixels of a q-wide plane spans.
+ * Tiles start at multiples of bm, so a tile's first column is a multiple of gcd(bm, q) below
+ * q: at most q - gcd(bm, q). */
+static inline int64_t cf_flat_out_rows(int64_t bm, int64_t q) {
+  int64_t a = bm, b = q;
+  while (b != 0) {
+    const int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return (q - a + bm - 1) / q + 1;
+}
+
+/* Input rows one flat tile reads: its output rows' taps. */
+static inline int64_t cf_flat_in_rows(int64_t bm, int64_t q, int64_t r, int64_t stride_h,
+                                      int64_t dil_h) {
+  return (cf_flat_out_rows(bm, q) - 1) * stride_h + (r - 1) * dil_h + 1;
+}
+
+/* The flat-tile wgmma kernel's layout (kernels_cuda/conv_flat.cuh; one K chunk of all c
+ * channels, width w a multiple of 4, no column padding): out_buffers staging buffers of bn x bm
+ * floats first (TMA's 128-byte swizzle wants 1024-byte alignment), the resident weights as in
+ * cf_wg_layout_make (twice for split), n_stages patches of c x flat_rows x w floats (each a
+ * 128-byte multiple), the K-offset table, an mbarrier per stage. K indices past C*R*S read
+ * the patch's first element (their weights are zero). */
+static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t r,
+                                                int64_t s, int64_t w, int64_t q,
+                                                int64_t stride_h, int64_t dil_h, int split,
+                                                int64_t n_stages, int64_t out_buffers) {
+  cf_mma_layout L = cf_mma_layout_make(bm, bn, c, c, r, s, 1, 1, 1, 0);
+  L.flat_rows = cf_flat_in_rows(bm, q, r, stride_h, dil_h);
+  L.patch_width = w;
+  L.patch_pitch = w;
+  L.zero_base = c * L.flat_rows * w;
+  L.patch_floats = (L.zero_base + 31) / 32 * 32;
+  L.stage_floats = L.patch_floats;
+  L.w_pitch = L.kcp;
+  L.weight_floats = ((split ? 2 : 1) * bn * L.w_pitch + 31) / 32 * 32;
+  L.out_pitch = bm;
+  L.out_buffers = out_buffers;
+  L.out_floats = out_buffers * bn * bm;
+  L.n_stages = n_stages;
+  L.tma_segments = 1;
+  L.seg_pixels = bm;
+  L.seg_floats = L.patch_floats;
+  L.bytes = (L.out_floats + L.weight_floats + n_stages * L.stage_floats + L.kcp) * 4 +
+            8 * n_stages;
+  return L;
 }
 
 #endif

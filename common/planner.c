@@ -205,14 +205,51 @@ static int64_t tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
   return cf_tma_seg_pixels(t->bm, sh->s, sh->stride_w, sh->dil_w);
 }
 
-/* The wgmma kernels' layout for tile t: weights always resident, the output staged where the
- * backend can and it fits (with any number of K chunks: wgmma leaves the registers and
- * occupancy that staging costs the mma.sync kernel), the patch by TMA where it can be (its
- * segments take a little more room than one cp.async patch). .bytes over the limit: nothing
- * fits. */
+/* Flat tiles (cf_flat_layout_make) for wgmma tile t: where the backend has them, K is one chunk
+ * of every channel, and both tensors are ones TMA can address with the boxes the kernel uses:
+ * the input as (w, h, c, n) with a box of whole rows (w a multiple of 4 up to 256, no column
+ * padding, unit column stride, at most 256 channels and box rows), the output as (p*q, k, n)
+ * (p*q a multiple of 4); extents and strides within TMA's limits. */
+static int flat_eligible(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
+                         const cf_device_caps *caps) {
+  const int64_t big = (int64_t)1 << 40;
+  return caps->flat_tiles && caps->has_tma && caps->mma_staged_output && cc >= sh->c && sh->stride_w == 1 &&
+         sh->pad_w == 0 && sh->w % 4 == 0 && sh->w <= 256 && sh->c <= 256 &&
+         (sh->p * sh->q) % 4 == 0 && sh->p * sh->q <= INT32_MAX / 2 && sh->n <= INT32_MAX &&
+         cf_flat_in_rows(t->bm, sh->q, sh->r, sh->stride_h, sh->dil_h) <= 256 &&
+         sh->c * sh->h * sh->w * 4 < big && sh->k * sh->p * sh->q * 4 < big &&
+         sh->n * ((sh->p * sh->q + t->bm - 1) / t->bm) <= INT32_MAX;
+}
+
+/* The flat-tile layout that fits, in order of preference: two staging buffers (a tile's TMA
+ * stores drain while the next one computes), then two patch stages; .bytes over the limit
+ * when none does. */
+static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
+                                         int split, const cf_device_caps *caps) {
+  static const int64_t out_buffers[4] = {2, 2, 1, 1}, stages[4] = {2, 1, 2, 1};
+  cf_mma_layout L = {0};
+  for (int i = 0; i < 4; ++i) {
+    L = cf_flat_layout_make(t->bm, t->bn, sh->c, sh->r, sh->s, sh->w, sh->q, sh->stride_h,
+                            sh->dil_h, split, stages[i], out_buffers[i]);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return L;
+  }
+  return L;
+}
+
+/* The wgmma kernels' layout for tile t: flat tiles where they can be (bench/NOTES.md, v19);
+ * else row tiles with the weights always resident, the output staged where the backend can and
+ * it fits (with any number of K chunks: wgmma leaves the registers and occupancy that staging
+ * costs the mma.sync kernel), the patch by TMA where it can be (its segments take a little more
+ * room than one cp.async patch). .bytes over the limit: nothing fits. */
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
+  if (flat_eligible(t, sh, cc, caps)) {
+    L = flat_layout_fitting(t, sh, split, caps);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return L;
+  }
   const int64_t seg = tma_segment(t, sh, caps);
   for (int staged = caps->mma_staged_output ? 1 : 0; staged >= 0; --staged) {
     L = cf_wg_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->stride_w, sh->dil_w, split,
@@ -268,15 +305,20 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       cc = (cc + 1) / 2;
       L = mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     }
+    const int flat = L.flat_rows > 0;
     int64_t q_tiles = ceil_div(sh->q, t->bm);
-    int64_t m_tiles = sh->n * sh->p * q_tiles; /* <= n*p*q: fits int64 */
+    /* row tiles, or flat tiles of whole planes: <= n*p*q, fits int64 */
+    int64_t m_tiles = flat ? sh->n * ceil_div(sh->p * sh->q, t->bm) : sh->n * sh->p * q_tiles;
     int64_t grid_n = ceil_div(sh->k, t->bn);
     if (threads > caps->max_threads_per_block ||
         (caps->mma_max_threads > 0 && threads > caps->mma_max_threads) ||
         L.bytes > (int64_t)caps->shared_mem_per_block_max || grid_n > 65535 ||
         m_tiles > INT32_MAX)
       continue;
-    double util = (double)sh->q / (double)(q_tiles * t->bm) * n_efficiency(sh->k, t->bn);
+    double util = (flat ? (double)(sh->p * sh->q) / (double)(ceil_div(sh->p * sh->q, t->bm) *
+                                                              t->bm)
+                        : (double)sh->q / (double)(q_tiles * t->bm)) *
+                  n_efficiency(sh->k, t->bn);
     int64_t blocks = m_tiles * grid_n;
     double fill = (double)blocks / (4.0 * (caps->compute_units > 0 ? caps->compute_units : 1));
     if (fill > 1.0)
@@ -320,22 +362,28 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->chunk_channels = (int)best_cc;
   plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
   plan->stages = (int)best_layout.n_stages;
-  plan->grid_m = sh->n * sh->p * ceil_div(sh->q, t->bm); /* row tiles; blocks persist */
+  plan->flat_tiles = best_layout.flat_rows > 0;
+  /* row or flat tiles; blocks persist */
+  plan->grid_m = plan->flat_tiles ? sh->n * ceil_div(sh->p * sh->q, t->bm)
+                                  : sh->n * sh->p * ceil_div(sh->q, t->bm);
   plan->grid_n = ceil_div(sh->k, t->bn);
   plan->shared_bytes = (size_t)best_layout.bytes;
   plan->weights_resident = best_layout.resident;
   plan->output_staged = best_layout.out_floats > 0;
+  plan->output_buffers = (int)best_layout.out_buffers;
   plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
-           "tensor cores (%s, %s): %s%d row tiles use %.0f%% of their area, %lld tiles for %d "
+           "tensor cores (%s, %s): %s%d%s tiles use %.0f%% of their area, %lld tiles for %d "
            "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
-           best_wg ? "WG" : "T", best, 100.0 * best_util, (long long)(plan->grid_m * plan->grid_n),
-           caps->compute_units, (long long)best_cc,
+           best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : "", 100.0 * best_util,
+           (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk",
-           best_layout.out_floats > 0 ? "staged in shared memory" : "stored from registers",
+           plan->flat_tiles ? "staged and stored by TMA"
+           : best_layout.out_floats > 0 ? "staged in shared memory"
+                                        : "stored from registers",
            best_layout.tma_segments > 0 ? "TMA" : "cp.async");
   return CF_OK;
 }
@@ -397,6 +445,10 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
 
 cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t) {
   const int64_t seg = t->patch_tma_segment;
+  if (t->flat_tiles)
+    return cf_flat_layout_make(t->block_m, t->block_n, sh->c, sh->r, sh->s, sh->w, sh->q,
+                               sh->stride_h, sh->dil_h, t->variant == CF_KERNEL_MMA_3XTF32,
+                               t->stages, t->output_buffers);
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

@@ -31,6 +31,11 @@ typedef struct cf_tile_plan {
                                     cf_wg_menu (else cf_mma_menu) */
   int patch_tma_segment;         /* MMA: > 0: the patch arrives by TMA in segments of this
                                     many pixels (cf_layout_with_tma); 0: by cp.async */
+  int flat_tiles;                /* MMA (wgmma, TMA): tiles are block_m consecutive pixels of
+                                    an output plane, crossing row ends; the patch is whole
+                                    input rows, the output leaves by TMA stores from
+                                    output_buffers staging buffers (cf_flat_layout_make) */
+  int output_buffers;            /* flat tiles: staging buffers (1 or 2); 0 otherwise */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer
@@ -66,8 +71,8 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
 const char *cf_kernel_variant_name(cf_kernel_variant v);
 
 /* The shared-memory layout tensor-core plan t describes for shape sh (what the planner sized;
- * the backends build their kernel arguments from it): wgmma or mma.sync, weights resident or
- * streamed, output staged or not, patch by TMA or cp.async. */
+ * the backends build their kernel arguments from it): wgmma or mma.sync, flat or row tiles,
+ * weights resident or streamed, output staged or not, patch by TMA or cp.async. */
 cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t);
 
 #endif

@@ -324,6 +324,17 @@ __device__ __forceinline__ void load_a16(float (&a)[4], const int *koff_lane, in
   a[3] = lds_at(a1, 8 * step);
 }
 
+// The same for flat tiles (conv_flat.cuh), whose lane's two pixels (g and g + 8) may lie in
+// different output rows: a_lo and a_hi are their byte offsets into the patch.
+__device__ __forceinline__ void load_a16_flat(float (&a)[4], const int *koff_lane, int kb,
+                                              const char *patch, int a_lo, int a_hi) {
+  const char *k0 = patch + koff_lane[kb], *k1 = patch + koff_lane[kb + 4];
+  a[0] = lds_at(k0, a_lo);
+  a[1] = lds_at(k0, a_hi);
+  a[2] = lds_at(k1, a_lo);
+  a[3] = lds_at(k1, a_hi);
+}
+
 // 3xTF32 on wgmma: adds a completed chunk accumulator to acc (after the wait that completed
 // it; the pin keeps the compiler from reading part any earlier).
 __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8][4]) {
@@ -338,19 +349,24 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
 // One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
 // far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
 // committed as one group. a must not be touched again until that group has completed.
-template <class T, int SW>
+// FLAT: the fragments come from load_a16_flat (a_lane, a_hi), else load_a16 (a_lane, sw_bytes).
+template <class T, int SW, bool FLAT = false>
 __device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4],
                                          uint32_t (&ab)[T::WG_KSTEPS][4],
                                          uint32_t (&as)[T::WG_KSTEPS][4], int kb0, int kcp,
                                          const int *koff_lane, const char *patch, int a_lane,
-                                         int sw_bytes, uint64_t desc_big, uint64_t desc_small) {
+                                         int sw_bytes, uint64_t desc_big, uint64_t desc_small,
+                                         int a_hi = 0) {
   constexpr int KS = T::WG_KSTEPS;
   constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
 #pragma unroll
   for (int j = 0; j < KS; ++j)
     if (kb0 + 8 * j < kcp) {
       float raw[4];
-      load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
+      if constexpr (FLAT)
+        load_a16_flat(raw, koff_lane, kb0 + 8 * j, patch, a_lane, a_hi);
+      else
+        load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         if constexpr (T::SPLIT)
@@ -386,11 +402,11 @@ __device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4]
 // 3xTF32 into part, which holds one chunk (fresh registers per chunk, added to acc with a
 // rounded FADD: see the mma.sync k-loop) and is added at the next chunk's start
 // (first_chunk: nothing to add) or by the caller at the end of the tile.
-template <class T, int SW>
+template <class T, int SW, bool FLAT = false>
 __device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4],
                                          const int *koff_lane, int kcp, const char *patch,
                                          int a_lane, int sw_bytes, uint64_t desc_big,
-                                         uint64_t desc_small, bool first_chunk) {
+                                         uint64_t desc_small, bool first_chunk, int a_hi = 0) {
   constexpr int KS = T::WG_KSTEPS;
   const int batches = (kcp + 8 * KS - 1) / (8 * KS); // the same for every chunk
   uint32_t ab0[KS][4], as0[KS][4], ab1[KS][4], as1[KS][4];
@@ -407,13 +423,13 @@ __device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4]
   for (int b = 0; b < batches; b += 2) {
     if (b > 0)
       wg_wait<1>();
-    wg_batch<T, SW>(acc, part, ab0, as0, b * 8 * KS, kcp, koff_lane, patch, a_lane, sw_bytes,
-                    desc_big, desc_small);
+    wg_batch<T, SW, FLAT>(acc, part, ab0, as0, b * 8 * KS, kcp, koff_lane, patch, a_lane,
+                          sw_bytes, desc_big, desc_small, a_hi);
     if (b + 1 >= batches)
       break;
     wg_wait<1>();
-    wg_batch<T, SW>(acc, part, ab1, as1, (b + 1) * 8 * KS, kcp, koff_lane, patch, a_lane,
-                    sw_bytes, desc_big, desc_small);
+    wg_batch<T, SW, FLAT>(acc, part, ab1, as1, (b + 1) * 8 * KS, kcp, koff_lane, patch, a_lane,
+                          sw_bytes, desc_big, desc_small, a_hi);
   }
 }
 

@@ -1,6 +1,8 @@
-// The row-tile kernel of conv_rowtile.cuh on warpgroup MMA, for the WG tile menu. Built for
-// compute_90a alone (CMakeLists.txt): on any other device these kernels have no image, which
-// cfk_conv_wgmma_available reports, and the planner never picks them there.
+// The row-tile kernel of conv_rowtile.cuh and the flat-tile kernel of conv_flat.cuh on
+// warpgroup MMA, for the WG tile menu. Built for compute_90a alone (CMakeLists.txt): on any other
+// device these kernels have no image, which cfk_conv_wgmma_available reports, and the planner
+// never picks them there.
+#include "kernels_cuda/conv_flat.cuh"
 #include "kernels_cuda/conv_rowtile.cuh"
 
 namespace {
@@ -25,6 +27,10 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
+  if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
+    return m != 0 || !id->staged || !t || !u ? nullptr
+           : id->split                       ? flat_kernel_of<WgT0<true, true, true>>(c)
+                                             : flat_kernel_of<WgT0<false, true, true>>(c);
   if (id->split)
     return id->staged ? wg_kernel_of<true, true>(m, c, u, t)
                       : wg_kernel_of<true, false>(m, c, u, t);
@@ -38,6 +44,6 @@ extern "C" int cfk_wgmma_threads(int menu_index) {
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }

@@ -101,9 +101,16 @@ typedef struct cfk_mma_params {
    * are multiples of 4 but for the left padding); 0 without TMA. patch_map is filled per
    * launch (the input's address is in it): cfk_patch_map_encode. */
   int32_t seg_pixels, seg_floats, tma_bytes, tma_lead;
-  int32_t n_stages;     /* stage buffers in the ring (2 without TMA) */
+  int32_t n_stages;     /* stage buffers in the ring (2 without TMA; flat tiles 1 or 2) */
   int64_t batch;
+  /* Flat tiles (kernel id flat): tile t is pixels [(t % plane_tiles) * BM, + BM) of output
+   * plane t / plane_tiles; its patch is flat_rows whole input rows (patch_pitch == w) of all
+   * channels from the row of its first pixel; the output leaves through out_buffers staging
+   * buffers by TMA stores through out_map (cfk_flat_maps_encode). */
+  int32_t flat_rows, out_buffers, plane_tiles;
+  cf_fastdiv div_plane_tiles, div_q;
   cfk_tensor_map patch_map;
+  cfk_tensor_map out_map;
 } cfk_mma_params;
 
 /* Name of a chain ("none", "mish", "mish,mish", "relu", "generic"); "?" if out of range. */
@@ -135,6 +142,13 @@ cudaError_t cfk_tensor_map_encoder_get(cfk_tensor_map_encoder *encoder);
 cudaError_t cfk_patch_map_encode(cfk_tensor_map_encoder encoder, cfk_mma_params *params,
                                  const float *input);
 
+/* Flat tiles: fills params->patch_map (box: patch_pitch columns x flat_rows rows x all c
+ * channels x 1 image) and params->out_map (the output as a (p*q, k, n) tensor, p*q % 4 == 0;
+ * box: 32 pixels x BN channels x 1 image, 128-byte swizzle) for input and output (both 16-byte
+ * aligned). */
+cudaError_t cfk_flat_maps_encode(cfk_tensor_map_encoder encoder, cfk_mma_params *params,
+                                 int bn, const float *input, float *output);
+
 /* Which tensor-core kernel: tile-menu entry (0..CFK_MMA_TILE_COUNT-1, or of the WG menu
  * when wgmma != 0), 3xTF32 (split != 0) or one TF32 product, the epilogue chain, whether it
  * is the unit-column-stride specialisation (only for stride_w == 1; the general one takes
@@ -144,6 +158,7 @@ typedef struct cfk_mma_kernel_id {
   int32_t menu_index, split, chain, unit_stride, staged, wgmma;
   int32_t tma; /* the patch arrives by TMA (params patch_map): the wgmma tile and mma.sync
                   T0, unit stride only */
+  int32_t flat; /* flat tiles (wgmma, tma, staged, unit stride; params out_map) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).

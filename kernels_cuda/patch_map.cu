@@ -1,5 +1,6 @@
-// The tensor map the TMA kernels load their patch through (host code): the NCHW input as a
-// 4-D tensor, one box per patch segment (see cfk_mma_params and common/mma_layout.h).
+// The tensor maps of the TMA kernels (host code): the NCHW input as a 4-D tensor, one box per
+// patch segment (see cfk_mma_params and common/mma_layout.h), and for flat tiles also the output
+// as a (p*q, k, n) tensor that their TMA stores write.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
@@ -45,5 +46,39 @@ extern "C" cudaError_t cfk_patch_map_encode(cfk_tensor_map_encoder encoder,
                             strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                             CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+extern "C" cudaError_t cfk_flat_maps_encode(cfk_tensor_map_encoder encoder, cfk_mma_params *params,
+                                            int bn, const float *input, float *output) {
+  if (encoder == nullptr || params == nullptr || input == nullptr || output == nullptr ||
+      params->flat_rows < 1 || bn < 1 || params->pq % 4 != 0)
+    return cudaErrorInvalidValue;
+  const cfk_geometry &g = params->g;
+  auto encode = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(encoder);
+  const cuuint64_t in_dims[4] = {(cuuint64_t)g.w, (cuuint64_t)g.h, (cuuint64_t)g.c,
+                                 (cuuint64_t)params->batch};
+  const cuuint64_t in_strides[3] = {(cuuint64_t)g.w * 4, (cuuint64_t)params->hw * 4,
+                                    (cuuint64_t)params->chw * 4};
+  const cuuint32_t in_box[4] = {(cuuint32_t)params->patch_pitch, (cuuint32_t)params->flat_rows,
+                                (cuuint32_t)g.c, 1};
+  const cuuint32_t unit[4] = {1, 1, 1, 1};
+  CUresult r = encode(reinterpret_cast<CUtensorMap *>(&params->patch_map),
+                      CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, const_cast<float *>(input), in_dims,
+                      in_strides, in_box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                      CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return cudaErrorInvalidValue;
+  // 32 pixels (128 bytes) per box row: the 128-byte swizzle's span, which makes the kernel's
+  // fragment stores into the staging buffer conflict-free.
+  const cuuint64_t out_dims[3] = {(cuuint64_t)params->pq, (cuuint64_t)g.k,
+                                  (cuuint64_t)params->batch};
+  const cuuint64_t out_strides[2] = {(cuuint64_t)params->pq * 4, (cuuint64_t)params->kpq * 4};
+  const cuuint32_t out_box[3] = {32, (cuuint32_t)bn, 1};
+  r = encode(reinterpret_cast<CUtensorMap *>(&params->out_map), CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3,
+             output, out_dims, out_strides, out_box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+             CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }

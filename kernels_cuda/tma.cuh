@@ -1,4 +1,5 @@
-// Bulk tensor copies (TMA, sm_90) and the shared-memory barriers that count their bytes in.
+// Bulk tensor copies (TMA, sm_90): loads, the shared-memory barriers that count their bytes in,
+// and stores with the bulk groups that track them.
 // The planner picks the kernels that reach these on sm_90 and later only; compiled for an
 // older target they trap, as wgmma.cuh's do, so that a wrong dispatch fails loudly.
 #ifndef CF_KERNELS_CUDA_TMA_CUH
@@ -90,6 +91,57 @@ __device__ __forceinline__ void tma_load_4d(float *dst, const void *map, int x, 
   (void)z;
   (void)w;
   (void)bar;
+  __trap();
+#endif
+}
+
+// Writes the box at (x, y, z) of the 3-D tensor map from src (laid out as the map's swizzle
+// says; 1024-byte aligned for the 128-byte swizzle), clipped to the tensor: an asynchronous
+// bulk store of this thread's current bulk group. The writer must have fenced its shared
+// stores to the async proxy (fence.proxy.async) and synchronised with this thread.
+__device__ __forceinline__ void tma_store_3d(const void *map, const float *src, int x, int y,
+                                             int z) {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%2, %3, %4}], [%1];\n"
+               ::"l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(src)), "r"(x), "r"(y),
+               "r"(z)
+               : "memory");
+#else
+  (void)map;
+  (void)src;
+  (void)x;
+  (void)y;
+  (void)z;
+  __trap();
+#endif
+}
+
+// Closes this thread's current bulk group (the stores issued since the last commit).
+__device__ __forceinline__ void bulk_commit() {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+// Waits until at most N of this thread's bulk groups are still reading their shared memory
+// (the buffers of the others may be written again).
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+#else
+  __trap();
+#endif
+}
+
+// Waits until at most N of this thread's bulk groups are incomplete (their writes done).
+template <int N>
+__device__ __forceinline__ void bulk_wait() {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
+#else
   __trap();
 #endif
 }

@@ -1,6 +1,7 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
  * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_STAGES,
- * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_TMA) and the per-thread cf_last_error.
+ * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_TMA, CONVFUSE_FLAT) and the
+ * per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
   unsetenv("CONVFUSE_CACHE");
   unsetenv("CONVFUSE_TMA");
+  unsetenv("CONVFUSE_FLAT");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -499,23 +501,31 @@ Test(env, cache_bad_values_warn_and_leave_it_on) {
   }
 }
 
-/* ---- CONVFUSE_TMA (the same switch; what it changes is the CUDA plan's patch loads) ---- */
+/* ---- CONVFUSE_TMA and CONVFUSE_FLAT (the same switch; what they change is the CUDA plan's
+ * patch loads and tiles) ---- */
 
-static int tma_value;
-static void read_tma_env(void) { tma_value = cf_env_tma(); }
+static int switch_value;
+static void read_tma_env(void) { switch_value = cf_env_tma(); }
+static void read_flat_env(void) { switch_value = cf_env_flat(); }
 
-Test(env, tma_switch_reads_like_the_others) {
+Test(env, tma_and_flat_switches_read_like_the_others) {
+  const struct {
+    const char *name;
+    void (*read)(void);
+  } switches[] = {{"CONVFUSE_TMA", read_tma_env}, {"CONVFUSE_FLAT", read_flat_env}};
   const char *values[] = {NULL, "", "1", "0", "yes"};
   const int want[] = {1, 1, 1, 0, 1};
-  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    char buf[1024];
-    read_env_as("CONVFUSE_TMA", values[i], read_tma_env, buf, sizeof buf);
-    cr_expect(tma_value == want[i], "CONVFUSE_TMA=%s: %d, want %d",
-              values[i] ? values[i] : "(unset)", tma_value, want[i]);
-    const int warned = strstr(buf, "CONVFUSE_TMA='yes'") != NULL;
-    cr_expect(warned == (i == 4), "CONVFUSE_TMA=%s printed: \"%s\"",
-              values[i] ? values[i] : "(unset)", buf);
-  }
+  for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+      char buf[1024], warning[64];
+      read_env_as(switches[k].name, values[i], switches[k].read, buf, sizeof buf);
+      cr_expect(switch_value == want[i], "%s=%s: %d, want %d", switches[k].name,
+                values[i] ? values[i] : "(unset)", switch_value, want[i]);
+      snprintf(warning, sizeof warning, "%s='yes'", switches[k].name);
+      const int warned = strstr(buf, warning) != NULL;
+      cr_expect(warned == (i == 4), "%s=%s printed: \"%s\"", switches[k].name,
+                values[i] ? values[i] : "(unset)", buf);
+    }
 }
 
 /* ---- CONVFUSE_STAGES (a tuning cap on the TMA kernels' pipeline depth) ---- */

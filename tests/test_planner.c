@@ -95,7 +95,14 @@ static cf_device_caps caps_h200_all(void) {
   return c;
 }
 
-static void all_devices(named_caps out[8]) {
+/* The H200 with flat tiles (the CUDA backend's default there: CONVFUSE_FLAT unset). */
+static cf_device_caps caps_h200_flat(void) {
+  cf_device_caps c = caps_h200_all();
+  c.flat_tiles = 1;
+  return c;
+}
+
+static void all_devices(named_caps out[9]) {
   out[0] = (named_caps){"H200", caps_h200()};
   out[1] = (named_caps){"PoCL 2 cores", caps_pocl2()};
   out[2] = (named_caps){"small GPU (8 SMs)", caps_small_gpu()};
@@ -105,8 +112,9 @@ static void all_devices(named_caps out[8]) {
   out[6] = (named_caps){"small GPU, every GPU variant, no TF32", caps_small_gpu()};
   out[6].caps.kernel_variants = ALL_GPU_VARIANTS;
   out[7] = (named_caps){"H200 via NVIDIA OpenCL (48 KB, tensor cores)", caps_h200_opencl()};
+  out[8] = (named_caps){"H200, every GPU variant, flat tiles", caps_h200_flat()};
 }
-#define N_DEVICES 8
+#define N_DEVICES 9
 
 /* ---- shapes ---- */
 
@@ -276,9 +284,26 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     const cf_mma_layout L = cf_plan_mma_layout(sh, t);
     cr_expect(L.bytes == (int64_t)t->shared_bytes, "[%s | %s | %s] layout %lld bytes, plan %zu",
               dev, shape, m, (long long)L.bytes, t->shared_bytes);
+    /* flat tiles only where the device has them, on the wgmma tile, for shapes both tensor maps
+     * can address (one K chunk, whole input rows of <= 256 floats, planes of 4k pixels) */
+    if (t->flat_tiles)
+      cr_expect(caps->flat_tiles && caps->has_tma && t->wgmma && t->output_staged &&
+                    t->patch_tma_segment == t->block_m && t->chunk_channels == sh->c &&
+                    sh->stride_w == 1 && sh->pad_w == 0 && sh->w % 4 == 0 && sh->w <= 256 &&
+                    (sh->p * sh->q) % 4 == 0 && L.flat_rows >= sh->r && L.flat_rows <= 256 &&
+                    L.patch_pitch == sh->w && t->output_buffers == L.out_buffers &&
+                    t->output_buffers >= 1 && t->output_buffers <= 2 &&
+                    t->grid_m == sh->n * ((sh->p * sh->q + t->block_m - 1) / t->block_m),
+                "[%s | %s | %s] flat tiles on flat_tiles %d, has_tma %d, wgmma %d, staged %d, "
+                "chunk %d of %lld channels, stride_w %lld, pad_w %lld, width %lld, %lld pixels "
+                "per plane, %lld box rows, grid_m %lld",
+                dev, shape, m, caps->flat_tiles, caps->has_tma, t->wgmma, t->output_staged,
+                t->chunk_channels, (long long)sh->c, (long long)sh->stride_w,
+                (long long)sh->pad_w, (long long)sh->w, (long long)(sh->p * sh->q),
+                (long long)L.flat_rows, (long long)t->grid_m);
     /* TMA only where the device has it, on the kernels that exist (the wgmma tile, T0; weights
      * resident), and where the shape allows one box per segment */
-    if (t->patch_tma_segment > 0)
+    else if (t->patch_tma_segment > 0)
       cr_expect(caps->has_tma && (t->wgmma || t->menu_index == 0) && t->weights_resident &&
                     sh->stride_w == 1 && sh->dil_h == 1 && sh->w % 4 == 0 &&
                     t->patch_tma_segment == cf_tma_seg_pixels(t->block_m, sh->s, 1, sh->dil_w) &&
@@ -899,4 +924,75 @@ Test(planner, tma_stages_as_many_as_fit) {
                 P.bytes == (P.weight_floats + 3 * P.stage_floats + P.kcp) * 4 + 48,
             "padded K: zero_base %lld, seg_floats %lld, %lld bytes", (long long)P.zero_base,
             (long long)P.seg_floats, (long long)P.bytes);
+}
+
+/* Flat tiles (kernels_cuda/conv_flat.cuh) where the backend has them and the shape allows: on
+ * the H200 sub-sub-mish runs them in both maths (one K chunk; 254 x 254 pixels per plane, a
+ * multiple of 4): 253 tiles of 256 pixels per plane, boxes of 4 input rows of 256 floats (a
+ * tile spans 2 output rows at q = 254), two staging buffers, and two patch stages beside TF32's
+ * weights but one beside 3xTF32's split ones. mish-mish (8 K chunks) stays on row tiles. Not
+ * with the backend's flat tiles off (CONVFUSE_FLAT=0), column padding, a width that is not a
+ * multiple of 4, a column stride, or planes of p*q not a multiple of 4. */
+Test(planner, flat_tiles_where_the_backend_and_shape_allow) {
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  for (int i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      cf_conv_shape sh;
+      cf_epilogue epi;
+      resolve(&shapes[i], &sh, &epi);
+      cf_device_caps caps = caps_h200_flat();
+      cf_tile_plan t;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      if (i == 1) {
+        cr_expect(!t.flat_tiles && strstr(t.why, "flat") == NULL, "[%s | %s] flat: %s",
+                  shapes[i].name, m ? "tf32" : "fp32", t.why);
+        continue;
+      }
+      const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+      cr_expect(t.flat_tiles && t.wgmma && strstr(t.why, "WG0 flat tiles") != NULL &&
+                    strstr(t.why, "stored by TMA") != NULL && t.grid_m == 128 * 253 &&
+                    t.output_buffers == 2 && t.stages == (m ? 2 : 1) && L.flat_rows == 4 &&
+                    L.patch_pitch == 256 && L.stage_floats == 8 * 4 * 256 &&
+                    L.out_floats == 2 * 64 * 256 && L.bytes == (int64_t)t.shared_bytes &&
+                    L.bytes <= (int64_t)caps.shared_mem_per_block_max,
+                "[sub-sub-mish | %s] flat %d, grid_m %lld, %d staging buffers, %d stages, %lld "
+                "box rows, %lld bytes: %s",
+                m ? "tf32" : "fp32", t.flat_tiles, (long long)t.grid_m, t.output_buffers,
+                t.stages, (long long)L.flat_rows, (long long)L.bytes, t.why);
+      caps.flat_tiles = 0;
+      plan_ok(&sh, &epi, maths[m], &caps, &t);
+      cr_expect(!t.flat_tiles && t.wgmma && t.patch_tma_segment == 128,
+                "[sub-sub-mish] flat tiles off: %s", t.why);
+      caps = caps_h200_flat();
+      for (int v = 0; v < 4; ++v) {
+        named_shape ns = shapes[i];
+        const char *what = v == 0   ? "pad_w 1"
+                           : v == 1 ? "width 254"
+                           : v == 2 ? "stride_w 2"
+                                    : "255 x 254 pixels";
+        if (v == 0)
+          ns.d.pad_w = 1;
+        else if (v == 1)
+          ns.d.width = 254;
+        else if (v == 2)
+          ns.d.stride_w = 2;
+        else
+          ns.d.height = 257;
+        cf_conv_shape odd;
+        cf_epilogue odd_epi;
+        resolve(&ns, &odd, &odd_epi);
+        plan_ok(&odd, &odd_epi, maths[m], &caps, &t);
+        cr_expect(!t.flat_tiles, "[sub-sub-mish] %s: flat tiles: %s", what, t.why);
+      }
+    }
+  /* rows a 256-pixel tile spans: its first column is a multiple of gcd(256, q) */
+  cr_expect(cf_flat_out_rows(256, 254) == 2 && cf_flat_out_rows(256, 256) == 1 &&
+                cf_flat_out_rows(256, 128) == 2 && cf_flat_out_rows(256, 18) == 16 &&
+                cf_flat_out_rows(256, 1) == 256 && cf_flat_in_rows(256, 254, 3, 1, 1) == 4 &&
+                cf_flat_in_rows(256, 254, 3, 2, 2) == 7,
+            "flat rows: %lld %lld %lld %lld %lld, input rows %lld %lld",
+            (long long)cf_flat_out_rows(256, 254), (long long)cf_flat_out_rows(256, 256),
+            (long long)cf_flat_out_rows(256, 128), (long long)cf_flat_out_rows(256, 18),
+            (long long)cf_flat_out_rows(256, 1), (long long)cf_flat_in_rows(256, 254, 3, 1, 1),
+            (long long)cf_flat_in_rows(256, 254, 3, 2, 2));
 }

@@ -138,14 +138,17 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
                     cf_kernel_variant_name(t->variant), menu_name, t->menu_index);
   const cf_mma_layout L = cf_plan_mma_layout(sh, t); /* block_m/n checked against the menu */
   const int64_t q_tiles = ceil_div64(sh->q, bm);
-  if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != sh->n * sh->p * q_tiles ||
+  const int64_t plane_tiles = ceil_div64(sh->p * sh->q, bm);
+  const int64_t m_tiles = t->flat_tiles ? sh->n * plane_tiles : sh->n * sh->p * q_tiles;
+  if (L.bytes != (int64_t)t->shared_bytes || t->grid_m != m_tiles ||
       t->grid_n != ceil_div64(sh->k, bn) || t->grid_n > 65535)
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA plan grid %lldx%lld / %zu bytes disagree with "
                     "the layout (%lld bytes)",
                     (long long)t->grid_m, (long long)t->grid_n, t->shared_bytes,
                     (long long)L.bytes);
-  /* the kernel's ring: any depth with TMA (mbarriers), exactly two with cp.async */
-  if (L.n_stages < 2 || L.n_stages > CFK_MMA_MAX_STAGES ||
+  /* the kernel's ring: any depth with TMA (mbarriers; flat tiles one or two), exactly two with
+   * cp.async */
+  if (L.n_stages < (t->flat_tiles ? 1 : 2) || L.n_stages > CFK_MMA_MAX_STAGES ||
       (L.tma_segments == 0 && L.n_stages != 2))
     return cf_error(CF_ERR_INTERNAL, "cuda: %lld pipeline stages planned for a kernel that loads "
                     "its patch by %s", (long long)L.n_stages, L.tma_segments ? "TMA" : "cp.async");
@@ -186,6 +189,11 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->tma_lead = L.tma_segments > 0 ? (int32_t)((4 - sh->pad_w % 4) % 4) : 0;
   k->n_stages = (int32_t)L.n_stages;
   k->batch = sh->n;
+  k->flat_rows = (int32_t)L.flat_rows;
+  k->out_buffers = (int32_t)L.out_buffers;
+  k->plane_tiles = (int32_t)(t->flat_tiles ? plane_tiles : 0);
+  k->div_plane_tiles = cf_fastdiv_make(t->flat_tiles ? k->plane_tiles : 1);
+  k->div_q = cf_fastdiv_make(k->g.q);
   return CF_OK;
 }
 
@@ -247,8 +255,18 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.staged = spec->tiles.output_staged;
   p->mma_id.wgmma = spec->tiles.wgmma;
   p->mma_id.tma = spec->tiles.patch_tma_segment > 0;
+  p->mma_id.flat = spec->tiles.flat_tiles;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
+  /* flat tiles: the wgmma tile, staged, by TMA, unit column stride, whole planes of 4k pixels */
+  if (s == CF_OK && p->mma_id.flat &&
+      (!p->mma_id.wgmma || !p->mma_id.tma || !p->mma_id.staged || !p->mma_id.unit_stride ||
+       sh->pad_w != 0 || (sh->p * sh->q) % 4 != 0))
+    s = cf_error(CF_ERR_INTERNAL, "cuda: flat tiles planned for %s%d (%s, %s, stride_w %lld, "
+                 "pad_w %lld, %lld pixels per plane): no such kernel",
+                 p->mma_id.wgmma ? "WG" : "T", p->menu_index,
+                 p->mma_id.tma ? "TMA" : "cp.async", p->mma_id.staged ? "staged" : "not staged",
+                 (long long)sh->stride_w, (long long)sh->pad_w, (long long)(sh->p * sh->q));
   /* TMA kernels: the wgmma tile and mma.sync T0 with resident weights, unit column stride */
   if (s == CF_OK && p->mma_id.tma &&
       (!(p->mma_id.wgmma || p->menu_index == 0) || !p->mma_id.unit_stride ||
@@ -330,15 +348,29 @@ void cf_cuda_plan_release(void *state, void *compiled) {
   free(compiled);
 }
 
-/* A tensor-core launch's parameters: the plan's, with the TMA kernel's tensor map over this
- * input. Worked out before any timing event is recorded. */
-static cf_status mma_launch_params(const cuda_plan *p, const void *input, cfk_mma_params *prm) {
+/* A tensor-core launch's parameters: the plan's, with the TMA kernel's tensor maps over this
+ * input (and, flat tiles, this output). Worked out before any timing event is recorded. */
+static cf_status mma_launch_params(const cuda_plan *p, const void *input, void *output,
+                                   cfk_mma_params *prm) {
   *prm = p->mma_params;
   if (!p->mma_id.tma)
     return CF_OK;
   /* cf_buffers are cudaMalloc'd (256-byte aligned): TMA's 16-byte rule always holds */
-  if (((uintptr_t)input & 15) != 0)
-    return cf_error(CF_ERR_INTERNAL, "cuda: input %p is not 16-byte aligned", input);
+  if (((uintptr_t)input & 15) != 0 || ((uintptr_t)output & 15) != 0)
+    return cf_error(CF_ERR_INTERNAL, "cuda: input %p or output %p is not 16-byte aligned", input,
+                    output);
+  if (p->mma_id.flat) {
+    cudaError_t e = cfk_flat_maps_encode(p->encoder, prm, p->spec.tiles.block_n,
+                                         (const float *)input, (float *)output);
+    if (e != cudaSuccess)
+      return cf_cuda_fail(CF_ERR_INTERNAL, e,
+                          "encoding the flat tiles' tensor maps (input %lldx%dx%dx%d, box "
+                          "%dx%dx%d; output %lldx%dx%lld, box 32x%d)",
+                          (long long)prm->batch, prm->g.c, prm->g.h, prm->g.w, prm->patch_pitch,
+                          prm->flat_rows, prm->g.c, (long long)prm->batch, prm->g.k,
+                          (long long)prm->pq, p->spec.tiles.block_n);
+    return CF_OK;
+  }
   cudaError_t e = cfk_patch_map_encode(p->encoder, prm, (const float *)input);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_INTERNAL, e,
@@ -364,10 +396,11 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_par
                                         (float *)output, st->stream);
     if (e != cudaSuccess)
       return cf_cuda_fail(CF_ERR_DEVICE, e,
-                          "launching conv_%s%s %s%d epilogue [%s] (%lldx%lld blocks of %d "
+                          "launching conv_%s%s %s%d%s epilogue [%s] (%lldx%lld blocks of %d "
                           "threads, %d bytes of shared memory, patch by %s)",
                           p->mma_id.wgmma ? "wgmma" : "mma", p->mma_id.split ? "_3xtf32" : "_tf32",
                           p->mma_id.wgmma ? "WG" : "T", p->menu_index,
+                          p->mma_id.flat ? " flat" : "",
                           cfk_epi_chain_name(p->chain), (long long)prm->grid_m,
                           (long long)prm->grid_n, p->threads, prm->smem_bytes,
                           p->mma_id.tma ? "TMA" : "cp.async");
@@ -390,7 +423,7 @@ cf_status cf_cuda_plan_launch(void *state, void *compiled, const void *input,
   cf_cuda_state *st = state;
   CF_CHECK(cf_cuda_set_device(st));
   cfk_mma_params prm;
-  CF_CHECK(mma_launch_params(compiled, input, &prm));
+  CF_CHECK(mma_launch_params(compiled, input, output, &prm));
   return launch(st, compiled, &prm, input, weight, bias, output);
 }
 
@@ -400,7 +433,7 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
   cf_cuda_state *st = state;
   CF_CHECK(cf_cuda_set_device(st));
   cfk_mma_params prm;
-  CF_CHECK(mma_launch_params(compiled, input, &prm));
+  CF_CHECK(mma_launch_params(compiled, input, output, &prm));
   cudaError_t e = cudaEventRecord(st->ev_start, st->stream);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (start)");

@@ -1,0 +1,209 @@
+#ifndef CF_KERNELS_CUDA_CONV_FLAT_CUH
+#define CF_KERNELS_CUDA_CONV_FLAT_CUH
+// Fused conv2d + bias + epilogue on wgmma with flat tiles (sm_90a; instantiated by
+// conv_wgmma.cu for the WG tile, one K chunk of all channels, unit column stride, no column
+// padding: the planner's rules). A flat tile is BM consecutive pixels of one output plane
+// (crossing row ends) times BN channels. Why: a row tile's output rows are q floats, rarely a
+// multiple of 16 bytes, so only element-wise or carried stores can write them; a flat tile of a
+// plane whose p*q is a multiple of 4 is a box of the output seen as a (p*q, k, n) tensor, and
+// leaves by TMA stores that one thread issues while the block goes on (bench/NOTES.md, v19).
+//
+// Per tile: one TMA box of flat_rows whole input rows (all channels) from the row of the tile's
+// first pixel lands on the stage's mbarrier; each lane gathers its two pixels' A fragments
+// (g and g + 8, maybe in different output rows: two offsets) and the warpgroups run the k-loop
+// of the row-tile kernel (wg_chunk); block barrier (the patch may be refilled, the staging
+// buffer is drained); the chain in registers; fragment stores into a staging buffer laid out as
+// TMA's 128-byte swizzle (boxes of 32 pixels x BN channels; conflict-free); fence to the async
+// proxy, block barrier; one thread stores the tile's boxes (clipped to the plane and to K).
+#include "kernels_cuda/conv_rowtile.cuh"
+
+namespace {
+
+// Byte offset of (channel ch, tile pixel m) in a staging buffer: box m / 32 of bn rows x 32
+// floats, where TMA's 128-byte swizzle puts the 16-byte group j of row ch at group j ^ (ch % 8).
+__device__ __forceinline__ int flat_stage_offset(int ch, int m, int bn) {
+  return ((m >> 5) * bn * 32 + ch * 32 + ((((m & 31) >> 2) ^ (ch & 7)) << 2) + (m & 3)) * 4;
+}
+
+// Where flat tile `tile` lies: image n, first pixel l0 of the plane, output row p0 of l0.
+struct FlatTile {
+  int n, l0, p0;
+};
+
+__device__ __forceinline__ FlatTile flat_tile(const cfk_mma_params &prm, int tile, int bm) {
+  FlatTile f;
+  f.n = fast_div(tile, prm.div_plane_tiles);
+  f.l0 = (tile - f.n * prm.plane_tiles) * bm;
+  f.p0 = fast_div(f.l0, prm.div_q);
+  return f;
+}
+
+// Byte offset into the patch of pixel l of the plane (clamped into it: pixels past the plane's
+// end are computed from its last one and never stored) for kernel tap (0, 0).
+__device__ __forceinline__ int flat_pixel_offset(const cfk_mma_params &prm, const FlatTile &f,
+                                                 int l) {
+  l = min(l, (int)prm.pq - 1);
+  const int p = fast_div(l, prm.div_q);
+  return ((p - f.p0) * prm.g.stride_h * prm.patch_pitch + l - p * prm.g.q) * 4;
+}
+
+template <class T, class Epi>
+__global__ void __launch_bounds__(T::THREADS, 1)
+    conv_flat_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
+                     const float *__restrict__ input, const float *__restrict__ weight,
+                     const float *__restrict__ bias, float *__restrict__ output) {
+  static_assert(T::WG && T::TMA && T::STAGED && T::BM % 32 == 0, "flat tiles: the WG tile");
+  constexpr int BM = T::BM, BN = T::BN;
+  (void)input;  // read through patch_map
+  (void)output; // written through out_map
+  extern __shared__ __align__(1024) float smem[];
+  float *staged = smem; // out_buffers staging buffers of BN x BM floats (swizzled boxes)
+  float *wres = staged + prm.out_floats;
+  float *stages = wres + prm.weight_floats;
+  int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp);
+
+  const int tid = (int)threadIdx.x;
+  const int lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int m_lane = warp * 16 + g; // the lane's first pixel in the tile (the second: + 8)
+  const int n0 = (int)blockIdx.y * BN;
+  if (tid == 0 && (smem_addr(smem) & 1023) != 0)
+    __trap(); // the swizzled boxes need it; the layout puts them at the start
+
+  // ---- per-block set-up: K offsets, barriers, resident weights (split for 3xTF32) ----
+  const int RS = prm.g.r * prm.g.s;
+  for (int k = tid; k < prm.kcp; k += T::THREADS) {
+    int off = 0; // padded K: any patch element will do, its weights are zero
+    if (k < prm.kc) {
+      const int c = k / RS, rem = k - c * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      off = (c * prm.flat_rows + r * prm.g.dil_h) * prm.patch_pitch + s * prm.g.dil_w;
+    }
+    koff[k] = off * 4;
+  }
+  if (tid == 0) {
+    for (int b = 0; b < prm.n_stages; ++b)
+      mbar_init(stage_full + b);
+    mbar_init_fence();
+  }
+  load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
+  cp_async_commit();
+  cp_async_wait<0>();
+  if constexpr (T::SPLIT) {
+    __syncthreads();
+    split_weights_wg(wres, wres + BN * prm.w_pitch, BN * prm.w_pitch, tid, T::THREADS);
+  }
+  wg_fence_shared();
+  __syncthreads();
+
+  float bias_lane[8][2];
+#pragma unroll
+  for (int ni = 0; ni < 8; ++ni)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int ch = n0 + ni * 8 + 2 * t + j;
+      bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.g.k ? __ldg(bias + ch) : 0.0f);
+    }
+  const uint64_t desc_big = wg_desc(smem_addr(wres), BN * 16, 128);
+  const uint64_t desc_small = wg_desc(smem_addr(wres + BN * prm.w_pitch), BN * 16, 128);
+  // The lane's staging offsets: channel 2t + j, pixel m_lane + 8h (channel + 8 ni: + 1024 bytes)
+  const int st00 = flat_stage_offset(2 * t, m_lane, BN);
+  const int st10 = flat_stage_offset(2 * t + 1, m_lane, BN);
+  const int st01 = flat_stage_offset(2 * t, m_lane + 8, BN);
+  const int st11 = flat_stage_offset(2 * t + 1, m_lane + 8, BN);
+  const int *koff_lane = koff + t;
+
+  // ---- the tiles: block x owns a contiguous run of them ----
+  const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
+  const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
+  int load_tile = first_tile, load_buf = 0; // thread 0's next patch load
+  auto next_stage = [&](int b) { return b + 1 == prm.n_stages ? 0 : b + 1; };
+  auto issue_load = [&]() {
+    const FlatTile f = flat_tile(prm, load_tile, BM);
+    uint64_t *bar = stage_full + load_buf;
+    mbar_expect_bytes(bar, (uint32_t)prm.tma_bytes);
+    tma_load_4d(stages + load_buf * prm.stage_floats, &prm.patch_map, 0,
+                f.p0 * prm.g.stride_h - prm.g.pad_h, 0, f.n, bar);
+    load_buf = next_stage(load_buf);
+    ++load_tile;
+  };
+  if (tid == 0)
+    for (int b = 0; b < prm.n_stages && load_tile < end_tile; ++b)
+      issue_load();
+
+  uint32_t full_parity = 0;
+  int buf = 0, out_buf = 0;
+  float acc[8][4], part[8][4];
+  for (int tile = first_tile; tile < end_tile; ++tile) {
+    const FlatTile f = flat_tile(prm, tile, BM);
+    const int a_lo = flat_pixel_offset(prm, f, f.l0 + m_lane);
+    const int a_hi = flat_pixel_offset(prm, f, f.l0 + m_lane + 8);
+#pragma unroll
+    for (int ni = 0; ni < 8; ++ni) {
+      acc[ni][0] = acc[ni][2] = bias_lane[ni][0];
+      acc[ni][1] = acc[ni][3] = bias_lane[ni][1];
+    }
+    mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
+    full_parity ^= 1u << buf;
+    const char *patch = reinterpret_cast<const char *>(stages + buf * prm.stage_floats);
+    wg_chunk<T, 1, true>(acc, part, koff_lane, prm.kcp, patch, a_lo, 4, desc_big, desc_small,
+                         true, a_hi);
+    // Every warp's A fragments are in registers: the patch buffer may be refilled. The staging
+    // buffer this tile writes must have been read out by its last store (out_buffers tiles
+    // back); thread 0 alone tracks its bulk groups, the barrier tells the others.
+    if (tid == 0) {
+      if (prm.out_buffers > 1)
+        bulk_wait_read<1>();
+      else
+        bulk_wait_read<0>();
+    }
+    __syncthreads();
+    if (tid == 0 && load_tile < end_tile)
+      issue_load();
+    buf = next_stage(buf);
+    wg_wait<0>();
+    wg_pin(acc);
+    if constexpr (T::SPLIT)
+      wg_add_part(acc, part);
+
+    char *sb = reinterpret_cast<char *>(staged + out_buf * BN * BM);
+#pragma unroll
+    for (int ni = 0; ni < 8; ++ni) {
+      float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[ni]);
+      epi.apply(a);
+      *reinterpret_cast<float *>(sb + st00 + ni * 1024) = a[0][0];
+      *reinterpret_cast<float *>(sb + st10 + ni * 1024) = a[0][1];
+      *reinterpret_cast<float *>(sb + st01 + ni * 1024) = a[0][2];
+      *reinterpret_cast<float *>(sb + st11 + ni * 1024) = a[0][3];
+    }
+    wg_fence_shared(); // the stores above, visible to the TMA unit's reads
+    __syncthreads();
+    if (tid == 0) {
+      const float *box = staged + out_buf * BN * BM;
+      for (int b = 0; b < BM / 32 && f.l0 + 32 * b < prm.pq; ++b)
+        tma_store_3d(&prm.out_map, box + b * BN * 32, f.l0 + 32 * b, n0, f.n);
+      bulk_commit();
+    }
+    out_buf = out_buf + 1 == prm.out_buffers ? 0 : out_buf + 1;
+  }
+  if (tid == 0)
+    bulk_wait<0>(); // the shared memory the stores read lives until they are done
+}
+
+// The flat kernel of a chain (as rowtile_kernel_of: RELU runs the generic epilogue).
+template <class T>
+const void *flat_kernel_of(int chain) {
+  switch (chain) {
+  case CFK_EPI_NONE: return (const void *)conv_flat_kernel<T, CfkEpiFixed<>>;
+  case CFK_EPI_MISH: return (const void *)conv_flat_kernel<T, CfkEpiFixed<CFK_OP_MISH>>;
+  case CFK_EPI_MISH_MISH:
+    return (const void *)conv_flat_kernel<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>>;
+  case CFK_EPI_RELU:
+  case CFK_EPI_GENERIC: return (const void *)conv_flat_kernel<T, CfkEpiGeneric>;
+  default: return nullptr;
+  }
+}
+
+} // namespace
+
+#endif
