@@ -173,7 +173,8 @@ static inline int64_t cf_flat_in_rows(int64_t bm, int64_t q, int64_t r, int64_t 
  * channels, width w a multiple of 4, no column padding): out_buffers staging buffers of bn x bm
  * floats first (TMA's 128-byte swizzle wants 1024-byte alignment), the resident weights as in
  * cf_wg_layout_make (twice for split), n_stages patches of c x flat_rows x w floats (each a
- * 128-byte multiple), the K-offset table, an mbarrier per stage. K indices past C*R*S read
+ * 128-byte multiple), the K-offset table, an mbarrier and a counter per stage (16 bytes). K
+ * indices past C*R*S read
  * the patch's first element (their weights are zero). */
 static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t r,
                                                 int64_t s, int64_t w, int64_t q,
@@ -196,7 +197,7 @@ static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t 
   L.seg_pixels = bm;
   L.seg_floats = L.patch_floats;
   L.bytes = (L.out_floats + L.weight_floats + n_stages * L.stage_floats + L.kcp) * 4 +
-            8 * n_stages;
+            16 * n_stages;
   return L;
 }
 

@@ -213,20 +213,22 @@ static int64_t tma_segment(const cf_mma_tile *t, const cf_conv_shape *sh,
 static int flat_eligible(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                          const cf_device_caps *caps) {
   const int64_t big = (int64_t)1 << 40;
-  return caps->flat_tiles && caps->has_tma && caps->mma_staged_output && cc >= sh->c && sh->stride_w == 1 &&
-         sh->pad_w == 0 && sh->w % 4 == 0 && sh->w <= 256 && sh->c <= 256 &&
-         (sh->p * sh->q) % 4 == 0 && sh->p * sh->q <= INT32_MAX / 2 && sh->n <= INT32_MAX &&
+  const int64_t pq = sh->p * sh->q;
+  return caps->flat_tiles && caps->has_tma && caps->mma_staged_output && cc >= sh->c &&
+         sh->stride_w == 1 && sh->pad_w == 0 && sh->w % 4 == 0 && sh->w <= 256 && sh->c <= 256 &&
+         pq % 4 == 0 && pq <= INT32_MAX / 2 && sh->n <= INT32_MAX &&
          cf_flat_in_rows(t->bm, sh->q, sh->r, sh->stride_h, sh->dil_h) <= 256 &&
-         sh->c * sh->h * sh->w * 4 < big && sh->k * sh->p * sh->q * 4 < big &&
-         sh->n * ((sh->p * sh->q + t->bm - 1) / t->bm) <= INT32_MAX;
+         sh->c * sh->h * sh->w * 4 < big && sh->k * pq * 4 < big &&
+         sh->n * ((pq + t->bm - 1) / t->bm) <= INT32_MAX;
 }
 
-/* The flat-tile layout that fits, in order of preference: two staging buffers (a tile's TMA
- * stores drain while the next one computes), then two patch stages; .bytes over the limit
- * when none does. */
+/* The flat-tile layout that fits, in order of preference: two patch stages (the warpgroups
+ * drift up to a stage apart, one's epilogue overlapping another's tensor-core work), then two
+ * staging buffers (a tile's TMA stores drain while the next one computes); .bytes over the
+ * limit when none does. */
 static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
                                          int split, const cf_device_caps *caps) {
-  static const int64_t out_buffers[4] = {2, 2, 1, 1}, stages[4] = {2, 1, 2, 1};
+  static const int64_t out_buffers[4] = {2, 1, 2, 1}, stages[4] = {2, 2, 1, 1};
   cf_mma_layout L = {0};
   for (int i = 0; i < 4; ++i) {
     L = cf_flat_layout_make(t->bm, t->bn, sh->c, sh->r, sh->s, sh->w, sh->q, sh->stride_h,

@@ -11,10 +11,16 @@
 // Per tile: one TMA box of flat_rows whole input rows (all channels) from the row of the tile's
 // first pixel lands on the stage's mbarrier; each lane gathers its two pixels' A fragments
 // (g and g + 8, maybe in different output rows: two offsets) and the warpgroups run the k-loop
-// of the row-tile kernel (wg_chunk); block barrier (the patch may be refilled, the staging
-// buffer is drained); the chain in registers; fragment stores into a staging buffer laid out as
-// TMA's 128-byte swizzle (boxes of 32 pixels x BN channels; conflict-free); fence to the async
-// proxy, block barrier; one thread stores the tile's boxes (clipped to the plane and to K).
+// of the row-tile kernel (wg_chunk); each warp counts itself out of the stage, and the last of
+// the block's warps refills it; the chain in registers; fragment stores into the warpgroup's part
+// of a staging buffer laid out as TMA's 128-byte swizzle (boxes of 32 pixels x BN channels;
+// conflict-free); fence to the async proxy; one thread per warpgroup stores its boxes (clipped to
+// the plane and to K). 3xTF32 has no block barrier after the set-up: a warpgroup waits only for
+// its stage's bytes and (a warpgroup barrier) its own staging boxes, so the four drift apart and
+// one's epilogue overlaps another's tensor-core work (36% of its time on sub-sub-mish). TF32
+// (tensor cores 17% busy) measured 26% slower that way than in lock-step, where a block barrier
+// after the k-loop frees the stage and one after the staging stores lets thread 0 store the
+// whole tile (bench/NOTES.md, v20).
 #include "kernels_cuda/conv_rowtile.cuh"
 
 namespace {
@@ -47,26 +53,47 @@ __device__ __forceinline__ int flat_pixel_offset(const cfk_mma_params &prm, cons
   return ((p - f.p0) * prm.g.stride_h * prm.patch_pitch + l - p * prm.g.q) * 4;
 }
 
+// Synchronises the 128 threads of warpgroup wg (named barrier 1 + wg; 0 is __syncthreads).
+__device__ __forceinline__ void wg_bar_sync(int wg) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory");
+}
+
 template <class T, class Epi>
 __global__ void __launch_bounds__(T::THREADS, 1)
     conv_flat_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
                      const float *__restrict__ input, const float *__restrict__ weight,
                      const float *__restrict__ bias, float *__restrict__ output) {
-  static_assert(T::WG && T::TMA && T::STAGED && T::BM % 32 == 0, "flat tiles: the WG tile");
+  static_assert(T::WG && T::TMA && T::STAGED && T::BM % 64 == 0, "flat tiles: the WG tile");
   constexpr int BM = T::BM, BN = T::BN;
   (void)input;  // read through patch_map
   (void)output; // written through out_map
-  extern __shared__ __align__(1024) float smem[];
+  // (named apart from conv_rowtile.cuh's, which is aligned to 128)
+  extern __shared__ __align__(1024) float flat_smem[];
+  float *smem = flat_smem;
   float *staged = smem; // out_buffers staging buffers of BN x BM floats (swizzled boxes)
   float *wres = staged + prm.out_floats;
   float *stages = wres + prm.weight_floats;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
+  // per stage buffer: an mbarrier its bytes land on and a count of the warps done with it
   uint64_t *stage_full = reinterpret_cast<uint64_t *>(koff + prm.kcp);
+  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
 
   const int tid = (int)threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int m_lane = warp * 16 + g; // the lane's first pixel in the tile (the second: + 8)
+  const int wg = warp / 4;           // warpgroup: pixels [64 wg, 64 wg + 64) of each tile
+  // Drifting warpgroups (3xTF32) or the whole block in lock-step (TF32): who syncs on the
+  // staging buffer and stores which boxes.
+  constexpr bool DRIFT = T::SPLIT;
+  const bool store_issuer = DRIFT ? (tid & 127) == 0 : tid == 0;
+  const int box0 = DRIFT ? 2 * wg : 0, boxes = DRIFT ? 2 : BM / 32;
+  auto staging_sync = [&]() {
+    if constexpr (DRIFT)
+      wg_bar_sync(wg);
+    else
+      __syncthreads();
+  };
   const int n0 = (int)blockIdx.y * BN;
   if (tid == 0 && (smem_addr(smem) & 1023) != 0)
     __trap(); // the swizzled boxes need it; the layout puts them at the start
@@ -82,8 +109,10 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     koff[k] = off * 4;
   }
   if (tid == 0) {
-    for (int b = 0; b < prm.n_stages; ++b)
+    for (int b = 0; b < prm.n_stages; ++b) {
       mbar_init(stage_full + b);
+      stage_done[b] = 0;
+    }
     mbar_init_fence();
   }
   load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
@@ -116,20 +145,31 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // ---- the tiles: block x owns a contiguous run of them ----
   const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
   const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
-  int load_tile = first_tile, load_buf = 0; // thread 0's next patch load
   auto next_stage = [&](int b) { return b + 1 == prm.n_stages ? 0 : b + 1; };
-  auto issue_load = [&]() {
-    const FlatTile f = flat_tile(prm, load_tile, BM);
-    uint64_t *bar = stage_full + load_buf;
+  auto issue_load = [&](int tile, int b) {
+    const FlatTile f = flat_tile(prm, tile, BM);
+    uint64_t *bar = stage_full + b;
     mbar_expect_bytes(bar, (uint32_t)prm.tma_bytes);
-    tma_load_4d(stages + load_buf * prm.stage_floats, &prm.patch_map, 0,
+    tma_load_4d(stages + b * prm.stage_floats, &prm.patch_map, 0,
                 f.p0 * prm.g.stride_h - prm.g.pad_h, 0, f.n, bar);
-    load_buf = next_stage(load_buf);
-    ++load_tile;
+  };
+  // Drifting: a warp done with stage buffer b (its A fragments are in registers) counts itself
+  // out; the last of the block's warps refills it with the patch of tile `next`. The fences
+  // order the warps' shared loads of the buffer before the refill's writes.
+  auto release_stage = [&](int b, int next) {
+    __syncwarp();
+    bool last = false;
+    if (lane == 0) {
+      __threadfence_block();
+      last = (atomicAdd(stage_done + b, 1u) + 1) % T::WARPS == 0;
+      __threadfence_block();
+    }
+    if (last && next < end_tile)
+      issue_load(next, b);
   };
   if (tid == 0)
-    for (int b = 0; b < prm.n_stages && load_tile < end_tile; ++b)
-      issue_load();
+    for (int b = 0; b < prm.n_stages && first_tile + b < end_tile; ++b)
+      issue_load(first_tile + b, b);
 
   uint32_t full_parity = 0;
   int buf = 0, out_buf = 0;
@@ -148,18 +188,20 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     const char *patch = reinterpret_cast<const char *>(stages + buf * prm.stage_floats);
     wg_chunk<T, 1, true>(acc, part, koff_lane, prm.kcp, patch, a_lo, 4, desc_big, desc_small,
                          true, a_hi);
-    // Every warp's A fragments are in registers: the patch buffer may be refilled. The staging
-    // buffer this tile writes must have been read out by its last store (out_buffers tiles
-    // back); thread 0 alone tracks its bulk groups, the barrier tells the others.
-    if (tid == 0) {
+    if constexpr (DRIFT)
+      release_stage(buf, tile + prm.n_stages);
+    // The staging boxes must have been read out by their last store (out_buffers tiles back):
+    // their issuer tracks its bulk groups, the barrier tells the others.
+    if (store_issuer) {
       if (prm.out_buffers > 1)
         bulk_wait_read<1>();
       else
         bulk_wait_read<0>();
     }
-    __syncthreads();
-    if (tid == 0 && load_tile < end_tile)
-      issue_load();
+    staging_sync();
+    if constexpr (!DRIFT) // lock-step: past the block barrier nobody reads the stage any more
+      if (tid == 0 && tile + prm.n_stages < end_tile)
+        issue_load(tile + prm.n_stages, buf);
     buf = next_stage(buf);
     wg_wait<0>();
     wg_pin(acc);
@@ -177,16 +219,16 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       *reinterpret_cast<float *>(sb + st11 + ni * 1024) = a[0][3];
     }
     wg_fence_shared(); // the stores above, visible to the TMA unit's reads
-    __syncthreads();
-    if (tid == 0) {
+    staging_sync();
+    if (store_issuer) { // boxes of 32 pixels from box0 (the warpgroup's two, or all)
       const float *box = staged + out_buf * BN * BM;
-      for (int b = 0; b < BM / 32 && f.l0 + 32 * b < prm.pq; ++b)
+      for (int b = box0; b < box0 + boxes && f.l0 + 32 * b < prm.pq; ++b)
         tma_store_3d(&prm.out_map, box + b * BN * 32, f.l0 + 32 * b, n0, f.n);
       bulk_commit();
     }
     out_buf = out_buf + 1 == prm.out_buffers ? 0 : out_buf + 1;
   }
-  if (tid == 0)
+  if (store_issuer)
     bulk_wait<0>(); // the shared memory the stores read lives until they are done
 }
 
