@@ -380,7 +380,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
-           best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : "", 100.0 * best_util,
+           best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : " row", 100.0 * best_util,
            (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory" : "streamed per chunk",
            plan->flat_tiles ? "staged and stored by TMA"
