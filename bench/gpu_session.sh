@@ -178,6 +178,9 @@ for s in $stages; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
                     --workload custom --shape 1,512,4,140,64,3,3,1,1,1 --ops mish,relu --math all
                 done ;;
+    wgmmaprobe) # the tensor cores alone: TF32 wgmma throughput by N, A source and warpgroups
+                run wgmmaprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
+                  -o /tmp/wgmma_probe bench/wgmma_probe.cu && run wgmmaprobe 200 /tmp/wgmma_probe ;;
     storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
                 run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/store_probe bench/store_probe.cu &&
                   run storeprobe 200 /tmp/store_probe ;;
@@ -203,6 +206,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
   [ $hdr = 1 ] && grep -hE "^(convfuse plantime:|driver caches:|workload )" "$f"; hdr=0
   grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
 [ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
+[ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
