@@ -180,7 +180,11 @@ for s in $stages; do
                 done ;;
     wgmmaprobe) # the tensor cores alone: TF32 wgmma throughput by N, A source and warpgroups
                 run wgmmaprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
-                  -o /tmp/wgmma_probe bench/wgmma_probe.cu && run wgmmaprobe 200 /tmp/wgmma_probe ;;
+                  -I. -o /tmp/wgmma_probe bench/wgmma_probe.cu && run wgmmaprobe 200 /tmp/wgmma_probe ;;
+    wideprobe) # the 256 x 128 streamed-weights prototype (needs the build stage's generated header)
+               run wideprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
+                 -I. -I$B/generated -o /tmp/wide_probe bench/wide_probe.cu &&
+                 run wideprobe 120 /tmp/wide_probe ${WIDE_BATCH:-64} ;;
     storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
                 run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/store_probe bench/store_probe.cu &&
                   run storeprobe 200 /tmp/store_probe ;;
@@ -207,6 +211,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
   grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
 [ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
 [ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
+[ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
