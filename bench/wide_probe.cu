@@ -157,10 +157,12 @@ __global__ void __launch_bounds__(THREADS, 1)
         wg_rs128(acc, a[j], wdesc + (uint64_t)(j0 + j) * (BN * 32 / 16));
     wg_commit();
   };
-  // One chunk: 5 batches (2+2+2+2+1 k-steps) on alternating register sets, starting with
-  // set `first_set` (chunks run in pairs so that the sets stay compile-time). Before each
-  // batch, wait_group 1: the set about to be loaded was used two batches back. After the
-  // second batch's wait, the previous chunk's wgmmas are all complete: release its stage.
+  // One chunk: 5 batches (2+2+2+2+1 k-steps) on alternating register sets, set_a first
+  // (chunks run in pairs, the second starting on the other set, so that the sets stay
+  // compile-time). Before each batch, wait_group 1: the set about to be loaded was used two
+  // batches back. After the second batch's wait only this chunk's first batch may be in
+  // flight: the previous chunk's wgmmas (which read its stage's weights) are complete, so its
+  // stage is released there.
   uint32_t parity = 0;
   auto chunk_mma = [&](int item, auto &set_a, auto &set_b, bool release_prev) {
     const int b = item % STAGES;
