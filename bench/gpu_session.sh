@@ -186,7 +186,7 @@ for s in $stages; do
                  -I. -I$B/generated -o /tmp/wide_probe bench/wide_probe.cu &&
                  run wideprobe 120 /tmp/wide_probe ${WIDE_BATCH:-64} ;;
     storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
-                run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -o /tmp/store_probe bench/store_probe.cu &&
+                run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -I. -o /tmp/store_probe bench/store_probe.cu &&
                   run storeprobe 200 /tmp/store_probe ;;
     *) echo "unknown stage $s" ;;
   esac

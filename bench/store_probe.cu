@@ -1,7 +1,7 @@
 // Store-pattern probe: how fast can a kernel write sub-sub-mish's output (128 x 64 x 254 x 254
 // fp32, NCHW, 2.1 GB) in the patterns the fused kernels could use? Each variant writes the
 // whole tensor with no arithmetic to speak of, so its time is the store stream's own floor.
-//   nvcc -O3 -arch=sm_90 -o store_probe bench/store_probe.cu && ./store_probe
+//   nvcc -O3 -arch=sm_90 -I. -o store_probe bench/store_probe.cu && ./store_probe
 // Prints one line per variant: median ms of 20 runs (device events, after 3 warm-ups), GB/s.
 #include <algorithm>
 #include <cstdio>
@@ -9,14 +9,7 @@
 #include <vector>
 #include <cuda_runtime.h>
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (x);                                                                        \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));  \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
+#include "bench/probe_check.h"
 
 constexpr int N = 128, K = 64, P = 254, Q = 254, BM = 128;
 constexpr int Q_TILES = (Q + BM - 1) / BM;

@@ -18,39 +18,15 @@
 #include <vector>
 #include <cuda_runtime.h>
 
-#include "bench/wgmma_shapes.cuh"
+#include "bench/probe_check.h"
 
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (x);                                                                        \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));  \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
+#include "bench/wgmma_shapes.cuh"
+#include "kernels_cuda/tma.cuh"
+#include "kernels_cuda/wgmma.cuh"
 
 namespace {
 
 constexpr int KSTEPS = 8; // resident k-steps of B (and of each warpgroup's A, SS)
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-  return (uint32_t)__cvta_generic_to_shared(p);
-}
-// K-major, no swizzle: core matrices of 8 rows x 16 bytes; lbo between K-adjacent ones, sbo
-// between row-adjacent ones (both in bytes; the fields hold 16-byte units).
-__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
-  return (uint64_t)((addr >> 4) & 0x3FFF) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
-         ((uint64_t)((sbo >> 4) & 0x3FFF) << 32);
-}
-__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void commit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int N>
-__device__ __forceinline__ void wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-
 
 template <int N, bool SS>
 __device__ __forceinline__ void mma(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t da,
@@ -75,7 +51,7 @@ template <int N, bool SS, bool LDS, int WGS, int BATCH>
 __global__ void __launch_bounds__(128 * WGS, 1) probe(float *sink, int iters) {
   extern __shared__ __align__(1024) float smem[];
   const int tid = threadIdx.x, wg = tid / 128, lane = tid & 31, warp_in_wg = (tid / 32) & 3;
-  const uint32_t b_base = smem_u32(smem);
+  const uint32_t b_base = smem_addr(smem);
   const uint32_t a_base = b_base + KSTEPS * 8 * N * 4 + wg * KSTEPS * 8 * 64 * 4;
   for (int i = tid; i < (int)(smem_bytes<N>(WGS) - 1024) / 4; i += blockDim.x)
     smem[i] = (float)((i * 7) % 13) * 0.01f;
@@ -102,22 +78,22 @@ __global__ void __launch_bounds__(128 * WGS, 1) probe(float *sink, int iters) {
         for (int e = 0; e < 4; ++e)
           a[j][e] = __float_as_uint(a_lane[((kb + j) * 4 + e) % 16 * 32]);
     }
-    fence();
+    wg_fence();
 #pragma unroll
     for (int j = 0; j < BATCH; ++j) {
       const int k = kb + j;
-      mma<N, SS>(d, a[j], desc(a_base + k * 64 * 32, 64 * 16, 128),
-                 desc(b_base + k * N * 32, N * 16, 128));
+      mma<N, SS>(d, a[j], wg_desc(a_base + k * 64 * 32, 64 * 16, 128),
+                 wg_desc(b_base + k * N * 32, N * 16, 128));
     }
-    commit();
+    wg_commit();
   };
   for (int it = 0; it < iters; ++it) {
-    wait<1>();
+    wg_wait<1>();
     batch(a0, 0);
-    wait<1>();
+    wg_wait<1>();
     batch(a1, BATCH);
   }
-  wait<0>();
+  wg_wait<0>();
   float s = 0.0f;
 #pragma unroll
   for (int i = 0; i < N / 2; ++i)

@@ -25,19 +25,12 @@
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include "bench/probe_check.h"
+
 #include "bench/wgmma_shapes.cuh"
 #include "kernels_cuda/epilogue.cuh"
 #include "kernels_cuda/tma.cuh"
 #include "kernels_cuda/wgmma.cuh"
-
-#define CHECK(x)                                                                                 \
-  do {                                                                                           \
-    cudaError_t e_ = (x);                                                                        \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));  \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 
 namespace {
 
