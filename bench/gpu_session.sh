@@ -22,7 +22,15 @@ for s in $stages; do
   case $s in
     build) run build 400 bash -c "cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
              -DCMAKE_CUDA_ARCHITECTURES=90 && cmake --build $B" || { tail -40 "$OUT/build.log"; break; } ;;
-    test) CI=true run test 400 ctest --test-dir $B --output-on-failure -j4 --timeout 300 ;;
+    unpack) # binaries built here instead (cmake -DCMAKE_CUDA_ARCHITECTURES=90 Release, packed
+            # by bench/pack_gpu_bins.sh): no build on the device; the test stage runs them as is
+            mkdir -p $B && run unpack 60 tar -C $B -xJf ${PREBUILT:-build/gpu_carry/bins.tar.xz} ;;
+    test) if [ -f $B/CTestTestfile.cmake ]; then
+            CI=true run test 400 ctest --test-dir $B --output-on-failure -j4 --timeout 300
+          else # unpacked binaries: the suites one after another, Criterion's summary each
+            CI=true CONVFUSE_VERBOSE=0 run test 400 bash -c "for t in $B/tests/test_*; do
+              echo \"== \$t\"; \$t --verbose=0 2>&1 | tail -3; done"
+          fi ;;
     check) run check 400 $B/bench/convfuse check ;;
     bench) for w in sub-sub-mish mish-mish; do for m in fp32 tf32; do for be in cuda opencl; do
              run "bench-$w-$m-$be" 120 $B/bench/convfuse bench --backend $be --workload $w \
@@ -33,16 +41,16 @@ for s in $stages; do
            run torch-mm 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
              --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
     sanitize) # The CLI is one process (Criterion forks per test): every MMA tile forced in
-              # turn (5: the wgmma menu's) over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
+              # turn (5, 6: the wgmma menu's) over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
               shapes="2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1"
-              for t in ${SAN_TILES:-1 2 3 4 5}; do for sh in $shapes; do
+              for t in ${SAN_TILES:-1 2 3 4 5 6}; do for sh in $shapes; do
                 CONVFUSE_TILE=$t run "memcheck-T$t-$sh" 120 compute-sanitizer --tool memcheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish,relu --math all --dist rand
               done; done
               # racecheck: one multi-chunk shape (stored from registers), one single-chunk
               # shape (output staged in shared memory, with the carry between tiles)
-              for t in ${SAN_TILES:-1 2 3 4 5}; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
+              for t in ${SAN_TILES:-1 2 3 4 5 6}; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
                 CONVFUSE_TILE=$t run "racecheck-T$t-$sh" 200 compute-sanitizer --tool racecheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish --math all --dist rand
@@ -62,6 +70,24 @@ for s in $stages; do
                done
                CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
              done ;;
+    streamcheck) # the streamed wgmma tile (CONVFUSE_TILE 6; one TF32 product, patch by TMA):
+                 # a partial last chunk with two channel tiles and left padding, a row over two
+                 # tiles, 5x5 (padded K: the zero runs) with a partial channel tile, 1x1 with two
+                 # chunks, one chunk; then memcheck and racecheck on two; then full size.
+                 sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 1,80,5,8,64,1,1,1,0,1 2,8,6,12,64,3,3,1,1,1"
+                 for sh in $sshapes; do
+                   CONVFUSE_TILE=6 run "streamcheck-$sh" 120 $B/bench/convfuse check --backend cuda \
+                     --workload custom --shape $sh --ops mish,relu --math tf32 --dist rand
+                 done
+                 for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1; do
+                   for tool in memcheck racecheck; do
+                     CONVFUSE_TILE=6 run "$tool-stream-$sh" 200 compute-sanitizer --tool $tool \
+                       --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                       --shape $sh --ops mish --math tf32 --dist rand
+                   done
+                 done
+                 CONVFUSE_TILE=6 run "streamcheck-full" 300 $B/bench/convfuse check --backend cuda \
+                   --workload mish-mish --math tf32 ;;
     flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
                # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
                # channel tiles, 5x5, 1x1, dilation 2, a 254-wide plane, 6-wide rows (44 output
@@ -185,6 +211,9 @@ for s in $stages; do
                run wideprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
                  -I. -I$B/generated -o /tmp/wide_probe bench/wide_probe.cu &&
                  run wideprobe 120 /tmp/wide_probe ${WIDE_BATCH:-64} ;;
+    clwgmma) # can OpenCL on NVIDIA's driver run wgmma (three routes, bench/cl_wgmma_probe.c)
+             run clwgmma-build 60 cc -O2 -std=c11 -o /tmp/cl_wgmma_probe bench/cl_wgmma_probe.c -lOpenCL &&
+               run clwgmma 60 /tmp/cl_wgmma_probe ;;
     storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
                 run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -I. -o /tmp/store_probe bench/store_probe.cu &&
                   run storeprobe 200 /tmp/store_probe ;;
@@ -196,6 +225,7 @@ done
 [ -f "$OUT/check.log" ] && grep -hE "PASS|FAIL" "$OUT/check.log"
 for f in "$OUT"/bench-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
+for f in "$OUT"/streamcheck-*.log "$OUT"/*-stream-*.log; do [ -f "$f" ] && echo "$(basename $f .log): rc $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+|ERROR SUMMARY: [0-9]+|RACECHECK SUMMARY: [0-9]+ hazards?" "$f" | head -1)"; done
 for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
 for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
@@ -212,6 +242,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
 [ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
 [ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
+[ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

@@ -40,7 +40,10 @@ constexpr int CC = 8;                 // input channels per chunk
 constexpr int KC = CC * R * S;        // 72 K values per chunk
 constexpr int KSTEPS = KC / 8;        // 9
 constexpr int CHUNKS = C / CC;        // 8 (even: chunks run in pairs, see below)
-constexpr int STAGES = 3;
+#ifndef WIDE_STAGES
+#define WIDE_STAGES 3
+#endif
+constexpr int STAGES = WIDE_STAGES;
 constexpr int THREADS = 512;          // 4 warpgroups x 64 pixels: BM = 256 >= Q
 constexpr int PATCH_FLOATS = CC * R * W;
 constexpr int W_FLOATS = KC * BN;
@@ -59,14 +62,6 @@ __global__ void layout_weights(const float *__restrict__ w, float *__restrict__ 
   const int n = rest / KC, k = rest - n * KC;
   wl[chunk * W_FLOATS + (k / 4) * BN * 4 + (n / 8) * 32 + (n % 8) * 4 + k % 4] =
       w[n * (C * R * S) + chunk * KC + k];
-}
-
-__device__ __forceinline__ void bulk_load(float *dst, const float *src, uint32_t bytes,
-                                          uint64_t *bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
-               "[%3];\n" ::"r"(smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
 }
 
 __device__ __forceinline__ float lds(const char *base, int byte_offset) {
@@ -146,8 +141,13 @@ __global__ void __launch_bounds__(THREADS, 1)
     wg_fence();
 #pragma unroll
     for (int j = 0; j < 2; ++j)
-      if (j0 + j < KSTEPS)
+      if (j0 + j < KSTEPS) {
+#ifdef WIDE_NOMMA // variant: the A loads stay (consumed by an empty asm), the wgmma goes
+        asm volatile("" ::"r"(a[j][0]), "r"(a[j][1]), "r"(a[j][2]), "r"(a[j][3]), "l"(wdesc));
+#else
         wg_rs128(acc, a[j], wdesc + (uint64_t)(j0 + j) * (BN * 32 / 16));
+#endif
+      }
     wg_commit();
   };
   // One chunk: 5 batches (2+2+2+2+1 k-steps) on alternating register sets, set_a first
@@ -205,6 +205,11 @@ __global__ void __launch_bounds__(THREADS, 1)
       for (int e = 0; e < 4; ++e)
         v[e] = cfk_mish(cfk_mish(acc[4 * ni + e]));
       float *o0 = o + (size_t)(8 * ni) * P * Q, *o1 = o0 + (size_t)P * Q;
+#ifdef WIDE_NOSTORE // variant: the chain stays, the stores go (a store no value takes)
+      if (v[0] == 1234.5f && v[1] == v[2] && v[3] == 4321.5f)
+        o0[0] = v[1];
+      continue;
+#endif
       if (in0) {
         __stcs(o0, v[0]);
         __stcs(o1, v[1]);

@@ -104,14 +104,15 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
 }
 
 const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
-    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN},
-    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN},
-    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN},
-    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN},
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, 0},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, 0},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, 0},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, 0},
 };
 
 const cf_mma_tile cf_wg_menu[CFK_WG_TILE_COUNT] = {
-    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN},
+    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, 0},
+    {CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, 1},
 };
 
 /* wgmma against mma.sync on the same row tile: one instruction per 64 x 64 x 8 instead of
@@ -239,6 +240,26 @@ static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_sha
   return L;
 }
 
+/* The streamed wgmma tile's layout (cf_wg_stream_layout_make) in as many stages as fit: only
+ * for one TF32 product (its 64 accumulators leave no room for 3xTF32's halves), the patch by
+ * TMA and several K chunks (with one chunk per tile the resident tiles have nothing to stream
+ * past). .bytes over the limit when it does not apply or nothing fits. */
+static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
+                                              int64_t cc, int split, const cf_device_caps *caps) {
+  cf_mma_layout L = {0};
+  L.bytes = INT64_MAX;
+  const int64_t seg = tma_segment(t, sh, caps);
+  if (split || seg == 0 || (sh->c + cc - 1) / cc < 2)
+    return L;
+  const int most = caps->force_stages >= 2 ? caps->force_stages : CFK_MMA_MAX_STAGES;
+  for (int n = most; n >= 2; --n) {
+    L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, seg, n);
+    if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+      return L;
+  }
+  return L;
+}
+
 /* The wgmma kernels' layout for tile t: flat tiles where they can be (bench/NOTES.md, v19);
  * else row tiles with the weights always resident, the output staged where the backend can and
  * it fits (with any number of K chunks: wgmma leaves the registers and occupancy that staging
@@ -246,6 +267,8 @@ static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_sha
  * room than one cp.async patch). .bytes over the limit: nothing fits. */
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
+  if (t->streamed)
+    return wg_stream_layout_fitting(t, sh, cc, split, caps);
   cf_mma_layout L = {0};
   if (flat_eligible(t, sh, cc, caps)) {
     L = flat_layout_fitting(t, sh, split, caps);
@@ -332,8 +355,12 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     double reuse = (double)(t->bm * t->bn) / (double)(t->bm + t->bn) / 64.0;
     if (L.n_chunks == 1 && threads > 256 && L.out_floats == 0)
       reuse *= 0.8;
-    /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more) */
-    double score = util * fill * reuse * (L.resident ? 1.0 : 0.7) *
+    /* K padded to a multiple of 8 is tensor work wasted (smaller chunks pad more). Streamed
+     * weights cost the cp.async kernels a copy per warp per chunk; the streamed wgmma tile's
+     * ride in one bulk copy on the patch's barrier (mish-mish tf32, H200: 256 x 128 streamed
+     * 2.6 ms vs 256 x 64 resident 3.4, bench/NOTES.md v25). */
+    const double weight_factor = L.resident || (wg && t->streamed) ? 1.0 : 0.7;
+    double score = util * fill * reuse * weight_factor *
                    (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
                    (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
@@ -382,7 +409,9 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
            best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : " row", 100.0 * best_util,
            (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
-           best_layout.resident ? "resident in shared memory" : "streamed per chunk",
+           best_layout.resident ? "resident in shared memory"
+           : best_wg            ? "streamed per chunk by bulk copy"
+                                : "streamed per chunk",
            plan->flat_tiles ? "staged and stored by TMA"
            : best_layout.out_floats > 0 ? "staged in shared memory"
                                         : "stored from registers",
@@ -451,6 +480,9 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
     return cf_flat_layout_make(t->block_m, t->block_n, sh->c, sh->r, sh->s, sh->w, sh->q,
                                sh->stride_h, sh->dil_h, t->variant == CF_KERNEL_MMA_3XTF32,
                                t->stages, t->output_buffers);
+  if (t->wgmma && !t->weights_resident)
+    return cf_wg_stream_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
+                                    sh->s, sh->dil_w, seg, t->stages);
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

@@ -1,13 +1,17 @@
 // The row-tile kernel of conv_rowtile.cuh and the flat-tile kernel of conv_flat.cuh on
-// warpgroup MMA, for the WG tile menu. Built for compute_90a alone (CMakeLists.txt): on any other
+// warpgroup MMA, for the WG tile menu's entry 0, and the streamed kernel of conv_stream.cuh for
+// entry 1. Built for compute_90a alone (CMakeLists.txt): on any other
 // device these kernels have no image, which cfk_conv_wgmma_available reports, and the planner
 // never picks them there.
 #include "kernels_cuda/conv_flat.cuh"
 #include "kernels_cuda/conv_rowtile.cuh"
+#include "kernels_cuda/conv_stream.cuh"
 
 namespace {
 
-static_assert(CFK_WG_TILE_COUNT == 1, "instantiate every WG tile menu entry below");
+static_assert(CFK_WG_TILE_COUNT == 2 && CFK_WG_T1_BM == StreamTile::BM &&
+                  CFK_WG_T1_BN == StreamTile::BN,
+              "instantiate every WG tile menu entry below");
 template <bool SPLIT, bool STAGED, bool TMA = false>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true, TMA>;
 
@@ -27,6 +31,8 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
+  if (m == 1) // streamed: one TF32 product, by TMA, unit column stride, from registers
+    return id->split || !t || !u || id->staged || id->flat ? nullptr : stream_kernel_of(c);
   if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
     return m != 0 || !id->staged || !t || !u ? nullptr
            : id->split                       ? flat_kernel_of<WgT0<true, true, true>>(c)
@@ -39,11 +45,30 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
 }
 
 extern "C" int cfk_wgmma_threads(int menu_index) {
-  return menu_index == 0 ? WgT0<false, false>::THREADS : 0;
+  return menu_index == 0   ? WgT0<false, false>::THREADS
+         : menu_index == 1 ? StreamTile::THREADS
+                           : 0;
 }
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
   const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
+}
+
+extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_params *params, const float *weight,
+                                             float *laid, cudaStream_t stream) {
+  if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0)
+    return cudaErrorInvalidValue;
+  const int64_t count = params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
+  const int threads = 256;
+  const int64_t blocks = (count + threads - 1) / threads;
+  (void)cudaGetLastError(); // report this launch's failure, not an earlier one
+  stream_weights_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), threads, 0, stream>>>(
+      weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks, count);
+  return cudaGetLastError();
+}
+
+extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_params *params) {
+  return params == nullptr ? 0 : params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
 }

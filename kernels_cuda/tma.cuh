@@ -95,6 +95,24 @@ __device__ __forceinline__ void tma_load_4d(float *dst, const void *map, int x, 
 #endif
 }
 
+// Copies bytes (a multiple of 16) from src to dst (both 16-byte aligned) as one bulk
+// asynchronous copy, counting them in on bar.
+__device__ __forceinline__ void bulk_load(float *dst, const float *src, uint32_t bytes,
+                                          uint64_t *bar) {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, "
+               "[%3];\n" ::"r"(smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(bar))
+               : "memory");
+#else
+  (void)dst;
+  (void)src;
+  (void)bytes;
+  (void)bar;
+  __trap();
+#endif
+}
+
 // Writes the box at (x, y, z) of the 3-D tensor map from src (laid out as the map's swizzle
 // says; 1024-byte aligned for the 128-byte swizzle), clipped to the tensor: an asynchronous
 // bulk store of this thread's current bulk group. The writer must have fenced its shared

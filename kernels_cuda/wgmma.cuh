@@ -1,5 +1,5 @@
-// Warpgroup MMA (sm_90a): wgmma.mma_async m64n64k8 TF32 with A from registers and B from
-// shared memory, and the fences and waits around it. Only conv_wgmma.cu (built for
+// Warpgroup MMA (sm_90a): wgmma.mma_async m64n64k8 and m64n128k8 TF32 with A from registers
+// and B from shared memory, and the fences and waits around it. Only conv_wgmma.cu (built for
 // compute_90a alone) instantiates code that reaches these; elsewhere they trap, so that a
 // wrong dispatch fails loudly instead of computing garbage.
 #ifndef CF_KERNELS_CUDA_WGMMA_CUH
@@ -52,9 +52,10 @@ __device__ __forceinline__ void wg_wait() {
 
 // Keeps the compiler from moving accumulator reads or writes across the asynchronous
 // window (the registers belong to the tensor cores between issue and wait).
-__device__ __forceinline__ void wg_pin(float (&d)[8][4]) {
+template <int G>
+__device__ __forceinline__ void wg_pin(float (&d)[G][4]) {
 #pragma unroll
-  for (int i = 0; i < 8; ++i)
+  for (int i = 0; i < G; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
       asm volatile("" : "+f"(d[i][j])::"memory");
@@ -73,6 +74,17 @@ __device__ __forceinline__ void wg_fence_shared() {
       "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), \
       "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), \
       "+f"(d[7][2]), "+f"(d[7][3])
+
+// The upper 32 accumulators of an m64n128 tile ([8..15][4]).
+#define CFK_WG_D64(d)                                                                          \
+  CFK_WG_D32(d),                                                                               \
+      "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), \
+      "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), \
+      "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), \
+      "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), \
+      "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), \
+      "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), \
+      "+f"(d[15][3])
 
 // d (64 x 64 per warpgroup; per thread the mma.sync m16n8 accumulator layout of its warp's 16
 // rows, one [4] per 8 columns) (+)= A (64 x 8, registers: each warp the m16n8k8 A fragment of
@@ -97,6 +109,32 @@ __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t
 #endif
 }
 
+
+// The same with B 8 x 128 (m64n128k8: 16 accumulator groups per thread), for the streamed
+// tile whose warpgroups own all 128 channels of the block.
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wg_mma_m64n128k8(float (&d)[16][4], const uint32_t (&a)[4],
+                                                 uint64_t desc_b) {
+#if CFK_HAVE_WGMMA
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+               "}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+               : CFK_WG_D64(d)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
+                 "r"(ACCUMULATE ? 1 : 0));
+#else
+  (void)d;
+  (void)a;
+  (void)desc_b;
+  __trap();
+#endif
+}
+
+#undef CFK_WG_D64
 #undef CFK_WG_D32
 
 } // namespace

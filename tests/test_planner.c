@@ -256,10 +256,22 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     _Static_assert(CFK_MMA_TILE_COUNT == 4, "update the MMA menu copy in test_planner.c");
     cr_expect(caps->has_tf32_mma, "[%s | %s | %s] tensor-core plan without TF32 MMA", dev, shape,
               m);
-    if (t->wgmma) { /* the wgmma menu: sm_90a devices only, weights always resident */
-      cr_expect(caps->has_wgmma && t->weights_resident,
-                "[%s | %s | %s] wgmma plan: device has_wgmma %d, weights resident %d", dev, shape,
-                m, caps->has_wgmma, t->weights_resident);
+    const int streamed = t->wgmma && t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT &&
+                         cf_wg_menu[t->menu_index].streamed;
+    if (t->wgmma) { /* the wgmma menu: sm_90a devices only; weights resident, or streamed by
+                       the streamed entry (one TF32 product, patch by TMA, several K chunks) */
+      cr_expect(caps->has_wgmma && t->weights_resident == !streamed,
+                "[%s | %s | %s] wgmma plan: device has_wgmma %d, weights resident %d on entry %d",
+                dev, shape, m, caps->has_wgmma, t->weights_resident, t->menu_index);
+      if (streamed)
+        cr_expect(t->variant == CF_KERNEL_MMA_TF32 && t->patch_tma_segment > 0 &&
+                      t->chunk_channels < sh->c && !t->output_staged && !t->flat_tiles &&
+                      sh->stride_w == 1,
+                  "[%s | %s | %s] streamed wgmma plan: %s, TMA segment %d, chunk %d of %lld "
+                  "channels, staged %d, flat %d, stride_w %lld",
+                  dev, shape, m, cf_kernel_variant_name(t->variant), t->patch_tma_segment,
+                  t->chunk_channels, (long long)sh->c, t->output_staged, t->flat_tiles,
+                  (long long)sh->stride_w);
       cr_expect(t->menu_index < CFK_WG_TILE_COUNT, "[%s | %s | %s] WG menu_index %d", dev, shape,
                 m, t->menu_index);
       if (t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT) {
@@ -304,7 +316,8 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     /* TMA only where the device has it, on the kernels that exist (the wgmma tile, T0; weights
      * resident), and where the shape allows one box per segment */
     else if (t->patch_tma_segment > 0)
-      cr_expect(caps->has_tma && (t->wgmma || t->menu_index == 0) && t->weights_resident &&
+      cr_expect(caps->has_tma && (t->wgmma || t->menu_index == 0) &&
+                    (t->weights_resident || streamed) &&
                     sh->stride_w == 1 && sh->dil_h == 1 && sh->w % 4 == 0 &&
                     t->patch_tma_segment == cf_tma_seg_pixels(t->block_m, sh->s, 1, sh->dil_w) &&
                     L.patch_pitch <= 256,
@@ -790,8 +803,12 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
       cr_expect(t.wgmma == want && (strstr(t.why, "wgmma") != NULL) == want,
                 "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
                 want, t.why);
+      /* mish-mish's TF32 plan streams its weights on the 256 x 128 entry (several K chunks);
+       * the others keep them resident on 256 x 64 */
+      const int want_streamed = i == 1 && maths[m] == CF_MATH_TF32;
       if (t.wgmma)
-        cr_expect(t.menu_index == 0 && t.weights_resident && t.output_staged == (i == 0),
+        cr_expect(t.menu_index == want_streamed && t.weights_resident == !want_streamed &&
+                      t.output_staged == (i == 0),
                   "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
                   t.menu_index, t.weights_resident, t.output_staged, t.why);
       caps.has_wgmma = 0;
@@ -814,6 +831,67 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
   plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(t.wgmma && t.menu_index == 0, "CONVFUSE_TILE=%d: wgmma %d entry %d",
             CFK_MMA_TILE_COUNT + 1, t.wgmma, t.menu_index);
+  resolve(&shapes[1], &sh, &epi); /* the streamed entry needs several K chunks */
+  caps.force_tile = CFK_MMA_TILE_COUNT + 2;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(t.wgmma && t.menu_index == 1 && !t.weights_resident,
+            "CONVFUSE_TILE=%d: wgmma %d entry %d resident %d", CFK_MMA_TILE_COUNT + 2, t.wgmma,
+            t.menu_index, t.weights_resident);
+}
+
+/* The streamed wgmma entry (256 x 128, weights in one bulk copy per chunk beside the patch)
+ * only where its kernel exists and pays: one TF32 product, the patch by TMA, several K chunks.
+ * mish-mish tf32 (64 channels = 8 chunks of 72) takes it; its 3xTF32 plan, a one-chunk shape
+ * (sub-sub-mish), a device without TMA or a column stride never do. Its layout holds no resident
+ * weights: per stage one patch and one chunk of 128 x 72 weights, as many stages as fit. */
+Test(planner, streamed_wgmma_tile_where_it_applies) {
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[1], &sh, &epi);
+  cf_device_caps caps = caps_h200_all();
+  cf_tile_plan t;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_assert(t.wgmma && t.menu_index == 1, "mish-mish tf32: wgmma %d entry %d: %s", t.wgmma,
+            t.menu_index, t.why);
+  cr_expect(t.block_m == 256 && t.block_n == 128 && t.threads == 512 && t.chunk_channels == 8 &&
+                t.stages >= 2 && strstr(t.why, "streamed per chunk by bulk copy") != NULL,
+            "mish-mish tf32 streamed plan %dx%d, %d threads, chunk %d, %d stages: %s", t.block_m,
+            t.block_n, t.threads, t.chunk_channels, t.stages, t.why);
+  const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+  cr_expect(!L.resident && L.n_chunks == 8 && L.bytes == (int64_t)t.shared_bytes &&
+                L.bytes <= (int64_t)caps.shared_mem_per_block_max &&
+                L.weight_floats == 0 && L.n_stages == t.stages &&
+                L.stage_floats >= L.patch_floats + (int64_t)t.block_n * 72,
+            "streamed layout: resident %d, %lld chunks, %lld bytes, %lld weight floats, %lld "
+            "stages of %lld floats",
+            L.resident, (long long)L.n_chunks, (long long)L.bytes, (long long)L.weight_floats,
+            (long long)L.n_stages, (long long)L.stage_floats);
+  /* fewer stages when the device has less room, none when not even two fit */
+  caps.shared_mem_per_block_max = (size_t)L.bytes - 1;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(!t.wgmma || t.menu_index != 1 || t.stages < L.n_stages,
+            "less shared memory, same %d stages on the streamed tile", t.stages);
+  caps = caps_h200_all();
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
+  cr_expect(!(t.wgmma && t.menu_index == 1), "mish-mish fp32 on the streamed tile: %s", t.why);
+  caps.has_tma = 0;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(!(t.wgmma && t.menu_index == 1), "streamed tile without TMA: %s", t.why);
+  caps = caps_h200_all();
+  named_shape ns = shapes[1];
+  ns.d.stride_w = 2;
+  resolve(&ns, &sh, &epi);
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(!(t.wgmma && t.menu_index == 1), "streamed tile at stride_w 2: %s", t.why);
+  resolve(&shapes[0], &sh, &epi); /* 8 channels: one chunk */
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(!(t.wgmma && t.menu_index == 1), "sub-sub-mish (one chunk) streamed: %s", t.why);
+  caps.force_tile = CFK_MMA_TILE_COUNT + 2; /* forced where it cannot run: nothing else */
+  cf_tile_plan forced;
+  const cf_status st = cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &forced);
+  cr_expect(st != CF_OK || !(forced.wgmma && forced.menu_index == 1),
+            "CONVFUSE_TILE=%d on a one-chunk shape: status %d, wgmma %d entry %d",
+            CFK_MMA_TILE_COUNT + 2, st, forced.wgmma, forced.menu_index);
 }
 
 /* The wgmma plans and mma.sync T0 plans load their patch by TMA where the device has it and
@@ -832,9 +910,11 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
       cf_device_caps caps = caps_h200_all();
       cf_tile_plan t;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
-      /* mish-mish fp32 runs on mma.sync T0 (its split weights do not fit wgmma's layout) */
+      /* mish-mish fp32 runs on mma.sync T0 (its split weights do not fit wgmma's layout),
+       * mish-mish tf32 on the streamed wgmma entry */
       cr_expect(t.patch_tma_segment == 128 && strstr(t.why, "patch by TMA") != NULL &&
-                    (t.wgmma || t.menu_index == 0) && t.weights_resident,
+                    (t.wgmma || t.menu_index == 0) &&
+                    t.weights_resident == !(i == 1 && maths[m] == CF_MATH_TF32),
                 "[%s | %s] segment %d: %s", shapes[i].name, m ? "tf32" : "fp32",
                 t.patch_tma_segment, t.why);
       const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);

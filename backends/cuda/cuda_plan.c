@@ -28,6 +28,7 @@ typedef struct cuda_plan {
   cfk_mma_params mma_params;
   cfk_epilogue_ops ops;
   cfk_tensor_map_encoder encoder; /* TMA kernel (mma_id.tma): the context's encoder */
+  float *laid_weights; /* streamed wgmma tile: the weights in its order, rewritten per launch */
 } cuda_plan;
 
 static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -131,7 +132,9 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const cf_mma_tile *m = t->wgmma ? &cf_wg_menu[t->menu_index] : &cf_mma_menu[t->menu_index];
   const int bm = m->bm, bn = m->bn;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
-      t->chunk_channels < 1 || t->chunk_channels > sh->c || (t->wgmma && !t->weights_resident))
+      t->chunk_channels < 1 || t->chunk_channels > sh->c ||
+      (t->wgmma && !t->weights_resident != !!m->streamed) ||
+      (m->streamed && (t->variant != CF_KERNEL_MMA_TF32 || t->patch_tma_segment <= 0)))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
@@ -267,10 +270,13 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
                  p->mma_id.wgmma ? "WG" : "T", p->menu_index,
                  p->mma_id.tma ? "TMA" : "cp.async", p->mma_id.staged ? "staged" : "not staged",
                  (long long)sh->stride_w, (long long)sh->pad_w, (long long)(sh->p * sh->q));
-  /* TMA kernels: the wgmma tile and mma.sync T0 with resident weights, unit column stride */
+  /* TMA kernels: the wgmma tiles and mma.sync T0, resident weights (but for the streamed
+   * wgmma tile), unit column stride */
+  const int streamed = p->mma_id.wgmma && p->menu_index >= 0 &&
+                       p->menu_index < CFK_WG_TILE_COUNT && cf_wg_menu[p->menu_index].streamed;
   if (s == CF_OK && p->mma_id.tma &&
       (!(p->mma_id.wgmma || p->menu_index == 0) || !p->mma_id.unit_stride ||
-       !spec->tiles.weights_resident || !st->encoder))
+       !(spec->tiles.weights_resident || streamed) || !st->encoder))
     s = cf_error(CF_ERR_INTERNAL, "cuda: TMA patch planned for %s%d (stride_w %lld, weights "
                  "%s)%s: no such kernel",
                  p->mma_id.wgmma ? "WG" : "T", p->menu_index, (long long)sh->stride_w,
@@ -287,6 +293,15 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   }
   if (s == CF_OK)
     s = mma_persistent_grid(st, p);
+  if (s == CF_OK && streamed) {
+    const size_t bytes = (size_t)cfk_wg_stream_weight_floats(&p->mma_params) * sizeof(float);
+    e = cudaMalloc((void **)&p->laid_weights, bytes);
+    if (e != cudaSuccess) {
+      p->laid_weights = NULL;
+      s = cf_cuda_fail(e == cudaErrorMemoryAllocation ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE, e,
+                       "allocating the streamed tile's weight copy (%zu bytes)", bytes);
+    }
+  }
   if (s != CF_OK) {
     free(p);
     return s;
@@ -344,7 +359,13 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
 }
 
 void cf_cuda_plan_release(void *state, void *compiled) {
-  (void)state; /* launches captured their arguments by value: nothing on the device */
+  cuda_plan *p = compiled;
+  /* launches captured their arguments by value: on the device only the streamed tile's
+   * weight copy (a release has no way to report a failure: cudaFree's is dropped) */
+  if (p && p->laid_weights) {
+    (void)cf_cuda_set_device(state);
+    (void)cudaFree(p->laid_weights);
+  }
   free(compiled);
 }
 
@@ -391,6 +412,13 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_par
   if (p->mma && p->mma_id.staged && ((uintptr_t)output & 15) != 0)
     return cf_error(CF_ERR_INTERNAL, "cuda: output %p is not 16-byte aligned", output);
   if (p->mma) {
+    if (p->laid_weights) { /* the streamed tile reads its own copy, laid out on the stream */
+      cudaError_t e = cfk_wg_stream_weights(prm, (const float *)weight, p->laid_weights,
+                                            st->stream);
+      if (e != cudaSuccess)
+        return cf_cuda_fail(CF_ERR_DEVICE, e, "laying out the weights for the streamed tile");
+      weight = p->laid_weights;
+    }
     cudaError_t e = cfk_conv_mma_launch(&p->mma_id, prm, &p->ops, (const float *)input,
                                         (const float *)weight, (const float *)bias,
                                         (float *)output, st->stream);

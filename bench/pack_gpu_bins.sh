@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Packs the CLI and the test suites of a local Release build for the lent GPU machine (sm_90 +
+# sm_90a kernels), so that a device call can skip its ~3-minute build: carry
+# build/gpu_carry and run bench/gpu_session.sh unpack <stages>.
+#   bench/pack_gpu_bins.sh [build dir, default build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-build}
+grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$B/CMakeCache.txt" ||
+  { echo "$B is not a Release build" >&2; exit 1; }
+grep -qE '^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=90$' "$B/CMakeCache.txt" ||
+  { echo "$B is not built for CUDA architecture 90 (-DCMAKE_CUDA_ARCHITECTURES=90)" >&2; exit 1; }
+cmake --build "$B"
+mkdir -p build/gpu_carry
+tar -C "$B" -cf - bench/convfuse $(cd "$B" && ls tests/test_* | grep -v '\.') |
+  xz -T0 -6 > build/gpu_carry/bins.tar.xz
+ls -l build/gpu_carry/bins.tar.xz

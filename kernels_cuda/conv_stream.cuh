@@ -1,0 +1,261 @@
+#ifndef CF_KERNELS_CUDA_CONV_STREAM_CUH
+#define CF_KERNELS_CUDA_CONV_STREAM_CUH
+// The streamed wgmma row tile (WG menu entry 1, sm_90a, one TF32 product): a tile is 256
+// consecutive output pixels of one output row times all 128 channels of the block's channel
+// tile, on four warpgroups of m64n128k8 (each warp 16 pixels x 128 channels, 64 accumulators
+// per thread). Against the resident 256 x 64 tile it halves the patch traffic through L2 (each
+// input row is read by half as many blocks) and the A fragment loads per MAC; the weights, 128
+// channels x C*R*S, no longer fit in shared memory beside the pipeline, so they stream with
+// the patch: cfk_wg_stream_weights lays them out once per call in the order the stages need
+// (channel tile, K chunk, wgmma's canonical K-major core matrices), so that each stage's
+// weights are one contiguous block, loaded by one bulk copy that counts its bytes in on the
+// same mbarrier as the patch's TMA boxes. A stage can only be refilled once the wgmmas that
+// read its weights have completed: each warp counts itself out of a stage after the first
+// batch of the next chunk (wait_group 1 then guarantees the previous chunk complete), and the
+// last warp out refills it. bench/NOTES.md, v25 (prototype: bench/wide_probe.cu).
+#include <cstdint>
+#include <cuda_runtime.h>
+
+#include "kernels_cuda/conv_rowtile.cuh"
+
+namespace {
+
+// The tile's constants, in the shape store_tile expects (one 16-pixel mma row per warp).
+struct StreamTile {
+  static constexpr int BM = 256, BN = 128, WARPS = 16, THREADS = 32 * WARPS;
+  static constexpr int MI = 1, NI = BN / 8;
+  static constexpr int KS = 2; // k-steps per wgmma batch (two register sets of KS x 4)
+};
+
+// One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
+// wgmmas, committed as one group. a must not be touched until that group has completed.
+__device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[2][4], int kb0,
+                                             int kcp, const int *koff_lane, const char *patch,
+                                             int a_lane, uint64_t desc) {
+  constexpr uint64_t DESC_PER_KSTEP = StreamTile::BN * 8 * 4 / 16;
+#pragma unroll
+  for (int j = 0; j < StreamTile::KS; ++j)
+    if (kb0 + 8 * j < kcp) {
+      float raw[4];
+      load_a16<1>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, 4);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        a[j][e] = __float_as_uint(raw[e]);
+    }
+  wg_fence();
+#pragma unroll
+  for (int j = 0; j < StreamTile::KS; ++j)
+    if (kb0 + 8 * j < kcp)
+      wg_mma_m64n128k8<true>(acc, a[j], desc + (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP);
+  wg_commit();
+}
+
+// One K chunk: batches alternate between the register sets first and second (the caller
+// alternates which goes first from chunk to chunk when a chunk has an odd number of batches,
+// so that a set is never reloaded while the batch before last may still read it). After the
+// first batch, wait_group 1 leaves only that batch in flight: the previous chunk's wgmmas are
+// complete, and on_prev_done releases its stage.
+template <class OnPrevDone>
+__device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&first)[2][4],
+                                             uint32_t (&second)[2][4], int kcp,
+                                             const int *koff_lane, const char *patch, int a_lane,
+                                             uint64_t desc, OnPrevDone on_prev_done) {
+  constexpr int BATCH_K = 8 * StreamTile::KS;
+  wg_wait<1>();
+  stream_batch(acc, first, 0, kcp, koff_lane, patch, a_lane, desc);
+  wg_wait<1>();
+  on_prev_done();
+#pragma unroll 1
+  for (int kb = BATCH_K; kb < kcp; kb += 2 * BATCH_K) {
+    stream_batch(acc, second, kb, kcp, koff_lane, patch, a_lane, desc);
+    if (kb + BATCH_K >= kcp)
+      break;
+    wg_wait<1>();
+    stream_batch(acc, first, kb + BATCH_K, kcp, koff_lane, patch, a_lane, desc);
+    if (kb + 2 * BATCH_K < kcp)
+      wg_wait<1>();
+  }
+}
+
+// Shared memory (cf_wg_stream_layout_make): n_stages stages of [patch segments | the chunk's
+// weights (BN x kcp, canonical order)], the K-offset table, the bias (BN floats), an mbarrier
+// and a counter per stage. weight: the laid-out weights (cfk_wg_stream_weights), not [K][C][R][S].
+template <class Epi>
+__global__ void __launch_bounds__(StreamTile::THREADS, 1)
+    conv_stream_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
+                       const float *__restrict__ input, const float *__restrict__ weight,
+                       const float *__restrict__ bias, float *__restrict__ output) {
+  constexpr int BM = StreamTile::BM, BN = StreamTile::BN, WARPS = StreamTile::WARPS;
+  extern __shared__ __align__(128) float smem[];
+  float *stages = smem;
+  int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
+  float *bias_sm = reinterpret_cast<float *>(koff + prm.kcp);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + BN);
+  uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
+  (void)input; // the patch arrives through prm.patch_map
+
+  const int tid = (int)threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int m_warp = warp * 16;
+  const int n0 = (int)blockIdx.y * BN;
+
+  // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
+  const int RS = prm.g.r * prm.g.s;
+  for (int k = tid; k < prm.kcp; k += StreamTile::THREADS) {
+    int off = prm.zero_base;
+    if (k < prm.kc) {
+      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
+    }
+    koff[k] = off * 4;
+  }
+  for (int b = 0; b < prm.n_stages; ++b)
+    for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
+      for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats;
+           i += StreamTile::THREADS)
+        stages[b * prm.stage_floats + i] = 0.0f;
+  for (int i = tid; i < BN; i += StreamTile::THREADS)
+    bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
+  if (tid == 0) {
+    for (int b = 0; b < prm.n_stages; ++b) {
+      mbar_init(stage_full + b);
+      stage_done[b] = 0;
+    }
+    mbar_init_fence();
+  }
+  __syncthreads();
+
+  const int *koff_lane = koff + t;
+  const int a_seg = m_warp / prm.seg_pixels;
+  const int a_lane = (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
+  const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
+  const uint32_t w_bytes = (uint32_t)(BN * prm.kcp * 4);
+  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * BN * prm.kcp;
+
+  // ---- the stage sequence (my tiles x chunks) on a ring of n_stages buffers; every thread
+  // keeps the load cursor, the thread with issuer set issues ----
+  const int first_tile = (int)(prm.m_tiles * blockIdx.x / gridDim.x);
+  const int end_tile = (int)(prm.m_tiles * (blockIdx.x + 1) / gridDim.x);
+  int load_tile = first_tile, load_chunk = 0, load_buf = 0;
+  auto issue_stage = [&](bool issuer) {
+    if (issuer) {
+      float *stage = stages + load_buf * prm.stage_floats;
+      const RowTile rt = row_tile(prm, load_tile, BM);
+      const int x0 = rt.q0 - prm.g.pad_w - prm.tma_lead; // unit column stride
+      const int y0 = rt.p * prm.g.stride_h - prm.g.pad_h;
+      uint64_t *bar = stage_full + load_buf;
+      mbar_expect_bytes(bar, patch_bytes + w_bytes);
+      for (int seg = 0; seg * prm.seg_pixels < BM; ++seg)
+        tma_load_4d(stage + seg * prm.seg_floats, &prm.patch_map, x0 + seg * prm.seg_pixels, y0,
+                    load_chunk * prm.cc, rt.n, bar);
+      bulk_load(stage + prm.patch_floats, w_block + (int64_t)load_chunk * BN * prm.kcp, w_bytes,
+                bar);
+    }
+    load_buf = load_buf + 1 == prm.n_stages ? 0 : load_buf + 1;
+    if (++load_chunk == prm.n_chunks) {
+      load_chunk = 0;
+      ++load_tile;
+    }
+  };
+  // A warp done with buffer b counts itself out; the last of the block's warps refills it.
+  auto release_stage = [&](int b) {
+    __syncwarp();
+    bool last = false;
+    if (lane == 0) {
+      __threadfence_block();
+      last = (atomicAdd(stage_done + b, 1u) + 1) % WARPS == 0;
+      __threadfence_block();
+    }
+    if (load_tile < end_tile)
+      issue_stage(last);
+  };
+  for (int b = 0; b < prm.n_stages && load_tile < end_tile; ++b)
+    issue_stage(tid == 0);
+
+  // Chunks of an odd number of batches end on the set they began with: the next one begins
+  // on the other.
+  const int batches = (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
+  const bool alternate = batches % 2 == 1;
+  float acc[16][4];
+  uint32_t set0[2][4], set1[2][4];
+  uint32_t full_parity = 0;
+  int buf = 0, prev_buf = 0;
+  for (int tile = first_tile; tile < end_tile; ++tile) {
+#pragma unroll
+    for (int ni = 0; ni < 16; ++ni) {
+      const float2 bv = *reinterpret_cast<const float2 *>(bias_sm + ni * 8 + 2 * t);
+      acc[ni][0] = acc[ni][2] = bv.x;
+      acc[ni][1] = acc[ni][3] = bv.y;
+    }
+#pragma unroll 1
+    for (int chunk = 0; chunk < prm.n_chunks; ++chunk) {
+      mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
+      full_parity ^= 1u << buf;
+      const float *stage = stages + buf * prm.stage_floats;
+      const char *patch = reinterpret_cast<const char *>(stage);
+      const uint64_t desc = wg_desc(smem_addr(stage + prm.patch_floats), BN * 16, 128);
+      const int release_buf = prev_buf;
+      auto on_prev_done = [&]() {
+        if (chunk > 0)
+          release_stage(release_buf);
+      };
+      if (alternate && (chunk & 1))
+        stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+      else
+        stream_chunk(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+      prev_buf = buf;
+      buf = buf + 1 == prm.n_stages ? 0 : buf + 1;
+    }
+    wg_wait<0>();
+    release_stage(prev_buf);
+    wg_pin(acc);
+
+    const RowTile rt = row_tile(prm, tile, BM);
+    float *out_lane =
+        output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
+    const int q_left = prm.g.q - rt.q0 - m_warp - g;
+    store_tile<StreamTile>(epi, reinterpret_cast<float(&)[16][4]>(acc), out_lane, prm.pq,
+                           n0 + 2 * t, prm.g.k, q_left);
+  }
+}
+
+template <class Epi>
+const void *stream_kernel_of_epi() {
+  return (const void *)conv_stream_kernel<Epi>;
+}
+
+// The streamed kernel of a chain (RELU runs the generic epilogue, as in the row tiles).
+const void *stream_kernel_of(int chain) {
+  switch (chain) {
+  case CFK_EPI_NONE: return stream_kernel_of_epi<CfkEpiFixed<>>();
+  case CFK_EPI_MISH: return stream_kernel_of_epi<CfkEpiFixed<CFK_OP_MISH>>();
+  case CFK_EPI_MISH_MISH: return stream_kernel_of_epi<CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>>();
+  case CFK_EPI_RELU:
+  case CFK_EPI_GENERIC: return stream_kernel_of_epi<CfkEpiGeneric>();
+  default: return nullptr;
+  }
+}
+
+// Weights [K][C][R][S] -> per (channel tile y, chunk): BN x kcp values in the canonical
+// K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
+// k % 4), zero past K, past the chunk's kc values and past C*R*S.
+__global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
+                                      int k_total, int crs, int kc, int kcp, int n_chunks,
+                                      int64_t count) {
+  constexpr int BN = StreamTile::BN;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t block = i / (BN * kcp); // (channel tile, chunk)
+    const int rest = (int)(i - block * BN * kcp);
+    const int chunk = (int)(block % n_chunks), tile_n = (int)(block / n_chunks);
+    const int nl = rest / kcp, k = rest - nl * kcp;
+    const int n = tile_n * BN + nl, kg = chunk * kc + k;
+    const bool ok = n < k_total && k < kc && kg < crs;
+    laid[block * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + k % 4] =
+        ok ? weight[(int64_t)n * crs + kg] : 0.0f;
+  }
+}
+
+} // namespace
+
+#endif
