@@ -70,24 +70,35 @@ for s in $stages; do
                done
                CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
              done ;;
-    streamcheck) # the streamed wgmma tile (CONVFUSE_TILE 6; one TF32 product, patch by TMA):
-                 # a partial last chunk with two channel tiles and left padding, a row over two
-                 # tiles, 5x5 (padded K: the zero runs) with a partial channel tile, 1x1 with two
-                 # chunks, one chunk; then memcheck and racecheck on two; then full size.
-                 sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 1,80,5,8,64,1,1,1,0,1 2,8,6,12,64,3,3,1,1,1"
-                 for sh in $sshapes; do
-                   CONVFUSE_TILE=6 run "streamcheck-$sh" 120 $B/bench/convfuse check --backend cuda \
-                     --workload custom --shape $sh --ops mish,relu --math tf32 --dist rand
-                 done
-                 for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1; do
-                   for tool in memcheck racecheck; do
-                     CONVFUSE_TILE=6 run "$tool-stream-$sh" 200 compute-sanitizer --tool $tool \
-                       --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                       --shape $sh --ops mish --math tf32 --dist rand
+    streamcheck) # the streamed wgmma tile (CONVFUSE_TILE 6, or each of STREAM_TILES; one TF32
+                 # product, patch by TMA, >= 2 K chunks): a partial last chunk with two channel
+                 # tiles and left padding, a row over two tiles, 5x5 (padded K: the zero runs)
+                 # with a partial channel tile, 2x2 with an odd output width (35) and a last chunk
+                 # of 2 channels, a last chunk of one channel; then one chunk (the forced tile does
+                 # not apply: the plan falls back, checked all the same). 1x1 with >= 2 chunks of
+                 # 72 channels does not fit (117 KB per stage). Then memcheck and racecheck on three,
+                 # then full size.
+                 sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1 1,9,4,12,16,3,3,1,1,1 2,8,6,12,64,3,3,1,1,1"
+                 for st in ${STREAM_TILES:-6}; do
+                   for sh in $sshapes; do
+                     CONVFUSE_TILE=$st run "streamcheck-T$st-$sh" 120 $B/bench/convfuse check --backend cuda \
+                       --workload custom --shape $sh --ops mish,relu --math tf32 --dist rand
                    done
-                 done
-                 CONVFUSE_TILE=6 run "streamcheck-full" 300 $B/bench/convfuse check --backend cuda \
-                   --workload mish-mish --math tf32 ;;
+                   for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1; do
+                     for tool in memcheck racecheck; do
+                       CONVFUSE_TILE=$st run "$tool-stream-T$st-$sh" 200 compute-sanitizer --tool $tool \
+                         --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                         --shape $sh --ops mish --math tf32 --dist rand
+                     done
+                   done
+                   CONVFUSE_TILE=$st run "streamcheck-T$st-full" 300 $B/bench/convfuse check --backend cuda \
+                     --workload mish-mish --math tf32
+                 done ;;
+    streamab) # mish-mish tf32: the planner's choice (0), then each of SAB_TILES forced, two rounds
+              for round in 1 2; do for st in 0 ${SAB_TILES:-5 6}; do
+                CONVFUSE_TILE=$st run "sab$round-T$st" 60 $B/bench/convfuse bench --backend cuda \
+                  --workload mish-mish --math tf32 --iters 30
+              done; done ;;
     flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
                # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
                # channel tiles, 5x5, 1x1, dilation 2, a 254-wide plane, 6-wide rows (44 output
@@ -232,6 +243,7 @@ for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(gr
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done

@@ -1,5 +1,6 @@
-// Prototype (not part of the library; written at the end of the ninth session with no device
-// time left: compiled, ptxas 126 registers and no spills, NOT yet run): mish-mish (64x64x256x256, 64 -> 128 channels, 3x3, TF32)
+// Prototype (not part of the library; the library's version is kernels_cuda/conv_stream.cuh,
+// WG1; first run in the tenth session: PASS, 2.60-2.63 ms, bench/NOTES.md v25) of mish-mish
+// (64x64x256x256, 64 -> 128 channels, 3x3, TF32)
 // on 256 x 128 wgmma tiles with the weights streamed beside the patch, to measure that
 // structure before building it into the planner (bench/NOTES.md, "Next"). One output row of
 // one image per tile, all 128 channels: four warpgroups of m64n128k8 (64 accumulators per
@@ -14,7 +15,11 @@
 //     -o wide_probe bench/wide_probe.cu && ./wide_probe [batch]
 // Prints the median ms of 20 runs (device events, after 3 warm-ups) of the layout kernel plus
 // the conv, and the check of 65536 sampled outputs against a double-precision reference
-// (DESIGN.md's TF32 tolerance), the output poisoned with NaN first.
+// (DESIGN.md's TF32 tolerance), the output poisoned with NaN first. Cut-down builds (timings
+// only, their checks fail where results change): -DWIDE_NOMMA, -DWIDE_NOSTORE, -DWIDE_STAGES=n,
+// -DWIDE_NOWLOAD (weights fetched only for each stage's first fill), -DWIDE_NOPATCH (the same
+// for the patch), -DWIDE_L2STORE (all tiles store into 8 MB that stay in L2), -DWIDE_STWB
+// (plain stores instead of st.global.cs), -DWIDE_NOALDS (A not gathered from shared memory).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -64,7 +69,7 @@ __global__ void layout_weights(const float *__restrict__ w, float *__restrict__ 
       w[n * (C * R * S) + chunk * KC + k];
 }
 
-__device__ __forceinline__ float lds(const char *base, int byte_offset) {
+[[maybe_unused]] __device__ __forceinline__ float lds(const char *base, int byte_offset) {
   return *reinterpret_cast<const float *>(base + byte_offset);
 }
 
@@ -103,9 +108,25 @@ __global__ void __launch_bounds__(THREADS, 1)
     const int b = item % STAGES, tile = first + item / CHUNKS, chunk = item % CHUNKS;
     const int n = tile / P, p = tile - n * P;
     float *st = stages + b * STAGE_FLOATS;
-    mbar_expect_bytes(full + b, PATCH_BYTES + W_BYTES);
-    tma_load_4d(st, &patch_map, 0, p, chunk * CC, n, full + b);
-    bulk_load(st + PATCH_FLOATS, wl + (size_t)chunk * W_FLOATS, W_BYTES, full + b);
+#if defined(WIDE_NOWLOAD) || defined(WIDE_NOPATCH) // variants: after the first fill of each
+    // stage its weights (or patch) are left as they are: what that traffic costs (wrong results)
+    const bool refill = item >= STAGES;
+#else
+    const bool refill = false;
+#endif
+#ifdef WIDE_NOWLOAD
+    const bool load_w = !refill, load_patch = true;
+#elif defined(WIDE_NOPATCH)
+    const bool load_w = true, load_patch = !refill;
+#else
+    const bool load_w = true, load_patch = true;
+    (void)refill;
+#endif
+    mbar_expect_bytes(full + b, (load_patch ? PATCH_BYTES : 0) + (load_w ? W_BYTES : 0));
+    if (load_patch)
+      tma_load_4d(st, &patch_map, 0, p, chunk * CC, n, full + b);
+    if (load_w)
+      bulk_load(st + PATCH_FLOATS, wl + (size_t)chunk * W_FLOATS, W_BYTES, full + b);
   };
   // A warp done with item's stage (its wgmmas complete) counts itself out; the last refills it.
   auto release = [&](int item) {
@@ -132,11 +153,17 @@ __global__ void __launch_bounds__(THREADS, 1)
     for (int j = 0; j < 2; ++j)
       if (j0 + j < KSTEPS) {
         const int kb = (j0 + j) * 8;
+#ifdef WIDE_NOALDS // variant: A from a value the compiler cannot fold, no shared loads
+        a[j][0] = a[j][1] = a[j][2] = a[j][3] = __float_as_uint(1e-3f * (float)(kb + m_lane));
+        (void)patch;
+        (void)koff_lane;
+#else
         const char *k0 = patch + koff_lane[kb], *k1 = patch + koff_lane[kb + 4];
         a[j][0] = __float_as_uint(lds(k0, m_lane * 4));
         a[j][1] = __float_as_uint(lds(k0, m_lane * 4 + 32));
         a[j][2] = __float_as_uint(lds(k1, m_lane * 4));
         a[j][3] = __float_as_uint(lds(k1, m_lane * 4 + 32));
+#endif
       }
     wg_fence();
 #pragma unroll
@@ -196,7 +223,11 @@ __global__ void __launch_bounds__(THREADS, 1)
 #pragma unroll
     for (int i = 0; i < 64; ++i)
       asm volatile("" : "+f"(acc[i])::"memory");
+#ifdef WIDE_L2STORE // variant: every tile writes into image 0's first 64 rows (8 MB, L2-resident)
+    float *o = out + ((size_t)(2 * t) * P + p % 64) * Q + m_lane;
+#else
     float *o = out + (((size_t)n * K + 2 * t) * P + p) * Q + m_lane;
+#endif
     const bool in0 = m_lane < Q, in1 = m_lane + 8 < Q;
 #pragma unroll
     for (int ni = 0; ni < 16; ++ni) {
@@ -210,13 +241,18 @@ __global__ void __launch_bounds__(THREADS, 1)
         o0[0] = v[1];
       continue;
 #endif
+#ifdef WIDE_STWB // variant: plain (write-back) stores instead of st.global.cs
+#define WIDE_ST(ptr, val) (*(ptr) = (val))
+#else
+#define WIDE_ST(ptr, val) __stcs((ptr), (val))
+#endif
       if (in0) {
-        __stcs(o0, v[0]);
-        __stcs(o1, v[1]);
+        WIDE_ST(o0, v[0]);
+        WIDE_ST(o1, v[1]);
       }
       if (in1) {
-        __stcs(o0 + 8, v[2]);
-        __stcs(o1 + 8, v[3]);
+        WIDE_ST(o0 + 8, v[2]);
+        WIDE_ST(o1 + 8, v[3]);
       }
     }
   }
