@@ -108,6 +108,22 @@ __device__ __forceinline__ int fast_div(int n, const cf_fastdiv &f) {
   return (int)((__umulhi((unsigned)n, f.mul) + (unsigned)n) >> f.shift);
 }
 
+// The K-offset table of the row-tile patch layouts: for each K index of a chunk (channel,
+// kernel row, kernel column) its byte offset in a stage's patch; padded K indices point at the
+// zero run. Filled by the block's threads together (the caller synchronises).
+__device__ __forceinline__ void fill_row_k_offsets(int *koff, const cfk_mma_params &prm, int tid,
+                                                   int threads) {
+  const int RS = prm.g.r * prm.g.s;
+  for (int k = tid; k < prm.kcp; k += threads) {
+    int off = prm.zero_base;
+    if (k < prm.kc) {
+      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
+      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
+    }
+    koff[k] = off * 4;
+  }
+}
+
 __device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile, int bm) {
   RowTile t;
   const int np = fast_div(tile, prm.div_q_tiles);
@@ -560,15 +576,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   const int n0 = (int)blockIdx.y * BN;
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
-  const int RS = prm.g.r * prm.g.s;
-  for (int k = tid; k < prm.kcp; k += T::THREADS) {
-    int off = prm.zero_base;
-    if (k < prm.kc) {
-      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
-      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
-    }
-    koff[k] = off * 4; // bytes
-  }
+  fill_row_k_offsets(koff, prm, tid, T::THREADS);
   // Each segment's run of zeros (padded K indices read it), in every stage; the patch itself
   // is written by every stage's loads.
   for (int b = 0; b < prm.n_stages; ++b)

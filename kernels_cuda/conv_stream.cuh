@@ -100,15 +100,7 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
   const int n0 = (int)blockIdx.y * BN;
 
   // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
-  const int RS = prm.g.r * prm.g.s;
-  for (int k = tid; k < prm.kcp; k += StreamTile::THREADS) {
-    int off = prm.zero_base;
-    if (k < prm.kc) {
-      const int cl = k / RS, rem = k - cl * RS, r = rem / prm.g.s, s = rem - r * prm.g.s;
-      off = (cl * prm.g.r + r) * prm.patch_pitch + s * prm.g.dil_w;
-    }
-    koff[k] = off * 4;
-  }
+  fill_row_k_offsets(koff, prm, tid, StreamTile::THREADS);
   for (int b = 0; b < prm.n_stages; ++b)
     for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
       for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats;
