@@ -372,8 +372,13 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       best_cc = cc;
     }
   }
-  if (best < 0)
+  if (best < 0) {
+    if (forced) /* say so: the forced entry, not the device, is what rules the tiles out */
+      snprintf(why, why_len, "the forced tile (CONVFUSE_TILE=%d, %s%d) does not apply to this "
+               "shape or device", caps->force_tile, caps->force_tile > n_mma ? "WG" : "T",
+               caps->force_tile > n_mma ? caps->force_tile - 1 - n_mma : caps->force_tile - 1);
     return CF_ERR_UNSUPPORTED;
+  }
   if (best_util < MMA_MIN_UTILISATION && !forced) {
     snprintf(why, why_len, "tensor-core row tiles would use only %.0f%% of their area",
              100.0 * best_util);

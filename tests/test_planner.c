@@ -892,6 +892,9 @@ Test(planner, streamed_wgmma_tile_where_it_applies) {
   cr_expect(st != CF_OK || !(forced.wgmma && forced.menu_index == 1),
             "CONVFUSE_TILE=%d on a one-chunk shape: status %d, wgmma %d entry %d",
             CFK_MMA_TILE_COUNT + 2, st, forced.wgmma, forced.menu_index);
+  /* the plan falls back (FFMA), and its reasoning names the forced entry, not the device */
+  cr_expect(st != CF_OK || strstr(forced.why, "forced tile (CONVFUSE_TILE=") != NULL,
+            "fallback from a forced tile that does not apply: %s", forced.why);
 }
 
 /* The wgmma plans and mma.sync T0 plans load their patch by TMA where the device has it and
