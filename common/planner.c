@@ -251,8 +251,8 @@ static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_con
   const int64_t seg = tma_segment(t, sh, caps);
   if (split || seg == 0 || (sh->c + cc - 1) / cc < 2)
     return L;
-  const int most = caps->force_stages >= 2 ? caps->force_stages : CFK_MMA_MAX_STAGES;
-  for (int n = most; n >= 2; --n) {
+  L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, seg, 2);
+  for (int n = max_stages(&L, caps); n >= 2; --n) {
     L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, seg, n);
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;

@@ -108,13 +108,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     }
     koff[k] = off * 4;
   }
-  if (tid == 0) {
-    for (int b = 0; b < prm.n_stages; ++b) {
-      mbar_init(stage_full + b);
-      stage_done[b] = 0;
-    }
-    mbar_init_fence();
-  }
+  if (tid == 0)
+    stage_ring_init(stage_full, stage_done, prm.n_stages);
   load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
   cp_async_commit();
   cp_async_wait<0>();
@@ -157,13 +152,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // out; the last of the block's warps refills it with the patch of tile `next`. The fences
   // order the warps' shared loads of the buffer before the refill's writes.
   auto release_stage = [&](int b, int next) {
-    __syncwarp();
-    bool last = false;
-    if (lane == 0) {
-      __threadfence_block();
-      last = (atomicAdd(stage_done + b, 1u) + 1) % T::WARPS == 0;
-      __threadfence_block();
-    }
+    const bool last = stage_count_out(stage_done, b, T::WARPS, lane);
     if (last && next < end_tile)
       issue_load(next, b);
   };

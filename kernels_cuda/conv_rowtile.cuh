@@ -124,6 +124,16 @@ __device__ __forceinline__ void fill_row_k_offsets(int *koff, const cfk_mma_para
   }
 }
 
+// Each patch segment's run of zeros (padded K indices read it), in every stage: the patch
+// itself is written by every stage's loads, the runs never. Block-wide, as above.
+__device__ __forceinline__ void zero_patch_runs(float *stages, const cfk_mma_params &prm, int tid,
+                                                int threads) {
+  for (int b = 0; b < prm.n_stages; ++b)
+    for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
+      for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += threads)
+        stages[b * prm.stage_floats + i] = 0.0f;
+}
+
 __device__ __forceinline__ RowTile row_tile(const cfk_mma_params &prm, int tile, int bm) {
   RowTile t;
   const int np = fast_div(tile, prm.div_q_tiles);
@@ -577,20 +587,10 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
 
   // ---- per-block set-up: K offsets into the patch, the zero runs, resident weights ----
   fill_row_k_offsets(koff, prm, tid, T::THREADS);
-  // Each segment's run of zeros (padded K indices read it), in every stage; the patch itself
-  // is written by every stage's loads.
-  for (int b = 0; b < prm.n_stages; ++b)
-    for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
-      for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats; i += T::THREADS)
-        stages[b * prm.stage_floats + i] = 0.0f;
+  zero_patch_runs(stages, prm, tid, T::THREADS);
   if constexpr (T::TMA) {
-    if (tid == 0) { // used only after the block barrier below
-      for (int b = 0; b < prm.n_stages; ++b) {
-        mbar_init(stage_full + b);
-        stage_done[b] = 0;
-      }
-      mbar_init_fence();
-    }
+    if (tid == 0) // used only after the block barrier below
+      stage_ring_init(stage_full, stage_done, prm.n_stages);
   }
   if constexpr (T::WG) {
     // wgmma reads B from shared memory through the async proxy: the weights must have landed
@@ -702,13 +702,7 @@ __global__ void __launch_bounds__(T::THREADS, T::MIN_BLOCKS)
   // on top of a barrier there measured 3% slower on sub-sub-mish fp32 (bench/NOTES.md, v16).
   constexpr bool COUNTED = T::TMA && !T::STAGED;
   auto release_stage = [&](int b) {
-    __syncwarp();
-    bool last = false;
-    if (lane == 0) {
-      __threadfence_block();
-      last = (atomicAdd(stage_done + b, 1u) + 1) % T::WARPS == 0;
-      __threadfence_block();
-    }
+    const bool last = stage_count_out(stage_done, b, T::WARPS, lane);
     if (load_tile < end_tile)
       issue_stage(last);
   };

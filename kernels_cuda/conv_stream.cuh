@@ -101,20 +101,11 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
 
   // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
   fill_row_k_offsets(koff, prm, tid, StreamTile::THREADS);
-  for (int b = 0; b < prm.n_stages; ++b)
-    for (int seg0 = 0; seg0 < prm.patch_floats; seg0 += prm.seg_floats)
-      for (int i = seg0 + prm.zero_base + tid; i < seg0 + prm.seg_floats;
-           i += StreamTile::THREADS)
-        stages[b * prm.stage_floats + i] = 0.0f;
+  zero_patch_runs(stages, prm, tid, StreamTile::THREADS);
   for (int i = tid; i < BN; i += StreamTile::THREADS)
     bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
-  if (tid == 0) {
-    for (int b = 0; b < prm.n_stages; ++b) {
-      mbar_init(stage_full + b);
-      stage_done[b] = 0;
-    }
-    mbar_init_fence();
-  }
+  if (tid == 0)
+    stage_ring_init(stage_full, stage_done, prm.n_stages);
   __syncthreads();
 
   const int *koff_lane = koff + t;
@@ -151,13 +142,7 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
   };
   // A warp done with buffer b counts itself out; the last of the block's warps refills it.
   auto release_stage = [&](int b) {
-    __syncwarp();
-    bool last = false;
-    if (lane == 0) {
-      __threadfence_block();
-      last = (atomicAdd(stage_done + b, 1u) + 1) % WARPS == 0;
-      __threadfence_block();
-    }
+    const bool last = stage_count_out(stage_done, b, WARPS, lane);
     if (load_tile < end_tile)
       issue_stage(last);
   };

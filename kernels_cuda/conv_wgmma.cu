@@ -56,19 +56,19 @@ extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 
+extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_params *params) {
+  return params == nullptr ? 0 : params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
+}
+
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_params *params, const float *weight,
                                              float *laid, cudaStream_t stream) {
   if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0)
     return cudaErrorInvalidValue;
-  const int64_t count = params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
+  const int64_t count = cfk_wg_stream_weight_floats(params);
   const int threads = 256;
   const int64_t blocks = (count + threads - 1) / threads;
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
   stream_weights_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), threads, 0, stream>>>(
       weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks, count);
   return cudaGetLastError();
-}
-
-extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_params *params) {
-  return params == nullptr ? 0 : params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
 }

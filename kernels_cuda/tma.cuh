@@ -40,6 +40,33 @@ __device__ __forceinline__ void mbar_init_fence() {
 #endif
 }
 
+// The ring of n_stages TMA stage buffers: each stage's "full" mbarrier and its count of warps
+// done with it. One thread initialises them, before a block barrier.
+__device__ __forceinline__ void stage_ring_init(uint64_t *stage_full, uint32_t *stage_done,
+                                                int n_stages) {
+  for (int b = 0; b < n_stages; ++b) {
+    mbar_init(stage_full + b);
+    stage_done[b] = 0;
+  }
+  mbar_init_fence();
+}
+
+// A warp done with stage buffer b counts itself out (the whole warp calls it); true in lane 0
+// of the last of the block's warps to do so, which refills the buffer. The fences order the
+// warps' shared loads of the buffer before the refill's writes. The count runs on over the
+// ring's laps: every multiple of warps is a refill.
+__device__ __forceinline__ bool stage_count_out(uint32_t *stage_done, int b, int warps,
+                                                int lane) {
+  __syncwarp();
+  bool last = false;
+  if (lane == 0) {
+    __threadfence_block();
+    last = (atomicAdd(stage_done + b, 1u) + 1) % (uint32_t)warps == 0;
+    __threadfence_block();
+  }
+  return last;
+}
+
 // The arrival of this phase, expecting bytes more to land before it completes.
 __device__ __forceinline__ void mbar_expect_bytes(uint64_t *bar, uint32_t bytes) {
 #if CFK_HAVE_TMA

@@ -109,7 +109,6 @@ __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t
 #endif
 }
 
-
 // The same with B 8 x 128 (m64n128k8: 16 accumulator groups per thread), for the streamed
 // tile whose warpgroups own all 128 channels of the block.
 template <bool ACCUMULATE>
