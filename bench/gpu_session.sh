@@ -41,16 +41,16 @@ for s in $stages; do
            run torch-mm 400 python3 bench/torch_anchors.py --tool $B/bench/convfuse \
              --workloads mish-mish --backends cuda,opencl --csv "$OUT/anchors.csv" ;;
     sanitize) # The CLI is one process (Criterion forks per test): every MMA tile forced in
-              # turn (5, 6: the wgmma menu's) over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
+              # turn (5, 6, 7: the wgmma menu's) over odd shapes (N,C,H,W,K,R,S,stride,pad,dilation), both math modes.
               shapes="2,5,9,300,64,3,3,1,1,1 1,20,7,250,70,3,3,2,1,1 2,3,12,200,33,5,5,1,2,2 1,512,4,140,64,3,3,1,1,1 1,1,5,130,7,1,1,1,0,1"
-              for t in ${SAN_TILES:-1 2 3 4 5 6}; do for sh in $shapes; do
+              for t in ${SAN_TILES:-1 2 3 4 5 6 7}; do for sh in $shapes; do
                 CONVFUSE_TILE=$t run "memcheck-T$t-$sh" 120 compute-sanitizer --tool memcheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish,relu --math all --dist rand
               done; done
               # racecheck: one multi-chunk shape (stored from registers), one single-chunk
               # shape (output staged in shared memory, with the carry between tiles)
-              for t in ${SAN_TILES:-1 2 3 4 5 6}; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
+              for t in ${SAN_TILES:-1 2 3 4 5 6 7}; do for sh in 1,20,7,250,70,3,3,2,1,1 2,5,9,300,64,3,3,1,1,1; do
                 CONVFUSE_TILE=$t run "racecheck-T$t-$sh" 200 compute-sanitizer --tool racecheck \
                   --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                   --shape $sh --ops mish --math all --dist rand
@@ -70,8 +70,8 @@ for s in $stages; do
                done
                CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
              done ;;
-    streamcheck) # the streamed wgmma tile (CONVFUSE_TILE 6, or each of STREAM_TILES; one TF32
-                 # product, patch by TMA, >= 2 K chunks): a partial last chunk with two channel
+    streamcheck) # the streamed wgmma tiles (CONVFUSE_TILE 6: one TF32 product, 7: 3xTF32, in
+                 # its math; each of STREAM_TILES, default both; patch by TMA, >= 2 K chunks): a partial last chunk with two channel
                  # tiles and left padding, a row over two tiles, 5x5 (padded K: the zero runs)
                  # with a partial channel tile, 2x2 with an odd output width (35) and a last chunk
                  # of 2 channels, a last chunk of one channel; then one chunk (the forced tile does
@@ -79,25 +79,27 @@ for s in $stages; do
                  # 72 channels does not fit (117 KB per stage). Then memcheck and racecheck on three,
                  # then full size.
                  sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1 1,9,4,12,16,3,3,1,1,1 2,8,6,12,64,3,3,1,1,1"
-                 for st in ${STREAM_TILES:-6}; do
+                 for st in ${STREAM_TILES:-6 7}; do
+                   sm=$([ "$st" = 7 ] && echo fp32 || echo tf32)
                    for sh in $sshapes; do
                      CONVFUSE_TILE=$st run "streamcheck-T$st-$sh" 120 $B/bench/convfuse check --backend cuda \
-                       --workload custom --shape $sh --ops mish,relu --math tf32 --dist rand
+                       --workload custom --shape $sh --ops mish,relu --math $sm --dist rand
                    done
                    for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1; do
                      for tool in memcheck racecheck; do
                        CONVFUSE_TILE=$st run "$tool-stream-T$st-$sh" 200 compute-sanitizer --tool $tool \
                          --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                         --shape $sh --ops mish --math tf32 --dist rand
+                         --shape $sh --ops mish --math $sm --dist rand
                      done
                    done
                    CONVFUSE_TILE=$st run "streamcheck-T$st-full" 300 $B/bench/convfuse check --backend cuda \
-                     --workload mish-mish --math tf32
+                     --workload mish-mish --math $sm
                  done ;;
-    streamab) # mish-mish tf32: the planner's choice (0), then each of SAB_TILES forced, two rounds
+    streamab) # mish-mish in SAB_MATH (tf32): the planner's choice (0), then each of SAB_TILES
+              # forced, two rounds
               for round in 1 2; do for st in 0 ${SAB_TILES:-5 6}; do
-                CONVFUSE_TILE=$st run "sab$round-T$st" 60 $B/bench/convfuse bench --backend cuda \
-                  --workload mish-mish --math tf32 --iters 30
+                CONVFUSE_TILE=$st run "sab$round-T$st-${SAB_MATH:-tf32}" 60 $B/bench/convfuse bench \
+                  --backend cuda --workload mish-mish --math ${SAB_MATH:-tf32} --iters 30
               done; done ;;
     flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
                # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
@@ -211,7 +213,7 @@ for s in $stages; do
                   $B/bench/convfuse plantime --backend opencl --workload $w --math $m --iters 3
               done; done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
-                for t in 1 2 3 4; do
+                for t in 1 2 3 4 7; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
                     --workload custom --shape 1,512,4,140,64,3,3,1,1,1 --ops mish,relu --math all
                 done ;;

@@ -150,20 +150,21 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
                      : L;
 }
 
-/* The streamed wgmma tile's layout (kernels_cuda/conv_stream.cuh; TMA patch segments of tma_seg
+/* The streamed wgmma tiles' layout (kernels_cuda/conv_stream.cuh; TMA patch segments of tma_seg
  * pixels, as cf_layout_with_tma): n_stages stages, each the patch's segments and then the
- * chunk's weights (bn x kcp floats, wgmma's canonical order, one bulk copy), a stage rounded to
- * 128 bytes; then the K-offset table, the bias (bn floats), an mbarrier and a counter per stage.
- * Nothing is resident: weight_floats 0, w_pitch kcp. */
+ * chunk's weights (bn x kcp floats, wgmma's canonical order, one bulk copy; for split the big
+ * halves, then the small ones), a stage rounded to 128 bytes; then the K-offset table, the
+ * bias (bn floats), an mbarrier and a counter per stage. Nothing is resident: weight_floats 0,
+ * w_pitch kcp. */
 static inline cf_mma_layout cf_wg_stream_layout_make(int64_t bm, int64_t bn, int64_t c,
                                                      int64_t cc, int64_t r, int64_t s,
-                                                     int64_t dil_w, int64_t tma_seg,
+                                                     int64_t dil_w, int split, int64_t tma_seg,
                                                      int64_t n_stages) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, 1, dil_w, 0, 0);
   L = cf_layout_with_tma(L, bm, cc, r, s, 1, dil_w, tma_seg, n_stages);
   L.w_pitch = L.kcp;
   L.weight_floats = 0;
-  L.stage_floats = (L.patch_floats + bn * L.kcp + 31) / 32 * 32;
+  L.stage_floats = (L.patch_floats + (split ? 2 : 1) * bn * L.kcp + 31) / 32 * 32;
   L.bytes = (n_stages * L.stage_floats + L.kcp + bn) * 4 + 16 * n_stages;
   return L;
 }

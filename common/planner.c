@@ -104,15 +104,16 @@ static cf_status plan_ffma(const cf_conv_shape *sh, const cf_device_caps *caps,
 }
 
 const cf_mma_tile cf_mma_menu[CFK_MMA_TILE_COUNT] = {
-    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, 0},
-    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, 0},
-    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, 0},
-    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, 0},
+    {CFK_MMA_T0_BM, CFK_MMA_T0_BN, CFK_MMA_T0_WM, CFK_MMA_T0_WN, 0, 0},
+    {CFK_MMA_T1_BM, CFK_MMA_T1_BN, CFK_MMA_T1_WM, CFK_MMA_T1_WN, 0, 0},
+    {CFK_MMA_T2_BM, CFK_MMA_T2_BN, CFK_MMA_T2_WM, CFK_MMA_T2_WN, 0, 0},
+    {CFK_MMA_T3_BM, CFK_MMA_T3_BN, CFK_MMA_T3_WM, CFK_MMA_T3_WN, 0, 0},
 };
 
 const cf_mma_tile cf_wg_menu[CFK_WG_TILE_COUNT] = {
-    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, 0},
-    {CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, 1},
+    {CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, 0, 0},
+    {CFK_WG_T1_BM, CFK_WG_T1_BN, 16, CFK_WG_T1_BN, 1, 0},
+    {CFK_WG_T2_BM, CFK_WG_T2_BN, 16, CFK_WG_T2_BN, 1, 1},
 };
 
 /* wgmma against mma.sync on the same row tile: one instruction per 64 x 64 x 8 instead of
@@ -240,20 +241,22 @@ static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_sha
   return L;
 }
 
-/* The streamed wgmma tile's layout (cf_wg_stream_layout_make) in as many stages as fit: only
- * for one TF32 product (its 64 accumulators leave no room for 3xTF32's halves), the patch by
- * TMA and several K chunks (with one chunk per tile the resident tiles have nothing to stream
- * past). .bytes over the limit when it does not apply or nothing fits. */
+/* A streamed wgmma tile's layout (cf_wg_stream_layout_make) in as many stages as fit: only for
+ * the tile's own math (256 x 128's 64 accumulators leave no room for 3xTF32's chunk
+ * accumulator: 3xTF32 streams 256 x 64), the patch by TMA and several K chunks (with one chunk
+ * per tile the resident tiles have nothing to stream past). .bytes over the limit when it does
+ * not apply or nothing fits. */
 static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
                                               int64_t cc, int split, const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   L.bytes = INT64_MAX;
   const int64_t seg = tma_segment(t, sh, caps);
-  if (split || seg == 0 || (sh->c + cc - 1) / cc < 2)
+  if (split != t->split || seg == 0 || (sh->c + cc - 1) / cc < 2)
     return L;
-  L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, seg, 2);
+  L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, seg, 2);
   for (int n = max_stages(&L, caps); n >= 2; --n) {
-    L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, seg, n);
+    L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, seg,
+                                 n);
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
   }
@@ -487,7 +490,8 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
                                t->stages, t->output_buffers);
   if (t->wgmma && !t->weights_resident)
     return cf_wg_stream_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
-                                    sh->s, sh->dil_w, seg, t->stages);
+                                    sh->s, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, seg,
+                                    t->stages);
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

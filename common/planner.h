@@ -57,14 +57,16 @@ extern const cf_ffma_tile cf_ffma_menu[];
  * instantiated (CUDA) or built (OpenCL) for them. */
 typedef struct cf_mma_tile {
   int bm, bn, wm, wn;
-  int streamed; /* wgmma: the weights stream with the patch (conv_stream.cuh): one TF32
-                   product, patch by TMA, several K chunks, nothing resident */
+  int streamed; /* wgmma: the weights stream with the patch (conv_stream.cuh): patch by TMA,
+                   several K chunks, nothing resident */
+  int split;    /* a streamed entry runs one math: 1 = 3xTF32 (both weight halves in each
+                   stage), 0 = one TF32 product */
 } cf_mma_tile;
 extern const cf_mma_tile cf_mma_menu[];
 
 /* The wgmma tile menu of constants.def (CFK_WG_TILE_COUNT entries, CUDA on sm_90a): the same
- * row tiles with warps of 16 pixels x bn channels, one warpgroup per 64 pixels; entry 1 is
- * the streamed tile. */
+ * row tiles with warps of 16 pixels x bn channels, one warpgroup per 64 pixels; entries 1
+ * (TF32) and 2 (3xTF32) are the streamed tiles. */
 extern const cf_mma_tile cf_wg_menu[];
 
 /* Fills plan. CF_ERR_UNSUPPORTED (with a message) if no variant fits the device. */

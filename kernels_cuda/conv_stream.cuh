@@ -1,8 +1,8 @@
 #ifndef CF_KERNELS_CUDA_CONV_STREAM_CUH
 #define CF_KERNELS_CUDA_CONV_STREAM_CUH
-// The streamed wgmma row tile (WG menu entry 1, sm_90a, one TF32 product): a tile is 256
-// consecutive output pixels of one output row times all 128 channels of the block's channel
-// tile, on four warpgroups of m64n128k8 (each warp 16 pixels x 128 channels, 64 accumulators
+// The streamed wgmma row tiles (WG menu entries 1 and 2, sm_90a). Entry 1 (one TF32 product):
+// a tile is 256 consecutive output pixels of one output row times all 128 channels of the
+// block's channel tile, on four warpgroups of m64n128k8 (each warp 16 pixels x 128 channels, 64 accumulators
 // per thread). Against the resident 256 x 64 tile it halves the patch traffic through L2 (each
 // input row is read by half as many blocks) and the A fragment loads per MAC; the weights, 128
 // channels x C*R*S, no longer fit in shared memory beside the pipeline, so they stream with
@@ -13,6 +13,11 @@
 // read its weights have completed: each warp counts itself out of a stage after the first
 // batch of the next chunk (wait_group 1 then guarantees the previous chunk complete), and the
 // last warp out refills it. bench/NOTES.md, v25 (prototype: bench/wide_probe.cu).
+// Entry 2 (3xTF32) is the same pipeline on 256 pixels x 64 channels (m64n64k8): each stage
+// carries both halves of the chunk's weights (split once per call by the layout kernel), and
+// the k-loop is the resident wgmma tile's (wg_chunk: A split in registers, each chunk summed in
+// a fresh accumulator; at 256 x 128 that would take 128 accumulators, the whole register cap).
+// It drains its warpgroup at each chunk start, so a stage is released there. bench/NOTES.md v29.
 #include <cstdint>
 #include <cuda_runtime.h>
 
@@ -20,12 +25,16 @@
 
 namespace {
 
-// The tile's constants, in the shape store_tile expects (one 16-pixel mma row per warp).
+// Entry 1's constants, in the shape store_tile expects (one 16-pixel mma row per warp).
 struct StreamTile {
   static constexpr int BM = 256, BN = 128, WARPS = 16, THREADS = 32 * WARPS;
   static constexpr int MI = 1, NI = BN / 8;
   static constexpr int KS = 2; // k-steps per wgmma batch (two register sets of KS x 4)
+  static constexpr bool SPLIT = false;
 };
+
+// Entry 2: the resident wgmma tile's shape and 3xTF32 k-loop (wg_chunk), with the TMA patch.
+using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
 // wgmmas, committed as one group. a must not be touched until that group has completed.
@@ -78,14 +87,16 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
 }
 
 // Shared memory (cf_wg_stream_layout_make): n_stages stages of [patch segments | the chunk's
-// weights (BN x kcp, canonical order)], the K-offset table, the bias (BN floats), an mbarrier
-// and a counter per stage. weight: the laid-out weights (cfk_wg_stream_weights), not [K][C][R][S].
-template <class Epi>
-__global__ void __launch_bounds__(StreamTile::THREADS, 1)
+// weights (BN x kcp, canonical order; T::SPLIT: big halves, then small)], the K-offset table,
+// the bias (BN floats), an mbarrier and a counter per stage. weight: the laid-out weights
+// (cfk_wg_stream_weights), not [K][C][R][S].
+template <class T, class Epi>
+__global__ void __launch_bounds__(T::THREADS, 1)
     conv_stream_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
                        const float *__restrict__ input, const float *__restrict__ weight,
                        const float *__restrict__ bias, float *__restrict__ output) {
-  constexpr int BM = StreamTile::BM, BN = StreamTile::BN, WARPS = StreamTile::WARPS;
+  constexpr int BM = T::BM, BN = T::BN, WARPS = T::WARPS, NI = T::NI;
+  static_assert(T::MI == 1 && T::THREADS == 512 && BN == 8 * NI, "one 16-pixel row per warp");
   extern __shared__ __align__(128) float smem[];
   float *stages = smem;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
@@ -100,9 +111,9 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
   const int n0 = (int)blockIdx.y * BN;
 
   // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
-  fill_row_k_offsets(koff, prm, tid, StreamTile::THREADS);
-  zero_patch_runs(stages, prm, tid, StreamTile::THREADS);
-  for (int i = tid; i < BN; i += StreamTile::THREADS)
+  fill_row_k_offsets(koff, prm, tid, T::THREADS);
+  zero_patch_runs(stages, prm, tid, T::THREADS);
+  for (int i = tid; i < BN; i += T::THREADS)
     bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
   if (tid == 0)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
@@ -112,8 +123,9 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
   const int a_seg = m_warp / prm.seg_pixels;
   const int a_lane = (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
   const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
-  const uint32_t w_bytes = (uint32_t)(BN * prm.kcp * 4);
-  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * BN * prm.kcp;
+  constexpr int HALVES = T::SPLIT ? 2 : 1;
+  const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
+  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
 
   // ---- the stage sequence (my tiles x chunks) on a ring of n_stages buffers; every thread
   // keeps the load cursor, the thread with issuer set issues ----
@@ -127,12 +139,12 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
       const int x0 = rt.q0 - prm.g.pad_w - prm.tma_lead; // unit column stride
       const int y0 = rt.p * prm.g.stride_h - prm.g.pad_h;
       uint64_t *bar = stage_full + load_buf;
-      mbar_expect_bytes(bar, patch_bytes + w_bytes);
+      mbar_expect_bytes(bar, patch_bytes + (uint32_t)w_floats * 4);
       for (int seg = 0; seg * prm.seg_pixels < BM; ++seg)
         tma_load_4d(stage + seg * prm.seg_floats, &prm.patch_map, x0 + seg * prm.seg_pixels, y0,
                     load_chunk * prm.cc, rt.n, bar);
-      bulk_load(stage + prm.patch_floats, w_block + (int64_t)load_chunk * BN * prm.kcp, w_bytes,
-                bar);
+      bulk_load(stage + prm.patch_floats, w_block + (int64_t)load_chunk * w_floats,
+                (uint32_t)w_floats * 4, bar);
     }
     load_buf = load_buf + 1 == prm.n_stages ? 0 : load_buf + 1;
     if (++load_chunk == prm.n_chunks) {
@@ -149,17 +161,18 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
   for (int b = 0; b < prm.n_stages && load_tile < end_tile; ++b)
     issue_stage(tid == 0);
 
-  // Chunks of an odd number of batches end on the set they began with: the next one begins
-  // on the other.
+  // TF32: chunks of an odd number of batches end on the set they began with, so the next one
+  // begins on the other.
   const int batches = (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
-  float acc[16][4];
-  uint32_t set0[2][4], set1[2][4];
+  float acc[NI][4];
+  float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running chunk (wg_chunk)
+  uint32_t set0[2][4], set1[2][4];  // TF32's A register sets (wg_chunk keeps its own)
   uint32_t full_parity = 0;
   int buf = 0, prev_buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
 #pragma unroll
-    for (int ni = 0; ni < 16; ++ni) {
+    for (int ni = 0; ni < NI; ++ni) {
       const float2 bv = *reinterpret_cast<const float2 *>(bias_sm + ni * 8 + 2 * t);
       acc[ni][0] = acc[ni][2] = bv.x;
       acc[ni][1] = acc[ni][3] = bv.y;
@@ -172,18 +185,30 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
       const char *patch = reinterpret_cast<const char *>(stage);
       const uint64_t desc = wg_desc(smem_addr(stage + prm.patch_floats), BN * 16, 128);
       const int release_buf = prev_buf;
-      auto on_prev_done = [&]() {
+      if constexpr (T::SPLIT) {
+        // The previous chunk's wgmmas complete here (wg_chunk would wait for them anyway, to
+        // add their sum): its stage can go.
+        wg_wait<0>();
         if (chunk > 0)
           release_stage(release_buf);
-      };
-      if (alternate && (chunk & 1))
-        stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
-      else
-        stream_chunk(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+        wg_chunk<T, 1>(acc, part, koff_lane, prm.kcp, patch, a_lane, 4, desc,
+                       desc + (uint64_t)(BN * prm.kcp * 4 / 16), chunk == 0);
+      } else {
+        auto on_prev_done = [&]() {
+          if (chunk > 0)
+            release_stage(release_buf);
+        };
+        if (alternate && (chunk & 1))
+          stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+        else
+          stream_chunk(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+      }
       prev_buf = buf;
       buf = buf + 1 == prm.n_stages ? 0 : buf + 1;
     }
     wg_wait<0>();
+    if constexpr (T::SPLIT)
+      wg_add_part(acc, part);
     release_stage(prev_buf);
     wg_pin(acc);
 
@@ -191,35 +216,36 @@ __global__ void __launch_bounds__(StreamTile::THREADS, 1)
     float *out_lane =
         output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
     const int q_left = prm.g.q - rt.q0 - m_warp - g;
-    store_tile<StreamTile>(epi, reinterpret_cast<float(&)[16][4]>(acc), out_lane, prm.pq,
-                           n0 + 2 * t, prm.g.k, q_left);
+    store_tile<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left);
   }
 }
 
-template <class Epi>
+template <class T, class Epi>
 const void *stream_kernel_of_epi() {
-  return (const void *)conv_stream_kernel<Epi>;
+  return (const void *)conv_stream_kernel<T, Epi>;
 }
 
-// The streamed kernel of a chain (RELU runs the generic epilogue, as in the row tiles).
+// A streamed kernel of a chain (RELU runs the generic epilogue, as in the row tiles).
+template <class T>
 const void *stream_kernel_of(int chain) {
   switch (chain) {
-  case CFK_EPI_NONE: return stream_kernel_of_epi<CfkEpiFixed<>>();
-  case CFK_EPI_MISH: return stream_kernel_of_epi<CfkEpiFixed<CFK_OP_MISH>>();
-  case CFK_EPI_MISH_MISH: return stream_kernel_of_epi<CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>>();
+  case CFK_EPI_NONE: return stream_kernel_of_epi<T, CfkEpiFixed<>>();
+  case CFK_EPI_MISH: return stream_kernel_of_epi<T, CfkEpiFixed<CFK_OP_MISH>>();
+  case CFK_EPI_MISH_MISH: return stream_kernel_of_epi<T, CfkEpiFixed<CFK_OP_MISH, CFK_OP_MISH>>();
   case CFK_EPI_RELU:
-  case CFK_EPI_GENERIC: return stream_kernel_of_epi<CfkEpiGeneric>();
+  case CFK_EPI_GENERIC: return stream_kernel_of_epi<T, CfkEpiGeneric>();
   default: return nullptr;
   }
 }
 
 // Weights [K][C][R][S] -> per (channel tile y, chunk): BN x kcp values in the canonical
 // K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
-// k % 4), zero past K, past the chunk's kc values and past C*R*S.
+// k % 4), zero past K, past the chunk's kc values and past C*R*S; SPLIT: that block of big
+// halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
+template <int BN, bool SPLIT>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
                                       int64_t count) {
-  constexpr int BN = StreamTile::BN;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t block = i / (BN * kcp); // (channel tile, chunk)
@@ -228,8 +254,17 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     const int nl = rest / kcp, k = rest - nl * kcp;
     const int n = tile_n * BN + nl, kg = chunk * kc + k;
     const bool ok = n < k_total && k < kc && kg < crs;
-    laid[block * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 + k % 4] =
-        ok ? weight[(int64_t)n * crs + kg] : 0.0f;
+    const float w = ok ? weight[(int64_t)n * crs + kg] : 0.0f;
+    float *dst = laid + block * (SPLIT ? 2 : 1) * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 +
+                 (nl % 8) * 4 + k % 4;
+    if constexpr (SPLIT) {
+      uint32_t big, small;
+      split_tf32(w, big, small);
+      dst[0] = __uint_as_float(big);
+      dst[BN * kcp] = __uint_as_float(small);
+    } else {
+      dst[0] = w;
+    }
   }
 }
 

@@ -9,8 +9,9 @@
 
 namespace {
 
-static_assert(CFK_WG_TILE_COUNT == 2 && CFK_WG_T1_BM == StreamTile::BM &&
-                  CFK_WG_T1_BN == StreamTile::BN,
+static_assert(CFK_WG_TILE_COUNT == 3 && CFK_WG_T1_BM == StreamTile::BM &&
+                  CFK_WG_T1_BN == StreamTile::BN && CFK_WG_T2_BM == StreamSplitTile::BM &&
+                  CFK_WG_T2_BN == StreamSplitTile::BN,
               "instantiate every WG tile menu entry below");
 template <bool SPLIT, bool STAGED, bool TMA = false>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true, TMA>;
@@ -31,8 +32,11 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
-  if (m == 1) // streamed: one TF32 product, by TMA, unit column stride, from registers
-    return id->split || !t || !u || id->staged || id->flat ? nullptr : stream_kernel_of(c);
+  if (m == 1 || m == 2) // streamed: entry 1 one TF32 product, entry 2 3xTF32; by TMA, unit
+                        // column stride, stored from registers
+    return id->split != (m == 2) || !t || !u || id->staged || id->flat ? nullptr
+           : m == 1 ? stream_kernel_of<StreamTile>(c)
+                    : stream_kernel_of<StreamSplitTile>(c);
   if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
     return m != 0 || !id->staged || !t || !u ? nullptr
            : id->split                       ? flat_kernel_of<WgT0<true, true, true>>(c)
@@ -47,6 +51,7 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
 extern "C" int cfk_wgmma_threads(int menu_index) {
   return menu_index == 0   ? WgT0<false, false>::THREADS
          : menu_index == 1 ? StreamTile::THREADS
+         : menu_index == 2 ? StreamSplitTile::THREADS
                            : 0;
 }
 
@@ -56,19 +61,46 @@ extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 
-extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_params *params) {
-  return params == nullptr ? 0 : params->grid_n * params->n_chunks * StreamTile::BN * params->kcp;
+// The streamed tiles' weight copy: (entry, halves per value) of the kernel id, or BN 0.
+struct StreamWeights {
+  int bn, halves;
+};
+static StreamWeights stream_weights_of(const cfk_mma_kernel_id *id) {
+  if (id == nullptr || !id->wgmma)
+    return {0, 0};
+  if (id->menu_index == 1 && !id->split)
+    return {StreamTile::BN, 1};
+  if (id->menu_index == 2 && id->split)
+    return {StreamSplitTile::BN, 2};
+  return {0, 0};
 }
 
-extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_params *params, const float *weight,
+extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
+                                               const cfk_mma_params *params) {
+  const StreamWeights sw = stream_weights_of(id);
+  return params == nullptr ? 0
+                           : params->grid_n * params->n_chunks * sw.halves * sw.bn * params->kcp;
+}
+
+extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
+                                             const cfk_mma_params *params, const float *weight,
                                              float *laid, cudaStream_t stream) {
-  if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0)
+  const StreamWeights sw = stream_weights_of(id);
+  if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0 ||
+      sw.bn == 0)
     return cudaErrorInvalidValue;
-  const int64_t count = cfk_wg_stream_weight_floats(params);
+  const int64_t count = params->grid_n * params->n_chunks * sw.bn * params->kcp; // values
   const int threads = 256;
   const int64_t blocks = (count + threads - 1) / threads;
+  const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  stream_weights_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), threads, 0, stream>>>(
-      weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks, count);
+  if (sw.halves == 1)
+    stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
+        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
+        count);
+  else
+    stream_weights_kernel<StreamSplitTile::BN, true><<<grid, threads, 0, stream>>>(
+        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
+        count);
   return cudaGetLastError();
 }

@@ -166,13 +166,14 @@ typedef struct cfk_mma_kernel_id {
 const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id);
 int cfk_wgmma_threads(int menu_index);
 
-/* The streamed wgmma tile (WG menu entry 1) reads its weights laid out per (channel tile, K
- * chunk) in wgmma's order: cfk_wg_stream_weight_floats floats (grid_n * n_chunks * 128 * kcp),
- * written from the [K][C][R][S] weights by cfk_wg_stream_weights on stream before each launch;
- * the launch takes the laid-out copy as its weight. */
-int64_t cfk_wg_stream_weight_floats(const cfk_mma_params *params);
-cudaError_t cfk_wg_stream_weights(const cfk_mma_params *params, const float *weight, float *laid,
-                                  cudaStream_t stream);
+/* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel
+ * tile, K chunk) in wgmma's order: cfk_wg_stream_weight_floats floats (grid_n * n_chunks * BN *
+ * kcp, twice that for entry 2's 3xTF32 halves; 0 for an id that is not a streamed kernel),
+ * written from the [K][C][R][S] weights by cfk_wg_stream_weights on stream before each launch
+ * (cudaErrorInvalidValue for such an id); the launch takes the laid-out copy as its weight. */
+int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id, const cfk_mma_params *params);
+cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id, const cfk_mma_params *params,
+                                  const float *weight, float *laid, cudaStream_t stream);
 
 /* cudaSuccess when the wgmma kernels have an image that loads on the current device (they are
  * built for sm_90a alone); the error otherwise (cudaErrorNoKernelImageForDevice, ...). */

@@ -259,12 +259,15 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     const int streamed = t->wgmma && t->menu_index >= 0 && t->menu_index < CFK_WG_TILE_COUNT &&
                          cf_wg_menu[t->menu_index].streamed;
     if (t->wgmma) { /* the wgmma menu: sm_90a devices only; weights resident, or streamed by
-                       the streamed entry (one TF32 product, patch by TMA, several K chunks) */
+                       the streamed entries (each its one math, patch by TMA, several K
+                       chunks) */
       cr_expect(caps->has_wgmma && t->weights_resident == !streamed,
                 "[%s | %s | %s] wgmma plan: device has_wgmma %d, weights resident %d on entry %d",
                 dev, shape, m, caps->has_wgmma, t->weights_resident, t->menu_index);
       if (streamed)
-        cr_expect(t->variant == CF_KERNEL_MMA_TF32 && t->patch_tma_segment > 0 &&
+        cr_expect(t->variant == (cf_wg_menu[t->menu_index].split ? CF_KERNEL_MMA_3XTF32
+                                                                   : CF_KERNEL_MMA_TF32) &&
+                      t->patch_tma_segment > 0 &&
                       t->chunk_channels < sh->c && !t->output_staged && !t->flat_tiles &&
                       sh->stride_w == 1,
                   "[%s | %s | %s] streamed wgmma plan: %s, TMA segment %d, chunk %d of %lld "
@@ -799,15 +802,14 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
       cf_device_caps caps = caps_h200_all();
       cf_tile_plan t;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
-      const int want = !(i == 1 && maths[m] == CF_MATH_FP32);
-      cr_expect(t.wgmma == want && (strstr(t.why, "wgmma") != NULL) == want,
-                "[%s | %s] wgmma %d, want %d: %s", shapes[i].name, m ? "tf32" : "fp32", t.wgmma,
-                want, t.why);
-      /* mish-mish's TF32 plan streams its weights on the 256 x 128 entry (several K chunks);
-       * the others keep them resident on 256 x 64 */
-      const int want_streamed = i == 1 && maths[m] == CF_MATH_TF32;
+      cr_expect(t.wgmma && strstr(t.why, "wgmma") != NULL, "[%s | %s] wgmma %d: %s",
+                shapes[i].name, m ? "tf32" : "fp32", t.wgmma, t.why);
+      /* mish-mish (several K chunks) streams its weights: TF32 on the 256 x 128 entry, 3xTF32
+       * on 256 x 64; sub-sub-mish keeps them resident on 256 x 64 */
+      const int want_streamed = i == 1;
+      const int want_entry = !want_streamed ? 0 : maths[m] == CF_MATH_TF32 ? 1 : 2;
       if (t.wgmma)
-        cr_expect(t.menu_index == want_streamed && t.weights_resident == !want_streamed &&
+        cr_expect(t.menu_index == want_entry && t.weights_resident == !want_streamed &&
                       t.output_staged == (i == 0),
                   "[%s] wgmma plan: entry %d, resident %d, staged %d: %s", shapes[i].name,
                   t.menu_index, t.weights_resident, t.output_staged, t.why);
@@ -839,11 +841,13 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
             t.menu_index, t.weights_resident);
 }
 
-/* The streamed wgmma entry (256 x 128, weights in one bulk copy per chunk beside the patch)
- * only where its kernel exists and pays: one TF32 product, the patch by TMA, several K chunks.
- * mish-mish tf32 (64 channels = 8 chunks of 72) takes it; its 3xTF32 plan, a one-chunk shape
- * (sub-sub-mish), a device without TMA or a column stride never do. Its layout holds no resident
- * weights: per stage one patch and one chunk of 128 x 72 weights, as many stages as fit. */
+/* The streamed wgmma entries (weights in one bulk copy per chunk beside the patch) only where
+ * their kernels exist and pay: the patch by TMA, several K chunks, each entry its own math.
+ * mish-mish tf32 (64 channels = 8 chunks of 72) takes 256 x 128 (entry 1), mish-mish fp32
+ * 256 x 64 with both 3xTF32 weight halves per stage (entry 2); a one-chunk shape
+ * (sub-sub-mish), a device without TMA or a column stride never do. Their layouts hold no
+ * resident weights: per stage one patch and one chunk of 128 x 72 (or 2 x 64 x 72) weights, as
+ * many stages as fit. */
 Test(planner, streamed_wgmma_tile_where_it_applies) {
   cf_conv_shape sh;
   cf_epilogue epi;
@@ -873,10 +877,30 @@ Test(planner, streamed_wgmma_tile_where_it_applies) {
             "less shared memory, same %d stages on the streamed tile", t.stages);
   caps = caps_h200_all();
   plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
-  cr_expect(!(t.wgmma && t.menu_index == 1), "mish-mish fp32 on the streamed tile: %s", t.why);
+  cr_assert(t.wgmma && t.menu_index == 2 && t.variant == CF_KERNEL_MMA_3XTF32,
+            "mish-mish fp32: wgmma %d entry %d: %s", t.wgmma, t.menu_index, t.why);
+  const cf_mma_layout S = cf_plan_mma_layout(&sh, &t);
+  cr_expect(t.block_m == 256 && t.block_n == 64 && t.threads == 512 && !S.resident &&
+                S.n_chunks == 8 && S.bytes == (int64_t)t.shared_bytes &&
+                S.n_stages == t.stages && t.stages >= 2 &&
+                S.stage_floats >= S.patch_floats + 2 * 64 * 72,
+            "mish-mish fp32 streamed plan %dx%d, %d threads, %d stages of %lld floats: %s",
+            t.block_m, t.block_n, t.threads, t.stages, (long long)S.stage_floats, t.why);
+  caps.force_tile = CFK_MMA_TILE_COUNT + 3; /* the 3xTF32 entry has no TF32 kernel */
+  cf_tile_plan other;
+  cr_expect(cf_plan_tiles(&sh, &epi, CF_MATH_TF32, &caps, &other) != CF_OK ||
+                !(other.wgmma && other.menu_index == 2),
+            "CONVFUSE_TILE=%d for tf32: %s", CFK_MMA_TILE_COUNT + 3, other.why);
+  caps.force_tile = CFK_MMA_TILE_COUNT + 2; /* nor the TF32 entry a 3xTF32 one */
+  cr_expect(cf_plan_tiles(&sh, &epi, CF_MATH_FP32, &caps, &other) != CF_OK ||
+                !(other.wgmma && other.menu_index == 1),
+            "CONVFUSE_TILE=%d for fp32: %s", CFK_MMA_TILE_COUNT + 2, other.why);
+  caps = caps_h200_all();
   caps.has_tma = 0;
   plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
   cr_expect(!(t.wgmma && t.menu_index == 1), "streamed tile without TMA: %s", t.why);
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
+  cr_expect(!(t.wgmma && t.menu_index == 2), "streamed 3xTF32 tile without TMA: %s", t.why);
   caps = caps_h200_all();
   named_shape ns = shapes[1];
   ns.d.stride_w = 2;
@@ -913,11 +937,9 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
       cf_device_caps caps = caps_h200_all();
       cf_tile_plan t;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
-      /* mish-mish fp32 runs on mma.sync T0 (its split weights do not fit wgmma's layout),
-       * mish-mish tf32 on the streamed wgmma entry */
+      /* mish-mish runs on the streamed wgmma entries (its weights do not fit resident) */
       cr_expect(t.patch_tma_segment == 128 && strstr(t.why, "patch by TMA") != NULL &&
-                    (t.wgmma || t.menu_index == 0) &&
-                    t.weights_resident == !(i == 1 && maths[m] == CF_MATH_TF32),
+                    (t.wgmma || t.menu_index == 0) && t.weights_resident == !(i == 1),
                 "[%s | %s] segment %d: %s", shapes[i].name, m ? "tf32" : "fp32",
                 t.patch_tma_segment, t.why);
       const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
@@ -964,8 +986,8 @@ Test(planner, tma_patch_where_the_device_and_shape_allow) {
 
 /* The TMA kernels run as many pipeline stages as fit (CFK_MMA_MAX_STAGES at most) where a tile
  * takes several K chunks, two with one chunk per tile (a stage is a whole tile ahead there) and
- * on the cp.async kernels: on the H200 mish-mish gets 3 beside its 147 KB of resident weights
- * (wgmma tf32 and mma.sync T0 fp32 alike), sub-sub-mish 2; CONVFUSE_STAGES caps the number (and
+ * on the cp.async kernels: on the H200 mish-mish gets 3 (64 KB stages of patch and weights on
+ * the streamed wgmma entries, both maths), sub-sub-mish 2; CONVFUSE_STAGES caps the number (and
  * lifts the one-chunk rule, for A/B runs); with a padded K the zero runs come back and are
  * counted. */
 Test(planner, tma_stages_as_many_as_fit) {

@@ -134,7 +134,9 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
       t->chunk_channels < 1 || t->chunk_channels > sh->c ||
       (t->wgmma && !t->weights_resident != !!m->streamed) ||
-      (m->streamed && (t->variant != CF_KERNEL_MMA_TF32 || t->patch_tma_segment <= 0)))
+      (m->streamed &&
+       (t->variant != (m->split ? CF_KERNEL_MMA_3XTF32 : CF_KERNEL_MMA_TF32) ||
+        t->patch_tma_segment <= 0)))
     return cf_error(CF_ERR_INTERNAL, "cuda: MMA tile plan %dx%d (warp %dx%d, %d channels per "
                     "chunk, %s) does not match menu entry %s%d",
                     t->block_m, t->block_n, t->warp_m, t->warp_n, t->chunk_channels,
@@ -294,7 +296,8 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   if (s == CF_OK)
     s = mma_persistent_grid(st, p);
   if (s == CF_OK && streamed) {
-    const size_t bytes = (size_t)cfk_wg_stream_weight_floats(&p->mma_params) * sizeof(float);
+    const size_t bytes =
+        (size_t)cfk_wg_stream_weight_floats(&p->mma_id, &p->mma_params) * sizeof(float);
     e = cudaMalloc((void **)&p->laid_weights, bytes);
     if (e != cudaSuccess) {
       p->laid_weights = NULL;
@@ -413,8 +416,8 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_par
     return cf_error(CF_ERR_INTERNAL, "cuda: output %p is not 16-byte aligned", output);
   if (p->mma) {
     if (p->laid_weights) { /* the streamed tile reads its own copy, laid out on the stream */
-      cudaError_t e = cfk_wg_stream_weights(prm, (const float *)weight, p->laid_weights,
-                                            st->stream);
+      cudaError_t e = cfk_wg_stream_weights(&p->mma_id, prm, (const float *)weight,
+                                            p->laid_weights, st->stream);
       if (e != cudaSuccess)
         return cf_cuda_fail(CF_ERR_DEVICE, e, "laying out the weights for the streamed tile");
       weight = p->laid_weights;
