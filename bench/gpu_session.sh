@@ -124,12 +124,12 @@ for s in $stages; do
                  --backend cuda --workload sub-sub-mish --math $m --iters 30
              done; done; done ;;
     ncu) for m in tf32 fp32; do
-           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
+           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --batch 16 \
              --math $m --iters 1 --warmup 0
-           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
+           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload mish-mish --batch 8 \
@@ -148,7 +148,7 @@ for s in $stages; do
           mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,"
           mets+="lts__t_sectors_op_write.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
           for wm in ${PROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32}; do
-            run "prof-${wm%:*}-${wm#*:}" 300 ncu --clock-control none -k regex:'conv_(mma|flat)' \
+            run "prof-${wm%:*}-${wm#*:}" 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' \
               -c 1 --metrics "$mets" $B/bench/convfuse bench --backend cuda --workload ${wm%:*} \
               --batch 8 --math ${wm#*:} --iters 1 --warmup 0
           done
@@ -167,7 +167,7 @@ for s in $stages; do
            done; done ;;
     sass) # executed instructions and stall samples per SASS line of one tensor-core kernel:
           # SASS_WORKLOAD (default sub-sub-mish) tf32, batch SASS_BATCH (default 8)
-          run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 \
+          run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
             --section SourceCounters --section WarpStateStats --section SchedulerStats \
             --section SpeedOfLight -o "$OUT/sass" -f $B/bench/convfuse bench --backend cuda \
             --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} --math tf32 \
@@ -200,10 +200,19 @@ for s in $stages; do
           run "ab$round-base-$w-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
           run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
         done; done; done ;;
+    abbin) # A/B in one run against a prebuilt baseline CLI (BASE_BIN, default the carried
+           # build/gpu_carry/convfuse_base.xz, e.g. the previous commit's build/bench/convfuse),
+           # interleaved twice; AB_WORKLOADS narrows it (default: both workloads)
+           base=/tmp/convfuse_base
+           xz -dc ${BASE_BIN:-build/gpu_carry/convfuse_base.xz} > $base && chmod +x $base
+           for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
+             run "ab$round-base-$w-$m" 60 $base bench --backend cuda --workload $w --math $m --iters 30
+             run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
+           done; done; done ;;
     ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
-          run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat)' -c 1 --metrics "$mets" $bin bench \
+          run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
     plantime) # OpenCL context + plan creation with convfuse's program cache cold, warm and off
               # (convfuse plantime). NVIDIA's own compute cache (~/.nv/ComputeCache) is off, so

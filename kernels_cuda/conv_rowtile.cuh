@@ -372,10 +372,41 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
       acc[i][j] += part[i][j];
 }
 
+// One 3xTF32 k-step of wgmma at kb0 (below kcp): its A fragment is loaded and split into ab
+// and as, its three wgmmas issued (the chunk's first into a fresh part) and committed as one
+// group. a must not be touched again until that group has completed. FLAT: the fragment comes
+// from load_a16_flat (a_lane, a_hi), else load_a16 (a_lane, sw_bytes). Branch-free: ptxas
+// fences the accumulators around a wgmma that is guarded or chosen by a branch (C7519), which
+// cost the 3xTF32 kernels 3-5% (v30).
+template <class T, int SW, bool FLAT>
+__device__ __forceinline__ void wg_split_step(float (&part)[8][4], uint32_t (&ab)[4],
+                                              uint32_t (&as)[4], int kb0, const int *koff_lane,
+                                              const char *patch, int a_lane, int sw_bytes,
+                                              uint64_t desc_big, uint64_t desc_small, int a_hi) {
+  constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
+  float raw[4];
+  if constexpr (FLAT)
+    load_a16_flat(raw, koff_lane, kb0, patch, a_lane, a_hi);
+  else
+    load_a16<SW>(raw, koff_lane, kb0, patch, a_lane, sw_bytes);
+#pragma unroll
+  for (int e = 0; e < 4; ++e)
+    split_tf32(raw[e], ab[e], as[e]);
+  wg_fence();
+  const uint64_t off = (uint64_t)(kb0 / 8) * DESC_PER_KSTEP;
+  wg_mma_m64n64k8(part, as, desc_big + off, kb0 > 0); // a chunk starts from zero
+  wg_mma_m64n64k8(part, ab, desc_small + off);
+  wg_mma_m64n64k8(part, ab, desc_big + off);
+  wg_commit();
+}
+
 // One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
 // far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
 // committed as one group. a must not be touched again until that group has completed.
 // FLAT: the fragments come from load_a16_flat (a_lane, a_hi), else load_a16 (a_lane, sw_bytes).
+// (One TF32 product keeps the guards, and ptxas's fences with them: branch-free batches, with a
+// shorter tail batch chosen per batch, spilled at 5 k-steps and computed wrong results at 3 on
+// the H200, cause not found: v30.)
 template <class T, int SW, bool FLAT = false>
 __device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4],
                                          uint32_t (&ab)[T::WG_KSTEPS][4],
@@ -384,41 +415,38 @@ __device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4]
                                          int sw_bytes, uint64_t desc_big, uint64_t desc_small,
                                          int a_hi = 0) {
   constexpr int KS = T::WG_KSTEPS;
-  constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
+  if constexpr (T::SPLIT) {
+    static_assert(KS == 1, "3xTF32 batches are one k-step");
+    wg_split_step<T, SW, FLAT>(part, ab[0], as[0], kb0, koff_lane, patch, a_lane, sw_bytes,
+                               desc_big, desc_small, a_hi);
+    (void)acc;
+    (void)kcp;
+  } else {
+    constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16;
 #pragma unroll
-  for (int j = 0; j < KS; ++j)
-    if (kb0 + 8 * j < kcp) {
-      float raw[4];
-      if constexpr (FLAT)
-        load_a16_flat(raw, koff_lane, kb0 + 8 * j, patch, a_lane, a_hi);
-      else
-        load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if constexpr (T::SPLIT)
-          split_tf32(raw[e], ab[j][e], as[j][e]);
+    for (int j = 0; j < KS; ++j)
+      if (kb0 + 8 * j < kcp) {
+        float raw[4];
+        if constexpr (FLAT)
+          load_a16_flat(raw, koff_lane, kb0 + 8 * j, patch, a_lane, a_hi);
         else
+          load_a16<SW>(raw, koff_lane, kb0 + 8 * j, patch, a_lane, sw_bytes);
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
           ab[j][e] = __float_as_uint(raw[e]);
       }
-    }
-  wg_fence();
+    wg_fence();
 #pragma unroll
-  for (int j = 0; j < KS; ++j) {
-    if (kb0 + 8 * j >= kcp)
-      break;
-    const uint64_t off = (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP;
-    if constexpr (T::SPLIT) {
-      if (j == 0 && kb0 == 0)
-        wg_mma_m64n64k8<false>(part, as[j], desc_big + off);
-      else
-        wg_mma_m64n64k8<true>(part, as[j], desc_big + off);
-      wg_mma_m64n64k8<true>(part, ab[j], desc_small + off);
-      wg_mma_m64n64k8<true>(part, ab[j], desc_big + off);
-    } else {
-      wg_mma_m64n64k8<true>(acc, ab[j], desc_big + off);
+    for (int j = 0; j < KS; ++j) {
+      if (kb0 + 8 * j >= kcp)
+        break;
+      wg_mma_m64n64k8(acc, ab[j], desc_big + (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP);
     }
+    wg_commit();
+    (void)part;
+    (void)as;
+    (void)desc_small;
   }
-  wg_commit();
 }
 
 // One K chunk on wgmma: batches alternate between two register sets, so that loading one

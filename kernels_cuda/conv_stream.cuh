@@ -37,7 +37,10 @@ struct StreamTile {
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
-// wgmmas, committed as one group. a must not be touched until that group has completed.
+// wgmmas, committed as one group. a must not be touched until that group has completed. (The
+// guards make ptxas fence the accumulators around these wgmmas (C7519), but every branch-free
+// form of this batch tried, a batch of 1 or 2 k-steps chosen per batch, or batches of one,
+// or a zero A for the missing step, makes it serialize the wgmmas instead (C7511-C7513): v30.)
 __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[2][4], int kb0,
                                              int kcp, const int *koff_lane, const char *patch,
                                              int a_lane, uint64_t desc) {
@@ -55,7 +58,7 @@ __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[
 #pragma unroll
   for (int j = 0; j < StreamTile::KS; ++j)
     if (kb0 + 8 * j < kcp)
-      wg_mma_m64n128k8<true>(acc, a[j], desc + (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP);
+      wg_mma_m64n128k8(acc, a[j], desc + (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP);
   wg_commit();
 }
 

@@ -88,10 +88,11 @@ __device__ __forceinline__ void wg_fence_shared() {
 
 // d (64 x 64 per warpgroup; per thread the mma.sync m16n8 accumulator layout of its warp's 16
 // rows, one [4] per 8 columns) (+)= A (64 x 8, registers: each warp the m16n8k8 A fragment of
-// its 16 rows) x B (8 x 64 from the descriptor). ACCUMULATE false: d = A x B.
-template <bool ACCUMULATE>
+// its 16 rows) x B (8 x 64 from the descriptor). accumulate 0: d = A x B. A run-time flag, not
+// a branch between two wgmmas: ptxas fences the accumulators around a wgmma under a branch
+// (warning C7519), and so around every wgmma of a k-loop that has one.
 __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t (&a)[4],
-                                                uint64_t desc_b) {
+                                                uint64_t desc_b, int accumulate = 1) {
 #if CFK_HAVE_WGMMA
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
@@ -99,21 +100,20 @@ __device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t
                "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
                "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
                : CFK_WG_D32(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-                 "r"(ACCUMULATE ? 1 : 0));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
 #else
   (void)d;
   (void)a;
   (void)desc_b;
+  (void)accumulate;
   __trap();
 #endif
 }
 
 // The same with B 8 x 128 (m64n128k8: 16 accumulator groups per thread), for the streamed
 // tile whose warpgroups own all 128 channels of the block.
-template <bool ACCUMULATE>
 __device__ __forceinline__ void wg_mma_m64n128k8(float (&d)[16][4], const uint32_t (&a)[4],
-                                                 uint64_t desc_b) {
+                                                 uint64_t desc_b, int accumulate = 1) {
 #if CFK_HAVE_WGMMA
   asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
                "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
@@ -123,12 +123,12 @@ __device__ __forceinline__ void wg_mma_m64n128k8(float (&d)[16][4], const uint32
                "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
                "}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
                : CFK_WG_D64(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-                 "r"(ACCUMULATE ? 1 : 0));
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
 #else
   (void)d;
   (void)a;
   (void)desc_b;
+  (void)accumulate;
   __trap();
 #endif
 }
