@@ -2,17 +2,18 @@
 #define CF_KERNELS_CUDA_CONV_STREAM_CUH
 // The streamed wgmma row tiles (WG menu entries 1 and 2, sm_90a). Entry 1 (one TF32 product):
 // a tile is 256 consecutive output pixels of one output row times all 128 channels of the
-// block's channel tile, on four warpgroups of m64n128k8 (each warp 16 pixels x 128 channels, 64 accumulators
-// per thread). Against the resident 256 x 64 tile it halves the patch traffic through L2 (each
-// input row is read by half as many blocks) and the A fragment loads per MAC; the weights, 128
-// channels x C*R*S, no longer fit in shared memory beside the pipeline, so they stream with
-// the patch: cfk_wg_stream_weights lays them out once per call in the order the stages need
-// (channel tile, K chunk, wgmma's canonical K-major core matrices), so that each stage's
-// weights are one contiguous block, loaded by one bulk copy that counts its bytes in on the
-// same mbarrier as the patch's TMA boxes. A stage can only be refilled once the wgmmas that
-// read its weights have completed: each warp counts itself out of a stage after the first
-// batch of the next chunk (wait_group 1 then guarantees the previous chunk complete), and the
-// last warp out refills it. bench/NOTES.md, v25 (prototype: bench/wide_probe.cu).
+// block's channel tile, on four warpgroups of m64n128k8 (each warp 16 pixels x 128 channels,
+// 64 accumulators per thread). Against the resident 256 x 64 tile it halves the patch traffic
+// through L2 (each input row is read by half as many blocks) and the A fragment loads per MAC;
+// the weights, 128 channels x C*R*S, no longer fit in shared memory beside the pipeline, so
+// they stream with the patch: cfk_wg_stream_weights lays them out once per call in the order
+// the stages need (channel tile, K chunk, wgmma's canonical K-major core matrices), so that
+// each stage's weights are one contiguous block, loaded by one bulk copy that counts its bytes
+// in on the same mbarrier as the patch's TMA boxes. A stage can only be refilled once the
+// wgmmas that read its weights have completed: each warp counts itself out of a stage after
+// the first batch of the next chunk (wait_group 1 then guarantees the previous chunk
+// complete), and the last warp out refills it. bench/NOTES.md, v25 (prototype:
+// bench/wide_probe.cu).
 // Entry 2 (3xTF32) is the same pipeline on 256 pixels x 64 channels (m64n64k8): each stage
 // carries both halves of the chunk's weights (split once per call by the layout kernel), and
 // the k-loop is the resident wgmma tile's (wg_chunk: A split in registers, each chunk summed in
@@ -124,7 +125,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
 
   const int *koff_lane = koff + t;
   const int a_seg = m_warp / prm.seg_pixels;
-  const int a_lane = (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
+  const int a_lane =
+      (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
   const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
   constexpr int HALVES = T::SPLIT ? 2 : 1;
   const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
