@@ -56,7 +56,8 @@ for s in $stages; do
                   --shape $sh --ops mish --math all --dist rand
               done; done ;;
     wgcheck) # the wgmma tile (CONVFUSE_TILE 5) checked without a sanitizer: odd shapes in
-             # both maths, then full size (mish-mish fp32: its split weights do not fit, FFMA).
+             # both maths, then full size (mish-mish fp32: its split weights do not fit resident,
+             # the plan falls back).
              # Widths that are multiples of 4 with stride_w 1 and dilation_h 1 load the patch
              # by TMA (the last four shapes: a partial channel chunk, 5x5 with padding over two
              # row tiles, a 1x1 kernel with a 72-channel chunk, a width below one segment).
@@ -166,16 +167,18 @@ for s in $stages; do
                bench --backend opencl --workload $w --math $m --iters 30 --csv "$OUT/portable.csv"
            done; done ;;
     sass) # executed instructions and stall samples per SASS line of one tensor-core kernel:
-          # SASS_WORKLOAD (default sub-sub-mish) tf32, batch SASS_BATCH (default 8)
+          # SASS_WORKLOAD (default sub-sub-mish) in SASS_MATH (default tf32), batch SASS_BATCH
+          # (default 8)
           run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
             --section SourceCounters --section WarpStateStats --section SchedulerStats \
             --section SpeedOfLight -o "$OUT/sass" -f $B/bench/convfuse bench --backend cuda \
-            --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} --math tf32 \
+            --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} \
+            --math ${SASS_MATH:-tf32} \
             --iters 1 --warmup 0
           run sass-details 120 ncu -i "$OUT/sass.ncu-rep" --page details
           run sass-source 120 ncu -i "$OUT/sass.ncu-rep" --page source --csv --print-source sass ;;
     tma-ab) # the patch by TMA (default) and by cp.async (CONVFUSE_TMA=0) in one run,
-            # interleaved twice (mish-mish fp32 runs on mma.sync T0, the rest on wgmma)
+            # interleaved twice
             for round in 1 2; do for wm in sub-sub-mish:tf32 sub-sub-mish:fp32 mish-mish:tf32 mish-mish:fp32; do
               for v in 1 0; do
                 CONVFUSE_TMA=$v run "tma$v-r$round-${wm%:*}-${wm#*:}" 60 $B/bench/convfuse bench \
@@ -183,7 +186,7 @@ for s in $stages; do
               done; done; done ;;
     stages-ab) # the TMA kernels' ring at 2 stages (CONVFUSE_STAGES=2) and at the planner's
                # depth (as many as fit, up to MMA_MAX_STAGES) in one run, interleaved
-               # STAGES_ROUNDS times (mish-mish fp32 runs on mma.sync T0, the rest on wgmma)
+               # STAGES_ROUNDS times
                for round in $(seq ${STAGES_ROUNDS:-2}); do
                  for wm in sub-sub-mish:tf32 sub-sub-mish:fp32 mish-mish:tf32 mish-mish:fp32; do
                    for v in 2 ${STAGES_MAX:-4}; do
