@@ -49,10 +49,15 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // TF32 operands. The tensor cores read the top 19 bits of each 32-bit register, so a float
-// is a valid (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32
-// (unbiased: truncation biased deep sums) and small = x - big (exact in fp32) the rest.
+// is a valid (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32,
+// ties away from zero (unbiased: truncation biased deep sums) and small = x - big (exact in
+// fp32) the rest. The rounding is cvt.rna.tf32.f32's without its Inf/NaN test (ptxas emits
+// FSETP + SEL around the same add and mask: 2 of the 3xTF32 k-step's ~47 instructions per
+// element, v31): half a TF32 ulp added to the magnitude bits, the 13 below TF32 cleared. Inf
+// stays Inf; a NaN may become a zero or an Inf, but then small = x - big is NaN, so a NaN
+// input still gives a NaN output, as with cvt.
 __device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &small) {
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(big) : "f"(x));
+  big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
   small = __float_as_uint(x - __uint_as_float(big));
 }
 
