@@ -378,7 +378,7 @@ __device__ __forceinline__ void wg_add_part(float (&acc)[8][4], float (&part)[8]
 }
 
 // One 3xTF32 k-step of wgmma at kb0 (below kcp): its A fragment is loaded and split into ab
-// and as, its three wgmmas issued (the chunk's first into a fresh part) and committed as one
+// and as, its three wgmmas issued (accumulate 0: the first restarts part) and committed as one
 // group. a must not be touched again until that group has completed. FLAT: the fragment comes
 // from load_a16_flat (a_lane, a_hi), else load_a16 (a_lane, sw_bytes). Branch-free: ptxas
 // fences the accumulators around a wgmma that is guarded or chosen by a branch (C7519), which
@@ -387,7 +387,8 @@ template <class T, int SW, bool FLAT>
 __device__ __forceinline__ void wg_split_step(float (&part)[8][4], uint32_t (&ab)[4],
                                               uint32_t (&as)[4], int kb0, const int *koff_lane,
                                               const char *patch, int a_lane, int sw_bytes,
-                                              uint64_t desc_big, uint64_t desc_small, int a_hi) {
+                                              uint64_t desc_big, uint64_t desc_small, int a_hi,
+                                              int accumulate) {
   constexpr uint64_t DESC_PER_KSTEP = T::BN * 8 * 4 / 16; // 8 K values of BN rows, 16 B units
   float raw[4];
   if constexpr (FLAT)
@@ -399,7 +400,7 @@ __device__ __forceinline__ void wg_split_step(float (&part)[8][4], uint32_t (&ab
     split_tf32(raw[e], ab[e], as[e]);
   wg_fence();
   const uint64_t off = (uint64_t)(kb0 / 8) * DESC_PER_KSTEP;
-  wg_mma_m64n64k8(part, as, desc_big + off, kb0 > 0); // a chunk starts from zero
+  wg_mma_m64n64k8(part, as, desc_big + off, accumulate); // 0: a fresh sum starts here
   wg_mma_m64n64k8(part, ab, desc_small + off);
   wg_mma_m64n64k8(part, ab, desc_big + off);
   wg_commit();
@@ -423,7 +424,7 @@ __device__ __forceinline__ void wg_batch(float (&acc)[8][4], float (&part)[8][4]
   if constexpr (T::SPLIT) {
     static_assert(KS == 1, "3xTF32 batches are one k-step");
     wg_split_step<T, SW, FLAT>(part, ab[0], as[0], kb0, koff_lane, patch, a_lane, sw_bytes,
-                               desc_big, desc_small, a_hi);
+                               desc_big, desc_small, a_hi, kb0 > 0); // a chunk starts at 0
     (void)acc;
     (void)kcp;
   } else {

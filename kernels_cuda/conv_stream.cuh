@@ -16,9 +16,9 @@
 // bench/wide_probe.cu).
 // Entry 2 (3xTF32) is the same pipeline on 256 pixels x 64 channels (m64n64k8): each stage
 // carries both halves of the chunk's weights (split once per call by the layout kernel), and
-// the k-loop is the resident wgmma tile's (wg_chunk: A split in registers, each chunk summed in
-// a fresh accumulator; at 256 x 128 that would take 128 accumulators, the whole register cap).
-// It drains its warpgroup at each chunk start, so a stage is released there. bench/NOTES.md v29.
+// the k-loop is the resident wgmma tile's k-step (wg_split_step: A split in registers), with
+// each two chunks summed in a fresh accumulator (at 256 x 128 that would take 128
+// accumulators, the whole register cap): stream_split_chunk. bench/NOTES.md v29-v32.
 #include <cstdint>
 #include <cuda_runtime.h>
 
@@ -34,7 +34,7 @@ struct StreamTile {
   static constexpr bool SPLIT = false;
 };
 
-// Entry 2: the resident wgmma tile's shape and 3xTF32 k-loop (wg_chunk), with the TMA patch.
+// Entry 2: the resident wgmma tile's shape and 3xTF32 k-step (wg_split_step), TMA patch.
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
@@ -87,6 +87,51 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
     stream_batch(acc, first, kb + BATCH_K, kcp, koff_lane, patch, a_lane, desc);
     if (kb + 2 * BATCH_K < kcp)
       wg_wait<1>();
+  }
+}
+
+// Entry 2's K chunk (3xTF32, one k-step per batch): the batches alternate between the A
+// register sets first and second across chunks (the caller passes first = the set the
+// previous chunk did not end on), so that a set is reloaded only once the batch two back is
+// done (wait_group 1). part sums two chunks (54 accumulations at 72 K per chunk, v32; v5's
+// limit for the tensor cores' truncating adds came at 1728) before it is added to acc with a
+// rounded FADD: a fresh chunk drains the warpgroup (wait_group 0), adds part and starts it
+// again; the other waits only for the batch before last, and once its first batch is in
+// flight for the previous chunk's last. Either way on_prev_done then releases that chunk's
+// stage. add: whether part holds a sum to add (not at a tile's first chunk).
+template <class OnPrevDone>
+__device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&part)[8][4],
+                                                   uint32_t (&first)[2][4],
+                                                   uint32_t (&second)[2][4], bool fresh,
+                                                   bool add, int kcp, const int *koff_lane,
+                                                   const char *patch, int a_lane,
+                                                   uint64_t desc_big, uint64_t desc_small,
+                                                   OnPrevDone on_prev_done) {
+  using T = StreamSplitTile;
+  if (fresh) {
+    wg_wait<0>();
+    on_prev_done();
+    if (add)
+      wg_add_part(acc, part);
+  } else {
+    wg_wait<1>();
+  }
+  wg_split_step<T, 1, false>(part, first[0], first[1], 0, koff_lane, patch, a_lane, 4, desc_big,
+                             desc_small, 0, !fresh);
+  if (!fresh) {
+    wg_wait<1>();
+    on_prev_done();
+  }
+#pragma unroll 1
+  for (int kb = 8; kb < kcp; kb += 16) {
+    wg_wait<1>();
+    wg_split_step<T, 1, false>(part, second[0], second[1], kb, koff_lane, patch, a_lane, 4,
+                               desc_big, desc_small, 0, 1);
+    if (kb + 8 >= kcp)
+      break;
+    wg_wait<1>();
+    wg_split_step<T, 1, false>(part, first[0], first[1], kb + 8, koff_lane, patch, a_lane, 4,
+                               desc_big, desc_small, 0, 1);
   }
 }
 
@@ -171,8 +216,12 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int batches = (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
   float acc[NI][4];
-  float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running chunk (wg_chunk)
-  uint32_t set0[2][4], set1[2][4];  // TF32's A register sets (wg_chunk keeps its own)
+  float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running two-chunk sum (stream_split_chunk)
+  // The A register sets: TF32's two k-steps each, 3xTF32's big and small halves of one. 3xTF32
+  // alternates them across chunks: split_odd says the next chunk starts on set1.
+  uint32_t set0[2][4], set1[2][4];
+  const bool batches_split_odd = (prm.kcp / 8) % 2 == 1;
+  bool split_odd = false;
   uint32_t full_parity = 0;
   int buf = 0, prev_buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
@@ -190,19 +239,21 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       const char *patch = reinterpret_cast<const char *>(stage);
       const uint64_t desc = wg_desc(smem_addr(stage + prm.patch_floats), BN * 16, 128);
       const int release_buf = prev_buf;
-      if constexpr (T::SPLIT) {
-        // The previous chunk's wgmmas complete here (wg_chunk would wait for them anyway, to
-        // add their sum): its stage can go.
-        wg_wait<0>();
+      auto on_prev_done = [&]() {
         if (chunk > 0)
           release_stage(release_buf);
-        wg_chunk<T, 1>(acc, part, koff_lane, prm.kcp, patch, a_lane, 4, desc,
-                       desc + (uint64_t)(BN * prm.kcp * 4 / 16), chunk == 0);
+      };
+      if constexpr (T::SPLIT) {
+        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * 4 / 16);
+        const bool fresh = (chunk & 1) == 0;
+        if (split_odd)
+          stream_split_chunk(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane, patch,
+                             a_lane, desc, desc_small, on_prev_done);
+        else
+          stream_split_chunk(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane, patch,
+                             a_lane, desc, desc_small, on_prev_done);
+        split_odd ^= batches_split_odd;
       } else {
-        auto on_prev_done = [&]() {
-          if (chunk > 0)
-            release_stage(release_buf);
-        };
         if (alternate && (chunk & 1))
           stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
         else
