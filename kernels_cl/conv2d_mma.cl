@@ -1,8 +1,9 @@
 /* convfuse OpenCL: fused conv2d (NCHW fp32) + bias + epilogue on NVIDIA tensor cores, through
  * inline PTX: mma.sync m16n8k8 TF32, either one product (CF_MATH_TF32) or the 3xTF32 split
- * (CF_MATH_FP32: a = big + small with big = cvt.rna(a), keep big*big + big*small + small*big;
- * each K chunk accumulates in fresh registers and is added to the running sum with a rounded
- * fp32 add, as in kernels_cuda/conv_mma.cu, whose algorithm this is).
+ * (CF_MATH_FP32: a = big + small with big = a rounded to nearest TF32, keep big*big +
+ * big*small + small*big; each K chunk accumulates in fresh registers and is added to the
+ * running sum with a rounded fp32 add, as in kernels_cuda/conv_mma.cu, whose algorithm this
+ * is).
  *
  * Compiled only with -DCF_MMA_KERNEL, which the host passes only on a device whose inline-PTX
  * probe passed (backends/opencl/opencl.c): other compilers (PoCL) never see the PTX.
@@ -134,13 +135,13 @@
 #endif
 
 /* The tensor cores read the top 19 bits of each 32-bit operand: a float is a valid
- * (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32 (unbiased)
- * and small = x - big (exact in fp32). */
-static inline uint cfm_tf32_rna(float x) {
-  uint r;
-  CF_ASM("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
+ * (truncated) TF32 operand as it is. For 3xTF32, big is x rounded to nearest TF32, ties away
+ * from zero (unbiased) and small = x - big (exact in fp32). The rounding is cvt.rna.tf32.f32's
+ * done on the bits (half a TF32 ulp added to the magnitude, the 13 bits below TF32 cleared):
+ * ptxas wraps cvt.rna in an Inf/NaN test and select that cost 2 of its 4 instructions (the
+ * CUDA kernels' split_tf32, bench/NOTES.md v31). Inf stays Inf; a NaN may not stay one, but
+ * small = x - big is then NaN, so a NaN input still gives a NaN output. */
+static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
 
 /* d (4 floats, an lvalue array) += A (a0..a3) x B (b0, b1): one m16n8k8 TF32 mma. */
 #define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
