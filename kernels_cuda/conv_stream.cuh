@@ -211,17 +211,16 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   for (int b = 0; b < prm.n_stages && load_tile < end_tile; ++b)
     issue_stage(tid == 0);
 
-  // TF32: chunks of an odd number of batches end on the set they began with, so the next one
-  // begins on the other.
-  const int batches = (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
+  // Chunks of an odd number of batches (TF32: two k-steps each, 3xTF32: one) end on the A
+  // register set they began with, so the next one begins on the other (every tile ends
+  // drained, so each begins on set0). The sets hold TF32's two k-steps of A, or 3xTF32's big
+  // and small halves of one.
+  const int batches =
+      T::SPLIT ? prm.kcp / 8 : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
   float acc[NI][4];
   float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running two-chunk sum (stream_split_chunk)
-  // The A register sets: TF32's two k-steps each, 3xTF32's big and small halves of one. 3xTF32
-  // alternates them across chunks: split_odd says the next chunk starts on set1.
   uint32_t set0[2][4], set1[2][4];
-  const bool batches_split_odd = (prm.kcp / 8) % 2 == 1;
-  bool split_odd = false;
   uint32_t full_parity = 0;
   int buf = 0, prev_buf = 0;
   for (int tile = first_tile; tile < end_tile; ++tile) {
@@ -246,13 +245,12 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       if constexpr (T::SPLIT) {
         const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * 4 / 16);
         const bool fresh = (chunk & 1) == 0;
-        if (split_odd)
+        if (alternate && (chunk & 1))
           stream_split_chunk(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane, patch,
                              a_lane, desc, desc_small, on_prev_done);
         else
           stream_split_chunk(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane, patch,
                              a_lane, desc, desc_small, on_prev_done);
-        split_odd ^= batches_split_odd;
       } else {
         if (alternate && (chunk & 1))
           stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
