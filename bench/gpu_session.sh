@@ -72,21 +72,23 @@ for s in $stages; do
                CONVFUSE_TILE=$t run "wgcheck-T$t-full" 300 $B/bench/convfuse check --backend cuda
              done ;;
     streamcheck) # the streamed wgmma tiles (CONVFUSE_TILE 6: one TF32 product, 7: 3xTF32, in
-                 # its math; each of STREAM_TILES, default both; patch by TMA, >= 2 K chunks): a partial last chunk with two channel
-                 # tiles and left padding, a row over two tiles, 5x5 (padded K: the zero runs)
-                 # with a partial channel tile, 2x2 with an odd output width (35) and a last chunk
-                 # of 2 channels, a last chunk of one channel; then one chunk (the forced tile does
-                 # not apply: the plan falls back, checked all the same). 1x1 with >= 2 chunks of
-                 # 72 channels does not fit (117 KB per stage). Then memcheck and racecheck on three,
-                 # then full size.
-                 sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1 1,9,4,12,16,3,3,1,1,1 2,8,6,12,64,3,3,1,1,1"
+                 # its math; each of STREAM_TILES, default both; patch by TMA, >= 2 K chunks): a
+                 # partial last chunk with two channel tiles and left padding, a row over two
+                 # tiles, 5x5 (padded K: the zero runs) with a partial channel tile, 2x2 with an
+                 # odd output width (35) and a last chunk of 2 channels, a last chunk of one
+                 # channel, 4x4 (64 K per chunk: an even number of k-steps, so the A register
+                 # sets do not alternate between chunks) over 3 and over 4 chunks; then one chunk
+                 # (the forced tile does not apply: the plan falls back, checked all the same).
+                 # 1x1 with >= 2 chunks of 72 channels does not fit (117 KB per stage). Then
+                 # memcheck and racecheck on four, then full size.
+                 sshapes="2,20,9,68,130,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1 1,9,4,12,16,3,3,1,1,1 2,12,9,40,70,4,4,1,1,1 1,16,6,44,64,4,4,1,0,1 2,8,6,12,64,3,3,1,1,1"
                  for st in ${STREAM_TILES:-6 7}; do
                    sm=$([ "$st" = 7 ] && echo fp32 || echo tf32)
                    for sh in $sshapes; do
                      CONVFUSE_TILE=$st run "streamcheck-T$st-$sh" 120 $B/bench/convfuse check --backend cuda \
                        --workload custom --shape $sh --ops mish,relu --math $sm --dist rand
                    done
-                   for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1; do
+                   for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 2,20,6,36,40,2,2,1,0,1 2,12,9,40,70,4,4,1,1,1; do
                      for tool in memcheck racecheck; do
                        CONVFUSE_TILE=$st run "$tool-stream-T$st-$sh" 200 compute-sanitizer --tool $tool \
                          --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
