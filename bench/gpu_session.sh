@@ -18,6 +18,12 @@ run() { # name, timeout, command...
   summary+=("$(printf '%-10s rc=%-3s %4ss' "$name" "$rc" "$(( $(date +%s) - t0 ))")")
   return $rc
 }
+ab_rounds() { # base CLI: it and this build's, interleaved twice so clock drift hits both alike
+  for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
+    run "ab$round-base-$w-$m" 60 "$1" bench --backend cuda --workload $w --math $m --iters 30
+    run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
+  done; done; done
+}
 for s in $stages; do
   case $s in
     build) run build 400 bash -c "cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -201,19 +207,13 @@ for s in $stages; do
         # AB_WORKLOADS narrows it (default: both workloads).
         run build-base 400 bash -c "cmake -S ab_base -B /tmp/abb -G Ninja -DCMAKE_BUILD_TYPE=Release \
           -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVFUSE_TESTS=OFF -DCONVFUSE_OPENCL=OFF && cmake --build /tmp/abb"
-        for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
-          run "ab$round-base-$w-$m" 60 /tmp/abb/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
-          run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
-        done; done; done ;;
+        ab_rounds /tmp/abb/bench/convfuse ;;
     abbin) # A/B in one run against a prebuilt baseline CLI (BASE_BIN, default the carried
            # build/gpu_carry/convfuse_base.xz, e.g. the previous commit's build/bench/convfuse),
            # interleaved twice; AB_WORKLOADS narrows it (default: both workloads)
            base=/tmp/convfuse_base
-           xz -dc ${BASE_BIN:-build/gpu_carry/convfuse_base.xz} > $base && chmod +x $base
-           for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
-             run "ab$round-base-$w-$m" 60 $base bench --backend cuda --workload $w --math $m --iters 30
-             run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
-           done; done; done ;;
+           xz -dc ${BASE_BIN:-build/gpu_carry/convfuse_base.xz} > $base && chmod +x $base &&
+             ab_rounds $base ;;
     ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse

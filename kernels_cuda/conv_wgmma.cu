@@ -26,17 +26,34 @@ const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
   return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
+// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32):
+// its channel tile and the weight halves per value its stages carry; bn 0 for any other id.
+struct StreamEntry {
+  int bn, halves;
+};
+StreamEntry stream_entry_of(const cfk_mma_kernel_id *id) {
+  if (id == nullptr || !id->wgmma)
+    return {0, 0};
+  if (id->menu_index == 1 && !id->split)
+    return {StreamTile::BN, 1};
+  if (id->menu_index == 2 && id->split)
+    return {StreamSplitTile::BN, 2};
+  return {0, 0};
+}
+
 } // namespace
 
 extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
-  if (m == 1 || m == 2) // streamed: entry 1 one TF32 product, entry 2 3xTF32; by TMA, unit
-                        // column stride, stored from registers
-    return id->split != (m == 2) || !t || !u || id->staged || id->flat ? nullptr
-           : m == 1 ? stream_kernel_of<StreamTile>(c)
-                    : stream_kernel_of<StreamSplitTile>(c);
+  if (m == 1 || m == 2) { // streamed: each entry its math; by TMA, unit column stride, stored
+                          // from registers
+    const StreamEntry se = stream_entry_of(id);
+    return se.bn == 0 || !t || !u || id->staged || id->flat ? nullptr
+           : se.halves == 1 ? stream_kernel_of<StreamTile>(c)
+                            : stream_kernel_of<StreamSplitTile>(c);
+  }
   if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
     return m != 0 || !id->staged || !t || !u ? nullptr
            : id->split                       ? flat_kernel_of<WgT0<true, true, true>>(c)
@@ -61,23 +78,9 @@ extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 
-// The streamed tiles' weight copy: (entry, halves per value) of the kernel id, or BN 0.
-struct StreamWeights {
-  int bn, halves;
-};
-static StreamWeights stream_weights_of(const cfk_mma_kernel_id *id) {
-  if (id == nullptr || !id->wgmma)
-    return {0, 0};
-  if (id->menu_index == 1 && !id->split)
-    return {StreamTile::BN, 1};
-  if (id->menu_index == 2 && id->split)
-    return {StreamSplitTile::BN, 2};
-  return {0, 0};
-}
-
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
-  const StreamWeights sw = stream_weights_of(id);
+  const StreamEntry sw = stream_entry_of(id);
   return params == nullptr ? 0
                            : params->grid_n * params->n_chunks * sw.halves * sw.bn * params->kcp;
 }
@@ -85,7 +88,7 @@ extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
                                              const cfk_mma_params *params, const float *weight,
                                              float *laid, cudaStream_t stream) {
-  const StreamWeights sw = stream_weights_of(id);
+  const StreamEntry sw = stream_entry_of(id);
   if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0 ||
       sw.bn == 0)
     return cudaErrorInvalidValue;
