@@ -18,10 +18,12 @@ run() { # name, timeout, command...
   summary+=("$(printf '%-10s rc=%-3s %4ss' "$name" "$rc" "$(( $(date +%s) - t0 ))")")
   return $rc
 }
-ab_rounds() { # base CLI: it and this build's, interleaved twice so clock drift hits both alike
-  for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in tf32 fp32; do
-    run "ab$round-base-$w-$m" 60 "$1" bench --backend cuda --workload $w --math $m --iters 30
-    run "ab$round-new-$w-$m" 60 $B/bench/convfuse bench --backend cuda --workload $w --math $m --iters 30
+ab_rounds() { # base CLI: it and this build's, interleaved twice so clock drift hits both alike;
+              # AB_BACKEND (cuda), AB_WORKLOADS (both) and AB_MATHS (tf32 fp32) narrow it
+  local be=${AB_BACKEND:-cuda}
+  for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do for m in ${AB_MATHS:-tf32 fp32}; do
+    run "ab$round-base-$be-$w-$m" 90 "$1" bench --backend $be --workload $w --math $m --iters 30
+    run "ab$round-new-$be-$w-$m" 90 $B/bench/convfuse bench --backend $be --workload $w --math $m --iters 30
   done; done; done
 }
 for s in $stages; do
@@ -226,6 +228,15 @@ for s in $stages; do
                 CUDA_CACHE_DISABLE=1 POCL_KERNEL_CACHE=0 run "plantime-$w-$m" 300 \
                   $B/bench/convfuse plantime --backend opencl --workload $w --math $m --iters 3
               done; done ;;
+    clcheck) # the OpenCL tensor-core kernel on odd shapes, both maths: an odd output width (the
+             # per-warp staging's 16-byte alignment then differs by channel), channels not a
+             # multiple of 8 or of the tile, stride 2 with 5x5 and padding, 1x1, one input
+             # channel with dilation 2, several K chunks (weights streamed), batch 1
+             clshapes="1,8,9,37,64,3,3,1,0,1 2,3,11,70,20,3,3,1,1,1 1,5,13,41,33,5,5,2,2,1 3,16,6,50,72,1,1,1,0,1 1,1,7,131,9,3,3,1,1,2 2,64,5,40,128,3,3,1,0,1 1,24,8,66,100,3,3,1,1,1"
+             for sh in $clshapes; do
+               run "clcheck-$sh" 120 $B/bench/convfuse check --backend opencl --workload custom \
+                 --shape $sh --ops mish,relu --math all --dist rand
+             done ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4 7; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \

@@ -75,6 +75,16 @@ int cf_env_opencl_tensor_cores(void) { return env_switch("CONVFUSE_OPENCL_TENSOR
 
 int cf_env_cache(void) { return env_switch("CONVFUSE_CACHE"); }
 
+int cf_env_opencl_max_registers(int fallback) {
+  const char *v = getenv("CONVFUSE_OPENCL_MAX_REGISTERS");
+  if (!v || !*v)
+    return fallback;
+  if (v[0] == '0' && !v[1])
+    return 0;
+  const int r = env_int("CONVFUSE_OPENCL_MAX_REGISTERS", 32, 255);
+  return r ? r : fallback;
+}
+
 int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }
 
 int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }

@@ -27,6 +27,11 @@ int cf_env_stages(void);
  * anything else -> 1 with a warning line on stderr. */
 int cf_env_opencl_tensor_cores(void);
 
+/* CONVFUSE_OPENCL_MAX_REGISTERS: unset or "" -> fallback (the backend's default register cap
+ * for its tensor-core kernel on NVIDIA); "0" -> 0 (no cap); "32".."255" -> that cap; anything
+ * else -> fallback with a warning line on stderr. */
+int cf_env_opencl_max_registers(int fallback);
+
 /* CONVFUSE_CACHE: unset, "" or "1" -> 1 (the OpenCL backend keeps built programs in its
  * on-disk cache); "0" -> 0 (the cache is neither read nor written); anything else -> 1 with a
  * warning line on stderr. */

@@ -1,6 +1,7 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
  * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_STAGES,
- * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_TMA, CONVFUSE_FLAT) and the
+ * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_OPENCL_MAX_REGISTERS, CONVFUSE_TMA,
+ * CONVFUSE_FLAT) and the
  * per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
@@ -23,6 +24,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_STAGES");
   unsetenv("CONVFUSE_OPENCL_TENSOR_CORES");
   unsetenv("CONVFUSE_CACHE");
+  unsetenv("CONVFUSE_OPENCL_MAX_REGISTERS");
   unsetenv("CONVFUSE_TMA");
   unsetenv("CONVFUSE_FLAT");
 }
@@ -498,6 +500,39 @@ Test(env, cache_bad_values_warn_and_leave_it_on) {
     cr_expect(cache_value == 1, "CONVFUSE_CACHE=%s turned the cache off", values[i]);
     cr_expect(strstr(buf, "CONVFUSE_CACHE") != NULL && strstr(buf, quoted) != NULL,
               "CONVFUSE_CACHE=%s: no warning naming the value: \"%s\"", values[i], buf);
+  }
+}
+
+/* ---- CONVFUSE_OPENCL_MAX_REGISTERS (the OpenCL tensor-core kernel's register cap) ---- */
+
+static int maxreg_value;
+static void read_maxreg_env(void) { maxreg_value = cf_env_opencl_max_registers(128); }
+
+Test(env, opencl_max_registers_default_off_and_values) {
+  const char *values[] = {NULL, "", "0", "32", "96", "255"};
+  const int want[] = {128, 128, 0, 32, 96, 255};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_OPENCL_MAX_REGISTERS", values[i], read_maxreg_env, buf, sizeof buf);
+    cr_expect(maxreg_value == want[i], "CONVFUSE_OPENCL_MAX_REGISTERS=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", maxreg_value, want[i]);
+    cr_expect_str_eq(buf, "", "CONVFUSE_OPENCL_MAX_REGISTERS=%s printed: \"%s\"",
+                     values[i] ? values[i] : "(unset)", buf);
+  }
+}
+
+Test(env, opencl_max_registers_bad_values_warn_and_keep_the_default) {
+  const char *values[] = {"31", "256", "-1", "12x", "lots", "6 4"};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_OPENCL_MAX_REGISTERS", values[i], read_maxreg_env, buf, sizeof buf);
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "'%s'", values[i]);
+    cr_expect(maxreg_value == 128, "CONVFUSE_OPENCL_MAX_REGISTERS=%s gave %d", values[i],
+              maxreg_value);
+    cr_expect(strstr(buf, "CONVFUSE_OPENCL_MAX_REGISTERS") != NULL && strstr(buf, quoted),
+              "CONVFUSE_OPENCL_MAX_REGISTERS=%s: no warning naming the value: \"%s\"",
+              values[i], buf);
   }
 }
 

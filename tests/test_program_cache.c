@@ -767,4 +767,53 @@ Test(program_cache, open_is_off_without_a_usable_directory) {
   cr_expect(cf_pcache_open(&dev, "00", 0) == NULL, "a cache with CONVFUSE_CACHE=0");
 }
 
+/* ---- ptx_patch.h: the register cap written into NVIDIA's PTX (pure text; no device) ---- */
+#include "ptx_patch.h"
+
+static const char two_entries[] =
+    "//\n.version 9.0\n.target sm_90, texmode_independent\n"
+    ".entry first(\n\t.param .u64 .ptr .global .align 4 first_param_0\n)\n"
+    ".reqntid 128, 1, 1\n{\n\tret;\n}\n"
+    "\t// .globl\tsecond\n.entry second(\n)\n{\n\t{ ret; }\n}\n";
+
+Test(ptx_patch, caps_every_entry_before_its_body) {
+  size_t len = 0;
+  char *out = cf_ptx_with_max_registers(two_entries, sizeof two_entries - 1, 128, &len);
+  cr_assert(out != NULL);
+  cr_expect(len == strlen(out) && len == sizeof two_entries - 1 + 2 * strlen(".maxnreg 128\n"));
+  cr_expect(strstr(out, ".reqntid 128, 1, 1\n.maxnreg 128\n{\n\tret;") != NULL, "%s", out);
+  cr_expect(strstr(out, ".entry second(\n)\n.maxnreg 128\n{\n\t{ ret; }") != NULL, "%s", out);
+  /* only the inserted lines differ */
+  cr_expect(strncmp(out, two_entries, (size_t)(strstr(two_entries, "{") - two_entries)) == 0);
+  free(out);
+}
+
+Test(ptx_patch, refuses_what_it_cannot_cap) {
+  size_t len = 7;
+  /* no entry; a cap already there; caps outside 1..255; an entry without a body */
+  cr_expect(cf_ptx_with_max_registers(".version 9.0\n", 13, 128, &len) == NULL);
+  size_t n = 0;
+  char *capped = cf_ptx_with_max_registers(two_entries, sizeof two_entries - 1, 64, &n);
+  cr_assert(capped != NULL);
+  cr_expect(cf_ptx_with_max_registers(capped, n, 128, &len) == NULL);
+  free(capped);
+  cr_expect(cf_ptx_with_max_registers(two_entries, sizeof two_entries - 1, 0, &len) == NULL);
+  cr_expect(cf_ptx_with_max_registers(two_entries, sizeof two_entries - 1, 256, &len) == NULL);
+  cr_expect(cf_ptx_with_max_registers(".entry f(\n)", 11, 128, &len) == NULL);
+  cr_expect(cf_ptx_with_max_registers(NULL, 0, 128, &len) == NULL);
+  cr_expect(len == 7, "a refusal wrote the length");
+}
+
+Test(ptx_patch, reads_only_len_bytes) {
+  /* the driver's binary need not end in a NUL: the text past len is not PTX */
+  char buf[sizeof two_entries + 16];
+  memcpy(buf, two_entries, sizeof two_entries - 1);
+  memcpy(buf + sizeof two_entries - 1, ".entry junk(\n)\n{", 16);
+  size_t len = 0;
+  char *out = cf_ptx_with_max_registers(buf, sizeof two_entries - 1, 100, &len);
+  cr_assert(out != NULL);
+  cr_expect(strstr(out, "junk") == NULL && len == strlen(out));
+  free(out);
+}
+
 #endif /* CONVFUSE_TEST_HAVE_OPENCL */

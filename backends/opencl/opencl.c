@@ -42,6 +42,7 @@
 #include "error.h"
 #include "mma_layout.h"
 #include "program_cache.h"
+#include "ptx_patch.h"
 
 /* The embedded program text and its SHA-256 (cmake/EmbedFiles.cmake). */
 extern const char cf_cl_program_source[];
@@ -351,6 +352,7 @@ typedef struct cl_state {
   int nv_cc;            /* NVIDIA compute capability major*10+minor; 0 if unknown */
   int nv_options;       /* cl_nv_compiler_options: -cl-nv-verbose is accepted */
   int tensor_cores;     /* the inline-PTX mma.sync probe passed (cached per context) */
+  int mma_max_registers; /* ptxas's register cap for the tensor-core kernel, 0: none */
   const char *asm_kw;   /* the inline-assembly keyword the probe built with */
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
   cl_program_entry *programs; /* the program cache, keyed by the full options string */
@@ -422,6 +424,13 @@ static void cl_destroy(void *state_) {
   free(st);
 }
 
+
+/* ptxas's register cap for the tensor-core kernel (rebuilt from its PTX with .maxnreg where
+ * the driver allows; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets four
+ * 128-work-item groups share an SM (65536 registers) where 140-164 allowed three. H200, T2,
+ * same call: sub-sub-mish tf32 2.61 -> 2.21 ms, fp32 3.27 -> 3.03 (24 bytes of spills),
+ * mish-mish tf32 15.25 -> 13.43; 96 spills 92-248 bytes and lost (bench/NOTES.md v35). */
+#define MMA_MAX_REGISTERS 128
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -776,11 +785,15 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     st->tensor_cores = 1;
     caps->tensor_core_note[0] = '\0';
     caps->has_tf32_mma = 1;
-    /* No register cap on NVIDIA's OpenCL (-cl-nv-maxrregcount is ignored): these kernels
-     * take 124-201 registers per work-item, so 512 work-items cannot launch and 256 fit one
-     * group per SM. 128-wide groups (T2, T3) ran best there (H200: sub-sub-mish fp32 3.39 ms
-     * on T2 vs 4.68 on T1; mish-mish fp32 28.5 vs 31.4; tf32 within 6% either way). */
+    /* NVIDIA's OpenCL compiler takes no register cap (-cl-nv-maxrregcount is ignored): left
+     * alone these kernels take 124-201 registers per work-item, so 512 work-items cannot
+     * launch and 256 fit one group per SM. 128-wide groups (T2, T3) ran best there (H200:
+     * sub-sub-mish fp32 3.39 ms on T2 vs 4.68 on T1; mish-mish fp32 28.5 vs 31.4; tf32 within
+     * 6% either way), and still do with the cap that the rebuild from PTX gives
+     * (MMA_MAX_REGISTERS: T1 at 256 work-items, 128 registers, 2.41 vs T2 2.21 ms on
+     * sub-sub-mish tf32; bench/NOTES.md v35). */
     caps->mma_max_threads = 128;
+    st->mma_max_registers = cf_env_opencl_max_registers(MMA_MAX_REGISTERS);
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   st->disk_cache = open_disk_cache(st);
@@ -913,8 +926,60 @@ static cf_status build_failure(cl_state *st, cl_program prog, const char *option
   return s;
 }
 
-/* Builds the program of `options` from the embedded source. */
-static cf_status program_from_source(cl_state *st, const char *options, cl_program *out) {
+/* prog rebuilt from its own PTX with ptxas's register cap max_registers (NVIDIA: the binary
+ * is PTX text; ptx_patch.h), or NULL where the driver gives no binary or refuses the edited
+ * one: the caller keeps prog, uncapped, and CONVFUSE_VERBOSE=1 says why. */
+static cl_program rebuild_with_max_registers(cl_state *st, cl_program prog, const char *options,
+                                             int max_registers) {
+  size_t size = 0;
+  unsigned char *bin = NULL;
+  char *ptx = NULL;
+  cl_program out = NULL;
+  const char *failed = NULL;
+  cl_int err = CL_SUCCESS, bin_status = CL_SUCCESS;
+  if ((err = clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL)) !=
+          CL_SUCCESS ||
+      size == 0)
+    failed = "clGetProgramInfo(CL_PROGRAM_BINARY_SIZES)";
+  else if (!(bin = (unsigned char *)malloc(size)))
+    failed = "malloc";
+  else {
+    unsigned char *bins[1] = {bin};
+    if ((err = clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL)) !=
+        CL_SUCCESS)
+      failed = "clGetProgramInfo(CL_PROGRAM_BINARIES)";
+  }
+  size_t len = 0;
+  if (!failed && !(ptx = cf_ptx_with_max_registers((const char *)bin, size, max_registers, &len)))
+    failed = "the binary is not PTX with entries to cap";
+  if (!failed) {
+    const unsigned char *ptxs[1] = {(const unsigned char *)ptx};
+    out = clCreateProgramWithBinary(st->context, 1, &st->device, &len, ptxs, &bin_status, &err);
+    if (err != CL_SUCCESS || !out || bin_status != CL_SUCCESS)
+      failed = "clCreateProgramWithBinary";
+    else if ((err = clBuildProgram(out, 1, &st->device, options, NULL, NULL)) != CL_SUCCESS)
+      failed = "clBuildProgram";
+  }
+  if (failed && out) {
+    clReleaseProgram(out);
+    out = NULL;
+  }
+  if (st->verbose) {
+    if (failed)
+      fprintf(stderr, "convfuse: opencl: no register cap %d: %s: %s (%d)\n", max_registers,
+              failed, cl_error_name(err), (int)err);
+    else
+      print_build_log(st, out, options);
+  }
+  free(ptx);
+  free(bin);
+  return out;
+}
+
+/* Builds the program of `options` from the embedded source; max_registers > 0: then rebuilds
+ * it with that register cap where the driver takes it (rebuild_with_max_registers). */
+static cf_status program_from_source(cl_state *st, const char *options, int max_registers,
+                                     cl_program *out) {
   cl_int err = CL_SUCCESS;
   const char *src = cf_cl_program_source;
   size_t src_len = cf_cl_program_source_len;
@@ -929,6 +994,13 @@ static cf_status program_from_source(cl_state *st, const char *options, cl_progr
   }
   if (st->verbose)
     print_build_log(st, prog, options);
+  cl_program capped = max_registers > 0
+                          ? rebuild_with_max_registers(st, prog, options, max_registers)
+                          : NULL;
+  if (capped) {
+    clReleaseProgram(prog);
+    prog = capped;
+  }
   *out = prog;
   return CF_OK;
 }
@@ -1010,7 +1082,10 @@ static void store_program_binary(cl_state *st, const char *options, cl_program p
 
 /* The program of this option string: from the context's own cache, else from the on-disk
  * cache, else built from source (and then stored on disk for the next process). */
-static cf_status get_program(cl_state *st, const char *options, cl_program *out) {
+/* The program of `options` (which must name max_registers: it is the key), built once per
+ * context: from this context's list, the disk cache, or the source. */
+static cf_status get_program(cl_state *st, const char *options, int max_registers,
+                             cl_program *out) {
   for (int i = 0; i < st->n_programs; ++i) {
     if (strcmp(st->programs[i].options, options) == 0) {
       *out = st->programs[i].program;
@@ -1034,7 +1109,7 @@ static cf_status get_program(cl_state *st, const char *options, cl_program *out)
 
   cl_program prog = program_from_disk(st, options);
   if (!prog) {
-    cf_status s = program_from_source(st, options, &prog);
+    cf_status s = program_from_source(st, options, max_registers, &prog);
     if (s != CF_OK) {
       free(key);
       return s;
@@ -1086,10 +1161,10 @@ static int opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias
 
 /* Builds (or fetches from the cache) the program of `options`, creates kernel `name`, and
  * checks that the compiled kernel takes work-groups of `threads` and fits local memory. */
-static cf_status create_fitting_kernel(cl_state *st, const char *options, const char *name,
-                                       int threads, cl_kernel *out) {
+static cf_status create_fitting_kernel(cl_state *st, const char *options, int max_registers,
+                                       const char *name, int threads, cl_kernel *out) {
   cl_program prog = NULL;
-  CF_CHECK(get_program(st, options, &prog));
+  CF_CHECK(get_program(st, options, max_registers, &prog));
   cl_int err = CL_SUCCESS;
   cl_kernel kernel = clCreateKernel(prog, name, &err);
   if (err != CL_SUCCESS || !kernel)
@@ -1158,6 +1233,7 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
  * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
  * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) */
 #define MMA_GROUPS_PER_CU 60
+
 
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
   const cf_tile_plan *t = &spec->tiles;
@@ -1237,6 +1313,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
                       (int)L.weight_floats) &&
            opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
+           /* not read by the source: the program cache's key tells capped builds apart */
+           opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", st->mma_max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
@@ -1251,7 +1329,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     sizeof options);
 
   cl_kernel kernel = NULL;
-  CF_CHECK(create_fitting_kernel(st, options, "cf_conv2d_mma", threads, &kernel));
+  CF_CHECK(create_fitting_kernel(st, options, st->mma_max_registers, "cf_conv2d_mma", threads,
+                                 &kernel));
   cf_status s = CF_OK;
   cl_int err = CL_SUCCESS;
 
@@ -1371,7 +1450,7 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
                     sizeof options);
 
   cl_kernel kernel = NULL;
-  CF_CHECK(create_fitting_kernel(st, options, "cf_conv2d_ffma", t->threads, &kernel));
+  CF_CHECK(create_fitting_kernel(st, options, 0, "cf_conv2d_ffma", t->threads, &kernel));
   cf_status s = CF_OK;
   cl_int err = CL_SUCCESS;
 

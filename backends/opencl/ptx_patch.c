@@ -1,0 +1,50 @@
+#include "ptx_patch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* PTX's performance directives (.maxnreg, .maxntid, .reqntid, ...) sit between an entry's
+ * parameter list and the `{` that opens its body, which starts a line. */
+char *cf_ptx_with_max_registers(const char *ptx, size_t len, int max_registers,
+                                size_t *out_len) {
+  if (max_registers < 1 || max_registers > 255 || !ptx)
+    return NULL;
+  char *text = (char *)malloc(len + 1);
+  if (!text)
+    return NULL;
+  memcpy(text, ptx, len);
+  text[len] = '\0';
+  size_t entries = 0;
+  for (const char *e = text; (e = strstr(e, ".entry ")) != NULL; ++e)
+    entries++;
+  char directive[32];
+  const int dlen = snprintf(directive, sizeof directive, ".maxnreg %d\n", max_registers);
+  char *out = NULL;
+  if (entries > 0 && !strstr(text, ".maxnreg") &&
+      (out = (char *)malloc(strlen(text) + entries * (size_t)dlen + 1)) != NULL) {
+    size_t o = 0;
+    const char *from = text;
+    for (const char *e; (e = strstr(from, ".entry ")) != NULL;) {
+      const char *body = strstr(e, "\n{");
+      if (!body) { /* an entry without a body: not PTX this function understands */
+        free(out);
+        out = NULL;
+        break;
+      }
+      const size_t head = (size_t)(body + 1 - from);
+      memcpy(out + o, from, head);
+      o += head;
+      memcpy(out + o, directive, (size_t)dlen);
+      o += (size_t)dlen;
+      from = body + 1;
+    }
+    if (out) {
+      const size_t rest = strlen(from);
+      memcpy(out + o, from, rest + 1);
+      *out_len = o + rest;
+    }
+  }
+  free(text);
+  return out;
+}
