@@ -19,6 +19,10 @@ typedef struct cf_device_caps {
   int mma_max_threads;             /* largest work-group for the tensor-core kernels when the
                                       backend knows it to be below max_threads_per_block
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
+  int mma_registers_capped;        /* with mma_max_threads: the backend caps the tensor-core
+                                      kernel's registers after all (OpenCL on NVIDIA: rebuilt
+                                      from its PTX, the route its probe proved), so the
+                                      register-hungry 3xTF32 kernel keeps its occupancy */
   int has_wgmma;                   /* sm_90a warpgroup MMA usable */
   int has_tma;                     /* the tensor-core kernels may load their patch by TMA
                                       (bulk tensor copies: CUDA on sm_90+, the driver's

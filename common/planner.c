@@ -448,10 +448,11 @@ cf_status cf_plan_tiles(const cf_conv_shape *shape, const cf_epilogue *epi, cf_m
   }
   if (!mma_why[0] && plan_mma(shape, caps, mma, plan, mma_why, sizeof mma_why) == CF_OK) {
     /* Three products per k-step on small work-groups (a backend that caps the tensor-core
-     * work-group, i.e. without register control) with weights re-streamed every chunk lose
-     * to FFMA: H200, NVIDIA OpenCL, mish-mish fp32 28.1 ms vs 25.0 (bench/RESULTS.md). */
+     * work-group for want of register control) with weights re-streamed every chunk lose to
+     * FFMA: H200, NVIDIA OpenCL, mish-mish fp32 28.1 ms vs 25.0 (bench/RESULTS.md). With the
+     * registers capped (three groups per SM) they win: 20.9 vs 25.0 (bench/NOTES.md v39). */
     int ffma_wins = mma == CF_KERNEL_MMA_3XTF32 && !plan->weights_resident &&
-                    caps->mma_max_threads > 0 &&
+                    caps->mma_max_threads > 0 && !caps->mma_registers_capped &&
                     (caps->kernel_variants & (1u << CF_KERNEL_FFMA_TILED));
     if (!ffma_wins)
       return CF_OK;

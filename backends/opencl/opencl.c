@@ -352,7 +352,9 @@ typedef struct cl_state {
   int nv_cc;            /* NVIDIA compute capability major*10+minor; 0 if unknown */
   int nv_options;       /* cl_nv_compiler_options: -cl-nv-verbose is accepted */
   int tensor_cores;     /* the inline-PTX mma.sync probe passed (cached per context) */
-  int mma_max_registers; /* ptxas's register cap for the tensor-core kernel, 0: none */
+  int mma_max_registers; /* CONVFUSE_OPENCL_MAX_REGISTERS: -1 unset (mma_register_cap's
+                            defaults), 0 no cap, else the cap */
+  int register_cap_ok;   /* the probe, rebuilt from its PTX with a register cap, passed */
   const char *asm_kw;   /* the inline-assembly keyword the probe built with */
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
   cl_program_entry *programs; /* the program cache, keyed by the full options string */
@@ -426,11 +428,15 @@ static void cl_destroy(void *state_) {
 
 
 /* ptxas's register cap for the tensor-core kernel (rebuilt from its PTX with .maxnreg where
- * the driver allows; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets four
- * 128-work-item groups share an SM (65536 registers) where 140-164 allowed three. H200, T2,
- * same call: sub-sub-mish tf32 2.61 -> 2.21 ms, fp32 3.27 -> 3.03 (24 bytes of spills),
- * mish-mish tf32 15.25 -> 13.43; 96 spills 92-248 bytes and lost (bench/NOTES.md v35). */
+ * the probe proved that route; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets
+ * four 128-work-item groups share an SM (65536 registers) where 140-164 allowed three. H200,
+ * T2, same call: sub-sub-mish tf32 2.61 -> 2.21 ms, fp32 3.27 -> 3.03 (24 bytes of spills),
+ * mish-mish tf32 15.25 -> 13.43; 96 spills 92-248 bytes and lost (bench/NOTES.md v35).
+ * 3xTF32 with streamed weights (mish-mish fp32) spills 112 bytes at 128 (29.2 ms) and runs
+ * best at 168, three groups per SM without spills: 20.9 ms (152: 22.3, 144: 24.2, none, 199
+ * registers: 26.0; v39). */
 #define MMA_MAX_REGISTERS 128
+#define MMA_MAX_REGISTERS_SPLIT_STREAMED 168
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -494,23 +500,69 @@ static void probe_data(float *a, float *b, float *want) {
   }
 }
 
+static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_program prog,
+                                             const char *options, int max_registers);
+
+/* Runs the probe kernel of prog (32 work-items) on inputs ma, mb into md and compares every
+ * output bit for bit with want; 1 if all match. Otherwise 0 and why says what failed. */
+static int probe_run(cl_command_queue pq, cl_program prog, cl_mem ma, cl_mem mb, cl_mem md,
+                     const float *want, const char *what, char *why, size_t why_len) {
+  float got[PROBE_D];
+  cl_int err = CL_SUCCESS;
+  const char *step = "clCreateKernel";
+  cl_kernel kernel = clCreateKernel(prog, "cf_probe_mma", &err);
+  int ok = 0;
+  if (err == CL_SUCCESS) {
+    step = "clSetKernelArg";
+    err = clSetKernelArg(kernel, 0, sizeof(cl_mem), &ma);
+    if (err == CL_SUCCESS)
+      err = clSetKernelArg(kernel, 1, sizeof(cl_mem), &mb);
+    if (err == CL_SUCCESS)
+      err = clSetKernelArg(kernel, 2, sizeof(cl_mem), &md);
+  }
+  if (err == CL_SUCCESS) {
+    step = "clEnqueueNDRangeKernel";
+    size_t global = 32, local = 32;
+    err = clEnqueueNDRangeKernel(pq, kernel, 1, NULL, &global, &local, 0, NULL, NULL);
+  }
+  if (err == CL_SUCCESS) {
+    step = "clEnqueueReadBuffer";
+    err = clEnqueueReadBuffer(pq, md, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL);
+  }
+  if (err != CL_SUCCESS)
+    snprintf(why, why_len, "%s failed: %s: %s (%d)", what, step, cl_error_name(err), (int)err);
+  else {
+    ok = 1;
+    for (int i = 0; i < PROBE_D && ok; ++i)
+      if (f32_bits(got[i]) != f32_bits(want[i])) {
+        snprintf(why, why_len, "%s: wrong %s result [%d] %g (want %g)", what,
+                 i < 128 ? "mma.sync" : "cvt.rna", i, (double)got[i], (double)want[i]);
+        ok = 0;
+      }
+  }
+  if (kernel)
+    clReleaseKernel(kernel);
+  return ok;
+}
+
 /* Runs the probe on st's device, in a context and queue of its own (a fault there cannot
  * poison the context the plans use); 1 if every result matched. Otherwise 0 with the reason in
- * why. Sets st->asm_kw. Sets no cf_error: a failed probe is not an error, the FFMA kernel
- * serves. */
+ * why. Sets st->asm_kw, and st->register_cap_ok where the probe rebuilt from its own PTX with a
+ * register cap (rebuild_with_max_registers) computes the same. Sets no cf_error: a failed probe
+ * is not an error, the FFMA kernel serves. */
 static int probe_tensor_cores(cl_state *st, char *why, size_t why_len, int verbose) {
-  float a[PROBE_A], b[PROBE_B], want[PROBE_D], got[PROBE_D];
+  float a[PROBE_A], b[PROBE_B], want[PROBE_D];
   probe_data(a, b, want);
   cl_int err = CL_SUCCESS;
   cl_context pctx = NULL;
   cl_command_queue pq = NULL;
   const char *src = probe_source;
   size_t src_len = sizeof probe_source - 1;
-  cl_program prog = NULL;
-  cl_kernel kernel = NULL;
+  cl_program prog = NULL, capped = NULL;
   cl_mem ma = NULL, mb = NULL, md = NULL;
   int ok = 0;
   static const char *const keywords[2] = {"asm", "__asm__"};
+  char options[32] = "";
   const char *step = "clCreateContext";
   cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)st->platform, 0};
   pctx = clCreateContext(props, 1, &st->device, NULL, NULL, &err);
@@ -533,7 +585,6 @@ static int probe_tensor_cores(cl_state *st, char *why, size_t why_len, int verbo
       prog = NULL;
       goto done;
     }
-    char options[32];
     snprintf(options, sizeof options, "-DCF_ASM=%s", keywords[kw]);
     st->asm_kw = keywords[kw];
     err = clBuildProgram(prog, 1, &st->device, options, NULL, NULL);
@@ -553,43 +604,25 @@ static int probe_tensor_cores(cl_state *st, char *why, size_t why_len, int verbo
     }
     goto done;
   }
-  step = "clCreateKernel";
-  kernel = clCreateKernel(prog, "cf_probe_mma", &err);
-  if (err != CL_SUCCESS)
-    goto done;
   step = "clCreateBuffer";
   ma = clCreateBuffer(pctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof a, a, &err);
   if (err == CL_SUCCESS)
     mb = clCreateBuffer(pctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof b, b, &err);
   if (err == CL_SUCCESS)
-    md = clCreateBuffer(pctx, CL_MEM_WRITE_ONLY, sizeof got, NULL, &err);
+    md = clCreateBuffer(pctx, CL_MEM_WRITE_ONLY, PROBE_D * sizeof(float), NULL, &err);
   if (err != CL_SUCCESS)
     goto done;
-  step = "clSetKernelArg";
-  err = clSetKernelArg(kernel, 0, sizeof(cl_mem), &ma);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(kernel, 1, sizeof(cl_mem), &mb);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(kernel, 2, sizeof(cl_mem), &md);
-  if (err != CL_SUCCESS)
-    goto done;
-  step = "clEnqueueNDRangeKernel";
-  size_t global = 32, local = 32;
-  err = clEnqueueNDRangeKernel(pq, kernel, 1, NULL, &global, &local, 0, NULL, NULL);
-  if (err != CL_SUCCESS)
-    goto done;
-  step = "clEnqueueReadBuffer";
-  err = clEnqueueReadBuffer(pq, md, CL_TRUE, 0, sizeof got, got, 0, NULL, NULL);
-  if (err != CL_SUCCESS)
-    goto done;
-  for (int i = 0; i < PROBE_D; ++i)
-    if (f32_bits(got[i]) != f32_bits(want[i])) {
-      snprintf(why, why_len, "inline-PTX tensor-core probe: wrong %s result [%d] %g (want %g)",
-               i < 128 ? "mma.sync" : "cvt.rna", i, (double)got[i], (double)want[i]);
-      step = NULL;
-      goto done;
-    }
-  ok = 1;
+  step = NULL;
+  ok = probe_run(pq, prog, ma, mb, md, want, "inline-PTX tensor-core probe", why, why_len);
+  if (ok) { /* the register cap's route: the same probe from its own edited PTX */
+    char cap_why[96] = "the driver refused the rebuild from PTX";
+    capped = rebuild_with_max_registers(st, pctx, prog, options, 64);
+    st->register_cap_ok = capped && probe_run(pq, capped, ma, mb, md, want,
+                                              "register-capped probe", cap_why, sizeof cap_why);
+    if (verbose)
+      fprintf(stderr, "convfuse: opencl register cap through PTX: %s\n",
+              st->register_cap_ok ? "works" : cap_why);
+  }
 done:
   if (!ok && step)
     snprintf(why, why_len, "inline-PTX tensor-core probe failed: %s: %s (%d)", step,
@@ -600,8 +633,8 @@ done:
     clReleaseMemObject(mb);
   if (ma)
     clReleaseMemObject(ma);
-  if (kernel)
-    clReleaseKernel(kernel);
+  if (capped)
+    clReleaseProgram(capped);
   if (prog)
     clReleaseProgram(prog);
   if (pq) {
@@ -793,7 +826,8 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
      * (MMA_MAX_REGISTERS: T1 at 256 work-items, 128 registers, 2.41 vs T2 2.21 ms on
      * sub-sub-mish tf32; bench/NOTES.md v35). */
     caps->mma_max_threads = 128;
-    st->mma_max_registers = cf_env_opencl_max_registers(MMA_MAX_REGISTERS);
+    st->mma_max_registers = cf_env_opencl_max_registers(-1);
+    caps->mma_registers_capped = st->register_cap_ok && st->mma_max_registers != 0;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   st->disk_cache = open_disk_cache(st);
@@ -929,8 +963,8 @@ static cf_status build_failure(cl_state *st, cl_program prog, const char *option
 /* prog rebuilt from its own PTX with ptxas's register cap max_registers (NVIDIA: the binary
  * is PTX text; ptx_patch.h), or NULL where the driver gives no binary or refuses the edited
  * one: the caller keeps prog, uncapped, and CONVFUSE_VERBOSE=1 says why. */
-static cl_program rebuild_with_max_registers(cl_state *st, cl_program prog, const char *options,
-                                             int max_registers) {
+static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_program prog,
+                                             const char *options, int max_registers) {
   size_t size = 0;
   unsigned char *bin = NULL;
   char *ptx = NULL;
@@ -954,7 +988,7 @@ static cl_program rebuild_with_max_registers(cl_state *st, cl_program prog, cons
     failed = "the binary is not PTX with entries to cap";
   if (!failed) {
     const unsigned char *ptxs[1] = {(const unsigned char *)ptx};
-    out = clCreateProgramWithBinary(st->context, 1, &st->device, &len, ptxs, &bin_status, &err);
+    out = clCreateProgramWithBinary(ctx, 1, &st->device, &len, ptxs, &bin_status, &err);
     if (err != CL_SUCCESS || !out || bin_status != CL_SUCCESS)
       failed = "clCreateProgramWithBinary";
     else if ((err = clBuildProgram(out, 1, &st->device, options, NULL, NULL)) != CL_SUCCESS)
@@ -995,7 +1029,8 @@ static cf_status program_from_source(cl_state *st, const char *options, int max_
   if (st->verbose)
     print_build_log(st, prog, options);
   cl_program capped = max_registers > 0
-                          ? rebuild_with_max_registers(st, prog, options, max_registers)
+                          ? rebuild_with_max_registers(st, st->context, prog, options,
+                                                       max_registers)
                           : NULL;
   if (capped) {
     clReleaseProgram(prog);
@@ -1226,6 +1261,16 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 /* Tensor-core plans (kernels_cl/conv2d_mma.cl)                                                */
 
 
+/* The register cap of a tensor-core program: none where the probe did not prove the route or
+ * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
+static int mma_register_cap(const cl_state *st, int split, int resident) {
+  if (!st->register_cap_ok || st->mma_max_registers == 0)
+    return 0;
+  if (st->mma_max_registers > 0)
+    return st->mma_max_registers;
+  return split && !resident ? MMA_MAX_REGISTERS_SPLIT_STREAMED : MMA_MAX_REGISTERS;
+}
+
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
  * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
  * known here (the build log that reports them is empty when the driver's cache serves the
@@ -1286,6 +1331,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
+  const int max_registers = mma_register_cap(st, split, L.resident);
+
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
   size_t used = 0;
@@ -1314,7 +1361,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                       (int)L.weight_floats) &&
            opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
            /* not read by the source: the program cache's key tells capped builds apart */
-           opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", st->mma_max_registers) &&
+           opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
@@ -1329,7 +1376,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     sizeof options);
 
   cl_kernel kernel = NULL;
-  CF_CHECK(create_fitting_kernel(st, options, st->mma_max_registers, "cf_conv2d_mma", threads,
+  CF_CHECK(create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads,
                                  &kernel));
   cf_status s = CF_OK;
   cl_int err = CL_SUCCESS;
