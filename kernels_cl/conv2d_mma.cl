@@ -15,9 +15,10 @@
  * input channels; per (tile, chunk) a stage in local memory holds the raw input patch the row
  * tile reads (CC channels x R rows x patch_width columns, zero outside the image and past C)
  * and, unless the group's weights are resident for its whole life, the chunk's weights. Two
- * stages: the next one is loaded (plain loads and stores; OpenCL has no cp.async) while the
- * current one is multiplied, one barrier per stage. A fragments are gathered straight from the
- * patch: element (m, k) of the chunk is patch[koff[k] + m * stride_w].
+ * stages: the next one is fetched (the patch by cp.async where CFM_PATCH_ASYNC, else loads
+ * into registers) while the current one is multiplied, one barrier per stage. A fragments are
+ * gathered straight from the patch: element (m, k) of the chunk is patch[koff[k] + m *
+ * stride_w].
  * Epilogue: bias + folded shift and the chain (cf_epilogue.h) on the accumulators in
  * registers, then stores straight into NCHW: each warp store writes 8 consecutive pixels of 4
  * channels.
@@ -36,6 +37,7 @@
  *   -DCFM_PW                                patch width: (BM-1)*SW + (S-1)*DW + 1
  *   -DCFM_PATCH_PITCH -DCFM_ZERO_BASE -DCFM_PATCH_FLOATS   the patch layout
  *   -DCFM_RESIDENT -DCFM_W_PITCH -DCFM_WEIGHT_FLOATS -DCFM_STAGE_FLOATS   the weights
+ *   -DCFM_PATCH_ASYNC=0/1                   the patch by cp.async, or loads into registers
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
  * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
@@ -150,14 +152,24 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
 
-/* Global -> registers -> local memory. OpenCL has no cp.async, and a load followed at once by
- * its local store keeps one load in flight per work-item: each iteration of the stage loop
- * below issues the next stage's global loads into registers, runs this stage's mma work, and
- * only then stores those registers into the other local buffer, so the loads' latency hides
- * behind the tensor cores. Warp w loads patch rows w, w + WARPS, ... (CFM_PRJ of them) and
- * lane l columns l, l + 32, ... (CFM_PCU of them): per-row and per-column values are all a
- * work-item keeps, and each warp load reads consecutive addresses. Streamed weights go the
- * same way: rows are output channels, columns the chunk's K values. */
+/* Global -> local memory. Each iteration of the stage loop below starts the next stage's
+ * fetch, runs this stage's mma work, and only then completes the fetch into the other local
+ * buffer, so its latency hides behind the tensor cores. With CFM_PATCH_ASYNC the patch goes by
+ * cp.async (inline PTX, sm_80+; the probe runs it; one 4-byte copy per element, since patch
+ * rows start anywhere) and no register holds it on the way; otherwise, and always for
+ * streamed weights, by global loads into registers (OpenCL C has no asynchronous copy), stored
+ * into local memory after the mma work. Warp w fetches patch rows w, w + WARPS, ... (CFM_PRJ
+ * of them) and lane l columns l, l + 32, ... (CFM_PCU of them): consecutive addresses per warp
+ * instruction. Streamed weights go the same way: rows are output channels, columns the
+ * chunk's K values. bench/NOTES.md v40. */
+static inline void cfm_cp_async4(__local float *dst, __global const float *src, int ok) {
+  CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"((uint)(size_t)dst),
+                  "l"(src), "r"(ok ? 4 : 0)
+                  : "memory");
+}
+#ifndef CFM_PATCH_ASYNC
+#define CFM_PATCH_ASYNC 0
+#endif
 #define CFM_ROWS (CFM_CC * CFM_R)                          /* patch rows: (channel, kernel row) */
 #define CFM_PRJ ((CFM_ROWS + CFM_WARPS - 1) / CFM_WARPS)   /* patch rows per warp */
 #define CFM_PCU ((CFM_PW + 31) / 32)                       /* patch columns per lane */
@@ -245,14 +257,17 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   int ltile = (int)get_group_id(0), lchunk = 0; /* the stage to load */
   int ctile = -1, cchunk = 0;                   /* the stage to compute; -1: none */
   int buf = 0;                                  /* the buffer this iteration stores into */
+#if !CFM_PATCH_ASYNC
   float preg[CFM_PRJ][CFM_PCU];
+#endif
 #if CFM_WRJ
   float wreg[CFM_WRJ][CFM_WCU];
 #endif
   while (ltile < m_tiles || ctile >= 0) {
     const int more = ltile < m_tiles;
     if (more) {
-      /* global loads of stage (ltile, lchunk): zero outside the image, past C, past K */
+      /* stage (ltile, lchunk) into buffer `buf`: zero outside the image, past C, past K */
+      __local float *stage = stages + buf * CFM_STAGE_FLOATS;
       const int np = ltile / q_tiles;
       const int q0 = (ltile - np * q_tiles) * CFM_BM;
       const int n = np / P, p = np - n * P;
@@ -263,17 +278,27 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       for (int j = 0; j < CFM_PRJ; ++j) {
         const int row = warp + j * CFM_WARPS;
         const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
-        const int row_ok = (CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && c0 + cl < C &&
-                           ih0 + rd >= 0 && ih0 + rd < H;
+        const int row_in = CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS;
+        const int row_ok = row_in && c0 + cl < C && ih0 + rd >= 0 && ih0 + rd < H;
         __global const float *src = input + base + cl * HW + (long)rd * W;
 #pragma unroll
         for (int u = 0; u < CFM_PCU; ++u) {
           const int x = lane + 32 * u;
           const int ok = row_ok && (CFM_PW % 32 == 0 || x < CFM_PW) && iw0 + x >= 0 &&
                          iw0 + x < W;
+#if CFM_PATCH_ASYNC /* a 0-byte copy fills zeros */
+          if (row_in && (CFM_PW % 32 == 0 || x < CFM_PW))
+            cfm_cp_async4(stage + row * CFM_PATCH_PITCH + x, ok ? src + x : input, ok);
+#else
           preg[j][u] = ok ? src[x] : 0.0f;
+#endif
         }
       }
+#if CFM_PATCH_ASYNC
+      CF_ASM volatile("cp.async.commit_group;" ::: "memory");
+#else
+      (void)stage;
+#endif
 #if CFM_WRJ
       const int k0 = lchunk * CFM_KC;
 #pragma unroll
@@ -431,6 +456,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     if (more) {
       /* registers -> local buffer `buf` */
       __local float *stage = stages + buf * CFM_STAGE_FLOATS;
+#if !CFM_PATCH_ASYNC
 #pragma unroll
       for (int j = 0; j < CFM_PRJ; ++j) {
         const int row = warp + j * CFM_WARPS;
@@ -441,6 +467,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             stage[row * CFM_PATCH_PITCH + x] = preg[j][u];
         }
       }
+#endif
 #if CFM_WRJ
 #pragma unroll
       for (int j = 0; j < CFM_WRJ; ++j) {
@@ -453,9 +480,14 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         }
       }
 #endif
+      (void)stage;
     }
-    /* Publishes the stage just stored (and, the first time, the set-up above); closes the
-     * reads of the stage just computed before its buffer is stored into again. */
+    /* Publishes the stage just stored or copied (its copies waited for first; the first time
+     * also the set-up above); closes the reads of the stage just computed before its buffer is
+     * filled again. */
+#if CFM_PATCH_ASYNC
+    CF_ASM volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     if (more) {

@@ -436,13 +436,22 @@ static void cl_destroy(void *state_) {
  * best at 168, three groups per SM without spills: 20.9 ms (152: 22.3, 144: 24.2, none, 199
  * registers: 26.0; v39). */
 #define MMA_MAX_REGISTERS 128
+
+/* The patch by cp.async (kernels_cl/conv2d_mma.cl, CFM_PATCH_ASYNC) where the weights are
+ * resident. H200, same call, patch and streamed weights both by cp.async against loads into
+ * registers: sub-sub-mish (resident) tf32 2.21 -> 2.11 ms, fp32 3.02 -> 2.74 (124 registers,
+ * no spills); mish-mish (streamed) tf32 13.41 -> 15.31, fp32 20.88 -> 22.07 (bench/NOTES.md
+ * v40; the patch alone by cp.async with streamed weights is not measured). */
+#define MMA_PATCH_ASYNC(L) ((L).resident)
 #define MMA_MAX_REGISTERS_SPLIT_STREAMED 168
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
 
 /* One warp: D (16x8) = A (16x8, row-major) x B (8x8, B[k][n]) with one mma.sync m16n8k8 TF32
- * in the fragment layout conv2d_mma.cl relies on, and cvt.rna.tf32.f32 of 32 values. CF_ASM is
+ * in the fragment layout conv2d_mma.cl relies on, cvt.rna.tf32.f32 of 32 values, and 4-byte
+ * cp.async copies into local memory (odd lanes copy, even lanes zero-fill), read back by other
+ * work-items after wait_group and a barrier, as the kernel loads its stages. CF_ASM is
  * the inline-assembly keyword: NVIDIA's compiler has taken `asm`; `__asm__` is the fallback
  * spelling, and the one that built is passed on to the kernel's builds. */
 static const char probe_source[] =
@@ -464,9 +473,17 @@ static const char probe_source[] =
     "  uint r;\n"
     "  CF_ASM(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(a[128 + lane]));\n"
     "  d[128 + lane] = as_float(r);\n"
+    "  __local float cs[32];\n"
+    "  CF_ASM volatile(\"cp.async.ca.shared.global [%0], [%1], 4, %2;\" ::\n"
+    "                  \"r\"((uint)(size_t)(cs + lane)), \"l\"(a + 128 + lane), \"r\"(lane & 1 ? 4 : 0)\n"
+    "                  : \"memory\");\n"
+    "  CF_ASM volatile(\"cp.async.commit_group;\" ::: \"memory\");\n"
+    "  CF_ASM volatile(\"cp.async.wait_group 0;\" ::: \"memory\");\n"
+    "  barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  d[160 + lane] = cs[31 - lane];\n"
     "}\n";
 
-enum { PROBE_A = 128 + 32, PROBE_B = 64, PROBE_D = 128 + 32 };
+enum { PROBE_A = 128 + 32, PROBE_B = 64, PROBE_D = 128 + 64 };
 
 static uint32_t f32_bits(float x) {
   uint32_t u;
@@ -498,6 +515,8 @@ static void probe_data(float *a, float *b, float *want) {
     uint32_t u = (f32_bits(x) + 0x1000u) & 0xffffe000u; /* round half away, 10 bits kept */
     memcpy(&want[128 + j], &u, sizeof u);
   }
+  for (int j = 0; j < 32; ++j) /* cs[31 - j]: copied from a[128 + 31 - j] by odd lanes */
+    want[160 + j] = (31 - j) % 2 ? a[128 + 31 - j] : 0.0f;
 }
 
 static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_program prog,
@@ -536,7 +555,8 @@ static int probe_run(cl_command_queue pq, cl_program prog, cl_mem ma, cl_mem mb,
     for (int i = 0; i < PROBE_D && ok; ++i)
       if (f32_bits(got[i]) != f32_bits(want[i])) {
         snprintf(why, why_len, "%s: wrong %s result [%d] %g (want %g)", what,
-                 i < 128 ? "mma.sync" : "cvt.rna", i, (double)got[i], (double)want[i]);
+                 i < 128 ? "mma.sync" : i < 160 ? "cvt.rna" : "cp.async", i, (double)got[i],
+                 (double)want[i]);
         ok = 0;
       }
   }
@@ -1360,6 +1380,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
                       (int)L.weight_floats) &&
            opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
+           opt_append(options, sizeof options, &used, "CFM_PATCH_ASYNC", MMA_PATCH_ASYNC(L)) &&
            /* not read by the source: the program cache's key tells capped builds apart */
            opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
