@@ -85,6 +85,7 @@ static cf_device_caps caps_h200_opencl(void) {
   c.has_tma = 0;
   c.mma_staged_output = 0; /* kernels_cl/conv2d_mma.cl stores from registers */
   c.mma_registers_capped = 1; /* rebuilt from its PTX with .maxnreg (the probe proved it) */
+  c.mma_streamed_patch_loads = 1; /* cp.async only with resident weights */
   c.kernel_variants = ALL_GPU_VARIANTS;
   return c;
 }
@@ -422,6 +423,11 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
                     "in <= 48 KB, <= 128 threads): %s",
                     shapes[i].name, mname, capped, cf_kernel_variant_name(t.variant),
                     t.shared_bytes, t.threads, cf_kernel_variant_name(want), t.why);
+        if (t.variant != CF_KERNEL_FFMA_TILED) /* the plan names how the patch arrives */
+          cr_expect(strstr(t.why, t.weights_resident ? "patch by cp.async"
+                                                     : "patch by loads into registers") != NULL,
+                    "[%s | %s] resident %d: %s", shapes[i].name, mname, t.weights_resident,
+                    t.why);
         cr_log_info("[%s | %s | capped %d] %zu B: %s", shapes[i].name, mname, capped,
                     t.shared_bytes, t.why);
       }

@@ -442,7 +442,8 @@ static void cl_destroy(void *state_) {
  * registers: sub-sub-mish (resident) tf32 2.21 -> 2.11 ms, fp32 3.02 -> 2.74 (124 registers,
  * no spills); mish-mish (streamed) tf32 13.41 -> 15.31, fp32 20.88 -> 22.07 (bench/NOTES.md
  * v40; the patch alone by cp.async with streamed weights is not measured). */
-#define MMA_PATCH_ASYNC(L) ((L).resident)
+#define MMA_PATCH_ASYNC_STREAMED 0
+#define MMA_PATCH_ASYNC(L) ((L).resident || MMA_PATCH_ASYNC_STREAMED)
 #define MMA_MAX_REGISTERS_SPLIT_STREAMED 168
 
 /* ------------------------------------------------------------------------------------------ */
@@ -846,6 +847,7 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
      * (MMA_MAX_REGISTERS: T1 at 256 work-items, 128 registers, 2.41 vs T2 2.21 ms on
      * sub-sub-mish tf32; bench/NOTES.md v35). */
     caps->mma_max_threads = 128;
+    caps->mma_streamed_patch_loads = !MMA_PATCH_ASYNC_STREAMED;
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
     caps->mma_registers_capped = st->register_cap_ok && st->mma_max_registers != 0;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
