@@ -1137,10 +1137,9 @@ static void store_program_binary(cl_state *st, const char *options, cl_program p
   free(bin);
 }
 
-/* The program of this option string: from the context's own cache, else from the on-disk
- * cache, else built from source (and then stored on disk for the next process). */
-/* The program of `options` (which must name max_registers: it is the key), built once per
- * context: from this context's list, the disk cache, or the source. */
+/* The program of this option string (which must name max_registers: it is the key): from the
+ * context's own cache, else from the on-disk cache, else built from source (and then stored on
+ * disk for the next process). */
 static cf_status get_program(cl_state *st, const char *options, int max_registers,
                              cl_program *out) {
   for (int i = 0; i < st->n_programs; ++i) {
@@ -1282,7 +1281,6 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core plans (kernels_cl/conv2d_mma.cl)                                                */
 
-
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
 static int mma_register_cap(const cl_state *st, int split, int resident) {
@@ -1300,7 +1298,6 @@ static int mma_register_cap(const cl_state *st, int split, int resident) {
  * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
  * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) */
 #define MMA_GROUPS_PER_CU 60
-
 
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
   const cf_tile_plan *t = &spec->tiles;
