@@ -265,9 +265,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
   while (ltile < m_tiles || ctile >= 0) {
     const int more = ltile < m_tiles;
+    __local float *stage = stages + buf * CFM_STAGE_FLOATS; /* the one being filled */
     if (more) {
       /* stage (ltile, lchunk) into buffer `buf`: zero outside the image, past C, past K */
-      __local float *stage = stages + buf * CFM_STAGE_FLOATS;
       const int np = ltile / q_tiles;
       const int q0 = (ltile - np * q_tiles) * CFM_BM;
       const int n = np / P, p = np - n * P;
@@ -296,8 +296,6 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       }
 #if CFM_PATCH_ASYNC
       CF_ASM volatile("cp.async.commit_group;" ::: "memory");
-#else
-      (void)stage;
 #endif
 #if CFM_WRJ
       const int k0 = lchunk * CFM_KC;
@@ -453,9 +451,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       }
     }
 
+#if !CFM_PATCH_ASYNC || CFM_WRJ
     if (more) {
       /* registers -> local buffer `buf` */
-      __local float *stage = stages + buf * CFM_STAGE_FLOATS;
 #if !CFM_PATCH_ASYNC
 #pragma unroll
       for (int j = 0; j < CFM_PRJ; ++j) {
@@ -480,8 +478,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         }
       }
 #endif
-      (void)stage;
     }
+#endif
     /* Publishes the stage just stored or copied (its copies waited for first; the first time
      * also the set-up above); closes the reads of the stage just computed before its buffer is
      * filled again. */
