@@ -231,8 +231,11 @@ for s in $stages; do
     clcheck) # the OpenCL tensor-core kernel on odd shapes, both maths: an odd output width (the
              # per-warp staging's 16-byte alignment then differs by channel), channels not a
              # multiple of 8 or of the tile, stride 2 with 5x5 and padding, 1x1, one input
-             # channel with dilation 2, several K chunks (weights streamed), batch 1
-             clshapes="1,8,9,37,64,3,3,1,0,1 2,3,11,70,20,3,3,1,1,1 1,5,13,41,33,5,5,2,2,1 3,16,6,50,72,1,1,1,0,1 1,1,7,131,9,3,3,1,1,2 2,64,5,40,128,3,3,1,0,1 1,24,8,66,100,3,3,1,1,1"
+             # channel with dilation 2, several K chunks (weights streamed), batch 1; then widths
+             # and pads that are multiples of 4 (the patch by 16-byte copies): stride 2 with 5x5,
+             # a width below one tile (copies across the right edge), pad 4, dilation 2
+             clshapes="1,8,9,37,64,3,3,1,0,1 2,3,11,70,20,3,3,1,1,1 1,5,13,41,33,5,5,2,2,1 3,16,6,50,72,1,1,1,0,1 1,1,7,131,9,3,3,1,1,2 2,64,5,40,128,3,3,1,0,1 1,24,8,66,100,3,3,1,1,1
+                       1,5,13,44,33,5,5,2,0,1 2,6,7,36,20,3,3,1,0,1 1,3,9,40,16,3,3,1,4,1 1,1,7,132,9,3,3,1,0,2 2,20,6,68,40,3,3,1,4,1"
              for sh in $clshapes; do
                run "clcheck-$sh" 120 $B/bench/convfuse check --backend opencl --workload custom \
                  --shape $sh --ops mish,relu --math all --dist rand
@@ -252,6 +255,9 @@ for s in $stages; do
     clwgmma) # can OpenCL on NVIDIA's driver run wgmma (three routes, bench/cl_wgmma_probe.c)
              run clwgmma-build 60 cc -O2 -std=c11 -o /tmp/cl_wgmma_probe bench/cl_wgmma_probe.c -lOpenCL &&
                run clwgmma 60 /tmp/cl_wgmma_probe ;;
+    cllocal) # how much local memory one OpenCL work-group really gets (bench/cl_local_probe.c)
+             run cllocal-build 60 cc -O2 -std=c11 -o /tmp/cl_local_probe bench/cl_local_probe.c -lOpenCL &&
+               run cllocal 60 /tmp/cl_local_probe ;;
     storeprobe) # the store stream alone: sub-sub-mish's output written in candidate patterns
                 run storeprobe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -I. -o /tmp/store_probe bench/store_probe.cu &&
                   run storeprobe 200 /tmp/store_probe ;;
@@ -282,6 +288,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
 [ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"
+[ -f "$OUT/cllocal.log" ] && cat "$OUT/cllocal.log"
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

@@ -19,9 +19,6 @@ typedef struct cf_device_caps {
   int mma_max_threads;             /* largest work-group for the tensor-core kernels when the
                                       backend knows it to be below max_threads_per_block
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
-  int mma_streamed_patch_loads;    /* the row-tile kernel fetches its patch by loads into
-                                      registers, not cp.async, where the weights are streamed
-                                      (OpenCL: bench/NOTES.md v40); for the plan's words */
   int mma_registers_capped;        /* with mma_max_threads: the backend caps the tensor-core
                                       kernel's registers after all (OpenCL on NVIDIA: rebuilt
                                       from its PTX, the route its probe proved), so the

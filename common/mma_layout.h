@@ -15,7 +15,7 @@ typedef struct cf_mma_layout {
   int64_t kc, kcp;      /* K values per chunk (CC*R*S), padded to a multiple of 8 */
   int64_t n_chunks;     /* ceil(C / CC) */
   int resident;         /* 1: all of the block's weights stay in shared memory */
-  int64_t w_pitch;      /* floats per staged weight row, == 4 (mod 32): conflict-free;
+  int64_t w_pitch;      /* floats per staged weight row, == 4 (mod 8): conflict-free;
                            resident: n_chunks * kcp values, else kcp */
   int64_t weight_floats; /* resident weights (BN * w_pitch), or 0 */
   int64_t stage_floats; /* one pipeline stage: the patch, plus a chunk of weights if not
@@ -52,6 +52,12 @@ static inline int64_t cf_mma_pitch(int64_t n, int64_t residue) {
   return n + ((residue - n % 32) + 32) % 32;
 }
 
+/* Floats per staged weight row of n values: the least >= n that is == 4 (mod 8). A B fragment
+ * load reads row g, column t (g < 8, t < 4): g * pitch + t then falls in 32 distinct banks
+ * (4 * odd * g covers the multiples of 4 mod 32 once), as == 4 (mod 32) did with up to 28
+ * floats more per row (a 40-value chunk row: 44 instead of 68; bench/NOTES.md v41). */
+static inline int64_t cf_mma_weight_pitch(int64_t n) { return n + (12 - n % 8) % 8; }
+
 /* All arithmetic in int64: callers compare .bytes with the device limit before using any
  * field as an int. Arguments must be >= 1. resident: keep all weights in shared memory;
  * staged: the output tile goes through shared memory on its way out (whole 16-byte vectors
@@ -68,7 +74,7 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.kcp = (L.kc + 7) / 8 * 8;
   L.n_chunks = (c + cc - 1) / cc;
   L.resident = resident;
-  L.w_pitch = cf_mma_pitch(resident ? L.n_chunks * L.kcp : L.kcp, 4);
+  L.w_pitch = cf_mma_weight_pitch(resident ? L.n_chunks * L.kcp : L.kcp);
   L.weight_floats = resident ? bn * L.w_pitch : 0;
   L.stage_floats = L.patch_floats + (resident ? 0 : bn * L.w_pitch);
   L.out_pitch = staged ? CF_MMA_OUT_PITCH(bm) : 0;

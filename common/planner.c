@@ -423,9 +423,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            plan->flat_tiles ? "staged and stored by TMA"
            : best_layout.out_floats > 0 ? "staged in shared memory"
                                         : "stored from registers",
-           best_layout.tma_segments > 0                              ? "TMA"
-           : caps->mma_streamed_patch_loads && !best_layout.resident ? "loads into registers"
-                                                                     : "cp.async");
+           best_layout.tma_segments > 0 ? "TMA" : "cp.async");
   return CF_OK;
 }
 

@@ -14,9 +14,9 @@
  * x, x + get_num_groups(0), ... The GEMM K dimension (c, r, s) is walked in chunks of CFM_CC
  * input channels; per (tile, chunk) a stage in local memory holds the raw input patch the row
  * tile reads (CC channels x R rows x patch_width columns, zero outside the image and past C)
- * and, unless the group's weights are resident for its whole life, the chunk's weights. Two
- * stages: the next one is fetched (the patch by cp.async where CFM_PATCH_ASYNC, else loads
- * into registers) while the current one is multiplied, one barrier per stage. A fragments are
+ * and, unless the group's weights are resident for its whole life, the chunk's weights. A
+ * ring of CFM_STAGES stages filled by cp.async: the fetch runs CFM_STAGES - 1 stages ahead of
+ * the mma work, one barrier per stage. A fragments are
  * gathered straight from the patch: element (m, k) of the chunk is patch[koff[k] + m *
  * stride_w].
  * Epilogue: bias + folded shift and the chain (cf_epilogue.h) on the accumulators in
@@ -37,7 +37,11 @@
  *   -DCFM_PW                                patch width: (BM-1)*SW + (S-1)*DW + 1
  *   -DCFM_PATCH_PITCH -DCFM_ZERO_BASE -DCFM_PATCH_FLOATS   the patch layout
  *   -DCFM_RESIDENT -DCFM_W_PITCH -DCFM_WEIGHT_FLOATS -DCFM_STAGE_FLOATS   the weights
- *   -DCFM_PATCH_ASYNC=0/1                   the patch by cp.async, or loads into registers
+ *   -DCFM_STAGES                            stages in the ring (2..4)
+ *   -DCFM_W16=0/1                           streamed weights by 16-byte copies (rows and chunk
+ *                                           starts 16-byte aligned: C*R*S and KC multiples of 4)
+ *   -DCFM_P16=0/1                           the patch by 16-byte copies (W and pad_w multiples
+ *                                           of 4: every patch row starts 16-byte aligned)
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
  * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
@@ -101,7 +105,7 @@
 #define CFM_RESIDENT 0
 #endif
 #ifndef CFM_W_PITCH
-#define CFM_W_PITCH CFM_PITCH_(CFM_KCP, 4)
+#define CFM_W_PITCH (CFM_KCP + (12 - CFM_KCP % 8) % 8) /* cf_mma_weight_pitch */
 #endif
 #ifndef CFM_WEIGHT_FLOATS
 #define CFM_WEIGHT_FLOATS 0
@@ -128,7 +132,26 @@
 #define CFM_THREADS (32 * CFM_WARPS)
 #define CFM_MI (CFM_WM / 16) /* mma tiles per warp along M */
 #define CFM_NI (CFM_WN / 8)  /* and along N */
-#define CFM_SMEM_FLOATS (CFM_WEIGHT_FLOATS + 2 * CFM_STAGE_FLOATS)
+#ifndef CFM_STAGES
+#define CFM_STAGES 2
+#endif
+#ifndef CFM_W16
+#define CFM_W16 0
+#endif
+#ifndef CFM_P16
+#define CFM_P16 0
+#endif
+#define CFM_PV ((CFM_PW + 3) / 4) /* 16-byte copies per patch row (CFM_P16) */
+#if CFM_P16 && (CFM_PATCH_PITCH % 4 != 0 || 4 * CFM_PV > CFM_PATCH_PITCH)
+#error "CFM_P16 needs a patch pitch of whole 16-byte copies"
+#endif
+#if CFM_STAGES < 2 || CFM_STAGES > 4
+#error "CFM_STAGES: 2..4"
+#endif
+#if CFM_W16 && (CFM_KC % 4 != 0 || CFM_W_PITCH % 4 != 0 || CFM_PATCH_FLOATS % 4 != 0)
+#error "CFM_W16 needs KC, W_PITCH and PATCH_FLOATS multiples of 4"
+#endif
+#define CFM_SMEM_FLOATS (CFM_WEIGHT_FLOATS + CFM_STAGES * CFM_STAGE_FLOATS)
 
 /* The inline-assembly keyword: the host passes the spelling its probe built with
  * (-DCF_ASM=asm or -DCF_ASM=__asm__). */
@@ -152,33 +175,46 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
 
-/* Global -> local memory. Each iteration of the stage loop below starts the next stage's
- * fetch, runs this stage's mma work, and only then completes the fetch into the other local
- * buffer, so its latency hides behind the tensor cores. With CFM_PATCH_ASYNC the patch goes by
- * cp.async (inline PTX, sm_80+; the probe runs it; one 4-byte copy per element, since patch
- * rows start anywhere) and no register holds it on the way; otherwise, and always for
- * streamed weights, by global loads into registers (OpenCL C has no asynchronous copy), stored
- * into local memory after the mma work. Warp w fetches patch rows w, w + WARPS, ... (CFM_PRJ
- * of them) and lane l columns l, l + 32, ... (CFM_PCU of them): consecutive addresses per warp
- * instruction. Streamed weights go the same way: rows are output channels, columns the
- * chunk's K values. bench/NOTES.md v40. */
+/* Global -> local memory, by cp.async only (inline PTX, sm_80+; the probe runs it): no
+ * register holds the data on the way (OpenCL C has no asynchronous copy of its own), and the
+ * ring lets the fetch run ahead. The patch goes 16 bytes per copy where its rows start 16-byte
+ * aligned (CFM_P16), else one 4-byte copy per element: warp w fetches patch rows w, w + WARPS,
+ * ... (CFM_PRJ of them) and lane l columns l, l + 32, ... (CFM_PCU of them), consecutive
+ * addresses per warp instruction. Streamed weights (rows are output channels, columns the
+ * chunk's K values) go 16 bytes per copy where CFM_W16. Source bytes short of a copy's size
+ * are filled with zeros. Loads into registers, stored after the mma work, were the fetch
+ * before: 9-29% slower (bench/NOTES.md v41). */
 static inline void cfm_cp_async4(__local float *dst, __global const float *src, int ok) {
   CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"((uint)(size_t)dst),
                   "l"(src), "r"(ok ? 4 : 0)
                   : "memory");
 }
-#ifndef CFM_PATCH_ASYNC
-#define CFM_PATCH_ASYNC 0
+/* 16-byte copies of `bytes` (0..16) source bytes, the rest zero-filled: through L2 only for
+ * the weights (every group reads them), through L1 too for the patch (neighbouring row tiles
+ * share input rows). */
+static inline void cfm_cp_async16_cg(__local float *dst, __global const float *src, int bytes) {
+  CF_ASM volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
+                  "l"(src), "r"(bytes)
+                  : "memory");
+}
+static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
+  CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
+                  "l"(src), "r"(bytes)
+                  : "memory");
+}
+/* Waits for this work-item's copies of the stage computed next: all but the STAGES - 2 most
+ * recent groups (one group per loop iteration). */
+#if CFM_STAGES == 2
+#define CFM_WAIT_NEXT_STAGE "cp.async.wait_group 0;"
+#elif CFM_STAGES == 3
+#define CFM_WAIT_NEXT_STAGE "cp.async.wait_group 1;"
+#else
+#define CFM_WAIT_NEXT_STAGE "cp.async.wait_group 2;"
 #endif
 #define CFM_ROWS (CFM_CC * CFM_R)                          /* patch rows: (channel, kernel row) */
 #define CFM_PRJ ((CFM_ROWS + CFM_WARPS - 1) / CFM_WARPS)   /* patch rows per warp */
 #define CFM_PCU ((CFM_PW + 31) / 32)                       /* patch columns per lane */
-#if CFM_RESIDENT
-#define CFM_WRJ 0
-#else
-#define CFM_WRJ ((CFM_BN + CFM_WARPS - 1) / CFM_WARPS)     /* weight rows per warp */
-#define CFM_WCU ((CFM_KCP + 31) / 32)                      /* weight columns per lane */
-#endif
+#define CFM_WVEC (CFM_W16 ? 4 : 1) /* floats per streamed weight copy */
 
 __kernel __attribute__((reqd_work_group_size(CFM_THREADS, 1, 1))) void
 cf_conv2d_mma(__global const float *restrict input, __global const float *restrict weight,
@@ -192,7 +228,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   __local float smem[CFM_SMEM_FLOATS] __attribute__((aligned(16)));
   __local int koff[CFM_KCP];
   __local float *wres = smem;                        /* resident weights (if any) */
-  __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* two stages */
+  __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* CFM_STAGES stages */
 
   const int tid = (int)get_local_id(0);
   const int lane = tid % 32, warp = tid / 32;
@@ -212,10 +248,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     }
     koff[k] = off;
   }
-  for (int i = CFM_ZERO_BASE + tid; i < CFM_PATCH_FLOATS; i += CFM_THREADS) {
-    stages[i] = 0.0f;
-    stages[CFM_STAGE_FLOATS + i] = 0.0f;
-  }
+  for (int i = CFM_ZERO_BASE + tid; i < CFM_PATCH_FLOATS; i += CFM_THREADS)
+#pragma unroll
+    for (int b = 0; b < CFM_STAGES; ++b)
+      stages[b * CFM_STAGE_FLOATS + i] = 0.0f;
 #if CFM_RESIDENT
   /* once per group, every chunk: element (nl, chunk, k) at nl * W_PITCH + chunk * KCP + k */
   for (int e = tid; e < CFM_BN * n_chunks * CFM_KCP; e += CFM_THREADS) {
@@ -249,31 +285,44 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     for (int j = 0; j < 4; ++j)
       acc[i][j] = 0.0f;
 
-  /* ---- the stage sequence: (my row tiles) x (chunks). Iteration j loads stage j into
-   * registers, computes stage j - 1 from local buffer (j - 1) % 2, stores the registers into
-   * buffer j % 2 (last read by stage j - 2, which the previous barrier closed), and ends with
-   * one barrier. ---- */
+  /* ---- the stage sequence: (my row tiles) x (chunks). Iteration j fetches stage j into
+   * buffer j % STAGES (whose previous stage was computed in iteration j - 1 and closed by its
+   * barrier), computes stage j - (STAGES - 1), waits for the copies of the stage computed
+   * next, and ends with one barrier. ---- */
   const int tile_step = (int)get_num_groups(0);
-  int ltile = (int)get_group_id(0), lchunk = 0; /* the stage to load */
-  int ctile = -1, cchunk = 0;                   /* the stage to compute; -1: none */
-  int buf = 0;                                  /* the buffer this iteration stores into */
-#if !CFM_PATCH_ASYNC
-  float preg[CFM_PRJ][CFM_PCU];
-#endif
-#if CFM_WRJ
-  float wreg[CFM_WRJ][CFM_WCU];
-#endif
-  while (ltile < m_tiles || ctile >= 0) {
+  int ltile = (int)get_group_id(0), lchunk = 0, lbuf = 0; /* the next stage to fetch */
+  int ctile = ltile, cchunk = 0, cbuf = 0;                /* the next stage to compute */
+  int lag = CFM_STAGES - 1; /* iterations before the first compute */
+  while (ctile < m_tiles) {
     const int more = ltile < m_tiles;
-    __local float *stage = stages + buf * CFM_STAGE_FLOATS; /* the one being filled */
+    __local float *stage = stages + lbuf * CFM_STAGE_FLOATS; /* the one being filled */
     if (more) {
-      /* stage (ltile, lchunk) into buffer `buf`: zero outside the image, past C, past K */
+      /* stage (ltile, lchunk) into buffer `lbuf`: zero outside the image, past C, past K */
       const int np = ltile / q_tiles;
       const int q0 = (ltile - np * q_tiles) * CFM_BM;
       const int n = np / P, p = np - n * P;
       const int c0 = lchunk * CFM_CC;
       const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
       const long base = ((long)n * C + c0) * HW + (long)ih0 * W + iw0;
+#if CFM_P16
+      /* 16-byte copies, ceil(PW / 4) per patch row: the row's columns start 16-byte aligned,
+       * a copy across the image's right edge takes the columns inside, and one left of it
+       * (pad_w a multiple of 4) none. Columns PW.. of the last copy land in the row's pitch. */
+#pragma unroll
+      for (int e0 = 0; e0 < CFM_ROWS * CFM_PV; e0 += CFM_THREADS) {
+        const int e = e0 + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
+        if ((CFM_ROWS * CFM_PV) % CFM_THREADS == 0 || e < CFM_ROWS * CFM_PV) {
+          const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
+          const int left = W - (iw0 + x); /* image columns from this copy's first on */
+          const int bytes = c0 + cl < C && ih0 + rd >= 0 && ih0 + rd < H && iw0 + x >= 0
+                                ? 4 * clamp(left, 0, 4)
+                                : 0;
+          __global const float *src =
+              bytes ? input + base + cl * HW + (long)rd * W + x : input;
+          cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, src, bytes);
+        }
+      }
+#else
 #pragma unroll
       for (int j = 0; j < CFM_PRJ; ++j) {
         const int row = warp + j * CFM_WARPS;
@@ -286,36 +335,38 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           const int x = lane + 32 * u;
           const int ok = row_ok && (CFM_PW % 32 == 0 || x < CFM_PW) && iw0 + x >= 0 &&
                          iw0 + x < W;
-#if CFM_PATCH_ASYNC /* a 0-byte copy fills zeros */
-          if (row_in && (CFM_PW % 32 == 0 || x < CFM_PW))
+          if (row_in && (CFM_PW % 32 == 0 || x < CFM_PW)) /* a 0-byte copy fills zeros */
             cfm_cp_async4(stage + row * CFM_PATCH_PITCH + x, ok ? src + x : input, ok);
-#else
-          preg[j][u] = ok ? src[x] : 0.0f;
-#endif
         }
       }
-#if CFM_PATCH_ASYNC
-      CF_ASM volatile("cp.async.commit_group;" ::: "memory");
 #endif
-#if CFM_WRJ
-      const int k0 = lchunk * CFM_KC;
+#if !CFM_RESIDENT
+      {
+        const int k0 = lchunk * CFM_KC;
 #pragma unroll
-      for (int j = 0; j < CFM_WRJ; ++j) {
-        const int nl = warp + j * CFM_WARPS;
-        const int row_ok = (CFM_BN % CFM_WARPS == 0 || nl < CFM_BN) && n0 + nl < K;
-        __global const float *src = weight + (long)(n0 + nl) * crs + k0;
-#pragma unroll
-        for (int u = 0; u < CFM_WCU; ++u) {
-          const int k = lane + 32 * u;
-          const int ok = row_ok && k < CFM_KC && k0 + k < crs;
-          wreg[j][u] = ok ? src[k] : 0.0f;
+        for (int e0 = 0; e0 < CFM_BN * CFM_KCP / CFM_WVEC; e0 += CFM_THREADS) {
+          const int e = e0 + tid, nl = e / (CFM_KCP / CFM_WVEC);
+          const int k = (e - nl * (CFM_KCP / CFM_WVEC)) * CFM_WVEC;
+          const int ok = n0 + nl < K && k < CFM_KC && k0 + k < crs;
+          __global const float *src = ok ? weight + (long)(n0 + nl) * crs + k0 + k : weight;
+          __local float *dst = stage + CFM_PATCH_FLOATS + nl * CFM_W_PITCH + k;
+          if ((CFM_BN * CFM_KCP / CFM_WVEC) % CFM_THREADS == 0 ||
+              e < CFM_BN * CFM_KCP / CFM_WVEC) {
+#if CFM_W16
+            cfm_cp_async16_cg(dst, src, ok ? 16 : 0);
+#else
+            cfm_cp_async4(dst, src, ok);
+#endif
+          }
         }
       }
 #endif
     }
 
-    if (ctile >= 0) {
-      __local const float *patch = stages + (buf ^ 1) * CFM_STAGE_FLOATS;
+    CF_ASM volatile("cp.async.commit_group;" ::: "memory"); /* one group per iteration */
+
+    if (lag == 0) {
+      __local const float *patch = stages + cbuf * CFM_STAGE_FLOATS;
 #if CFM_RESIDENT
       __local const float *wsm = wres + cchunk * CFM_KCP;
 #else
@@ -451,54 +502,28 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       }
     }
 
-#if !CFM_PATCH_ASYNC || CFM_WRJ
-    if (more) {
-      /* registers -> local buffer `buf` */
-#if !CFM_PATCH_ASYNC
-#pragma unroll
-      for (int j = 0; j < CFM_PRJ; ++j) {
-        const int row = warp + j * CFM_WARPS;
-#pragma unroll
-        for (int u = 0; u < CFM_PCU; ++u) {
-          const int x = lane + 32 * u;
-          if ((CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && (CFM_PW % 32 == 0 || x < CFM_PW))
-            stage[row * CFM_PATCH_PITCH + x] = preg[j][u];
-        }
-      }
-#endif
-#if CFM_WRJ
-#pragma unroll
-      for (int j = 0; j < CFM_WRJ; ++j) {
-        const int nl = warp + j * CFM_WARPS;
-#pragma unroll
-        for (int u = 0; u < CFM_WCU; ++u) {
-          const int k = lane + 32 * u;
-          if ((CFM_BN % CFM_WARPS == 0 || nl < CFM_BN) && (CFM_KCP % 32 == 0 || k < CFM_KCP))
-            stage[CFM_PATCH_FLOATS + nl * CFM_W_PITCH + k] = wreg[j][u];
-        }
-      }
-#endif
-    }
-#endif
-    /* Publishes the stage just stored or copied (its copies waited for first; the first time
-     * also the set-up above); closes the reads of the stage just computed before its buffer is
+    /* Publishes the stage computed next (its copies waited for first; the first time also
+     * the set-up above); closes the reads of the stage just computed before its buffer is
      * filled again. */
-#if CFM_PATCH_ASYNC
-    CF_ASM volatile("cp.async.wait_group 0;" ::: "memory");
-#endif
+    CF_ASM volatile(CFM_WAIT_NEXT_STAGE ::: "memory");
     barrier(CLK_LOCAL_MEM_FENCE);
 
     if (more) {
-      ctile = ltile;
-      cchunk = lchunk;
       if (++lchunk == n_chunks) {
         lchunk = 0;
         ltile += tile_step;
       }
-    } else {
-      ctile = -1;
+      lbuf = lbuf + 1 == CFM_STAGES ? 0 : lbuf + 1;
     }
-    buf ^= 1;
+    if (lag > 0) {
+      --lag;
+    } else {
+      if (++cchunk == n_chunks) {
+        cchunk = 0;
+        ctile += tile_step;
+      }
+      cbuf = cbuf + 1 == CFM_STAGES ? 0 : cbuf + 1;
+    }
   }
 }
 

@@ -429,22 +429,13 @@ static void cl_destroy(void *state_) {
 
 /* ptxas's register cap for the tensor-core kernel (rebuilt from its PTX with .maxnreg where
  * the probe proved that route; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets
- * four 128-work-item groups share an SM (65536 registers) where 140-164 allowed three. H200,
- * T2, same call: sub-sub-mish tf32 2.61 -> 2.21 ms, fp32 3.27 -> 3.03 (24 bytes of spills),
- * mish-mish tf32 15.25 -> 13.43; 96 spills 92-248 bytes and lost (bench/NOTES.md v35).
- * 3xTF32 with streamed weights (mish-mish fp32) spills 112 bytes at 128 (29.2 ms) and runs
- * best at 168, three groups per SM without spills: 20.9 ms (152: 22.3, 144: 24.2, none, 199
- * registers: 26.0; v39). */
+ * four 128-work-item groups share an SM (65536 registers). With every fetch by cp.async
+ * (bench/NOTES.md v41; H200, T2, same call): sub-sub-mish fp32 2.60 ms at 128 (139 registers
+ * uncapped: 3.00; 168: 2.97), mish-mish tf32 8.66 (none: 8.73, 168: 9.62), fp32 15.36 (168,
+ * the cap of the register-fetch kernel: 16.06). TF32 with resident weights is left alone:
+ * ptxas gives it 94 registers, five groups per SM, 1.80 ms against 1.99 at 128 (ptxas fills
+ * what a cap allows: 144-200 ran 2.38-2.40). */
 #define MMA_MAX_REGISTERS 128
-
-/* The patch by cp.async (kernels_cl/conv2d_mma.cl, CFM_PATCH_ASYNC) where the weights are
- * resident. H200, same call, patch and streamed weights both by cp.async against loads into
- * registers: sub-sub-mish (resident) tf32 2.21 -> 2.11 ms, fp32 3.02 -> 2.74 (124 registers,
- * no spills); mish-mish (streamed) tf32 13.41 -> 15.31, fp32 20.88 -> 22.07 (bench/NOTES.md
- * v40; the patch alone by cp.async with streamed weights is not measured). */
-#define MMA_PATCH_ASYNC_STREAMED 0
-#define MMA_PATCH_ASYNC(L) ((L).resident || MMA_PATCH_ASYNC_STREAMED)
-#define MMA_MAX_REGISTERS_SPLIT_STREAMED 168
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -847,7 +838,6 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
      * (MMA_MAX_REGISTERS: T1 at 256 work-items, 128 registers, 2.41 vs T2 2.21 ms on
      * sub-sub-mish tf32; bench/NOTES.md v35). */
     caps->mma_max_threads = 128;
-    caps->mma_streamed_patch_loads = !MMA_PATCH_ASYNC_STREAMED;
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
     caps->mma_registers_capped = st->register_cap_ok && st->mma_max_registers != 0;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
@@ -1288,7 +1278,7 @@ static int mma_register_cap(const cl_state *st, int split, int resident) {
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
-  return split && !resident ? MMA_MAX_REGISTERS_SPLIT_STREAMED : MMA_MAX_REGISTERS;
+  return !split && resident ? 0 : MMA_MAX_REGISTERS;
 }
 
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
@@ -1351,6 +1341,11 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   const int max_registers = mma_register_cap(st, split, L.resident);
+  /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
+  const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
+  /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
+   * BM * stride_w columns) */
+  const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
 
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
@@ -1379,7 +1374,9 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
                       (int)L.weight_floats) &&
            opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
-           opt_append(options, sizeof options, &used, "CFM_PATCH_ASYNC", MMA_PATCH_ASYNC(L)) &&
+           opt_append(options, sizeof options, &used, "CFM_STAGES", (int)L.n_stages) &&
+           opt_append(options, sizeof options, &used, "CFM_W16", w16) &&
+           opt_append(options, sizeof options, &used, "CFM_P16", p16) &&
            /* not read by the source: the program cache's key tells capped builds apart */
            opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
