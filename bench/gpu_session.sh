@@ -255,6 +255,25 @@ for s in $stages; do
     clwgmma) # can OpenCL on NVIDIA's driver run wgmma (three routes, bench/cl_wgmma_probe.c)
              run clwgmma-build 60 cc -O2 -std=c11 -o /tmp/cl_wgmma_probe bench/cl_wgmma_probe.c -lOpenCL &&
                run clwgmma 60 /tmp/cl_wgmma_probe ;;
+    clprof) # the OpenCL tensor-core kernel under Nsight Compute: its program (PTX) from a fresh
+            # program cache, run by the CUDA driver API (bench/cl_ptx_run.c); timing, spot-check,
+            # then the prof stage's metrics. CLPROF_RUNS narrows it (workload:math ...)
+            st="barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction tex_throttle imc_miss sleeping misc"
+            mets=$(for x in $st; do printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x; done)
+            mets+="sm__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,"
+            mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum,"
+            mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,"
+            mets+="lts__t_sectors_op_write.sum,lts__t_sectors_op_read.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum,launch__registers_per_thread,launch__occupancy_limit_registers,launch__occupancy_limit_shared_mem"
+            run clprof-build 60 cc -O2 -std=c11 -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
+              bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
+            for wm in ${CLPROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32 sub-sub-mish:fp32 mish-mish:fp32}; do
+              w=${wm%:*}; m=${wm#*:}; d=/tmp/clprof-$w-$m; rm -rf $d; mkdir -p $d
+              XDG_CACHE_HOME=$d run "clprof-cl-$w-$m" 120 $B/bench/convfuse bench --backend opencl \
+                --workload $w --math $m --iters 10
+              CL_PTX_DUMP=$OUT/clprof-$w-$m.ptx run "clprof-cu-$w-$m" 120 /tmp/cl_ptx_run $d/convfuse $w 20
+              run "clprof-ncu-$w-$m" 300 ncu --clock-control none -k cf_conv2d_mma -c 1 --metrics "$mets" \
+                /tmp/cl_ptx_run $d/convfuse $w 0
+            done ;;
     cllocal) # how much local memory one OpenCL work-group really gets (bench/cl_local_probe.c)
              run cllocal-build 60 cc -O2 -std=c11 -o /tmp/cl_local_probe bench/cl_local_probe.c -lOpenCL &&
                run cllocal 60 /tmp/cl_local_probe ;;
@@ -289,6 +308,9 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"
 [ -f "$OUT/cllocal.log" ] && cat "$OUT/cllocal.log"
+for f in "$OUT"/clprof-cl-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
+for f in "$OUT"/clprof-cu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "registers|median|spot-check" "$f"; }; done
+for f in "$OUT"/clprof-ncu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg|launch/' | sed 's/  */ /g'; }; done
 [ -f "$OUT/quickcheck.log" ] && grep -hE "PASS|FAIL" "$OUT/quickcheck.log" "$OUT"/deep-*.log
 for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done

@@ -7,7 +7,8 @@
  * not grow per value. CF_EPI_APPLY(x) expands to straight-line code: no run-time switch.
  *
  * Formulas are exactly those of cf_op_apply_f32 in common/epilogue.c. Accurate built-ins only
- * (exp, tanh, log1p): never native_* and never -cl-fast-relaxed-math.
+ * (exp, tanh, log1p): never native_* and never -cl-fast-relaxed-math; the one exception is mish
+ * in the NVIDIA tensor-core program (CF_MMA_KERNEL), which is the CUDA kernels' form.
  *
  * Note: this file is concatenated after cf_constants.h and before the kernels (sorted by name),
  * so it must not #include anything. */
@@ -50,6 +51,30 @@ static inline float cf_op_6(float x, float v) { /* softplus (PyTorch threshold) 
   (void)v;
   return x > CFK_SOFTPLUS_THRESHOLD ? x : log1p(exp(x));
 }
+#ifdef CF_MMA_KERNEL
+/* The tensor-core program exists only where its probe proved NVIDIA's inline PTX (the -DCF_ASM
+ * keyword comes with it): there mish is the CUDA kernels' (kernels_cuda/epilogue.cuh,
+ * cfk_mish), branch-free on the SFU's ex2 and rcp approximations (2 ulp each, ~1e-6 relative
+ * in all against a 1e-4 contract), so that both backends compute the same values. The
+ * accurate form below cost the OpenCL kernel a third of its instructions (NOTES v43). */
+static inline float cf_ex2_ftz(float x) {
+  float y;
+  CF_ASM("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+static inline float cf_rcp_ftz(float x) {
+  float y;
+  CF_ASM("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+static inline float cf_op_7(float x, float v) { /* mish: one exp, one reciprocal */
+  (void)v;
+  const float e = cf_ex2_ftz(fmin(x, CFK_MISH_HIGH_CUTOFF) * 1.4426950408889634f);
+  const float n = e * (e + 2.0f); /* tanh(softplus(x)) = n / (n + 2) */
+  const float y = x * (n * cf_rcp_ftz(n + 2.0f));
+  return x < CFK_MISH_LOW_CUTOFF ? -0.0f : y; /* -inf and underflowing values: -0 */
+}
+#else
 static inline float cf_op_7(float x, float v) { /* mish: one exp, one division */
   (void)v;
   if (x < CFK_MISH_LOW_CUTOFF)
@@ -62,6 +87,7 @@ static inline float cf_op_7(float x, float v) { /* mish: one exp, one division *
     return x * n / (n + 2.0f);
   return x - 2.0f * x / (n + 2.0f);
 }
+#endif
 
 /* Step i of the chain, present only when i < CF_EPI_N. The op define must be a plain integer
  * (or a macro expanding to one) so that it pastes into cf_op_<code>. */

@@ -253,13 +253,17 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     for (int b = 0; b < CFM_STAGES; ++b)
       stages[b * CFM_STAGE_FLOATS + i] = 0.0f;
 #if CFM_RESIDENT
-  /* once per group, every chunk: element (nl, chunk, k) at nl * W_PITCH + chunk * KCP + k */
-  for (int e = tid; e < CFM_BN * n_chunks * CFM_KCP; e += CFM_THREADS) {
-    const int nl = e / (n_chunks * CFM_KCP), rest = e - nl * (n_chunks * CFM_KCP);
-    const int chunk = rest / CFM_KCP, k = rest - chunk * CFM_KCP;
-    const int ng = n0 + nl, kg = chunk * CFM_KC + k;
-    wres[nl * CFM_W_PITCH + rest] =
-        ng < K && k < CFM_KC && kg < crs ? weight[(long)ng * crs + kg] : 0.0f;
+  /* once per group, every chunk: element (nl, chunk, k) at nl * W_PITCH + chunk * KCP + k, by
+   * cp.async (zero past K, past C*R*S and in each chunk's padding), landing with the first
+   * stage's copies: loads and stores, each waiting for its load, made the set-up of a group
+   * a few thousand cycles of L2 latency (bench/NOTES.md v43) */
+  for (int nl = warp; nl < CFM_BN; nl += CFM_WARPS) {
+    const int ng = n0 + nl;
+    for (int j = lane; j < n_chunks * CFM_KCP; j += 32) {
+      const int chunk = j / CFM_KCP, k = j - chunk * CFM_KCP, kg = chunk * CFM_KC + k;
+      const int ok = ng < K && k < CFM_KC && kg < crs;
+      cfm_cp_async4(wres + nl * CFM_W_PITCH + j, ok ? weight + (long)ng * crs + kg : weight, ok);
+    }
   }
 #endif
 

@@ -429,13 +429,15 @@ static void cl_destroy(void *state_) {
 
 /* ptxas's register cap for the tensor-core kernel (rebuilt from its PTX with .maxnreg where
  * the probe proved that route; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets
- * four 128-work-item groups share an SM (65536 registers). With every fetch by cp.async
- * (bench/NOTES.md v41; H200, T2, same call): sub-sub-mish fp32 2.60 ms at 128 (139 registers
- * uncapped: 3.00; 168: 2.97), mish-mish tf32 8.66 (none: 8.73, 168: 9.62), fp32 15.36 (168,
- * the cap of the register-fetch kernel: 16.06). TF32 with resident weights is left alone:
- * ptxas gives it 94 registers, five groups per SM, 1.80 ms against 1.99 at 128 (ptxas fills
- * what a cap allows: 144-200 ran 2.38-2.40). */
+ * four 128-work-item groups share an SM (65536 registers), 96 five. H200, T2, same call, every
+ * fetch by cp.async and mish on the SFU (bench/NOTES.md v41, v43): sub-sub-mish fp32 1.82 ms
+ * at 128 (112: 1.95), mish-mish tf32 7.83 (112: 8.39, none: 7.97), fp32 14.27 (112: 14.97,
+ * none: 25.0). TF32 with resident weights (sub-sub-mish tf32) takes 94 registers uncapped, yet
+ * its program rebuilt at 96 ran 1.85 ms against 2.16 as built (128: 1.93; 88: 1.99). ptxas
+ * fills what a cap allows, so a cap is an occupancy choice, and these are measured, not
+ * derived: re-measure them when the kernel changes (v41 had other winners). */
 #define MMA_MAX_REGISTERS 128
+#define MMA_MAX_REGISTERS_TF32_RESIDENT 96
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -1278,7 +1280,7 @@ static int mma_register_cap(const cl_state *st, int split, int resident) {
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
-  return !split && resident ? 0 : MMA_MAX_REGISTERS;
+  return !split && resident ? MMA_MAX_REGISTERS_TF32_RESIDENT : MMA_MAX_REGISTERS;
 }
 
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
