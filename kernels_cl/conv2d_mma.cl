@@ -297,17 +297,25 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   int ltile = (int)get_group_id(0), lchunk = 0, lbuf = 0; /* the next stage to fetch */
   int ctile = ltile, cchunk = 0, cbuf = 0;                /* the next stage to compute */
   int lag = CFM_STAGES - 1; /* iterations before the first compute */
+  /* the fetched tile's first input row and column and its chunk 0 offset: decoded once per
+   * tile (two run-time divisions), not once per chunk */
+  int ih0 = 0, iw0 = 0;
+  long tile_base = 0;
   while (ctile < m_tiles) {
     const int more = ltile < m_tiles;
     __local float *stage = stages + lbuf * CFM_STAGE_FLOATS; /* the one being filled */
     if (more) {
       /* stage (ltile, lchunk) into buffer `lbuf`: zero outside the image, past C, past K */
-      const int np = ltile / q_tiles;
-      const int q0 = (ltile - np * q_tiles) * CFM_BM;
-      const int n = np / P, p = np - n * P;
+      if (lchunk == 0) {
+        const int np = ltile / q_tiles;
+        const int q0 = (ltile - np * q_tiles) * CFM_BM;
+        const int n = np / P, p = np - n * P;
+        ih0 = p * stride_h - pad_h;
+        iw0 = q0 * CFM_SW - pad_w;
+        tile_base = (long)n * C * HW + (long)ih0 * W + iw0;
+      }
       const int c0 = lchunk * CFM_CC;
-      const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
-      const long base = ((long)n * C + c0) * HW + (long)ih0 * W + iw0;
+      const long base = tile_base + (long)c0 * HW;
 #if CFM_P16
       /* 16-byte copies, ceil(PW / 4) per patch row: the row's columns start 16-byte aligned,
        * a copy across the image's right edge takes the columns inside, and one left of it
