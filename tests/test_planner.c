@@ -470,6 +470,30 @@ Test(planner, staged_output_where_supported_and_it_fits) {
                 res.out_pitch == 0);
 }
 
+/* Staged weight rows (common/mma_layout.h): the shortest pitch >= the row that keeps a B
+ * fragment load conflict-free (lane (g, t) reads row g, column t: 32 distinct banks), for every
+ * row length; mish-mish's OpenCL chunk row of 40 takes 44 (the earlier == 4 mod 32 rule: 68),
+ * and T2's mish-mish layout then fits 48 KB with 4-channel chunks, as planned on OpenCL. */
+Test(planner, weight_rows_pitch_is_short_and_conflict_free) {
+  for (int64_t n = 1; n <= 600; ++n) {
+    const int64_t p = cf_mma_weight_pitch(n);
+    cr_assert(p >= n && p < n + 8 && p % 8 == 4, "row %lld: pitch %lld", (long long)n,
+              (long long)p);
+    unsigned banks = 0;
+    for (int g = 0; g < 8; ++g)
+      for (int t = 0; t < 4; ++t)
+        banks |= 1u << ((g * p + t) % 32);
+    cr_assert(banks == 0xffffffffu, "row %lld: pitch %lld leaves banks %08x unused",
+              (long long)n, (long long)p, ~banks);
+  }
+  cr_expect(cf_mma_weight_pitch(40) == 44);
+  const cf_mma_tile *t2 = &cf_mma_menu[2];
+  const cf_mma_layout L = cf_mma_layout_make(t2->bm, t2->bn, 64, 4, 3, 3, 1, 1, 0, 0);
+  cr_expect(L.w_pitch == 44 && L.bytes <= (int64_t)(48 * KB),
+            "T2, 4-channel chunks: pitch %lld, %lld B", (long long)L.w_pitch,
+            (long long)L.bytes);
+}
+
 /* A backend's reason for having no tensor cores is quoted in the FFMA plan's reasoning. */
 Test(planner, tensor_core_note_is_quoted) {
   cf_device_caps caps = caps_h200_opencl();
