@@ -11,8 +11,9 @@
  * picks the cache file whose PTX has the entry cf_conv2d_mma, runs the workload at full size
  * with random inputs and prints the median time and a spot-check of 64 outputs against a
  * double-precision reference (so a profile is known to be of a kernel doing the real work).
- * The geometry (T2: 64 x 64 tiles of 128 work-items, 60 groups per SM over the channel
- * tiles, 4 row tiles per output row) is the OpenCL backend's for these two workloads.
+ * The tile, warp tile and channels per chunk are read from the build options in the cache
+ * file's key (-DCFM_BM= ...); the grid is the OpenCL backend's (MMA_GROUPS_PER_CU = 60 groups
+ * per SM, spread over the channel tiles).
  *   cc -O2 -std=c11 -I/usr/local/cuda/include -o cl_ptx_run bench/cl_ptx_run.c \
  *      -L/usr/local/cuda/lib64/stubs -lcuda -lm */
 #define _POSIX_C_SOURCE 200809L
@@ -35,8 +36,9 @@
     }                                                                                              \
   } while (0)
 
-/* The PTX of the first cache file in dir that holds the entry cf_conv2d_mma (malloc'd). */
-static char *load_kernel_ptx(const char *dir) {
+/* The PTX of the first cache file in dir that holds the entry cf_conv2d_mma (malloc'd), and in
+ * *key (malloc'd) the file's key, which holds the program's build options. */
+static char *load_kernel_ptx(const char *dir, char **key) {
   DIR *d = opendir(dir);
   if (!d) {
     perror(dir);
@@ -60,21 +62,33 @@ static char *load_kernel_ptx(const char *dir) {
       for (int i = 0; i < 8; ++i)
         bin_len |= (uint64_t)hdr[16 + i] << (8 * i);
       char *ptx = bin_len < (1u << 26) ? malloc(bin_len + 1) : NULL;
-      if (ptx && fseek(f, 32 + (long)key_len, SEEK_SET) == 0 &&
-          fread(ptx, 1, bin_len, f) == bin_len) {
+      char *k = key_len < (1u << 16) ? malloc(key_len + 1) : NULL;
+      if (ptx && k && fread(k, 1, key_len, f) == key_len && fread(ptx, 1, bin_len, f) == bin_len) {
         ptx[bin_len] = '\0';
+        k[key_len] = '\0';
         if (strstr(ptx, ".entry cf_conv2d_mma")) {
           found = ptx;
+          *key = k;
           printf("kernel PTX from %s (%llu bytes)\n", path, (unsigned long long)bin_len);
         }
       }
-      if (!found)
+      if (!found) {
         free(ptx);
+        free(k);
+      }
     }
     fclose(f);
   }
   closedir(d);
   return found;
+}
+
+/* The value of build option -D<name>=<int> in key; -1 where it is missing. */
+static int option_int(const char *key, const char *name) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "-D%s=", name);
+  const char *p = strstr(key, pat);
+  return p ? atoi(p + strlen(pat)) : -1;
 }
 
 /* NVIDIA's OpenCL reads some work-item functions from environment registers the CUDA driver
@@ -152,7 +166,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   const int iters = argc > 3 ? atoi(argv[3]) : 20;
-  char *ptx = load_kernel_ptx(argv[1]);
+  char *key = NULL;
+  char *ptx = load_kernel_ptx(argv[1], &key);
   if (!ptx) {
     fprintf(stderr, "no cache file with cf_conv2d_mma in %s\n", argv[1]);
     return 1;
@@ -169,12 +184,17 @@ int main(int argc, char **argv) {
       fclose(f);
     }
   }
+  const int BM = option_int(key, "CFM_BM"), BN = option_int(key, "CFM_BN");
+  const int WM = option_int(key, "CFM_WM"), WN = option_int(key, "CFM_WN");
+  const int cc = option_int(key, "CFM_CC");
+  if (BM <= 0 || BN <= 0 || WM <= 0 || WN <= 0 || cc <= 0) {
+    fprintf(stderr, "the cache key lacks the tile options (-DCFM_BM/BN/WM/WN/CC): %s\n", key);
+    return 1;
+  }
+  const int threads = 32 * (BM / WM) * (BN / WN);
   const int R = 3, S = 3, P = wl->h - R + 1, Q = wl->w - S + 1;
-  const int BM = 64, BN = 64, q_tiles = (Q + BM - 1) / BM, grid_n = (wl->k + BN - 1) / BN;
-  const int m_tiles = wl->n * P * q_tiles;
-  /* the OpenCL backend's chunking: K chunks of 8 channels, halved until the layout fits 48 KB
-   * (sub-sub-mish: one chunk of 8; mish-mish: 4 channels, streamed weights) */
-  const int cc = wl->c <= 8 ? wl->c : 4, n_chunks = (wl->c + cc - 1) / cc;
+  const int q_tiles = (Q + BM - 1) / BM, grid_n = (wl->k + BN - 1) / BN;
+  const int m_tiles = wl->n * P * q_tiles, n_chunks = (wl->c + cc - 1) / cc;
 
   CU_OK(cuInit(0));
   CUdevice dev;
@@ -202,9 +222,9 @@ int main(int argc, char **argv) {
   CU_OK(cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, fn));
   CU_OK(cuFuncGetAttribute(&smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, fn));
   int per_sm = 0;
-  CU_OK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, 128, 0));
-  printf("%s: %d registers, %d B shared, %d groups per SM; grid %d x %d of 128, %d chunks\n",
-         wl->name, regs, smem, per_sm, groups_m, grid_n, n_chunks);
+  CU_OK(cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, threads, 0));
+  printf("%s: %d registers, %d B shared, %d groups per SM; grid %d x %d of %d, %d chunks\n",
+         wl->name, regs, smem, per_sm, groups_m, grid_n, threads, n_chunks);
 
   const size_t in_n = (size_t)wl->n * wl->c * wl->h * wl->w;
   const size_t w_n = (size_t)wl->k * wl->c * R * S, out_n = (size_t)wl->n * wl->k * P * Q;
@@ -248,7 +268,7 @@ int main(int argc, char **argv) {
   float *ms = malloc(sizeof(float) * (size_t)(iters > 0 ? iters : 1));
   for (int it = -2; it < iters; ++it) {
     CU_OK(cuEventRecord(e0, 0));
-    CU_OK(cuLaunchKernel(fn, (unsigned)groups_m, (unsigned)grid_n, 1, 128, 1, 1, 0, 0, args,
+    CU_OK(cuLaunchKernel(fn, (unsigned)groups_m, (unsigned)grid_n, 1, (unsigned)threads, 1, 1, 0, 0, args,
                          NULL));
     CU_OK(cuEventRecord(e1, 0));
     CU_OK(cuEventSynchronize(e1));
@@ -288,5 +308,6 @@ int main(int argc, char **argv) {
   free(h_b);
   free(h_out);
   free(ptx);
+  free(key);
   return bad ? 1 : 0;
 }

@@ -26,6 +26,14 @@ ab_rounds() { # base CLI: it and this build's, interleaved twice so clock drift 
     run "ab$round-new-$be-$w-$m" 90 $B/bench/convfuse bench --backend $be --workload $w --math $m --iters 30
   done; done; done
 }
+stall_metrics() { # ncu's stall reasons per issued instruction, comma-terminated (prof, clprof)
+  local x
+  for x in barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle \
+           wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction \
+           tex_throttle imc_miss sleeping misc; do
+    printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x
+  done
+}
 for s in $stages; do
   case $s in
     build) run build 400 bash -c "cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -151,8 +159,7 @@ for s in $stages; do
     tiles) for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do for t in ${TILES:-1 2 3 4 5}; do
              CONVFUSE_TILE=$t run "tile-$w-$m-T$((t-1))" 60 $B/bench/convfuse bench \
                --backend cuda --workload $w --math $m --iters 20; done; done; done ;;
-    prof) st="barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction tex_throttle imc_miss sleeping misc"
-          mets=$(for x in $st; do printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x; done)
+    prof) mets=$(stall_metrics)
           mets+="sm__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active,"
           mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,"
           mets+="l1tex__data_pipe_lsu_wavefronts_mem_shared_op_st.sum,smsp__inst_executed_op_shared_ld.sum,"
@@ -258,8 +265,7 @@ for s in $stages; do
     clprof) # the OpenCL tensor-core kernel under Nsight Compute: its program (PTX) from a fresh
             # program cache, run by the CUDA driver API (bench/cl_ptx_run.c); timing, spot-check,
             # then the prof stage's metrics. CLPROF_RUNS narrows it (workload:math ...)
-            st="barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle wait not_selected selected dispatch_stall drain membar branch_resolving no_instruction tex_throttle imc_miss sleeping misc"
-            mets=$(for x in $st; do printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x; done)
+            mets=$(stall_metrics)
             mets+="sm__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,"
             mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum,"
             mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,"
