@@ -14,7 +14,7 @@
  * The tile, warp tile and channels per chunk are read from the build options in the cache
  * file's key (-DCFM_BM= ...); the grid is the OpenCL backend's (MMA_GROUPS_PER_CU = 60 groups
  * per SM, spread over the channel tiles).
- *   cc -O2 -std=c11 -I/usr/local/cuda/include -o cl_ptx_run bench/cl_ptx_run.c \
+ *   cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o cl_ptx_run bench/cl_ptx_run.c \
  *      -L/usr/local/cuda/lib64/stubs -lcuda -lm */
 #define _POSIX_C_SOURCE 200809L
 #include <cuda.h>
@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/fastdiv.h"
 
 #define CU_OK(call)                                                                                \
   do {                                                                                             \
@@ -250,17 +252,21 @@ int main(int argc, char **argv) {
   CU_OK(cuMemsetD32(d_out, 0x7fc00000u, out_n)); /* NaN: a missed output fails the check */
 
   int ints[13] = {wl->c, wl->h, wl->w, wl->k, P, Q, 1, 0, 0, 1, n_chunks, q_tiles, m_tiles};
+  const cf_fastdiv by_q_tiles = cf_fastdiv_make(q_tiles), by_p = cf_fastdiv_make(P);
+  unsigned divs[4] = {by_q_tiles.mul, by_q_tiles.shift, by_p.mul, by_p.shift};
   float shift = wl->shift, epi[8] = {0};
-  void *args[4 + 13 + 1 + 8];
+  void *args[4 + 13 + 4 + 1 + 8];
   args[0] = &d_in;
   args[1] = &d_w;
   args[2] = &d_b;
   args[3] = &d_out;
   for (int i = 0; i < 13; ++i)
     args[4 + i] = &ints[i];
-  args[17] = &shift;
+  for (int i = 0; i < 4; ++i)
+    args[17 + i] = &divs[i];
+  args[21] = &shift;
   for (int i = 0; i < 8; ++i)
-    args[18 + i] = &epi[i];
+    args[22 + i] = &epi[i];
 
   CUevent e0, e1;
   CU_OK(cuEventCreate(&e0, 0));

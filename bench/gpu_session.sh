@@ -270,7 +270,7 @@ for s in $stages; do
             mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum,"
             mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,"
             mets+="lts__t_sectors_op_write.sum,lts__t_sectors_op_read.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum,launch__registers_per_thread,launch__occupancy_limit_registers,launch__occupancy_limit_shared_mem"
-            run clprof-build 60 cc -O2 -std=c11 -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
+            run clprof-build 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
               bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
             for wm in ${CLPROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32 sub-sub-mish:fp32 mish-mish:fp32}; do
               w=${wm%:*}; m=${wm#*:}; d=/tmp/clprof-$w-$m; rm -rf $d; mkdir -p $d

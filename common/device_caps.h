@@ -19,6 +19,9 @@ typedef struct cf_device_caps {
   int mma_max_threads;             /* largest work-group for the tensor-core kernels when the
                                       backend knows it to be below max_threads_per_block
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
+  int mma_split_resident_max_threads; /* below mma_max_threads for the 3xTF32 kernel with
+                                      resident weights, where wider groups measured slower
+                                      (OpenCL on NVIDIA: 128); 0: none */
   int mma_registers_capped;        /* with mma_max_threads: the backend caps the tensor-core
                                       kernel's registers after all (OpenCL on NVIDIA: rebuilt
                                       from its PTX, the route its probe proved), so the

@@ -42,6 +42,8 @@
  *                                           starts 16-byte aligned: C*R*S and KC multiples of 4)
  *   -DCFM_P16=0/1                           the patch by 16-byte copies (W and pad_w multiples
  *                                           of 4: every patch row starts 16-byte aligned)
+ *   -DCFM_LDSM=0/1                          B fragments by ldmatrix (see cfm_load_b_ldsm)
+ *   -DCFM_ONE_CHUNK=0/1                     K is one chunk (n_chunks_arg is then 1)
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
  * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
@@ -141,6 +143,9 @@
 #ifndef CFM_P16
 #define CFM_P16 0
 #endif
+#ifndef CFM_ONE_CHUNK
+#define CFM_ONE_CHUNK 0
+#endif
 #define CFM_PV ((CFM_PW + 3) / 4) /* 16-byte copies per patch row (CFM_P16) */
 #if CFM_P16 && (CFM_PATCH_PITCH % 4 != 0 || 4 * CFM_PV > CFM_PATCH_PITCH)
 #error "CFM_P16 needs a patch pitch of whole 16-byte copies"
@@ -174,6 +179,49 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+
+/* B fragments, b[ni][0..1] for every n-tile at K offset kb, either by scalar local loads
+ * (lane (g, t) reads channel g, k t and t + 4) or, with -DCFM_LDSM=1, by ldmatrix: one
+ * instruction reads four 8 x 4-float matrices (each row 16 bytes of one output channel's
+ * weights); lanes 8j .. 8j+7 give the row addresses of matrix j and lane l receives word l % 4
+ * of row l / 4 of each, which is exactly the B fragment of two n-tiles (the .b16 element size
+ * does not matter: each lane gets whole 32-bit words). Rows need 16-byte alignment: W_PITCH,
+ * KCP and the weights' base are multiples of 4 floats; the pitch (== 4 mod 8) keeps the eight
+ * rows of a matrix in distinct banks. ldmatrix paid where the weights are streamed (mish-mish
+ * tf32 6.57 -> 6.30 ms on T1) and cost 1-4% where they are resident (bench/NOTES.md v45): the
+ * host chooses. */
+#ifndef CFM_LDSM
+#define CFM_LDSM 0
+#endif
+static inline void cfm_load_b_scalar(uint b[CFM_NI][2], __local const float *w_lane, int kb) {
+#pragma unroll
+  for (int ni = 0; ni < CFM_NI; ++ni) {
+    b[ni][0] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb]);
+    b[ni][1] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb + 4]);
+  }
+}
+#define CFM_LDSM_X4(r0, r1, r2, r3, addr)                                                       \
+  CF_ASM volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"                \
+                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)                                        \
+                  : "r"(addr))
+#define CFM_LDSM_X2(r0, r1, addr)                                                               \
+  CF_ASM volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"                      \
+                  : "=r"(r0), "=r"(r1)                                                            \
+                  : "r"(addr))
+#if CFM_LDSM && (CFM_W_PITCH % 4 != 0 || CFM_KCP % 4 != 0 || CFM_PATCH_FLOATS % 4 != 0 ||       \
+                 CFM_WEIGHT_FLOATS % 4 != 0)
+#error "ldmatrix B fragments need 16-byte aligned weight rows"
+#endif
+static inline void cfm_load_b_ldsm(uint b[CFM_NI][2], uint b_addr, int kb) {
+#pragma unroll
+  for (int np = 0; np < CFM_NI / 2; ++np)
+    CFM_LDSM_X4(b[2 * np][0], b[2 * np][1], b[2 * np + 1][0], b[2 * np + 1][1],
+                b_addr + 4u * (uint)(np * 16 * CFM_W_PITCH + kb));
+#if CFM_NI % 2
+  CFM_LDSM_X2(b[CFM_NI - 1][0], b[CFM_NI - 1][1],
+              b_addr + 4u * (uint)((CFM_NI / 2) * 16 * CFM_W_PITCH + kb));
+#endif
+}
 
 /* Global -> local memory, by cp.async only (inline PTX, sm_80+; the probe runs it): no
  * register holds the data on the way (OpenCL C has no asynchronous copy of its own), and the
@@ -215,13 +263,24 @@ static inline void cfm_cp_async16_ca(__local float *dst, __global const float *s
 #define CFM_PRJ ((CFM_ROWS + CFM_WARPS - 1) / CFM_WARPS)   /* patch rows per warp */
 #define CFM_PCU ((CFM_PW + 31) / 32)                       /* patch columns per lane */
 #define CFM_WVEC (CFM_W16 ? 4 : 1) /* floats per streamed weight copy */
+#define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
+#define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
+
+/* n / d for 0 <= n < 2^31 with the host's constants for d (common/fastdiv.h): a row tile's
+ * index splits into (image, row, column tile) with two of these instead of two run-time
+ * divisions of ~20 instructions each. */
+static inline int cfm_fastdiv(int n, uint mul, uint shift) {
+  return (int)((mul_hi((uint)n, mul) + (uint)n) >> shift);
+}
 
 __kernel __attribute__((reqd_work_group_size(CFM_THREADS, 1, 1))) void
 cf_conv2d_mma(__global const float *restrict input, __global const float *restrict weight,
               __global const float *restrict bias, __global float *restrict output,
               const int C, const int H, const int W, const int K, const int P, const int Q,
               const int stride_h, const int pad_h, const int pad_w, const int dil_h,
-              const int n_chunks, const int q_tiles, const int m_tiles, const float bias_shift,
+              const int n_chunks_arg, const int q_tiles, const int m_tiles, const uint q_tiles_mul,
+              const uint q_tiles_shift, const uint p_mul, const uint p_shift,
+              const float bias_shift,
               const float epi_v0, const float epi_v1, const float epi_v2, const float epi_v3,
               const float epi_v4, const float epi_v5, const float epi_v6,
               const float epi_v7) {
@@ -230,6 +289,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   __local float *wres = smem;                        /* resident weights (if any) */
   __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* CFM_STAGES stages */
 
+  /* one K chunk known at compile time: the chunk counters fold away, and nothing the fetch
+   * works out per tile stays live from one stage to the next */
+  const int n_chunks = CFM_ONE_CHUNK ? 1 : n_chunks_arg;
   const int tid = (int)get_local_id(0);
   const int lane = tid % 32, warp = tid / 32;
   const int g = lane >> 2, t = lane & 3;
@@ -297,44 +359,64 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   int ltile = (int)get_group_id(0), lchunk = 0, lbuf = 0; /* the next stage to fetch */
   int ctile = ltile, cchunk = 0, cbuf = 0;                /* the next stage to compute */
   int lag = CFM_STAGES - 1; /* iterations before the first compute */
+#if CFM_P16
+  /* this work-item's patch copies for the fetched tile: each one's chunk-0 source and byte
+   * count, worked out once per tile; a chunk then only offsets the source by its channels
+   * (the address arithmetic was about half of mish-mish's fetch instructions) */
+  __global const float *psrc[CFM_PSLOTS];
+  int pbytes[CFM_PSLOTS];
+#else
   /* the fetched tile's first input row and column and its chunk 0 offset: decoded once per
-   * tile (two run-time divisions), not once per chunk */
+   * tile, not once per chunk */
   int ih0 = 0, iw0 = 0;
   long tile_base = 0;
+#endif
   while (ctile < m_tiles) {
     const int more = ltile < m_tiles;
     __local float *stage = stages + lbuf * CFM_STAGE_FLOATS; /* the one being filled */
     if (more) {
       /* stage (ltile, lchunk) into buffer `lbuf`: zero outside the image, past C, past K */
-      if (lchunk == 0) {
-        const int np = ltile / q_tiles;
-        const int q0 = (ltile - np * q_tiles) * CFM_BM;
-        const int n = np / P, p = np - n * P;
-        ih0 = p * stride_h - pad_h;
-        iw0 = q0 * CFM_SW - pad_w;
-        tile_base = (long)n * C * HW + (long)ih0 * W + iw0;
-      }
       const int c0 = lchunk * CFM_CC;
-      const long base = tile_base + (long)c0 * HW;
 #if CFM_P16
       /* 16-byte copies, ceil(PW / 4) per patch row: the row's columns start 16-byte aligned,
        * a copy across the image's right edge takes the columns inside, and one left of it
        * (pad_w a multiple of 4) none. Columns PW.. of the last copy land in the row's pitch. */
+      if (lchunk == 0) {
+        const int np = cfm_fastdiv(ltile, q_tiles_mul, q_tiles_shift);
+        const int q0 = (ltile - np * q_tiles) * CFM_BM;
+        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
+        const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
+        __global const float *tile_in = input + ((long)n * C * HW + (long)ih0 * W + iw0);
 #pragma unroll
-      for (int e0 = 0; e0 < CFM_ROWS * CFM_PV; e0 += CFM_THREADS) {
-        const int e = e0 + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
-        if ((CFM_ROWS * CFM_PV) % CFM_THREADS == 0 || e < CFM_ROWS * CFM_PV) {
+        for (int j = 0; j < CFM_PSLOTS; ++j) {
+          const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
           const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
-          const int left = W - (iw0 + x); /* image columns from this copy's first on */
-          const int bytes = c0 + cl < C && ih0 + rd >= 0 && ih0 + rd < H && iw0 + x >= 0
-                                ? 4 * clamp(left, 0, 4)
-                                : 0;
-          __global const float *src =
-              bytes ? input + base + cl * HW + (long)rd * W + x : input;
-          cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, src, bytes);
+          const int in = (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) && ih0 + rd >= 0 &&
+                         ih0 + rd < H && iw0 + x >= 0;
+          pbytes[j] = in ? 4 * clamp(W - (iw0 + x), 0, 4) : 0; /* image columns from x on */
+          psrc[j] = in ? tile_in + (cl * HW + (long)rd * W + x) : input;
+        }
+      }
+      const long chunk_off = (long)c0 * HW;
+#pragma unroll
+      for (int j = 0; j < CFM_PSLOTS; ++j) {
+        const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
+        if (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) {
+          const int bytes = c0 + row / CFM_R < C ? pbytes[j] : 0;
+          cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, bytes ? psrc[j] + chunk_off : input,
+                            bytes);
         }
       }
 #else
+      if (lchunk == 0) {
+        const int np = cfm_fastdiv(ltile, q_tiles_mul, q_tiles_shift);
+        const int q0 = (ltile - np * q_tiles) * CFM_BM;
+        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
+        ih0 = p * stride_h - pad_h;
+        iw0 = q0 * CFM_SW - pad_w;
+        tile_base = (long)n * C * HW + (long)ih0 * W + iw0;
+      }
+      const long base = tile_base + (long)c0 * HW;
 #pragma unroll
       for (int j = 0; j < CFM_PRJ; ++j) {
         const int row = warp + j * CFM_WARPS;
@@ -384,7 +466,17 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #else
       __local const float *wsm = patch + CFM_PATCH_FLOATS;
 #endif
+#if CFM_LDSM
+      /* this lane's ldmatrix row: matrix lane / 8 is (n-tile pair member (lane / 16) % 2,
+       * k half (lane / 8) % 2), row lane % 8 */
+      const uint b_addr = (uint)(size_t)(wsm + (n_warp + ((lane >> 4) & 1) * 8 + (lane & 7)) *
+                                                   CFM_W_PITCH +
+                                         ((lane >> 3) & 1) * 4);
+#define CFM_LOAD_B(b, kb) cfm_load_b_ldsm(b, b_addr, kb)
+#else
       __local const float *w_lane = wsm + (n_warp + g) * CFM_W_PITCH + t;
+#define CFM_LOAD_B(b, kb) cfm_load_b_scalar(b, w_lane, kb)
+#endif
       __local const int *koff_lane = koff + t;
       const int m_lane = m_warp + g;
 
@@ -416,17 +508,15 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             asml[mi][j] = as_uint(a[j] - as_float(abig[mi][j]));
           }
         }
+        CFM_LOAD_B(bsml, kb); /* the raw bits, split in place below */
 #pragma unroll
-        for (int ni = 0; ni < CFM_NI; ++ni) {
-          float b[2];
-          b[0] = w_lane[ni * 8 * CFM_W_PITCH + kb];
-          b[1] = w_lane[ni * 8 * CFM_W_PITCH + kb + 4];
+        for (int ni = 0; ni < CFM_NI; ++ni)
 #pragma unroll
           for (int j = 0; j < 2; ++j) {
-            bbig[ni][j] = cfm_tf32_rna(b[j]);
-            bsml[ni][j] = as_uint(b[j] - as_float(bbig[ni][j]));
+            const float b = as_float(bsml[ni][j]);
+            bbig[ni][j] = cfm_tf32_rna(b);
+            bsml[ni][j] = as_uint(b - as_float(bbig[ni][j]));
           }
-        }
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
@@ -459,11 +549,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           a[mi][2] = as_uint(patch[ko1 + m * CFM_SW]);
           a[mi][3] = as_uint(patch[ko1 + (m + 8) * CFM_SW]);
         }
-#pragma unroll
-        for (int ni = 0; ni < CFM_NI; ++ni) {
-          b[ni][0] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb]);
-          b[ni][1] = as_uint(w_lane[ni * 8 * CFM_W_PITCH + kb + 4]);
-        }
+        CFM_LOAD_B(b, kb);
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
@@ -475,9 +561,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 
       if (cchunk == n_chunks - 1) {
         /* ---- row tile done: bias + shift, the chain, stores; then a fresh accumulator ---- */
-        const int np = ctile / q_tiles;
+        const int np = cfm_fastdiv(ctile, q_tiles_mul, q_tiles_shift);
         const int q0 = (ctile - np * q_tiles) * CFM_BM;
-        const int n = np / P, p = np - n * P;
+        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
         __global float *out_tile = output + ((long)n * K * P + p) * Q + q0 + m_warp + g;
         const int q_left = Q - q0 - m_warp - g; /* pixel m_warp + g + j is in iff j < q_left */
 #pragma unroll

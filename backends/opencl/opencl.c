@@ -39,6 +39,7 @@
 #include "backend.h"
 #include "cf_constants.h"
 #include "env.h"
+#include "fastdiv.h"
 #include "error.h"
 #include "mma_layout.h"
 #include "program_cache.h"
@@ -429,7 +430,9 @@ static void cl_destroy(void *state_) {
 
 /* ptxas's register cap for the tensor-core kernel (rebuilt from its PTX with .maxnreg where
  * the probe proved that route; CONVFUSE_OPENCL_MAX_REGISTERS overrides, 0 = none): 128 lets
- * four 128-work-item groups share an SM (65536 registers), 96 five. H200, T2, same call, every
+ * four 128-work-item groups share an SM (65536 registers) or two of 256, 96 five of 128 (and
+ * still two of 256: 96 applies to 128-wide groups only; T1, sub-sub-mish tf32: 1.73 ms at 96,
+ * 1.52 at 128, v45). H200, T2, same call, every
  * fetch by cp.async and mish on the SFU (bench/NOTES.md v41, v43): sub-sub-mish fp32 1.82 ms
  * at 128 (112: 1.95), mish-mish tf32 7.83 (112: 8.39, none: 7.97), fp32 14.27 (112: 14.97,
  * none: 25.0). TF32 with resident weights (sub-sub-mish tf32) takes 94 registers uncapped, yet
@@ -832,16 +835,18 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     st->tensor_cores = 1;
     caps->tensor_core_note[0] = '\0';
     caps->has_tf32_mma = 1;
-    /* NVIDIA's OpenCL compiler takes no register cap (-cl-nv-maxrregcount is ignored): left
-     * alone these kernels take 124-201 registers per work-item, so 512 work-items cannot
-     * launch and 256 fit one group per SM. 128-wide groups (T2, T3) ran best there (H200:
-     * sub-sub-mish fp32 3.39 ms on T2 vs 4.68 on T1; mish-mish fp32 28.5 vs 31.4; tf32 within
-     * 6% either way), and still do with the cap that the rebuild from PTX gives
-     * (MMA_MAX_REGISTERS: T1 at 256 work-items, 128 registers, 2.41 vs T2 2.21 ms on
-     * sub-sub-mish tf32; bench/NOTES.md v35). */
-    caps->mma_max_threads = 128;
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
     caps->mma_registers_capped = st->register_cap_ok && st->mma_max_registers != 0;
+    /* NVIDIA's OpenCL compiler takes no register cap (-cl-nv-maxrregcount is ignored): left
+     * alone these kernels take 124-201 registers per work-item, so 512 work-items cannot
+     * launch and 256 fit one group per SM; 128-wide groups (T2, T3) ran best there (H200:
+     * sub-sub-mish fp32 3.39 ms on T2 vs 4.68 on T1). With the cap of the rebuild from PTX
+     * (128 registers: two 256-wide groups per SM) T1 wins since every fetch is by cp.async
+     * (H200, same calls, bench/NOTES.md v45: sub-sub-mish tf32 1.91 -> 1.43 ms, mish-mish
+     * tf32 7.51 -> 6.30, fp32 13.21 -> 13.10), except 3xTF32 with resident weights
+     * (sub-sub-mish fp32 1.81 on T2, 1.97 on T1). */
+    caps->mma_max_threads = caps->mma_registers_capped ? 256 : 128;
+    caps->mma_split_resident_max_threads = 128;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   st->disk_cache = open_disk_cache(st);
@@ -1275,12 +1280,13 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
-static int mma_register_cap(const cl_state *st, int split, int resident) {
+static int mma_register_cap(const cl_state *st, int split, int resident, int threads) {
   if (!st->register_cap_ok || st->mma_max_registers == 0)
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
-  return !split && resident ? MMA_MAX_REGISTERS_TF32_RESIDENT : MMA_MAX_REGISTERS;
+  return !split && resident && threads <= 128 ? MMA_MAX_REGISTERS_TF32_RESIDENT
+                                              : MMA_MAX_REGISTERS;
 }
 
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
@@ -1342,12 +1348,18 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
-  const int max_registers = mma_register_cap(st, split, L.resident);
+  const int max_registers = mma_register_cap(st, split, L.resident, threads);
   /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
   const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
   /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
    * BM * stride_w columns) */
   const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
+  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
+   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
+   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
+   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
+  const int ldsm = !L.resident;
+  const int one_chunk = split && L.n_chunks == 1;
 
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
@@ -1379,6 +1391,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_STAGES", (int)L.n_stages) &&
            opt_append(options, sizeof options, &used, "CFM_W16", w16) &&
            opt_append(options, sizeof options, &used, "CFM_P16", p16) &&
+           opt_append(options, sizeof options, &used, "CFM_LDSM", ldsm) &&
+           opt_append(options, sizeof options, &used, "CFM_ONE_CHUNK", one_chunk) &&
            /* not read by the source: the program cache's key tells capped builds apart */
            opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
@@ -1408,17 +1422,23 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (groups_m > t->grid_m)
     groups_m = t->grid_m;
 
-  /* Scalar arguments, set once: 4..16 ints, 17 bias_shift, 18..25 op values. */
-  enum { N_INTS = 13 };
+  /* Scalar arguments, set once: 4..16 ints, 17..20 the row-tile splitter's divisors (common/
+   * fastdiv.h: by q_tiles, then by P), 21 bias_shift, 22..29 op values. */
+  enum { N_INTS = 13, N_DIVS = 4 };
   const cl_int ints[N_INTS] = {(cl_int)sh->c,      (cl_int)sh->h,        (cl_int)sh->w,
                                (cl_int)sh->k,      (cl_int)sh->p,        (cl_int)sh->q,
                                (cl_int)sh->stride_h, (cl_int)sh->pad_h,  (cl_int)sh->pad_w,
                                (cl_int)sh->dil_h,  (cl_int)L.n_chunks,   (cl_int)q_tiles,
                                (cl_int)t->grid_m};
+  const cf_fastdiv by_q_tiles = cf_fastdiv_make((int32_t)q_tiles);
+  const cf_fastdiv by_p = cf_fastdiv_make((int32_t)sh->p);
+  const cl_uint divs[N_DIVS] = {by_q_tiles.mul, by_q_tiles.shift, by_p.mul, by_p.shift};
   for (cl_uint i = 0; err == CL_SUCCESS && i < N_INTS; ++i)
     err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
+  for (cl_uint i = 0; err == CL_SUCCESS && i < N_DIVS; ++i)
+    err = clSetKernelArg(kernel, 4 + N_INTS + i, sizeof(cl_uint), &divs[i]);
   if (err == CL_SUCCESS)
-    err = set_epilogue_args(kernel, 4 + N_INTS, epi);
+    err = set_epilogue_args(kernel, 4 + N_INTS + N_DIVS, epi);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_conv2d_mma scalar argument");
     goto fail;
