@@ -22,6 +22,10 @@ typedef struct cf_device_caps {
   int mma_split_resident_max_threads; /* below mma_max_threads for the 3xTF32 kernel with
                                       resident weights, where wider groups measured slower
                                       (OpenCL on NVIDIA: 128); 0: none */
+  int mma_tall_warps;              /* one TF32 product with streamed weights on mma.sync row
+                                      tiles runs warps of 2*WM x WN (half the warps, twice
+                                      the accumulators each) where the tile allows (OpenCL
+                                      on NVIDIA with its register cap: measured faster) */
   int mma_registers_capped;        /* with mma_max_threads: the backend caps the tensor-core
                                       kernel's registers after all (OpenCL on NVIDIA: rebuilt
                                       from its PTX, the route its probe proved), so the

@@ -397,10 +397,13 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->block_m = t->bm;
   plan->block_n = t->bn;
   plan->block_k = (int)best_layout.kcp;
-  plan->warp_m = t->wm;
+  /* tall warps (caps): each A fragment load then feeds twice the mma work */
+  const int tall = caps->mma_tall_warps && !best_wg && variant == CF_KERNEL_MMA_TF32 &&
+                   !best_layout.resident && t->bm % (2 * t->wm) == 0;
+  plan->warp_m = tall ? 2 * t->wm : t->wm;
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
-  plan->threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
+  plan->threads = 32 * (t->bm / plan->warp_m) * (t->bn / t->wn);
   plan->stages = (int)best_layout.n_stages;
   plan->flat_tiles = best_layout.flat_rows > 0;
   /* row or flat tiles; blocks persist */

@@ -44,6 +44,8 @@
  *                                           of 4: every patch row starts 16-byte aligned)
  *   -DCFM_LDSM=0/1                          B fragments by ldmatrix (see cfm_load_b_ldsm)
  *   -DCFM_ONE_CHUNK=0/1                     K is one chunk (n_chunks_arg is then 1)
+ *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
+ *                                           for TF32, not at all for 3xTF32)
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
  * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
@@ -142,6 +144,9 @@
 #endif
 #ifndef CFM_P16
 #define CFM_P16 0
+#endif
+#ifndef CFM_K_UNROLLED
+#define CFM_K_UNROLLED 0
 #endif
 #ifndef CFM_ONE_CHUNK
 #define CFM_ONE_CHUNK 0
@@ -490,7 +495,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
         for (int j = 0; j < 4; ++j)
           part[i][j] = 0.0f;
+#if CFM_K_UNROLLED
+#pragma unroll
+#else
 #pragma unroll 1
+#endif
       for (int kb = 0; kb < CFM_KCP; kb += 8) {
         const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
         uint abig[CFM_MI][4], asml[CFM_MI][4], bbig[CFM_NI][2], bsml[CFM_NI][2];
@@ -537,7 +546,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #else
       /* TF32: the raw fp32 bits are the operands; unrolled by two so that the next k-step's
        * local loads are in flight while this one's mma.syncs issue. */
+#if CFM_K_UNROLLED
+#pragma unroll
+#else
 #pragma unroll 2
+#endif
       for (int kb = 0; kb < CFM_KCP; kb += 8) {
         const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
         uint a[CFM_MI][4], b[CFM_NI][2];

@@ -87,6 +87,7 @@ static cf_device_caps caps_h200_opencl(void) {
   c.has_tma = 0;
   c.mma_staged_output = 0; /* kernels_cl/conv2d_mma.cl stores from registers */
   c.mma_registers_capped = 1; /* rebuilt from its PTX with .maxnreg (the probe proved it) */
+  c.mma_tall_warps = 1;       /* 64 x 32 warps for one TF32 product, weights streamed */
   c.kernel_variants = ALL_GPU_VARIANTS;
   return c;
 }
@@ -294,10 +295,16 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     }
     if (!t->wgmma && t->menu_index >= 0 && t->menu_index < CFK_MMA_TILE_COUNT) {
       int i = t->menu_index;
-      cr_expect(t->block_m == mma[i].bm && t->block_n == mma[i].bn && t->warp_m == mma[i].wm &&
-                    t->warp_n == mma[i].wn,
-                "[%s | %s | %s] tile %dx%d warps %dx%d is not MMA menu entry %d", dev, shape, m,
-                t->block_m, t->block_n, t->warp_m, t->warp_n, i);
+      /* the menu's warps, or their tall form where the device asks for it (one TF32
+       * product, weights streamed) */
+      const int tall = caps->mma_tall_warps && t->variant == CF_KERNEL_MMA_TF32 &&
+                       !t->weights_resident && t->warp_m == 2 * mma[i].wm;
+      cr_expect(t->block_m == mma[i].bm && t->block_n == mma[i].bn &&
+                    t->warp_m == (tall ? 2 : 1) * mma[i].wm && t->warp_n == mma[i].wn &&
+                    t->block_m % t->warp_m == 0,
+                "[%s | %s | %s] tile %dx%d warps %dx%d is not MMA menu entry %d (tall warps "
+                "allowed: %d)", dev, shape, m, t->block_m, t->block_n, t->warp_m, t->warp_n, i,
+                caps->mma_tall_warps);
     }
     const cf_mma_layout L = cf_plan_mma_layout(sh, t);
     cr_expect(L.bytes == (int64_t)t->shared_bytes, "[%s | %s | %s] layout %lld bytes, plan %zu",
@@ -410,8 +417,10 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
   for (int capped = 0; capped < 2; ++capped) {
     cf_device_caps caps = caps_h200_opencl();
     caps.mma_registers_capped = capped;
-    if (!capped) /* as the backend reports it without the cap */
+    if (!capped) { /* as the backend reports it without the cap */
       caps.mma_max_threads = 128;
+      caps.mma_tall_warps = 0;
+    }
     for (int i = 0; i < 2; ++i)
       for (int m = 0; m < 2; ++m) {
         cf_conv_shape sh;
@@ -429,14 +438,19 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
                     shapes[i].name, mname, t.why);
         else {
           /* capped: 256-wide groups (T1) win there except for 3xTF32 with resident weights
-           * (sub-sub-mish fp32), which keeps 128 (bench/NOTES.md v45) */
+           * (sub-sub-mish fp32), which keeps 128, and one TF32 product with streamed weights
+           * (mish-mish tf32), which runs T1 on four 64 x 32 warps (bench/NOTES.md v45, v46) */
+          const int tall = capped && maths[m] == CF_MATH_TF32 && !t.weights_resident;
           const int want_threads =
-              !capped || (maths[m] == CF_MATH_FP32 && t.weights_resident) ? 128 : 256;
-          cr_expect(t.variant == want && t.shared_bytes <= 48 * KB && t.threads == want_threads,
-                    "[%s | %s | capped %d] %s with %zu B of local memory, %d threads (want %s "
-                    "in <= 48 KB, %d threads): %s",
+              !capped || (maths[m] == CF_MATH_FP32 && t.weights_resident) || tall ? 128 : 256;
+          cr_expect(t.variant == want && t.shared_bytes <= 48 * KB && t.threads == want_threads &&
+                        t.warp_m == (tall ? 64 : 32) && (!capped || t.block_m == 128 ||
+                                                         want_threads == 128),
+                    "[%s | %s | capped %d] %s with %zu B of local memory, %d threads, tile "
+                    "%dx%d, warp %dx%d (want %s in <= 48 KB, %d threads, warp %dx32): %s",
                     shapes[i].name, mname, capped, cf_kernel_variant_name(t.variant),
-                    t.shared_bytes, t.threads, cf_kernel_variant_name(want), want_threads, t.why);
+                    t.shared_bytes, t.threads, t.block_m, t.block_n, t.warp_m, t.warp_n,
+                    cf_kernel_variant_name(want), want_threads, tall ? 64 : 32, t.why);
         }
         if (t.variant != CF_KERNEL_FFMA_TILED) /* the plan names how the patch arrives */
           cr_expect(strstr(t.why, "patch by cp.async") != NULL, "[%s | %s] resident %d: %s",

@@ -441,6 +441,9 @@ static void cl_destroy(void *state_) {
  * derived: re-measure them when the kernel changes (v41 had other winners). */
 #define MMA_MAX_REGISTERS 128
 #define MMA_MAX_REGISTERS_TF32_RESIDENT 96
+/* Tall warps (64 x 32: 64 accumulators per work-item) at 128 registers spill: 6.45-6.51 ms on
+ * mish-mish tf32 against 5.56 at 168 (three 128-wide groups per SM; NOTES v46). */
+#define MMA_MAX_REGISTERS_TALL 168
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -847,6 +850,10 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
      * (sub-sub-mish fp32 1.81 on T2, 1.97 on T1). */
     caps->mma_max_threads = caps->mma_registers_capped ? 256 : 128;
     caps->mma_split_resident_max_threads = 128;
+    /* With the cap, one TF32 product with streamed weights on warps of 64 x 32 (T1: four per
+     * group, three groups per SM at MMA_MAX_REGISTERS_TALL): mish-mish tf32 6.18 -> 5.56 ms;
+     * with resident weights slower (sub-sub-mish tf32 1.435 -> 1.50; H200, NOTES v46). */
+    caps->mma_tall_warps = caps->mma_registers_capped;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   st->disk_cache = open_disk_cache(st);
@@ -1280,11 +1287,14 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
-static int mma_register_cap(const cl_state *st, int split, int resident, int threads) {
+static int mma_register_cap(const cl_state *st, int split, int resident, int threads,
+                            int tall) {
   if (!st->register_cap_ok || st->mma_max_registers == 0)
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
+  if (tall)
+    return MMA_MAX_REGISTERS_TALL;
   return !split && resident && threads <= 128 ? MMA_MAX_REGISTERS_TF32_RESIDENT
                                               : MMA_MAX_REGISTERS;
 }
@@ -1311,7 +1321,12 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     return cf_error(CF_ERR_INTERNAL, "opencl: MMA tile menu index %d has no kernel (valid 0..%d)",
                     t->menu_index, CFK_MMA_TILE_COUNT - 1);
   const int bm = cf_mma_menu[t->menu_index].bm, bn = cf_mma_menu[t->menu_index].bn;
-  const int wm = cf_mma_menu[t->menu_index].wm, wn = cf_mma_menu[t->menu_index].wn;
+  /* the menu's warp tile, or its tall form (caps mma_tall_warps: 2 * WM) */
+  const int wm = t->warp_m == 2 * cf_mma_menu[t->menu_index].wm && !split && bm % t->warp_m == 0
+                     ? t->warp_m
+                     : cf_mma_menu[t->menu_index].wm;
+  const int wn = cf_mma_menu[t->menu_index].wn;
+  const int tall = wm != cf_mma_menu[t->menu_index].wm;
   const int threads = 32 * (bm / wm) * (bn / wn);
   if (t->block_m != bm || t->block_n != bn || t->warp_m != wm || t->warp_n != wn ||
       t->threads != threads || t->chunk_channels < 1 || t->chunk_channels > sh->c)
@@ -1348,7 +1363,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
-  const int max_registers = mma_register_cap(st, split, L.resident, threads);
+  const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
   /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
   const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
   /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
@@ -1360,6 +1375,9 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
    * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
   const int ldsm = !L.resident;
   const int one_chunk = split && L.n_chunks == 1;
+  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
+   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
+  const int k_unrolled = split || !L.resident;
 
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
@@ -1393,6 +1411,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
            opt_append(options, sizeof options, &used, "CFM_P16", p16) &&
            opt_append(options, sizeof options, &used, "CFM_LDSM", ldsm) &&
            opt_append(options, sizeof options, &used, "CFM_ONE_CHUNK", one_chunk) &&
+           opt_append(options, sizeof options, &used, "CFM_K_UNROLLED", k_unrolled) &&
            /* not read by the source: the program cache's key tells capped builds apart */
            opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
            opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
