@@ -271,11 +271,19 @@ static inline void cfm_cp_async16_ca(__local float *dst, __global const float *s
 #define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
 #define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
 
-/* n / d for 0 <= n < 2^31 with the host's constants for d (common/fastdiv.h): a row tile's
- * index splits into (image, row, column tile) with two of these instead of two run-time
- * divisions of ~20 instructions each. */
+/* n / d for 0 <= n < 2^31 with the host's constants for d (common/fastdiv.h). */
 static inline int cfm_fastdiv(int n, uint mul, uint shift) {
   return (int)((mul_hi((uint)n, mul) + (uint)n) >> shift);
+}
+
+/* Row tile -> image *n, output row *p and first output column *q0: two fastdivs (by q_tiles,
+ * then by P) instead of two run-time divisions of ~20 instructions each. */
+static inline void cfm_tile_coords(int tile, int q_tiles, uint q_tiles_mul, uint q_tiles_shift,
+                                   int P, uint p_mul, uint p_shift, int *n, int *p, int *q0) {
+  const int np = cfm_fastdiv(tile, q_tiles_mul, q_tiles_shift);
+  *q0 = (tile - np * q_tiles) * CFM_BM;
+  *n = cfm_fastdiv(np, p_mul, p_shift);
+  *p = np - *n * P;
 }
 
 __kernel __attribute__((reqd_work_group_size(CFM_THREADS, 1, 1))) void
@@ -387,9 +395,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
        * a copy across the image's right edge takes the columns inside, and one left of it
        * (pad_w a multiple of 4) none. Columns PW.. of the last copy land in the row's pitch. */
       if (lchunk == 0) {
-        const int np = cfm_fastdiv(ltile, q_tiles_mul, q_tiles_shift);
-        const int q0 = (ltile - np * q_tiles) * CFM_BM;
-        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
+        int n, p, q0;
+        cfm_tile_coords(ltile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
+                        &q0);
         const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
         __global const float *tile_in = input + ((long)n * C * HW + (long)ih0 * W + iw0);
 #pragma unroll
@@ -414,9 +422,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       }
 #else
       if (lchunk == 0) {
-        const int np = cfm_fastdiv(ltile, q_tiles_mul, q_tiles_shift);
-        const int q0 = (ltile - np * q_tiles) * CFM_BM;
-        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
+        int n, p, q0;
+        cfm_tile_coords(ltile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
+                        &q0);
         ih0 = p * stride_h - pad_h;
         iw0 = q0 * CFM_SW - pad_w;
         tile_base = (long)n * C * HW + (long)ih0 * W + iw0;
@@ -544,8 +552,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         for (int j = 0; j < 4; ++j)
           acc[i][j] += part[i][j];
 #else
-      /* TF32: the raw fp32 bits are the operands; unrolled by two so that the next k-step's
-       * local loads are in flight while this one's mma.syncs issue. */
+      /* TF32: the raw fp32 bits are the operands; unrolled (by two at least) so that the next
+       * k-step's local loads are in flight while this one's mma.syncs issue. */
 #if CFM_K_UNROLLED
 #pragma unroll
 #else
@@ -574,9 +582,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 
       if (cchunk == n_chunks - 1) {
         /* ---- row tile done: bias + shift, the chain, stores; then a fresh accumulator ---- */
-        const int np = cfm_fastdiv(ctile, q_tiles_mul, q_tiles_shift);
-        const int q0 = (ctile - np * q_tiles) * CFM_BM;
-        const int n = cfm_fastdiv(np, p_mul, p_shift), p = np - n * P;
+        int n, p, q0;
+        cfm_tile_coords(ctile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
+                        &q0);
         __global float *out_tile = output + ((long)n * K * P + p) * Q + q0 + m_warp + g;
         const int q_left = Q - q0 - m_warp - g; /* pixel m_warp + g + j is in iff j < q_left */
 #pragma unroll
