@@ -37,6 +37,7 @@
 #include <CL/cl_ext.h>
 
 #include "backend.h"
+#include "build_options.h"
 #include "cf_constants.h"
 #include "env.h"
 #include "fastdiv.h"
@@ -1183,15 +1184,6 @@ static cf_status get_program(cl_state *st, const char *options, int max_register
   return CF_OK;
 }
 
-/* Appends printf-style text to options; 0 if it did not fit. */
-static int opt_append(char *buf, size_t len, size_t *used, const char *name, int value) {
-  int n = snprintf(buf + *used, len - *used, "%s-D%s=%d", *used ? " " : "", name, value);
-  if (n < 0 || (size_t)n >= len - *used)
-    return 0;
-  *used += (size_t)n;
-  return 1;
-}
-
 static int fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
 
 /* The scalar epilogue arguments every kernel takes from index `first` on: the folded shift,
@@ -1204,19 +1196,6 @@ static cl_int set_epilogue_args(cl_kernel kernel, cl_uint first, const cf_epilog
     err = clSetKernelArg(kernel, first + 1 + i, sizeof(cl_float), &v);
   }
   return err;
-}
-
-/* The defines every kernel is specialised on: bias present, then the chain (one per op). */
-static int opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
-                               const cf_epilogue *epi) {
-  int ok = opt_append(buf, len, used, "CF_HAS_BIAS", has_bias ? 1 : 0) &&
-           opt_append(buf, len, used, "CF_EPI_N", epi->n_ops);
-  for (int i = 0; ok && i < epi->n_ops; ++i) {
-    char name[32];
-    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
-    ok = opt_append(buf, len, used, name, (int)epi->ops[i].kind);
-  }
-  return ok;
 }
 
 /* Builds (or fetches from the cache) the program of `options`, creates kernel `name`, and
@@ -1364,57 +1343,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
-  /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
-  const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
-  /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
-   * BM * stride_w columns) */
-  const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
-  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
-   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
-   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
-   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
-  const int ldsm = !L.resident;
-  const int one_chunk = split && L.n_chunks == 1;
-  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
-   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
-  const int k_unrolled = split || !L.resident;
-
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
-  size_t used = 0;
-  int ok = snprintf(options, sizeof options, "-DCF_ASM=%s", st->asm_kw) > 0 &&
-           (used = strlen(options)) > 0 &&
-           opt_append(options, sizeof options, &used, "CF_MMA_KERNEL", 1) &&
-           opt_append(options, sizeof options, &used, "CFM_BM", bm) &&
-           opt_append(options, sizeof options, &used, "CFM_BN", bn) &&
-           opt_append(options, sizeof options, &used, "CFM_WM", wm) &&
-           opt_append(options, sizeof options, &used, "CFM_WN", wn) &&
-           opt_append(options, sizeof options, &used, "CFM_SPLIT", split) &&
-           opt_append(options, sizeof options, &used, "CFM_R", (int)sh->r) &&
-           opt_append(options, sizeof options, &used, "CFM_S", (int)sh->s) &&
-           opt_append(options, sizeof options, &used, "CFM_SW", (int)sh->stride_w) &&
-           opt_append(options, sizeof options, &used, "CFM_DW", (int)sh->dil_w) &&
-           opt_append(options, sizeof options, &used, "CFM_PW", (int)L.patch_width) &&
-           opt_append(options, sizeof options, &used, "CFM_CC", t->chunk_channels) &&
-           opt_append(options, sizeof options, &used, "CFM_KC", (int)L.kc) &&
-           opt_append(options, sizeof options, &used, "CFM_KCP", (int)L.kcp) &&
-           opt_append(options, sizeof options, &used, "CFM_PATCH_PITCH", (int)L.patch_pitch) &&
-           opt_append(options, sizeof options, &used, "CFM_ZERO_BASE", (int)L.zero_base) &&
-           opt_append(options, sizeof options, &used, "CFM_PATCH_FLOATS", (int)L.patch_floats) &&
-           opt_append(options, sizeof options, &used, "CFM_RESIDENT", L.resident) &&
-           opt_append(options, sizeof options, &used, "CFM_W_PITCH", (int)L.w_pitch) &&
-           opt_append(options, sizeof options, &used, "CFM_WEIGHT_FLOATS",
-                      (int)L.weight_floats) &&
-           opt_append(options, sizeof options, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
-           opt_append(options, sizeof options, &used, "CFM_STAGES", (int)L.n_stages) &&
-           opt_append(options, sizeof options, &used, "CFM_W16", w16) &&
-           opt_append(options, sizeof options, &used, "CFM_P16", p16) &&
-           opt_append(options, sizeof options, &used, "CFM_LDSM", ldsm) &&
-           opt_append(options, sizeof options, &used, "CFM_ONE_CHUNK", one_chunk) &&
-           opt_append(options, sizeof options, &used, "CFM_K_UNROLLED", k_unrolled) &&
-           /* not read by the source: the program cache's key tells capped builds apart */
-           opt_append(options, sizeof options, &used, "CF_MAX_REGISTERS", max_registers) &&
-           opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
+  int ok = cf_cl_mma_options(sh, t, epi, st->asm_kw, max_registers, options, sizeof options);
+  size_t used = ok ? strlen(options) : 0;
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
   if (ok && st->nv_options && st->verbose) {
@@ -1542,14 +1474,14 @@ static cf_status cl_plan_compile(void *state_, const cf_plan_spec *spec, void **
   /* Build options: the key of the program cache. */
   char options[512];
   size_t used = 0;
-  int ok = opt_append(options, sizeof options, &used, "CF_BM", t->block_m) &&
-           opt_append(options, sizeof options, &used, "CF_BN", t->block_n) &&
-           opt_append(options, sizeof options, &used, "CF_BK", t->block_k) &&
-           opt_append(options, sizeof options, &used, "CF_TM", t->thread_m) &&
-           opt_append(options, sizeof options, &used, "CF_TN", t->thread_n) &&
-           opt_append(options, sizeof options, &used, "CF_IMG32",
+  int ok = cf_cl_opt_append(options, sizeof options, &used, "CF_BM", t->block_m) &&
+           cf_cl_opt_append(options, sizeof options, &used, "CF_BN", t->block_n) &&
+           cf_cl_opt_append(options, sizeof options, &used, "CF_BK", t->block_k) &&
+           cf_cl_opt_append(options, sizeof options, &used, "CF_TM", t->thread_m) &&
+           cf_cl_opt_append(options, sizeof options, &used, "CF_TN", t->thread_n) &&
+           cf_cl_opt_append(options, sizeof options, &used, "CF_IMG32",
                       sh->c * sh->h * sh->w <= INT_MAX ? 1 : 0) &&
-           opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
+           cf_cl_opt_append_epilogue(options, sizeof options, &used, sh->has_bias, epi);
   if (!ok)
     return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
                     sizeof options);

@@ -1,0 +1,80 @@
+/* convfuse OpenCL backend: build options (see build_options.h). */
+#include "build_options.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cf_cl_opt_append(char *buf, size_t len, size_t *used, const char *name, int value) {
+  int n = snprintf(buf + *used, len - *used, "%s-D%s=%d", *used ? " " : "", name, value);
+  if (n < 0 || (size_t)n >= len - *used)
+    return 0;
+  *used += (size_t)n;
+  return 1;
+}
+
+int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
+                              const cf_epilogue *epi) {
+  int ok = cf_cl_opt_append(buf, len, used, "CF_HAS_BIAS", has_bias ? 1 : 0) &&
+           cf_cl_opt_append(buf, len, used, "CF_EPI_N", epi->n_ops);
+  for (int i = 0; ok && i < epi->n_ops; ++i) {
+    char name[32];
+    snprintf(name, sizeof name, "CF_EPI_OP%d", i);
+    ok = cf_cl_opt_append(buf, len, used, name, (int)epi->ops[i].kind);
+  }
+  return ok;
+}
+
+int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_epilogue *epi,
+                      const char *asm_kw, int max_registers, char *buf, size_t len) {
+  const int split = t->variant == CF_KERNEL_MMA_3XTF32;
+  const cf_mma_layout L = cf_plan_mma_layout(sh, t);
+  /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
+  const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
+  /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
+   * BM * stride_w columns) */
+  const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
+  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
+   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
+   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
+   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
+  const int ldsm = !L.resident;
+  const int one_chunk = split && L.n_chunks == 1;
+  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
+   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
+  const int k_unrolled = split || !L.resident;
+
+  size_t used = 0;
+  const int n = snprintf(buf, len, "-DCF_ASM=%s", asm_kw);
+  if (n < 0 || (size_t)n >= len)
+    return 0;
+  used = (size_t)n;
+  return cf_cl_opt_append(buf, len, &used, "CF_MMA_KERNEL", 1) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_BM", t->block_m) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_BN", t->block_n) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_WM", t->warp_m) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_WN", t->warp_n) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_SPLIT", split) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_R", (int)sh->r) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_S", (int)sh->s) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_SW", (int)sh->stride_w) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_DW", (int)sh->dil_w) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_PW", (int)L.patch_width) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_CC", t->chunk_channels) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_KC", (int)L.kc) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_KCP", (int)L.kcp) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_PATCH_PITCH", (int)L.patch_pitch) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_ZERO_BASE", (int)L.zero_base) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_PATCH_FLOATS", (int)L.patch_floats) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_RESIDENT", L.resident) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_W_PITCH", (int)L.w_pitch) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_WEIGHT_FLOATS", (int)L.weight_floats) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_STAGES", (int)L.n_stages) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_W16", w16) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_P16", p16) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_LDSM", ldsm) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_ONE_CHUNK", one_chunk) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", k_unrolled) &&
+         cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
+         cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
+}

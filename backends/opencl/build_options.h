@@ -1,0 +1,31 @@
+/* The build options of convfuse's OpenCL programs: every layout constant and switch a kernel
+ * is specialised on, as -D defines. Device-free, so that a test can compile the tensor-core
+ * kernel exactly as the OpenCL backend would ask NVIDIA's OpenCL to (tests/
+ * test_cl_mma_kernel.c), on a machine without the GPU. The string is also the key of the
+ * program cache. */
+#ifndef CF_OPENCL_BUILD_OPTIONS_H
+#define CF_OPENCL_BUILD_OPTIONS_H
+
+#include <stddef.h>
+
+#include "epilogue.h"
+#include "planner.h"
+#include "shape.h"
+
+/* Appends " -D<name>=<value>" (no leading space on an empty buffer) to buf at *used; 0 if it
+ * did not fit. */
+int cf_cl_opt_append(char *buf, size_t len, size_t *used, const char *name, int value);
+
+/* The defines every kernel is specialised on: bias present, then the chain (one per op). */
+int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
+                              const cf_epilogue *epi);
+
+/* The tensor-core program's options (kernels_cl/conv2d_mma.cl) for plan t of shape sh, which
+ * the caller has checked against the MMA menu (tile, warp tile, threads): the inline-assembly
+ * keyword asm_kw, the layout (common/mma_layout.h), the fetch and k-loop switches, the register
+ * cap max_registers (not read by the source: it tells capped builds apart in the cache), then
+ * the epilogue. 0 if they do not fit in len bytes. */
+int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_epilogue *epi,
+                      const char *asm_kw, int max_registers, char *buf, size_t len);
+
+#endif

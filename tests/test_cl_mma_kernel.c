@@ -1,0 +1,226 @@
+/* The OpenCL tensor-core kernel (kernels_cl/conv2d_mma.cl) compiles for the plans the planner
+ * makes on an H200 through NVIDIA's OpenCL, with exactly the build options the OpenCL backend
+ * would pass there (backends/opencl/build_options.c). Only NVIDIA's OpenCL ever builds this
+ * kernel (PoCL never sees -DCF_MMA_KERNEL), so without this suite CI would never compile it.
+ * clang (OpenCL C 1.2 -> NVPTX, with a prelude mapping the few OpenCL built-ins the kernel
+ * calls onto NVVM's) and then ptxas (sm_90) stand in for NVIDIA's compiler: they catch syntax
+ * and type errors, bad inline PTX, the layout's #error checks and local memory over 48 KB; not
+ * register counts (clang's code is not NVIDIA's) and nothing about results, which only the GPU
+ * machine's checks (bench/gpu_session.sh clcheck, check --backend opencl) show. Skips, saying
+ * why, where clang has no NVPTX target or ptxas is missing. */
+#define _POSIX_C_SOURCE 200809L
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build_options.h"
+#include "cf_constants.h"
+#include "convfuse/convfuse.h"
+#include "epilogue.h"
+#include "planner.h"
+#include "shape.h"
+
+#ifndef CF_SOURCE_DIR
+#error "CF_SOURCE_DIR (the source tree) must be defined"
+#endif
+#ifndef CF_GEN_DIR_STR
+#error "CF_GEN_DIR_STR (the generated headers) must be defined"
+#endif
+#ifndef CF_PTXAS
+#define CF_PTXAS "ptxas"
+#endif
+
+#define KB 1024u
+
+/* What the OpenCL backend reports for an H200 whose tensor-core probe and register-cap rebuild
+ * passed (backends/opencl/opencl.c, cl_init). */
+static cf_device_caps caps_h200_opencl(int force_tile) {
+  cf_device_caps c = {.kind = CF_DEVICE_GPU, .compute_units = 132,
+                      .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 48 * KB,
+                      .max_threads_per_block = 1024, .simd_width = 32, .has_tf32_mma = 1,
+                      .mma_max_threads = 256, .mma_split_resident_max_threads = 128,
+                      .mma_tall_warps = 1, .mma_registers_capped = 1, .l2_bytes = 60u << 20,
+                      .global_mem_bytes = 141ull << 30, .max_alloc_bytes = 35ull << 30,
+                      .force_tile = force_tile,
+                      .kernel_variants = (1u << CF_KERNEL_FFMA_TILED) |
+                                         (1u << CF_KERNEL_MMA_TF32) |
+                                         (1u << CF_KERNEL_MMA_3XTF32)};
+  return c;
+}
+
+/* The kernel's source as the OpenCL backend's program has it (the generated constants, the
+ * epilogue, the kernel; their #include lines dropped, as cmake/EmbedFiles.cmake concatenates
+ * them), after a prelude for clang's NVPTX target, which has no OpenCL built-in library. */
+static const char prelude[] =
+    "#define get_local_id(d) ((size_t)__nvvm_read_ptx_sreg_tid_x())\n"
+    "#define get_group_id(d) ((size_t)((d) == 0 ? __nvvm_read_ptx_sreg_ctaid_x()"
+    " : __nvvm_read_ptx_sreg_ctaid_y()))\n"
+    "#define get_num_groups(d) ((size_t)__nvvm_read_ptx_sreg_nctaid_x())\n"
+    "#define barrier(f) __syncthreads()\n"
+    "#define fmin(a, b) __builtin_fminf(a, b)\n"
+    "#define fmax(a, b) __builtin_fmaxf(a, b)\n"
+    "#define clamp(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))\n"
+    "#define mul_hi(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))\n";
+
+static int append_file(FILE *out, const char *path) {
+  FILE *in = fopen(path, "r");
+  if (!in)
+    return 0;
+  char line[1024];
+  while (fgets(line, sizeof line, in))
+    if (strncmp(line, "#include \"", 10) != 0)
+      fputs(line, out);
+  fclose(in);
+  return 1;
+}
+
+static char source_path[] = "/tmp/cf_cl_mma_XXXXXX";
+static char ptx_path[sizeof source_path + 4];
+
+static void write_source(void) {
+  int fd = mkstemp(source_path);
+  cr_assert(fd >= 0, "mkstemp");
+  FILE *out = fdopen(fd, "w");
+  cr_assert(out != NULL);
+  fputs(prelude, out);
+  cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_mma.cl"),
+            "cannot read the kernel sources under %s", CF_SOURCE_DIR);
+  fclose(out);
+  snprintf(ptx_path, sizeof ptx_path, "%s.ptx", source_path);
+}
+
+/* clang -> PTX -> ptxas with options; 0 on success, the log (last lines) in log. */
+static int compile(const char *options, char *log, size_t log_len) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "clang -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O2 -S -w -o %s %s %s "
+           "-Xclang -target-feature -Xclang +ptx70 -Xclang -target-cpu -Xclang sm_80 2>&1 && "
+           "%s -arch=sm_90 -o /dev/null %s 2>&1",
+           ptx_path, source_path, options, CF_PTXAS, ptx_path);
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  size_t used = 0;
+  log[0] = '\0';
+  char line[512];
+  while (fgets(line, sizeof line, p)) {
+    size_t n = strlen(line);
+    if (used + n >= log_len) /* keep the tail */
+      used = 0;
+    memcpy(log + used, line, n + 1);
+    used += n;
+  }
+  return pclose(p);
+}
+
+/* Whether clang can target NVPTX and ptxas runs: a trivial kernel through both. */
+static int toolchain_ok(char *why, size_t len) {
+  char log[2048];
+  char saved[sizeof source_path];
+  memcpy(saved, source_path, sizeof saved);
+  int fd = mkstemp(source_path);
+  if (fd < 0) {
+    snprintf(why, len, "mkstemp failed");
+    return 0;
+  }
+  FILE *f = fdopen(fd, "w");
+  fputs("__kernel void k(__global float *x) { x[0] = 1.0f; }\n", f);
+  fclose(f);
+  snprintf(ptx_path, sizeof ptx_path, "%s.ptx", source_path);
+  int rc = compile("", log, sizeof log);
+  unlink(source_path);
+  unlink(ptx_path);
+  memcpy(source_path, saved, sizeof saved);
+  if (rc != 0)
+    snprintf(why, len, "clang (OpenCL C -> NVPTX) or ptxas unavailable: %.300s", log);
+  return rc == 0;
+}
+
+typedef struct case_shape {
+  const char *name;
+  int64_t n, c, h, w, k, r, s, stride, pad, dil;
+} case_shape;
+
+/* The two workloads at small batch (the plans do not depend on it beyond the grid), the odd
+ * shapes of the GPU machine's clcheck, and shapes with 16-byte patch copies. */
+static const case_shape shapes[] = {
+    {"sub-sub-mish", 2, 8, 256, 256, 64, 3, 3, 1, 0, 1},
+    {"mish-mish", 1, 64, 256, 256, 128, 3, 3, 1, 0, 1},
+    {"odd width", 1, 8, 9, 37, 64, 3, 3, 1, 0, 1},
+    {"3 channels pad 1", 2, 3, 11, 70, 20, 3, 3, 1, 1, 1},
+    {"5x5 stride 2 pad 2", 1, 5, 13, 41, 33, 5, 5, 2, 2, 1},
+    {"1x1", 3, 16, 6, 50, 72, 1, 1, 1, 0, 1},
+    {"1 channel dilation 2", 1, 1, 7, 131, 9, 3, 3, 1, 1, 2},
+    {"several chunks", 2, 64, 5, 40, 128, 3, 3, 1, 0, 1},
+    {"24 channels pad 1", 1, 24, 8, 66, 100, 3, 3, 1, 1, 1},
+    {"5x5 stride 2 width 44", 1, 5, 13, 44, 33, 5, 5, 2, 0, 1},
+    {"pad 4", 1, 3, 9, 40, 16, 3, 3, 1, 4, 1},
+    {"20 channels pad 4", 2, 20, 6, 68, 40, 3, 3, 1, 4, 1},
+};
+
+Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
+     .timeout = 600) {
+  char why[512];
+  if (!toolchain_ok(why, sizeof why))
+    cr_skip("%s", why);
+  write_source();
+  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
+  const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
+  static char seen[64][1024];
+  int n_seen = 0, n_built = 0;
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+    for (int force = 0; force <= CFK_MMA_TILE_COUNT; ++force) /* the planner's pick, then each */
+      for (int m = 0; m < 2; ++m) {
+        const case_shape *cs = &shapes[i];
+        const cf_conv2d_desc d = {cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
+                                  cs->stride, cs->stride, cs->pad, cs->pad, cs->dil, cs->dil,
+                                  1};
+        cf_conv_shape sh;
+        cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s: %s", cs->name,
+                  cf_last_error());
+        cf_epilogue epi;
+        cf_epilogue_fold(ops, 2, &epi);
+        const cf_device_caps caps = caps_h200_opencl(force);
+        cf_tile_plan t;
+        if (cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) != CF_OK ||
+            (t.variant != CF_KERNEL_MMA_TF32 && t.variant != CF_KERNEL_MMA_3XTF32))
+          continue; /* FFMA, or a forced tile that does not apply */
+        char options[1024];
+        cr_assert(cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, options, sizeof options),
+                  "%s: options do not fit", cs->name);
+        int dup = 0;
+        for (int j = 0; j < n_seen && !dup; ++j)
+          dup = strcmp(seen[j], options) == 0;
+        if (dup)
+          continue;
+        if (n_seen < 64)
+          strcpy(seen[n_seen++], options);
+        char log[4096];
+        const int rc = compile(options, log, sizeof log);
+        cr_expect(rc == 0,
+                  "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel does "
+                  "not compile with\n  %s\n%s",
+                  cs->name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32", force, t.block_m,
+                  t.block_n, t.warp_m, t.warp_n, options, log);
+        ++n_built;
+      }
+  unlink(source_path);
+  unlink(ptx_path);
+  cr_log_info("%d distinct tensor-core builds compiled", n_built);
+  /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
+   * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps */
+  const char *want[] = {"-DCFM_WM=64",   "-DCFM_WN=16",        "-DCFM_LDSM=1",
+                        "-DCFM_ONE_CHUNK=1", "-DCFM_K_UNROLLED=0", "-DCFM_P16=0",
+                        "-DCFM_P16=1",   "-DCFM_W16=0 ",       "-DCFM_W16=1"};
+  for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
+    int found = 0;
+    for (int j = 0; j < n_seen && !found; ++j)
+      found = strstr(seen[j], want[w]) != NULL;
+    cr_expect(found, "no build with %s among the %d: the shapes no longer cover it", want[w],
+              n_seen);
+  }
+}
