@@ -76,31 +76,34 @@ static int append_file(FILE *out, const char *path) {
   return 1;
 }
 
-static char source_path[] = "/tmp/cf_cl_mma_XXXXXX";
-static char ptx_path[sizeof source_path + 4];
+/* A temporary OpenCL C file and the PTX file clang writes beside it. */
+typedef struct temp_source {
+  char path[32];
+  char ptx[40];
+} temp_source;
 
-static void write_source(void) {
-  int fd = mkstemp(source_path);
-  cr_assert(fd >= 0, "mkstemp");
-  FILE *out = fdopen(fd, "w");
-  cr_assert(out != NULL);
-  fputs(prelude, out);
-  cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_mma.cl"),
-            "cannot read the kernel sources under %s", CF_SOURCE_DIR);
-  fclose(out);
-  snprintf(ptx_path, sizeof ptx_path, "%s.ptx", source_path);
+static FILE *temp_source_open(temp_source *ts) {
+  strcpy(ts->path, "/tmp/cf_cl_mma_XXXXXX");
+  const int fd = mkstemp(ts->path);
+  if (fd < 0)
+    return NULL;
+  snprintf(ts->ptx, sizeof ts->ptx, "%s.ptx", ts->path);
+  return fdopen(fd, "w");
 }
 
-/* clang -> PTX -> ptxas with options; 0 on success, the log (last lines) in log. */
-static int compile(const char *options, char *log, size_t log_len) {
+static void temp_source_remove(const temp_source *ts) {
+  unlink(ts->path);
+  unlink(ts->ptx);
+}
+
+/* clang -> PTX -> ptxas of ts with options; 0 on success, the output's tail in log. */
+static int compile(const temp_source *ts, const char *options, char *log, size_t log_len) {
   char cmd[4096];
   snprintf(cmd, sizeof cmd,
            "clang -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O2 -S -w -o %s %s %s "
            "-Xclang -target-feature -Xclang +ptx70 -Xclang -target-cpu -Xclang sm_80 2>&1 && "
            "%s -arch=sm_90 -o /dev/null %s 2>&1",
-           ptx_path, source_path, options, CF_PTXAS, ptx_path);
+           ts->ptx, ts->path, options, CF_PTXAS, ts->ptx);
   FILE *p = popen(cmd, "r");
   if (!p)
     return -1;
@@ -109,7 +112,7 @@ static int compile(const char *options, char *log, size_t log_len) {
   char line[512];
   while (fgets(line, sizeof line, p)) {
     size_t n = strlen(line);
-    if (used + n >= log_len) /* keep the tail */
+    if (used + n >= log_len) /* start over: the last lines say what failed */
       used = 0;
     memcpy(log + used, line, n + 1);
     used += n;
@@ -119,25 +122,32 @@ static int compile(const char *options, char *log, size_t log_len) {
 
 /* Whether clang can target NVPTX and ptxas runs: a trivial kernel through both. */
 static int toolchain_ok(char *why, size_t len) {
-  char log[2048];
-  char saved[sizeof source_path];
-  memcpy(saved, source_path, sizeof saved);
-  int fd = mkstemp(source_path);
-  if (fd < 0) {
+  temp_source ts;
+  FILE *f = temp_source_open(&ts);
+  if (!f) {
     snprintf(why, len, "mkstemp failed");
     return 0;
   }
-  FILE *f = fdopen(fd, "w");
   fputs("__kernel void k(__global float *x) { x[0] = 1.0f; }\n", f);
   fclose(f);
-  snprintf(ptx_path, sizeof ptx_path, "%s.ptx", source_path);
-  int rc = compile("", log, sizeof log);
-  unlink(source_path);
-  unlink(ptx_path);
-  memcpy(source_path, saved, sizeof saved);
+  char log[2048];
+  const int rc = compile(&ts, "", log, sizeof log);
+  temp_source_remove(&ts);
   if (rc != 0)
     snprintf(why, len, "clang (OpenCL C -> NVPTX) or ptxas unavailable: %.300s", log);
   return rc == 0;
+}
+
+/* The kernel's source as the OpenCL backend's program has it, after the prelude. */
+static void write_kernel_source(temp_source *ts) {
+  FILE *out = temp_source_open(ts);
+  cr_assert(out != NULL, "mkstemp");
+  fputs(prelude, out);
+  cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_mma.cl"),
+            "cannot read the kernel sources under %s", CF_SOURCE_DIR);
+  fclose(out);
 }
 
 typedef struct case_shape {
@@ -167,7 +177,8 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   char why[512];
   if (!toolchain_ok(why, sizeof why))
     cr_skip("%s", why);
-  write_source();
+  temp_source ts;
+  write_kernel_source(&ts);
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
   static char seen[64][1024];
@@ -200,7 +211,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
         if (n_seen < 64)
           strcpy(seen[n_seen++], options);
         char log[4096];
-        const int rc = compile(options, log, sizeof log);
+        const int rc = compile(&ts, options, log, sizeof log);
         cr_expect(rc == 0,
                   "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel does "
                   "not compile with\n  %s\n%s",
@@ -208,8 +219,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
                   t.block_n, t.warp_m, t.warp_n, options, log);
         ++n_built;
       }
-  unlink(source_path);
-  unlink(ptx_path);
+  temp_source_remove(&ts);
   cr_log_info("%d distinct tensor-core builds compiled", n_built);
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
    * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps */

@@ -1299,13 +1299,11 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (t->menu_index < 0 || t->menu_index >= CFK_MMA_TILE_COUNT)
     return cf_error(CF_ERR_INTERNAL, "opencl: MMA tile menu index %d has no kernel (valid 0..%d)",
                     t->menu_index, CFK_MMA_TILE_COUNT - 1);
-  const int bm = cf_mma_menu[t->menu_index].bm, bn = cf_mma_menu[t->menu_index].bn;
-  /* the menu's warp tile, or its tall form (caps mma_tall_warps: 2 * WM) */
-  const int wm = t->warp_m == 2 * cf_mma_menu[t->menu_index].wm && !split && bm % t->warp_m == 0
-                     ? t->warp_m
-                     : cf_mma_menu[t->menu_index].wm;
-  const int wn = cf_mma_menu[t->menu_index].wn;
-  const int tall = wm != cf_mma_menu[t->menu_index].wm;
+  const cf_mma_tile *entry = &cf_mma_menu[t->menu_index];
+  const int bm = entry->bm, bn = entry->bn;
+  /* the menu's warp tile, or its tall form (caps mma_tall_warps: 2 * WM, one TF32 product) */
+  const int tall = !split && t->warp_m == 2 * entry->wm && bm % t->warp_m == 0;
+  const int wm = tall ? 2 * entry->wm : entry->wm, wn = entry->wn;
   const int threads = 32 * (bm / wm) * (bn / wn);
   if (t->block_m != bm || t->block_n != bn || t->warp_m != wm || t->warp_n != wn ||
       t->threads != threads || t->chunk_channels < 1 || t->chunk_channels > sh->c)
