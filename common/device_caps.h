@@ -26,6 +26,9 @@ typedef struct cf_device_caps {
                                       tiles runs warps of 2*WM x WN (half the warps, twice
                                       the accumulators each) where the tile allows (OpenCL
                                       on NVIDIA with its register cap: measured faster) */
+  int mma_weight_swizzle;          /* the mma.sync kernel takes streamed weights unpadded and
+                                      swizzled (cf_mma_layout_swizzle_weights) where K per
+                                      chunk allows: OpenCL, whose 48 KB the padding crowds */
   int mma_registers_capped;        /* with mma_max_threads: the backend caps the tensor-core
                                       kernel's registers after all (OpenCL on NVIDIA: rebuilt
                                       from its PTX, the route its probe proved), so the

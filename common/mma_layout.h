@@ -16,7 +16,10 @@ typedef struct cf_mma_layout {
   int64_t n_chunks;     /* ceil(C / CC) */
   int resident;         /* 1: all of the block's weights stay in shared memory */
   int64_t w_pitch;      /* floats per staged weight row, == 4 (mod 8): conflict-free;
-                           resident: n_chunks * kcp values, else kcp */
+                           resident: n_chunks * kcp values, else kcp (or exactly kcp when
+                           w_swizzled) */
+  int w_swizzled;       /* streamed weights at pitch kcp (== 8 mod 16), conflict-free by a
+                           swizzle instead of padding (cf_mma_layout_swizzle_weights) */
   int64_t weight_floats; /* resident weights (BN * w_pitch), or 0 */
   int64_t stage_floats; /* one pipeline stage: the patch, plus a chunk of weights if not
                            resident */
@@ -86,6 +89,24 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.seg_floats = L.patch_floats;
   L.flat_rows = 0;
   L.out_buffers = 0;
+  L.w_swizzled = 0;
+  return L;
+}
+
+/* Can L's streamed weights go unpadded (pitch kcp, == 8 mod 16) with the OpenCL kernel's
+ * swizzle: in rows with bit 2 of the row set, the two 16-byte halves of every 32-byte pair
+ * trade places, which puts the eight rows of an ldmatrix matrix in distinct banks as the
+ * padded pitch did (rows 8 * g floats apart, g and g + 4 otherwise in the same banks). It saves
+ * 4 floats per weight row of each stage: what lets 256-pixel tiles' two stages fit 48 KB. */
+static inline int cf_mma_layout_can_swizzle_weights(const cf_mma_layout *L) {
+  return !L->resident && L->tma_segments == 0 && L->kcp % 16 == 8;
+}
+
+static inline cf_mma_layout cf_mma_layout_swizzle_weights(cf_mma_layout L, int64_t bn) {
+  L.bytes -= L.n_stages * bn * (L.w_pitch - L.kcp) * 4;
+  L.stage_floats -= bn * (L.w_pitch - L.kcp);
+  L.w_pitch = L.kcp;
+  L.w_swizzled = 1;
   return L;
 }
 

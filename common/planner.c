@@ -188,6 +188,13 @@ static cf_mma_layout mma_layout_fitting(const cf_mma_tile *t, const cf_conv_shap
     }
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
+    /* unpadded weights only where the padded ones do not fit: on tiles that fit either way
+     * the swizzle measured 1-2% slower (OpenCL, H200, T1; bench/NOTES.md v47) */
+    if (!resident[i] && caps->mma_weight_swizzle && cf_mma_layout_can_swizzle_weights(&L)) {
+      L = cf_mma_layout_swizzle_weights(L, t->bn);
+      if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        return L;
+    }
   }
   return L;
 }
@@ -295,6 +302,15 @@ static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
  * is worth it, with the reason in `why` for the FFMA plan to quote. */
+/* Tall warps (caps mma_tall_warps: 2*WM x WN, half the warps, each A fragment load feeding
+ * twice the mma work) for one TF32 product with streamed weights on an mma.sync tile whose
+ * BM allows them. The work-group is then half the menu entry's width: the limits apply to that. */
+static int mma_tall(const cf_mma_tile *t, int wg, cf_kernel_variant variant,
+                    const cf_mma_layout *L, const cf_device_caps *caps) {
+  return caps->mma_tall_warps && !wg && variant == CF_KERNEL_MMA_TF32 && !L->resident &&
+         t->bm % (2 * t->wm) == 0;
+}
+
 static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
                           cf_kernel_variant variant, cf_tile_plan *plan, char *why,
                           size_t why_len) {
@@ -320,7 +336,6 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     const cf_mma_tile *t = wg ? &cf_wg_menu[i - n_mma] : &cf_mma_menu[i];
     if (forced && i != caps->force_tile - 1)
       continue;
-    int threads = 32 * (t->bm / t->wm) * (t->bn / t->wn);
     /* Weights resident in shared memory when they fit, else streamed per K chunk; the output
      * staged in shared memory where the backend can and it fits beside them; where nothing
      * fits (OpenCL's 48 KB per work-group), chunks of half as many channels, down to one.
@@ -334,6 +349,9 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       L = mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     }
     const int flat = L.flat_rows > 0;
+    /* tall warps (caps): each A fragment load then feeds twice the mma work */
+    const int tall = mma_tall(t, wg, variant, &L, caps);
+    const int threads = 32 * (t->bm / (tall ? 2 * t->wm : t->wm)) * (t->bn / t->wn);
     int64_t q_tiles = ceil_div(sh->q, t->bm);
     /* row tiles, or flat tiles of whole planes: <= n*p*q, fits int64 */
     int64_t m_tiles = flat ? sh->n * ceil_div(sh->p * sh->q, t->bm) : sh->n * sh->p * q_tiles;
@@ -397,9 +415,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->block_m = t->bm;
   plan->block_n = t->bn;
   plan->block_k = (int)best_layout.kcp;
-  /* tall warps (caps): each A fragment load then feeds twice the mma work */
-  const int tall = caps->mma_tall_warps && !best_wg && variant == CF_KERNEL_MMA_TF32 &&
-                   !best_layout.resident && t->bm % (2 * t->wm) == 0;
+  const int tall = mma_tall(t, best_wg, variant, &best_layout, caps);
   plan->warp_m = tall ? 2 * t->wm : t->wm;
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
@@ -412,6 +428,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->grid_n = ceil_div(sh->k, t->bn);
   plan->shared_bytes = (size_t)best_layout.bytes;
   plan->weights_resident = best_layout.resident;
+  plan->weights_swizzled = best_layout.w_swizzled;
   plan->output_staged = best_layout.out_floats > 0;
   plan->output_buffers = (int)best_layout.out_buffers;
   plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
@@ -506,6 +523,8 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
   cf_mma_layout L = cf_mma_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
                                        sh->s, sh->stride_w, sh->dil_w, t->weights_resident,
                                        t->output_staged);
+  if (t->weights_swizzled && seg == 0 && cf_mma_layout_can_swizzle_weights(&L))
+    L = cf_mma_layout_swizzle_weights(L, t->block_n);
   return seg > 0 ? cf_layout_with_tma(L, t->block_m, t->chunk_channels, sh->r, sh->s,
                                       sh->stride_w, sh->dil_w, seg, t->stages)
                  : L;

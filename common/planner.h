@@ -26,6 +26,7 @@ typedef struct cf_tile_plan {
   int warp_m, warp_n;            /* MMA: per-warp tile */
   int chunk_channels;            /* MMA: input channels per K chunk */
   int weights_resident;          /* MMA: the block's weights stay in shared memory */
+  int weights_swizzled;          /* MMA: streamed weights unpadded, swizzled (mma_layout.h) */
   int output_staged;             /* MMA: the output tile goes out through shared memory */
   int wgmma;                     /* MMA: the k-loop runs on wgmma; menu_index is into
                                     cf_wg_menu (else cf_mma_menu) */

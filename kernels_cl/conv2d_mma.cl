@@ -43,6 +43,8 @@
  *   -DCFM_P16=0/1                           the patch by 16-byte copies (W and pad_w multiples
  *                                           of 4: every patch row starts 16-byte aligned)
  *   -DCFM_LDSM=0/1                          B fragments by ldmatrix (see cfm_load_b_ldsm)
+ *   -DCFM_W_SWIZZLE=0/1                     streamed weights at pitch KCP, swizzled (see
+ *                                           CFM_W_COL; needs ldmatrix)
  *   -DCFM_ONE_CHUNK=0/1                     K is one chunk (n_chunks_arg is then 1)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
@@ -126,6 +128,16 @@
 #endif
 #if CFM_KCP % 8 != 0 || CFM_KCP < CFM_KC
 #error "CFM_KCP must be CFM_KC padded to a multiple of 8"
+#endif
+#ifndef CFM_W_SWIZZLE
+#define CFM_W_SWIZZLE 0
+#endif
+/* Streamed weights unpadded (W_PITCH == KCP == 8 mod 16: rows 8 floats apart mod 32, so rows g
+ * and g + 4 of an ldmatrix matrix would share banks): in rows with bit 2 set the two 16-byte
+ * halves of each 32-byte pair of K values trade places. Column of K value k in row nl: */
+#define CFM_W_COL(nl, k) (CFM_W_SWIZZLE ? (k) ^ ((((nl) >> 2) & 1) << 2) : (k))
+#if CFM_W_SWIZZLE && (CFM_RESIDENT || CFM_W_PITCH != CFM_KCP || CFM_KCP % 16 != 8)
+#error "CFM_W_SWIZZLE: streamed weights at W_PITCH == KCP == 8 (mod 16)"
 #endif
 #if CFM_RESIDENT && CFM_WEIGHT_FLOATS < CFM_BN * CFM_W_PITCH
 #error "resident weights need CFM_WEIGHT_FLOATS >= CFM_BN * CFM_W_PITCH"
@@ -213,6 +225,9 @@ static inline void cfm_load_b_scalar(uint b[CFM_NI][2], __local const float *w_l
   CF_ASM volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"                      \
                   : "=r"(r0), "=r"(r1)                                                            \
                   : "r"(addr))
+#if CFM_W_SWIZZLE && !CFM_LDSM
+#error "CFM_W_SWIZZLE: the scalar B loads do not read swizzled rows"
+#endif
 #if CFM_LDSM && (CFM_W_PITCH % 4 != 0 || CFM_KCP % 4 != 0 || CFM_PATCH_FLOATS % 4 != 0 ||       \
                  CFM_WEIGHT_FLOATS % 4 != 0)
 #error "ldmatrix B fragments need 16-byte aligned weight rows"
@@ -456,7 +471,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           const int k = (e - nl * (CFM_KCP / CFM_WVEC)) * CFM_WVEC;
           const int ok = n0 + nl < K && k < CFM_KC && k0 + k < crs;
           __global const float *src = ok ? weight + (long)(n0 + nl) * crs + k0 + k : weight;
-          __local float *dst = stage + CFM_PATCH_FLOATS + nl * CFM_W_PITCH + k;
+          __local float *dst = stage + CFM_PATCH_FLOATS + nl * CFM_W_PITCH + CFM_W_COL(nl, k);
           if ((CFM_BN * CFM_KCP / CFM_WVEC) % CFM_THREADS == 0 ||
               e < CFM_BN * CFM_KCP / CFM_WVEC) {
 #if CFM_W16
@@ -481,10 +496,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
 #if CFM_LDSM
       /* this lane's ldmatrix row: matrix lane / 8 is (n-tile pair member (lane / 16) % 2,
-       * k half (lane / 8) % 2), row lane % 8 */
-      const uint b_addr = (uint)(size_t)(wsm + (n_warp + ((lane >> 4) & 1) * 8 + (lane & 7)) *
-                                                   CFM_W_PITCH +
-                                         ((lane >> 3) & 1) * 4);
+       * k half (lane / 8) % 2), row lane % 8; kb is a multiple of 8, so the swizzle (if any)
+       * only trades the k half, the same for every kb */
+      const int b_row = n_warp + ((lane >> 4) & 1) * 8 + (lane & 7);
+      const uint b_addr =
+          (uint)(size_t)(wsm + b_row * CFM_W_PITCH + CFM_W_COL(b_row, ((lane >> 3) & 1) * 4));
 #define CFM_LOAD_B(b, kb) cfm_load_b_ldsm(b, b_addr, kb)
 #else
       __local const float *w_lane = wsm + (n_warp + g) * CFM_W_PITCH + t;

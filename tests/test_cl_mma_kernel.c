@@ -41,7 +41,7 @@ static cf_device_caps caps_h200_opencl(int force_tile) {
                       .shared_mem_per_block = 48 * KB, .shared_mem_per_block_max = 48 * KB,
                       .max_threads_per_block = 1024, .simd_width = 32, .has_tf32_mma = 1,
                       .mma_max_threads = 256, .mma_split_resident_max_threads = 128,
-                      .mma_tall_warps = 1, .mma_registers_capped = 1, .l2_bytes = 60u << 20,
+                      .mma_tall_warps = 1, .mma_weight_swizzle = 1, .mma_registers_capped = 1, .l2_bytes = 60u << 20,
                       .global_mem_bytes = 141ull << 30, .max_alloc_bytes = 35ull << 30,
                       .force_tile = force_tile,
                       .kernel_variants = (1u << CF_KERNEL_FFMA_TILED) |

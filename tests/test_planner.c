@@ -88,6 +88,7 @@ static cf_device_caps caps_h200_opencl(void) {
   c.mma_staged_output = 0; /* kernels_cl/conv2d_mma.cl stores from registers */
   c.mma_registers_capped = 1; /* rebuilt from its PTX with .maxnreg (the probe proved it) */
   c.mma_tall_warps = 1;       /* 64 x 32 warps for one TF32 product, weights streamed */
+  c.mma_weight_swizzle = 1;   /* streamed weights unpadded where padded ones do not fit */
   c.kernel_variants = ALL_GPU_VARIANTS;
   return c;
 }
@@ -309,6 +310,20 @@ static void check_invariants(const char *dev, const char *shape, const cf_device
     const cf_mma_layout L = cf_plan_mma_layout(sh, t);
     cr_expect(L.bytes == (int64_t)t->shared_bytes, "[%s | %s | %s] layout %lld bytes, plan %zu",
               dev, shape, m, (long long)L.bytes, t->shared_bytes);
+    /* unpadded (swizzled) streamed weights only where the device asks for them, on the
+     * mma.sync kernel, and only where the padded layout would not fit */
+    if (t->weights_swizzled) {
+      cf_tile_plan padded = *t;
+      padded.weights_swizzled = 0;
+      cr_expect(caps->mma_weight_swizzle && !t->wgmma && !t->weights_resident &&
+                    L.w_swizzled && L.w_pitch == L.kcp && L.kcp % 16 == 8 &&
+                    cf_plan_mma_layout(sh, &padded).bytes >
+                        (int64_t)caps->shared_mem_per_block_max,
+                "[%s | %s | %s] weights swizzled (device asks %d, wgmma %d, resident %d, pitch "
+                "%lld, K chunk %lld) where the padded layout fits",
+                dev, shape, m, caps->mma_weight_swizzle, t->wgmma, t->weights_resident,
+                (long long)L.w_pitch, (long long)L.kcp);
+    }
     /* flat tiles only where the device has them, on the wgmma tile, for shapes both tensor maps
      * can address (one K chunk, whole input rows of <= 256 floats, planes of 4k pixels) */
     if (t->flat_tiles)
@@ -439,18 +454,23 @@ Test(planner, opencl_48kb_tensor_cores_plan_mma_for_both_workloads) {
         else {
           /* capped: 256-wide groups (T1) win there except for 3xTF32 with resident weights
            * (sub-sub-mish fp32), which keeps 128, and one TF32 product with streamed weights
-           * (mish-mish tf32), which runs T1 on four 64 x 32 warps (bench/NOTES.md v45, v46) */
+           * (mish-mish tf32), which runs T0 on eight 64 x 32 warps with its weights unpadded
+           * (swizzled): the padded ones do not fit 48 KB beside T0's patch at 4-channel
+           * chunks (bench/NOTES.md v45, v46, v47) */
           const int tall = capped && maths[m] == CF_MATH_TF32 && !t.weights_resident;
           const int want_threads =
-              !capped || (maths[m] == CF_MATH_FP32 && t.weights_resident) || tall ? 128 : 256;
+              !capped || (maths[m] == CF_MATH_FP32 && t.weights_resident) ? 128 : 256;
+          const int want_bm = !capped ? 64 : tall ? 256 : want_threads == 256 ? 128 : 64;
           cr_expect(t.variant == want && t.shared_bytes <= 48 * KB && t.threads == want_threads &&
-                        t.warp_m == (tall ? 64 : 32) && (!capped || t.block_m == 128 ||
-                                                         want_threads == 128),
+                        t.warp_m == (tall ? 64 : 32) && t.block_m == want_bm &&
+                        t.weights_swizzled == tall && (!tall || t.chunk_channels == 4),
                     "[%s | %s | capped %d] %s with %zu B of local memory, %d threads, tile "
-                    "%dx%d, warp %dx%d (want %s in <= 48 KB, %d threads, warp %dx32): %s",
+                    "%dx%d, warp %dx%d, weights swizzled %d, %d channels per chunk (want %s "
+                    "in <= 48 KB, %d threads, BM %d, warp %dx32, swizzled %d): %s",
                     shapes[i].name, mname, capped, cf_kernel_variant_name(t.variant),
                     t.shared_bytes, t.threads, t.block_m, t.block_n, t.warp_m, t.warp_n,
-                    cf_kernel_variant_name(want), want_threads, tall ? 64 : 32, t.why);
+                    t.weights_swizzled, t.chunk_channels, cf_kernel_variant_name(want),
+                    want_threads, want_bm, tall ? 64 : 32, tall, t.why);
         }
         if (t.variant != CF_KERNEL_FFMA_TILED) /* the plan names how the patch arrives */
           cr_expect(strstr(t.why, "patch by cp.async") != NULL, "[%s | %s] resident %d: %s",

@@ -133,6 +133,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   const int bm = m->bm, bn = m->bn;
   if (t->block_m != bm || t->block_n != bn || t->warp_m != m->wm || t->warp_n != m->wn ||
       t->chunk_channels < 1 || t->chunk_channels > sh->c ||
+      t->weights_swizzled || /* the OpenCL kernel's layout; the CUDA kernels pad instead */
       (t->wgmma && !t->weights_resident != !!m->streamed) ||
       (m->streamed &&
        (t->variant != (m->split ? CF_KERNEL_MMA_3XTF32 : CF_KERNEL_MMA_TF32) ||

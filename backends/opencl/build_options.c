@@ -67,6 +67,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_PATCH_FLOATS", (int)L.patch_floats) &&
          cf_cl_opt_append(buf, len, &used, "CFM_RESIDENT", L.resident) &&
          cf_cl_opt_append(buf, len, &used, "CFM_W_PITCH", (int)L.w_pitch) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_W_SWIZZLE", L.w_swizzled) &&
          cf_cl_opt_append(buf, len, &used, "CFM_WEIGHT_FLOATS", (int)L.weight_floats) &&
          cf_cl_opt_append(buf, len, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
          cf_cl_opt_append(buf, len, &used, "CFM_STAGES", (int)L.n_stages) &&

@@ -442,8 +442,9 @@ static void cl_destroy(void *state_) {
  * derived: re-measure them when the kernel changes (v41 had other winners). */
 #define MMA_MAX_REGISTERS 128
 #define MMA_MAX_REGISTERS_TF32_RESIDENT 96
-/* Tall warps (64 x 32: 64 accumulators per work-item) at 128 registers spill: 6.45-6.51 ms on
- * mish-mish tf32 against 5.56 at 168 (three 128-wide groups per SM; NOTES v46). */
+/* Tall warps (64 x 32: 64 accumulators per work-item) in 128-wide groups (T1) at 128 registers
+ * spill: 6.45-6.51 ms on mish-mish tf32 against 5.56 at 168 (three groups per SM; NOTES v46).
+ * 256-wide groups (T0) keep 128, two groups per SM: 5.06 ms against 6.42 at 168 (one; v47). */
 #define MMA_MAX_REGISTERS_TALL 168
 
 /* ------------------------------------------------------------------------------------------ */
@@ -855,6 +856,11 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
      * group, three groups per SM at MMA_MAX_REGISTERS_TALL): mish-mish tf32 6.18 -> 5.56 ms;
      * with resident weights slower (sub-sub-mish tf32 1.435 -> 1.50; H200, NOTES v46). */
     caps->mma_tall_warps = caps->mma_registers_capped;
+    /* Streamed weights unpadded (swizzled) where padded ones do not fit: T0 (256 x 64) then
+     * fits 48 KB at 4-channel chunks and, on tall warps (256 work-items, two groups per SM at
+     * 128 registers), halves the weight traffic per output: mish-mish tf32 5.29 -> 5.06 ms
+     * (H200, NOTES v47). */
+    caps->mma_weight_swizzle = 1;
     caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
   }
   st->disk_cache = open_disk_cache(st);
@@ -1273,7 +1279,7 @@ static int mma_register_cap(const cl_state *st, int split, int resident, int thr
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
   if (tall)
-    return MMA_MAX_REGISTERS_TALL;
+    return threads <= 128 ? MMA_MAX_REGISTERS_TALL : MMA_MAX_REGISTERS;
   return !split && resident && threads <= 128 ? MMA_MAX_REGISTERS_TF32_RESIDENT
                                               : MMA_MAX_REGISTERS;
 }
