@@ -21,7 +21,7 @@
  * stride_w].
  * Epilogue: bias + folded shift and the chain (cf_epilogue.h) on the accumulators in
  * registers, then stores straight into NCHW: each warp store writes 8 consecutive pixels of 4
- * channels.
+ * channels (with -DCFM_ALIGNED_STORES, runs aligned to 32-byte sectors: cfm_store_aligned).
  *
  * NDRange: 2-D, local (CFM_THREADS, 1); the lane is get_local_id(0) % 32 and the warp
  * get_local_id(0) / 32 (NVIDIA forms warps from consecutive local ids of dimension 0).
@@ -46,6 +46,7 @@
  *   -DCFM_W_SWIZZLE=0/1                     streamed weights at pitch KCP, swizzled (see
  *                                           CFM_W_COL; needs ldmatrix)
  *   -DCFM_ONE_CHUNK=0/1                     K is one chunk (n_chunks_arg is then 1)
+ *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
@@ -162,6 +163,9 @@
 #endif
 #ifndef CFM_ONE_CHUNK
 #define CFM_ONE_CHUNK 0
+#endif
+#ifndef CFM_ALIGNED_STORES
+#define CFM_ALIGNED_STORES 0
 #endif
 #define CFM_PV ((CFM_PW + 3) / 4) /* 16-byte copies per patch row (CFM_P16) */
 #if CFM_P16 && (CFM_PATCH_PITCH % 4 != 0 || 4 * CFM_PV > CFM_PATCH_PITCH)
@@ -285,6 +289,30 @@ static inline void cfm_cp_async16_ca(__local float *dst, __global const float *s
 #define CFM_WVEC (CFM_W16 ? 4 : 1) /* floats per streamed weight copy */
 #define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
 #define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
+
+/* Stores one channel's 2 * MI blocks of 8 pixels (v[b]: this lane's pixel 8b + g of the warp's
+ * WM, starting at `row`) in runs that start on 32-byte sector boundaries: run k takes, in each
+ * lane, block k - 1 where the lane's pixel falls after the boundary and block k before it, so
+ * every store instruction of the 4 channels a warp writes at once fills whole sectors except
+ * the first and the last runs. A row of the NCHW output rarely starts on a sector (Q * 4 bytes
+ * per row), and the plain fragment stores (block b by one instruction) then wrote every 8-pixel
+ * run as two partial sectors: L2 saw ~1.8 sector writes per sector of output and ran at 75% of
+ * its peak on sub-sub-mish tf32 (63% with these; H200, bench/NOTES.md v47). The price is 2 * MI
+ * + 1 stores per channel instead of 2 * MI, a select per store and live values: the host asks
+ * for it where it measured faster. u is the first boundary's pixel. */
+static inline void cfm_store_aligned(const float v[2 * CFM_MI], __global float *row, int ch_ok,
+                                     int q_left, int g) {
+  const int u = (int)((0u - ((uint)(size_t)row >> 2)) & 7u);
+  const int late = g >= u; /* this lane's pixel in run k is in block k - 1 */
+#pragma unroll
+  for (int k = 0; k <= 2 * CFM_MI; ++k) {
+    const int blk = late ? k - 1 : k;
+    const float x = late ? v[k > 0 ? k - 1 : 0] : v[k < 2 * CFM_MI ? k : 2 * CFM_MI - 1];
+    const int px = 8 * blk + g;
+    if (ch_ok && blk >= 0 && blk < 2 * CFM_MI && px < q_left)
+      row[px] = x;
+  }
+}
 
 /* n / d for 0 <= n < 2^31 with the host's constants for d (common/fastdiv.h). */
 static inline int cfm_fastdiv(int n, uint mul, uint shift) {
@@ -601,6 +629,31 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         int n, p, q0;
         cfm_tile_coords(ctile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
                         &q0);
+#if CFM_ALIGNED_STORES
+        /* the warp's first pixel of channel 0; pixel m_warp + x is in iff x < q_left */
+        __global float *out_warp = output + ((long)n * K * P + p) * Q + q0 + m_warp;
+        const int q_left = Q - q0 - m_warp;
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni)
+#pragma unroll
+          for (int j = 0; j < 2; ++j) {
+            const int ch = n0 + n_warp + ni * 8 + 2 * t + j;
+            /* this channel's 2 * MI blocks of 8 pixels: block b is pixels 8b .. 8b + 7 of the
+             * warp's WM, this lane's pixel 8b + g */
+            float v[2 * CFM_MI];
+#pragma unroll
+            for (int mi = 0; mi < CFM_MI; ++mi) {
+              v[2 * mi] = acc[mi * CFM_NI + ni][j] + bias_lane[ni][j];
+              v[2 * mi + 1] = acc[mi * CFM_NI + ni][2 + j] + bias_lane[ni][j];
+              acc[mi * CFM_NI + ni][j] = 0.0f;
+              acc[mi * CFM_NI + ni][2 + j] = 0.0f;
+            }
+#pragma unroll
+            for (int b = 0; b < 2 * CFM_MI; ++b)
+              CF_EPI_APPLY(v[b]);
+            cfm_store_aligned(v, out_warp + (long)ch * PQ, ch < K, q_left, g);
+          }
+#else
         __global float *out_tile = output + ((long)n * K * P + p) * Q + q0 + m_warp + g;
         const int q_left = Q - q0 - m_warp - g; /* pixel m_warp + g + j is in iff j < q_left */
 #pragma unroll
@@ -634,6 +687,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             acc[mi * CFM_NI + ni][3] = 0.0f;
           }
         }
+#endif
       }
     }
 

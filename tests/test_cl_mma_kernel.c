@@ -222,10 +222,12 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   temp_source_remove(&ts);
   cr_log_info("%d distinct tensor-core builds compiled", n_built);
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
-   * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps */
-  const char *want[] = {"-DCFM_WM=64",   "-DCFM_WN=16",        "-DCFM_LDSM=1",
-                        "-DCFM_ONE_CHUNK=1", "-DCFM_K_UNROLLED=0", "-DCFM_P16=0",
-                        "-DCFM_P16=1",   "-DCFM_W16=0 ",       "-DCFM_W16=1"};
+   * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps,
+   * swizzled weights, sector-aligned stores */
+  const char *want[] = {"-DCFM_WM=64",         "-DCFM_WN=16",         "-DCFM_LDSM=1",
+                        "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
+                        "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
+                        "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)

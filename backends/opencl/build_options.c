@@ -42,6 +42,11 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
   /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
    * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
   const int k_unrolled = split || !L.resident;
+  /* the output in sector-aligned runs for one TF32 product with resident weights only (H200,
+   * NOTES v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
+   * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
+   * at their register caps) */
+  const int aligned_stores = !split && L.resident;
 
   size_t used = 0;
   const int n = snprintf(buf, len, "-DCF_ASM=%s", asm_kw);
@@ -76,6 +81,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_LDSM", ldsm) &&
          cf_cl_opt_append(buf, len, &used, "CFM_ONE_CHUNK", one_chunk) &&
          cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", k_unrolled) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", aligned_stores) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
