@@ -300,8 +300,6 @@ static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape
   return L;
 }
 
-/* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
- * is worth it, with the reason in `why` for the FFMA plan to quote. */
 /* Tall warps (caps mma_tall_warps: 2*WM x WN, half the warps, each A fragment load feeding
  * twice the mma work) for one TF32 product with streamed weights on an mma.sync tile whose
  * BM allows them. The work-group is then half the menu entry's width: the limits apply to that. */
@@ -311,6 +309,8 @@ static int mma_tall(const cf_mma_tile *t, int wg, cf_kernel_variant variant,
          t->bm % (2 * t->wm) == 0;
 }
 
+/* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
+ * is worth it, with the reason in `why` for the FFMA plan to quote. */
 static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
                           cf_kernel_variant variant, cf_tile_plan *plan, char *why,
                           size_t why_len) {
@@ -349,7 +349,6 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       L = mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     }
     const int flat = L.flat_rows > 0;
-    /* tall warps (caps): each A fragment load then feeds twice the mma work */
     const int tall = mma_tall(t, wg, variant, &L, caps);
     const int threads = 32 * (t->bm / (tall ? 2 * t->wm : t->wm)) * (t->bn / t->wn);
     int64_t q_tiles = ceil_div(sh->q, t->bm);
@@ -442,7 +441,8 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory"
            : best_wg            ? "streamed per chunk by bulk copy"
-                                : "streamed per chunk",
+           : best_layout.w_swizzled ? "streamed per chunk, unpadded"
+                                    : "streamed per chunk",
            plan->flat_tiles ? "staged and stored by TMA"
            : best_layout.out_floats > 0 ? "staged in shared memory"
                                         : "stored from registers",
