@@ -1177,3 +1177,57 @@ Test(planner, flat_tiles_where_the_backend_and_shape_allow) {
             (long long)cf_flat_out_rows(256, 1), (long long)cf_flat_in_rows(256, 254, 3, 1, 1),
             (long long)cf_flat_in_rows(256, 254, 3, 2, 2));
 }
+
+/* The staged weight rows' bank promise (common/mma_layout.h), checked the way the OpenCL
+ * kernel reads them: an ldmatrix 8 x 4 matrix is eight rows' 16-byte pieces at one K offset
+ * (a multiple of 4), and its eight pieces must fall in eight distinct groups of 4 banks; the
+ * scalar B loads read row g, column t + kb (g < 8, t < 4), 32 distinct banks. Padded rows
+ * (cf_mma_weight_pitch) satisfy both; unpadded rows (pitch kcp == 8 mod 16) satisfy the
+ * ldmatrix one through the kernel's swizzle, CFM_W_COL: in rows with bit 2 set, K offset k is
+ * stored at k ^ 4. */
+static int ldmatrix_conflict_free(int64_t pitch, int64_t kcp, int swizzled) {
+  for (int64_t row0 = 0; row0 < 64; row0 += 8)
+    for (int64_t k = 0; k < kcp; k += 4) {
+      unsigned seen = 0;
+      for (int64_t r = row0; r < row0 + 8; ++r) {
+        const int64_t col = swizzled ? k ^ (((r >> 2) & 1) << 2) : k;
+        seen |= 1u << (((r * pitch + col) / 4) % 8);
+      }
+      if (seen != 0xffu)
+        return 0;
+    }
+  return 1;
+}
+
+static int scalar_loads_conflict_free(int64_t pitch, int64_t kcp) {
+  for (int64_t kb = 0; kb < kcp; kb += 4) {
+    uint64_t seen = 0;
+    for (int64_t g = 0; g < 8; ++g)
+      for (int64_t t = 0; t < 4; ++t)
+        seen |= 1ull << ((g * pitch + kb + t) % 32);
+    if (seen != 0xffffffffull)
+      return 0;
+  }
+  return 1;
+}
+
+Test(planner, staged_weight_rows_are_bank_conflict_free) {
+  for (int64_t kcp = 8; kcp <= 8 * 72; kcp += 8) {
+    const int64_t padded = cf_mma_weight_pitch(kcp);
+    cr_expect(padded >= kcp && padded % 4 == 0 && ldmatrix_conflict_free(padded, kcp, 0) &&
+                  scalar_loads_conflict_free(padded, kcp),
+              "K chunk %lld: padded pitch %lld is not conflict-free", (long long)kcp,
+              (long long)padded);
+    cf_mma_layout L = cf_mma_layout_make(128, 64, 64, 1, 1, kcp, 1, 1, 0, 0);
+    cr_assert(L.kcp == kcp, "layout K chunk %lld for %lld", (long long)L.kcp, (long long)kcp);
+    if (!cf_mma_layout_can_swizzle_weights(&L))
+      continue;
+    const cf_mma_layout S = cf_mma_layout_swizzle_weights(L, 64);
+    cr_expect(S.w_swizzled && S.w_pitch == kcp && ldmatrix_conflict_free(S.w_pitch, kcp, 1) &&
+                  !ldmatrix_conflict_free(S.w_pitch, kcp, 0) &&
+                  S.bytes == L.bytes - 4 * S.n_stages * 64 * (L.w_pitch - kcp) &&
+                  S.stage_floats == L.stage_floats - 64 * (L.w_pitch - kcp),
+              "K chunk %lld: swizzled pitch %lld, %lld bytes (padded %lld)", (long long)kcp,
+              (long long)S.w_pitch, (long long)S.bytes, (long long)L.bytes);
+  }
+}
