@@ -330,7 +330,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   const int n_mma = CFK_MMA_TILE_COUNT, n_wg = caps->has_wgmma ? CFK_WG_TILE_COUNT : 0;
   const int split = variant == CF_KERNEL_MMA_3XTF32;
   int forced = caps->force_tile > 0 && caps->force_tile <= n_mma + n_wg;
-  int best_wg = 0;
+  int best_wg = 0, best_warp_m = 0;
   for (int i = 0; i < n_mma + n_wg; ++i) {
     const int wg = i >= n_mma;
     const cf_mma_tile *t = wg ? &cf_wg_menu[i - n_mma] : &cf_mma_menu[i];
@@ -349,8 +349,8 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       L = mma_layout_fitting(t, sh, cc, caps, mma_tma_seg);
     }
     const int flat = L.flat_rows > 0;
-    const int tall = mma_tall(t, wg, variant, &L, caps);
-    const int threads = 32 * (t->bm / (tall ? 2 * t->wm : t->wm)) * (t->bn / t->wn);
+    const int warp_m = mma_tall(t, wg, variant, &L, caps) ? 2 * t->wm : t->wm;
+    const int threads = 32 * (t->bm / warp_m) * (t->bn / t->wn);
     int64_t q_tiles = ceil_div(sh->q, t->bm);
     /* row tiles, or flat tiles of whole planes: <= n*p*q, fits int64 */
     int64_t m_tiles = flat ? sh->n * ceil_div(sh->p * sh->q, t->bm) : sh->n * sh->p * q_tiles;
@@ -393,6 +393,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
       best_util = util;
       best_layout = L;
       best_cc = cc;
+      best_warp_m = warp_m;
     }
   }
   if (best < 0) {
@@ -414,8 +415,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->block_m = t->bm;
   plan->block_n = t->bn;
   plan->block_k = (int)best_layout.kcp;
-  const int tall = mma_tall(t, best_wg, variant, &best_layout, caps);
-  plan->warp_m = tall ? 2 * t->wm : t->wm;
+  plan->warp_m = best_warp_m;
   plan->warp_n = t->wn;
   plan->chunk_channels = (int)best_cc;
   plan->threads = 32 * (t->bm / plan->warp_m) * (t->bn / t->wn);

@@ -181,7 +181,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   write_kernel_source(&ts);
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
-  static char seen[64][1024];
+  static char seen[256][1024]; /* ~60 distinct builds today */
   int n_seen = 0, n_built = 0;
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
     for (int force = 0; force <= CFK_MMA_TILE_COUNT; ++force) /* the planner's pick, then each */
@@ -208,7 +208,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           dup = strcmp(seen[j], options) == 0;
         if (dup)
           continue;
-        if (n_seen < 64)
+        if (n_seen < 256)
           strcpy(seen[n_seen++], options);
         char log[4096];
         const int rc = compile(&ts, options, log, sizeof log);
