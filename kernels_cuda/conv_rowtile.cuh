@@ -496,11 +496,11 @@ __device__ __forceinline__ void wg_chunk(float (&acc)[8][4], float (&part)[8][4]
 // Applies the chain to the warp's accumulators and streams them to NCHW, one mma tile at a
 // time so that the chain's arithmetic and the stores interleave (each store instruction: 8
 // consecutive pixels of 4 channels: whole 32-byte sectors only where the row's pixels start on
-// one, which with q * 4-byte rows is rare: two partial sectors per run otherwise; OpenCL's
-// kernel gained by aligning its runs, bench/NOTES.md v47). out_lane = the lane's first pixel
-// of channel 0; ch_lane = the lane's first channel; each element is predicated on the pixel
-// (j < q_left) and channel (< k) bounds. Measured on the H200 (bench/NOTES.md, v7): an
-// unpredicated variant for interior warps was slower on sub-sub-mish (stores bunched up),
+// one, which with q * 4-byte rows is rare: two partial sectors per run otherwise; aligning the
+// runs paid on OpenCL's kernel, bench/NOTES.md v47, not here: v48). out_lane = the lane's
+// first pixel of channel 0; ch_lane = the lane's first channel; each element is predicated on
+// the pixel (j < q_left) and channel (< k) bounds. Measured on the H200 (bench/NOTES.md, v7):
+// an unpredicated variant for interior warps was slower on sub-sub-mish (stores bunched up),
 // and the chain over the whole tile before the stores slower on mish-mish fp32.
 template <class T, class Epi>
 __device__ __forceinline__ void store_tile(const Epi &epi, float (&acc)[T::MI * T::NI][4],
