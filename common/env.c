@@ -71,7 +71,17 @@ static int env_switch(const char *name) {
   return 1;
 }
 
-int cf_env_opencl_tensor_cores(void) { return env_switch("CONVFUSE_OPENCL_TENSOR_CORES"); }
+int cf_env_opencl_tensor_cores(void) {
+  const char *v = getenv("CONVFUSE_OPENCL_TENSOR_CORES");
+  if (v && strcasecmp(v, "emulate") == 0)
+    return CF_ENV_TENSOR_CORES_EMULATE;
+  if (v && *v && !((v[0] == '0' || v[0] == '1') && !v[1])) {
+    fprintf(stderr,
+            "convfuse: ignoring CONVFUSE_OPENCL_TENSOR_CORES='%.32s' (use 0, 1 or emulate)\n", v);
+    return CF_ENV_TENSOR_CORES_ON;
+  }
+  return v && v[0] == '0' ? CF_ENV_TENSOR_CORES_OFF : CF_ENV_TENSOR_CORES_ON;
+}
 
 int cf_env_cache(void) { return env_switch("CONVFUSE_CACHE"); }
 

@@ -22,9 +22,13 @@ int cf_env_tile(void);
  * anything else -> 0 with a warning line on stderr. */
 int cf_env_stages(void);
 
-/* CONVFUSE_OPENCL_TENSOR_CORES: unset, "" or "1" -> 1 (the OpenCL backend probes for tensor
- * cores and uses them where the probe passes); "0" -> 0 (never: the portable FFMA kernel);
- * anything else -> 1 with a warning line on stderr. */
+/* CONVFUSE_OPENCL_TENSOR_CORES: unset, "" or "1" -> CF_ENV_TENSOR_CORES_ON (the OpenCL backend
+ * probes for tensor cores and uses them where the probe passes); "0" -> CF_ENV_TENSOR_CORES_OFF
+ * (never: the portable FFMA kernel); "emulate" (any case) -> CF_ENV_TENSOR_CORES_EMULATE (on
+ * any OpenCL device, the tensor-core kernel with its inline PTX done in OpenCL C, planned as on
+ * an H200: for checking that kernel without the GPU, slowly); anything else -> ON with a
+ * warning line on stderr. */
+enum { CF_ENV_TENSOR_CORES_OFF = 0, CF_ENV_TENSOR_CORES_ON = 1, CF_ENV_TENSOR_CORES_EMULATE = 2 };
 int cf_env_opencl_tensor_cores(void);
 
 /* CONVFUSE_OPENCL_MAX_REGISTERS: unset or "" -> fallback (the backend's default register cap

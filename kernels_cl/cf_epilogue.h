@@ -57,6 +57,10 @@ static inline float cf_op_6(float x, float v) { /* softplus (PyTorch threshold) 
  * cfk_mish), branch-free on the SFU's ex2 and rcp approximations (2 ulp each, ~1e-6 relative
  * in all against a 1e-4 contract), so that both backends compute the same values. The
  * accurate form below cost the OpenCL kernel a third of its instructions (NOTES v43). */
+#if defined(CFM_EMULATE) && CFM_EMULATE /* no PTX (conv2d_mma.cl): the exact functions */
+static inline float cf_ex2_ftz(float x) { return exp2(x); }
+static inline float cf_rcp_ftz(float x) { return 1.0f / x; }
+#else
 static inline float cf_ex2_ftz(float x) {
   float y;
   CF_ASM("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -67,6 +71,7 @@ static inline float cf_rcp_ftz(float x) {
   CF_ASM("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
   return y;
 }
+#endif
 static inline float cf_op_7(float x, float v) { /* mish: one exp, one reciprocal */
   (void)v;
   const float e = cf_ex2_ftz(fmin(x, CFK_MISH_HIGH_CUTOFF) * 1.4426950408889634f);

@@ -51,6 +51,10 @@
  *                                           for TF32, not at all for 3xTF32)
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
+ *   -DCFM_EMULATE=0/1                       no inline PTX: mma.sync, ldmatrix and cp.async
+ *                                           done in OpenCL C with the same results, so that
+ *                                           any OpenCL device (PoCL in CI) runs this kernel's
+ *                                           indexing, layout and ring; slow, for checks only
  * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
 #ifdef CF_MMA_KERNEL
 
@@ -167,6 +171,9 @@
 #ifndef CFM_ALIGNED_STORES
 #define CFM_ALIGNED_STORES 0
 #endif
+#ifndef CFM_EMULATE
+#define CFM_EMULATE 0
+#endif
 #define CFM_PV ((CFM_PW + 3) / 4) /* 16-byte copies per patch row (CFM_P16) */
 #if CFM_P16 && (CFM_PATCH_PITCH % 4 != 0 || 4 * CFM_PV > CFM_PATCH_PITCH)
 #error "CFM_P16 needs a patch pitch of whole 16-byte copies"
@@ -195,11 +202,46 @@
 static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
 
 /* d (4 floats, an lvalue array) += A (a0..a3) x B (b0, b1): one m16n8k8 TF32 mma. */
+#if !CFM_EMULATE
 #define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
   CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "                          \
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+#else
+/* The warp's fragments meet in local memory (`emu`: 6 words per work-item; the kernel calls
+ * every mma in uniform control flow, so work-group barriers can stand in for the warp's
+ * lock-step). Fragment layout (PTX ISA, m16n8k8 .tf32), lane = 4g + t: A (row, k) a0 (g, t),
+ * a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B (k, n) b0 (t, g), b1 (t + 4, g); D (row,
+ * n) d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1). The operands are read as
+ * TF32 (their top 19 bits), as the tensor cores do; the sums in fp32 in k order. */
+#define CFM_MMA(d, a0, a1, a2, a3, b0, b1) cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
+static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
+                                    uint b1, __local uint *emu) {
+  const int tid = (int)get_local_id(0), lane = tid % 32;
+  __local uint *warp = emu + 6 * (tid - lane);
+  __local uint *mine = warp + 6 * lane;
+  mine[0] = a0;
+  mine[1] = a1;
+  mine[2] = a2;
+  mine[3] = a3;
+  mine[4] = b0;
+  mine[5] = b1;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const int g = lane >> 2, t = lane & 3;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >> 1), n = 2 * t + (i & 1);
+    float sum = d[i];
+    for (int k = 0; k < 8; ++k) {
+      const uint a = warp[6 * (4 * (row % 8) + k % 4) + row / 8 + 2 * (k / 4)];
+      const uint b = warp[6 * (4 * n + k % 4) + 4 + k / 4];
+      sum = fma(as_float(a & 0xffffe000u), as_float(b & 0xffffe000u), sum);
+    }
+    d[i] = sum;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+#endif
 
 /* B fragments, b[ni][0..1] for every n-tile at K offset kb, either by scalar local loads
  * (lane (g, t) reads channel g, k t and t + 4) or, with -DCFM_LDSM=1, by ldmatrix: one
@@ -236,6 +278,15 @@ static inline void cfm_load_b_scalar(uint b[CFM_NI][2], __local const float *w_l
                  CFM_WEIGHT_FLOATS % 4 != 0)
 #error "ldmatrix B fragments need 16-byte aligned weight rows"
 #endif
+/* The row of the chunk's weights wsm whose address lane `lane` of a warp at channel n_warp
+ * gives ldmatrix (at k 0): matrix lane / 8 is (n-tile pair member (lane / 16) % 2, k half
+ * (lane / 8) % 2), row lane % 8; kb being a multiple of 8, the swizzle (if any) only trades the
+ * k half, the same for every kb. */
+static inline __local const float *cfm_ldsm_row(__local const float *wsm, int lane, int n_warp) {
+  const int b_row = n_warp + ((lane >> 4) & 1) * 8 + (lane & 7);
+  return wsm + b_row * CFM_W_PITCH + CFM_W_COL(b_row, ((lane >> 3) & 1) * 4);
+}
+#if !CFM_EMULATE
 static inline void cfm_load_b_ldsm(uint b[CFM_NI][2], uint b_addr, int kb) {
 #pragma unroll
   for (int np = 0; np < CFM_NI / 2; ++np)
@@ -246,6 +297,25 @@ static inline void cfm_load_b_ldsm(uint b[CFM_NI][2], uint b_addr, int kb) {
               b_addr + 4u * (uint)((CFM_NI / 2) * 16 * CFM_W_PITCH + kb));
 #endif
 }
+#else
+/* ldmatrix without the instruction: register j of lane l is word l % 4 of the row whose
+ * address lane 8j + l / 4 gives (cfm_ldsm_row), read straight from the weights. */
+static inline void cfm_load_b_ldsm_emulated(uint b[CFM_NI][2], __local const float *wsm,
+                                            int n_warp, int lane, int kb) {
+  uint r[4];
+  for (int np = 0; np < (CFM_NI + 1) / 2; ++np) {
+    for (int j = 0; j < 4; ++j)
+      r[j] = as_uint(cfm_ldsm_row(wsm, 8 * j + lane / 4, n_warp)[np * 16 * CFM_W_PITCH + kb +
+                                                                 lane % 4]);
+    b[2 * np][0] = r[0];
+    b[2 * np][1] = r[1];
+    if (2 * np + 1 < CFM_NI) { /* an odd last n-tile: ldmatrix .x2, matrices 0 and 1 only */
+      b[2 * np + 1][0] = r[2];
+      b[2 * np + 1][1] = r[3];
+    }
+  }
+}
+#endif
 
 /* Global -> local memory, by cp.async only (inline PTX, sm_80+; the probe runs it): no
  * register holds the data on the way (OpenCL C has no asynchronous copy of its own), and the
@@ -256,6 +326,7 @@ static inline void cfm_load_b_ldsm(uint b[CFM_NI][2], uint b_addr, int kb) {
  * chunk's K values) go 16 bytes per copy where CFM_W16. Source bytes short of a copy's size
  * are filled with zeros. Loads into registers, stored after the mma work, were the fetch
  * before: 9-29% slower (bench/NOTES.md v41). */
+#if !CFM_EMULATE
 static inline void cfm_cp_async4(__local float *dst, __global const float *src, int ok) {
   CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"((uint)(size_t)dst),
                   "l"(src), "r"(ok ? 4 : 0)
@@ -274,6 +345,23 @@ static inline void cfm_cp_async16_ca(__local float *dst, __global const float *s
                   "l"(src), "r"(bytes)
                   : "memory");
 }
+#define CFM_COMMIT() CF_ASM volatile("cp.async.commit_group;" ::: "memory")
+#define CFM_WAIT_NEXT() CF_ASM volatile(CFM_WAIT_NEXT_STAGE ::: "memory")
+#else
+/* The copies done on the spot (a cp.async may land any time before its wait: now is one such
+ * time); the waits then have nothing to wait for, the barriers still order the work-items. */
+static inline void cfm_cp_async4(__local float *dst, __global const float *src, int ok) {
+  *dst = ok ? *src : 0.0f;
+}
+static inline void cfm_cp_async16(__local float *dst, __global const float *src, int bytes) {
+  for (int i = 0; i < 4; ++i)
+    dst[i] = 4 * i < bytes ? src[i] : 0.0f;
+}
+#define cfm_cp_async16_cg cfm_cp_async16
+#define cfm_cp_async16_ca cfm_cp_async16
+#define CFM_COMMIT() ((void)0)
+#define CFM_WAIT_NEXT() ((void)0)
+#endif
 /* Waits for this work-item's copies of the stage computed next: all but the STAGES - 2 most
  * recent groups (one group per loop iteration). */
 #if CFM_STAGES == 2
@@ -346,6 +434,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
               const float epi_v7) {
   __local float smem[CFM_SMEM_FLOATS] __attribute__((aligned(16)));
   __local int koff[CFM_KCP];
+#if CFM_EMULATE
+  __local uint cfm_emu[6 * CFM_THREADS]; /* the mma fragments' meeting place */
+#endif
   __local float *wres = smem;                        /* resident weights (if any) */
   __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* CFM_STAGES stages */
 
@@ -517,7 +608,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
     }
 
-    CF_ASM volatile("cp.async.commit_group;" ::: "memory"); /* one group per iteration */
+    CFM_COMMIT(); /* one group per iteration */
 
     if (lag == 0) {
       __local const float *patch = stages + cbuf * CFM_STAGE_FLOATS;
@@ -526,14 +617,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #else
       __local const float *wsm = patch + CFM_PATCH_FLOATS;
 #endif
-#if CFM_LDSM
-      /* this lane's ldmatrix row: matrix lane / 8 is (n-tile pair member (lane / 16) % 2,
-       * k half (lane / 8) % 2), row lane % 8; kb is a multiple of 8, so the swizzle (if any)
-       * only trades the k half, the same for every kb */
-      const int b_row = n_warp + ((lane >> 4) & 1) * 8 + (lane & 7);
-      const uint b_addr =
-          (uint)(size_t)(wsm + b_row * CFM_W_PITCH + CFM_W_COL(b_row, ((lane >> 3) & 1) * 4));
+#if CFM_LDSM && !CFM_EMULATE
+      const uint b_addr = (uint)(size_t)cfm_ldsm_row(wsm, lane, n_warp);
 #define CFM_LOAD_B(b, kb) cfm_load_b_ldsm(b, b_addr, kb)
+#elif CFM_LDSM
+#define CFM_LOAD_B(b, kb) cfm_load_b_ldsm_emulated(b, wsm, n_warp, lane, kb)
 #else
       __local const float *w_lane = wsm + (n_warp + g) * CFM_W_PITCH + t;
 #define CFM_LOAD_B(b, kb) cfm_load_b_scalar(b, w_lane, kb)
@@ -698,7 +786,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     /* Publishes the stage computed next (its copies waited for first; the first time also
      * the set-up above); closes the reads of the stage just computed before its buffer is
      * filled again. */
-    CF_ASM volatile(CFM_WAIT_NEXT_STAGE ::: "memory");
+    CFM_WAIT_NEXT();
     barrier(CLK_LOCAL_MEM_FENCE);
 
     if (more) {

@@ -472,6 +472,36 @@ Test(env, opencl_tensor_cores_default_says_which_path) {
   }
 }
 
+/* "emulate" in any case: the tensor-core kernel without its PTX (what it computes:
+ * test_cl_mma_emulated); "0" and "1" as ever, nothing printed for any of them. */
+static int tensor_cores_value;
+static void read_tensor_cores_env(void) { tensor_cores_value = cf_env_opencl_tensor_cores(); }
+
+Test(env, opencl_tensor_cores_emulate_0_and_1_parse_quietly) {
+  const struct {
+    const char *value;
+    int want;
+  } cases[] = {{"emulate", CF_ENV_TENSOR_CORES_EMULATE}, {"EMULATE", CF_ENV_TENSOR_CORES_EMULATE},
+               {"Emulate", CF_ENV_TENSOR_CORES_EMULATE}, {"0", CF_ENV_TENSOR_CORES_OFF},
+               {"1", CF_ENV_TENSOR_CORES_ON},            {"", CF_ENV_TENSOR_CORES_ON}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    setenv("CONVFUSE_OPENCL_TENSOR_CORES", cases[i].value, 1);
+    char buf[512];
+    capture_stderr(read_tensor_cores_env, buf, sizeof buf);
+    cr_expect_eq(tensor_cores_value, cases[i].want,
+                 "CONVFUSE_OPENCL_TENSOR_CORES='%s': %d, want %d", cases[i].value,
+                 tensor_cores_value, cases[i].want);
+    cr_expect_str_eq(buf, "", "CONVFUSE_OPENCL_TENSOR_CORES='%s' printed: \"%s\"", cases[i].value,
+                     buf);
+  }
+  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulated", 1); /* close is not good enough */
+  char buf[512];
+  capture_stderr(read_tensor_cores_env, buf, sizeof buf);
+  cr_expect(tensor_cores_value == CF_ENV_TENSOR_CORES_ON && strstr(buf, "'emulated'") != NULL &&
+                strstr(buf, "emulate)") != NULL,
+            "'emulated': %d, warning \"%s\"", tensor_cores_value, buf);
+}
+
 /* ---- CONVFUSE_CACHE (what it does to the cache: test_program_cache) ---- */
 
 static int cache_value;

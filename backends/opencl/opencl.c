@@ -353,7 +353,9 @@ typedef struct cl_state {
   int compute_units;
   int nv_cc;            /* NVIDIA compute capability major*10+minor; 0 if unknown */
   int nv_options;       /* cl_nv_compiler_options: -cl-nv-verbose is accepted */
-  int tensor_cores;     /* the inline-PTX mma.sync probe passed (cached per context) */
+  int tensor_cores;     /* the inline-PTX mma.sync probe passed (cached per context), or
+                           CONVFUSE_OPENCL_TENSOR_CORES=emulate */
+  int emulate_mma;      /* the tensor-core kernel built with -DCFM_EMULATE=1 (no PTX) */
   int mma_max_registers; /* CONVFUSE_OPENCL_MAX_REGISTERS: -1 unset (mma_register_cap's
                             defaults), 0 no cap, else the cap */
   int register_cap_ok;   /* the probe, rebuilt from its PTX with a register cap, passed */
@@ -565,6 +567,51 @@ static int probe_run(cl_command_queue pq, cl_program prog, cl_mem ma, cl_mem mb,
   if (kernel)
     clReleaseKernel(kernel);
   return ok;
+}
+
+/* The tensor-core plan menu of a context whose kernel builds: `capped` where the register cap
+ * of the rebuild from PTX applies. NVIDIA's OpenCL compiler takes no register cap of its own
+ * (-cl-nv-maxrregcount is ignored): left alone these kernels take 124-201 registers per
+ * work-item, so 512 work-items cannot launch and 256 fit one group per SM; 128-wide groups (T2,
+ * T3) ran best there (H200: sub-sub-mish fp32 3.39 ms on T2 vs 4.68 on T1). With the cap of the
+ * rebuild from PTX (128 registers: two 256-wide groups per SM) T1 wins since every fetch is by
+ * cp.async (H200, same calls, bench/NOTES.md v45: sub-sub-mish tf32 1.91 -> 1.43 ms, mish-mish
+ * tf32 7.51 -> 6.30, fp32 13.21 -> 13.10), except 3xTF32 with resident weights (sub-sub-mish
+ * fp32 1.81 on T2, 1.97 on T1). */
+static void set_tensor_core_caps(cf_device_caps *caps, int capped) {
+  caps->has_tf32_mma = 1;
+  caps->mma_registers_capped = capped;
+  caps->mma_max_threads = capped ? 256 : 128;
+  caps->mma_split_resident_max_threads = 128;
+  /* With the cap, one TF32 product with streamed weights on warps of 64 x 32 (T1: four per
+   * group, three groups per SM at MMA_MAX_REGISTERS_TALL): mish-mish tf32 6.18 -> 5.56 ms;
+   * with resident weights slower (sub-sub-mish tf32 1.435 -> 1.50; H200, NOTES v46). */
+  caps->mma_tall_warps = capped;
+  /* Streamed weights unpadded (swizzled) where padded ones do not fit: T0 (256 x 64) then
+   * fits 48 KB at 4-channel chunks and, on tall warps (256 work-items, two groups per SM at
+   * 128 registers), halves the weight traffic per output: mish-mish tf32 5.29 -> 5.06 ms
+   * (H200, NOTES v47). */
+  caps->mma_weight_swizzle = 1;
+  caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
+}
+
+/* CONVFUSE_OPENCL_TENSOR_CORES=emulate: the tensor-core kernel without its inline PTX
+ * (-DCFM_EMULATE=1), on any device, planned as on an H200 (48 KB of local memory, 132 compute
+ * units to fill, the register-capped menu) so that the programs NVIDIA's OpenCL runs there run
+ * here too, to check their indexing, layouts and stage ring (PoCL in CI). Slow: each mma meets
+ * its warp's fragments in local memory between two work-group barriers. */
+static void enable_emulated_tensor_cores(cl_state *st, cf_device_caps *caps) {
+  enum { H200_LOCAL_BYTES = 48 * 1024, H200_SMS = 132 };
+  st->tensor_cores = 1;
+  st->emulate_mma = 1;
+  st->asm_kw = "asm"; /* not read: no inline assembly is built */
+  st->register_cap_ok = 0;
+  st->mma_max_registers = 0;
+  if (caps->shared_mem_per_block > H200_LOCAL_BYTES)
+    caps->shared_mem_per_block = caps->shared_mem_per_block_max = H200_LOCAL_BYTES;
+  caps->compute_units = H200_SMS;
+  caps->tensor_core_note[0] = '\0';
+  set_tensor_core_caps(caps, 1);
 }
 
 /* Runs the probe on st's device, in a context and queue of its own (a fault there cannot
@@ -829,9 +876,12 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
   /* Tensor cores: decided by the probe, once per context; the vendor check only spares other
    * devices a program that cannot build there. */
   caps->kernel_variants = 1u << CF_KERNEL_FFMA_TILED;
-  if (!cf_env_opencl_tensor_cores())
+  const int tensor_cores = cf_env_opencl_tensor_cores();
+  if (tensor_cores == CF_ENV_TENSOR_CORES_OFF)
     snprintf(caps->tensor_core_note, sizeof caps->tensor_core_note,
              "tensor cores disabled by CONVFUSE_OPENCL_TENSOR_CORES=0");
+  else if (tensor_cores == CF_ENV_TENSOR_CORES_EMULATE)
+    enable_emulated_tensor_cores(st, caps);
   else if (!st->is_nvidia)
     snprintf(caps->tensor_core_note, sizeof caps->tensor_core_note,
              "not an NVIDIA device (OpenCL reaches tensor cores through NVIDIA's inline PTX)");
@@ -839,29 +889,8 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
                               st->verbose)) {
     st->tensor_cores = 1;
     caps->tensor_core_note[0] = '\0';
-    caps->has_tf32_mma = 1;
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
-    caps->mma_registers_capped = st->register_cap_ok && st->mma_max_registers != 0;
-    /* NVIDIA's OpenCL compiler takes no register cap (-cl-nv-maxrregcount is ignored): left
-     * alone these kernels take 124-201 registers per work-item, so 512 work-items cannot
-     * launch and 256 fit one group per SM; 128-wide groups (T2, T3) ran best there (H200:
-     * sub-sub-mish fp32 3.39 ms on T2 vs 4.68 on T1). With the cap of the rebuild from PTX
-     * (128 registers: two 256-wide groups per SM) T1 wins since every fetch is by cp.async
-     * (H200, same calls, bench/NOTES.md v45: sub-sub-mish tf32 1.91 -> 1.43 ms, mish-mish
-     * tf32 7.51 -> 6.30, fp32 13.21 -> 13.10), except 3xTF32 with resident weights
-     * (sub-sub-mish fp32 1.81 on T2, 1.97 on T1). */
-    caps->mma_max_threads = caps->mma_registers_capped ? 256 : 128;
-    caps->mma_split_resident_max_threads = 128;
-    /* With the cap, one TF32 product with streamed weights on warps of 64 x 32 (T1: four per
-     * group, three groups per SM at MMA_MAX_REGISTERS_TALL): mish-mish tf32 6.18 -> 5.56 ms;
-     * with resident weights slower (sub-sub-mish tf32 1.435 -> 1.50; H200, NOTES v46). */
-    caps->mma_tall_warps = caps->mma_registers_capped;
-    /* Streamed weights unpadded (swizzled) where padded ones do not fit: T0 (256 x 64) then
-     * fits 48 KB at 4-channel chunks and, on tall warps (256 work-items, two groups per SM at
-     * 128 registers), halves the weight traffic per output: mish-mish tf32 5.29 -> 5.06 ms
-     * (H200, NOTES v47). */
-    caps->mma_weight_swizzle = 1;
-    caps->kernel_variants |= (1u << CF_KERNEL_MMA_TF32) | (1u << CF_KERNEL_MMA_3XTF32);
+    set_tensor_core_caps(caps, st->register_cap_ok && st->mma_max_registers != 0);
   }
   st->disk_cache = open_disk_cache(st);
   *state_out = st;
@@ -1351,6 +1380,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   char options[1024];
   int ok = cf_cl_mma_options(sh, t, epi, st->asm_kw, max_registers, options, sizeof options);
   size_t used = ok ? strlen(options) : 0;
+  if (ok && st->emulate_mma)
+    ok = cf_cl_opt_append(options, sizeof options, &used, "CFM_EMULATE", 1);
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
   if (ok && st->nv_options && st->verbose) {

@@ -1,0 +1,76 @@
+/* The OpenCL tensor-core kernel (kernels_cl/conv2d_mma.cl) run off NVIDIA: with
+ * CONVFUSE_OPENCL_TENSOR_CORES=emulate the backend builds it with -DCFM_EMULATE=1 (mma.sync,
+ * ldmatrix and cp.async done in OpenCL C with the same results) and plans as on an H200, so
+ * that PoCL runs the programs NVIDIA's OpenCL runs there: their indexing, layouts, stage ring
+ * and epilogue, checked against the double-precision reference in both maths. Not their speed,
+ * and not the PTX itself (the GPU machine's clcheck does that). Slow: a compile of ~40-60 s and
+ * two work-group barriers per emulated mma, so few, small cases.
+ *
+ * PoCL 3.1's pthread device ran the 3xTF32 programs wrong with more than one worker thread
+ * (results changed from run to run, whichever work-group method; one thread: exact and
+ * repeatable; the TF32 programs right either way), so the suite asks PoCL for one thread. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convfuse/convfuse.h"
+#include "test_util.h"
+
+typedef struct emulated_case {
+  const char *what;
+  cf_conv2d_desc desc;
+  const char *force_tile; /* CONVFUSE_TILE, NULL for the planner's pick */
+  cf_math math;
+} emulated_case;
+
+/* An odd output width (35) over a 32-pixel row tile with resident weights (sector-aligned
+ * stores in TF32, plain stores in 3xTF32); two K chunks with streamed weights on 128 x 64
+ * tiles of tall warps (ldmatrix, 16-byte copies of patch and weights, the stage ring). */
+static const emulated_case cases[] = {
+    {"odd width, resident weights",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32},
+    {"odd width, resident weights",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32},
+    {"two K chunks, streamed weights, tall warps",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32},
+};
+
+Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
+     .timeout = 900) {
+  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
+  setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
+  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    const emulated_case *c = &cases[i];
+    if (c->force_tile)
+      setenv("CONVFUSE_TILE", c->force_tile, 1);
+    else
+      unsetenv("CONVFUSE_TILE");
+    cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL); /* the tile is read here */
+    cf_plan *plan = NULL; /* the case must run the tensor-core kernel, not the FFMA one */
+    cr_assert(cf_plan_create(ctx, &c->desc, ops, 2, c->math, &plan) == CF_OK, "[%s] %s",
+              c->what, cf_last_error());
+    const char *kernel = c->math == CF_MATH_FP32 ? "kernel=mma_3xtf32" : "kernel=mma_tf32";
+    cr_expect(strstr(cf_plan_describe(plan), kernel) != NULL, "[%s] not planned on %s: %s",
+              c->what, kernel, cf_plan_describe(plan));
+    cf_plan_destroy(plan);
+    tu_problem pb;
+    tu_problem_init(&pb, &c->desc, ops, 2, c->math, TU_DIST_RAND, 0x5eed0 + i);
+    const char *where = "";
+    const cf_status s = tu_run_on_context(ctx, &pb, &where);
+    char repro[512];
+    tu_repro_line("opencl", &pb, repro, sizeof repro);
+    cr_expect(s == CF_OK, "[%s, %s] %s failed: %s\n  %s", c->what, tu_math_name(c->math), where,
+              cf_last_error(), repro);
+    if (s == CF_OK) {
+      tu_check res;
+      tu_check_output(&pb, &res);
+      cr_expect(res.ok, "[%s, %s] the emulated tensor-core kernel: %s\n  %s", c->what,
+                tu_math_name(c->math), res.summary, repro);
+      cr_log_info("[%s, %s] max abs error %.3g, rel L2 %.3g", c->what, tu_math_name(c->math),
+                  res.max_abs_err, res.rel_l2);
+    }
+    tu_problem_free(&pb);
+    cf_context_destroy(ctx);
+  }
+}
