@@ -7,8 +7,10 @@
  * two work-group barriers per emulated mma, so few, small cases.
  *
  * PoCL 3.1's pthread device ran the 3xTF32 programs wrong with more than one worker thread
- * (results changed from run to run, whichever work-group method; one thread: exact and
- * repeatable; the TF32 programs right either way), so the suite asks PoCL for one thread. */
+ * (results changed from run to run, with either work-group method, loopvec or cbs; one thread:
+ * exact and repeatable; the TF32 programs right either way), the symptom of pocl/pocl#925
+ * (private arrays kept where parallel work-groups overwrite them), so the suite asks PoCL for
+ * one thread. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
