@@ -27,7 +27,9 @@ typedef struct emulated_case {
 
 /* An odd output width (35) over a 32-pixel row tile with resident weights (sector-aligned
  * stores in TF32, plain stores in 3xTF32); two K chunks with streamed weights on 128 x 64
- * tiles of tall warps (ldmatrix, 16-byte copies of patch and weights, the stage ring). */
+ * tiles of tall warps (ldmatrix, 16-byte copies of patch and weights, the stage ring); T0's
+ * 256-pixel rows with its weights unpadded and swizzled (4-channel chunks in 48 KB); a 5 x 5
+ * kernel at stride 2 with padding (strided A gathers, padded K, 4-byte patch copies). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32},
@@ -35,6 +37,10 @@ static const emulated_case cases[] = {
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32},
     {"two K chunks, streamed weights, tall warps",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32},
+    {"T0, swizzled streamed weights",
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32},
+    {"5x5 stride 2 pad 2",
+     {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
