@@ -324,5 +324,7 @@ for f in "$OUT"/epi-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep
 for f in "$OUT"/prof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | awk '$NF+0 > 0.05 || $0 ~ /sum|avg/' | sed 's/  */ /g'; }; done
 for f in "$OUT"/ncu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "Duration|Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Block Limit|Issued Ipc|No Eligible|Stall|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Mem Busy|Max Bandwidth|Shared Memory Configuration Size|Dynamic Shared" "$f" | sed 's/  */ /g' | head -40; }; done
 printf '%s\n' "${summary[@]}"
-# everything else comes back as one archive (the tool returns at most 8 files)
-(cd "$OUT" && tar czf logs.tgz *.log && rm -f *.log)
+# everything else comes back as one archive (the tool returns at most 8 files), named per
+# invocation so that a second run of this script in the same device call cannot overwrite the
+# first one's logs (it did: bench/NOTES.md v48)
+(cd "$OUT" && tar czf "logs-$(date +%H%M%S)-$$.tgz" *.log && rm -f *.log)
