@@ -60,27 +60,26 @@ int cf_env_tile(void) { return env_int("CONVFUSE_TILE", 1, 16); }
 int cf_env_stages(void) { return env_int("CONVFUSE_STAGES", 2, CFK_MMA_MAX_STAGES); }
 
 /* An on/off switch that defaults to on: unset, "" or "1" -> 1; "0" -> 0; anything else -> 1
- * with a warning line on stderr. */
-static int env_switch(const char *name) {
+ * with a warning line on stderr naming the values it takes (`valid`). */
+static int env_switch_of(const char *name, const char *valid) {
   const char *v = getenv(name);
   if (!v || !*v || (v[0] == '1' && !v[1]))
     return 1;
   if (v[0] == '0' && !v[1])
     return 0;
-  fprintf(stderr, "convfuse: ignoring %s='%.32s' (use 0 or 1)\n", name, v);
+  fprintf(stderr, "convfuse: ignoring %s='%.32s' (use %s)\n", name, v, valid);
   return 1;
 }
+
+static int env_switch(const char *name) { return env_switch_of(name, "0 or 1"); }
 
 int cf_env_opencl_tensor_cores(void) {
   const char *v = getenv("CONVFUSE_OPENCL_TENSOR_CORES");
   if (v && strcasecmp(v, "emulate") == 0)
     return CF_ENV_TENSOR_CORES_EMULATE;
-  if (v && *v && !((v[0] == '0' || v[0] == '1') && !v[1])) {
-    fprintf(stderr,
-            "convfuse: ignoring CONVFUSE_OPENCL_TENSOR_CORES='%.32s' (use 0, 1 or emulate)\n", v);
-    return CF_ENV_TENSOR_CORES_ON;
-  }
-  return v && v[0] == '0' ? CF_ENV_TENSOR_CORES_OFF : CF_ENV_TENSOR_CORES_ON;
+  return env_switch_of("CONVFUSE_OPENCL_TENSOR_CORES", "0, 1 or emulate")
+             ? CF_ENV_TENSOR_CORES_ON
+             : CF_ENV_TENSOR_CORES_OFF;
 }
 
 int cf_env_cache(void) { return env_switch("CONVFUSE_CACHE"); }
