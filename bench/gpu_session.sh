@@ -223,6 +223,16 @@ for s in $stages; do
            base=/tmp/convfuse_base
            xz -dc ${BASE_BIN:-build/gpu_carry/convfuse_base.xz} > $base && chmod +x $base &&
              ab_rounds $base ;;
+    clswitch) # the OpenCL tensor-core program's switches A/B in one run (one binary): the
+              # defaults, then each CONVFUSE_OPENCL_SWITCHES value in CLSWITCHES (space-separated,
+              # e.g. "aligned_stores=0 one_chunk=1,k_unrolled=1"), interleaved twice; AB_WORKLOADS and
+              # AB_MATHS narrow it. A switch a program cannot take is named in its log.
+              for round in 1 2; do for w in ${AB_WORKLOADS:-sub-sub-mish mish-mish}; do
+                for m in ${AB_MATHS:-tf32 fp32}; do for v in default ${CLSWITCHES:-}; do
+                  sw=$v; [ $v = default ] && sw=
+                  CONVFUSE_OPENCL_SWITCHES=$sw run "clsw$round-${v//[=,]/_}-$w-$m" 120 \
+                    $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 30
+                done; done; done; done ;;
     ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
@@ -305,6 +315,7 @@ for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(gre
 for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/clsw[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "cannot be forced" "$f")"; done
 for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 [ -f "$OUT/sass-details.log" ] && grep -E "Duration|Issue Slots Busy|Issued Warp|No Eligible|Executed Ipc|Memory Throughput|DRAM Throughput|Compute \(SM\)|Warp Cycles Per Issued|SM Frequency" "$OUT/sass-details.log" | sed 's/  */ /g'

@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "cf_constants.h"
@@ -92,6 +93,42 @@ int cf_env_opencl_max_registers(int fallback) {
     return 0;
   const int r = env_int("CONVFUSE_OPENCL_MAX_REGISTERS", 32, 255);
   return r ? r : fallback;
+}
+
+const char *const cf_cl_switch_names[CF_CL_SWITCHES] = {"ldsm", "one_chunk", "k_unrolled",
+                                                          "aligned_stores"};
+
+/* One "name=0" or "name=1" entry of length len: the switch's index and value, or -1. */
+static int parse_switch(const char *entry, size_t len, int *value) {
+  for (int i = 0; i < CF_CL_SWITCHES; ++i) {
+    const size_t n = strlen(cf_cl_switch_names[i]);
+    if (len == n + 2 && strncmp(entry, cf_cl_switch_names[i], n) == 0 && entry[n] == '=' &&
+        (entry[n + 1] == '0' || entry[n + 1] == '1')) {
+      *value = entry[n + 1] - '0';
+      return i;
+    }
+  }
+  return -1;
+}
+
+void cf_env_opencl_switches(cf_cl_switches *out) {
+  for (int i = 0; i < CF_CL_SWITCHES; ++i)
+    out->forced[i] = -1;
+  const char *v = getenv("CONVFUSE_OPENCL_SWITCHES");
+  for (const char *entry = v; entry && *entry;) {
+    const char *comma = strchr(entry, ',');
+    const size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
+    int value = 0;
+    const int i = parse_switch(entry, len, &value);
+    if (i >= 0)
+      out->forced[i] = value;
+    else
+      fprintf(stderr,
+              "convfuse: ignoring '%.*s' in CONVFUSE_OPENCL_SWITCHES (use name=0 or name=1, "
+              "names: ldsm, one_chunk, k_unrolled, aligned_stores)\n",
+              (int)(len < 32 ? len : 32), entry);
+    entry = comma ? comma + 1 : NULL;
+  }
 }
 
 int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }

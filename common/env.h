@@ -36,6 +36,25 @@ int cf_env_opencl_tensor_cores(void);
  * else -> fallback with a warning line on stderr. */
 int cf_env_opencl_max_registers(int fallback);
 
+/* CONVFUSE_OPENCL_SWITCHES (tuning only): the OpenCL tensor-core program's compile-time
+ * switches forced for A/B runs, as comma-separated name=0 or name=1 entries; the names are
+ * cf_cl_switch_names (ldsm, one_chunk, k_unrolled, aligned_stores). Unset or "" -> every entry
+ * of out->forced -1 (the measured defaults); an entry that is not a name=0/1 pair -> a
+ * warning line on stderr, that entry ignored. Whether a forced value can apply to a program
+ * is the backend's call (backends/opencl/build_options.h). */
+enum {
+  CF_CL_SWITCH_LDSM,
+  CF_CL_SWITCH_ONE_CHUNK,
+  CF_CL_SWITCH_K_UNROLLED,
+  CF_CL_SWITCH_ALIGNED_STORES,
+  CF_CL_SWITCHES
+};
+extern const char *const cf_cl_switch_names[CF_CL_SWITCHES];
+typedef struct cf_cl_switches {
+  int forced[CF_CL_SWITCHES]; /* -1: the default; 0 or 1: forced */
+} cf_cl_switches;
+void cf_env_opencl_switches(cf_cl_switches *out);
+
 /* CONVFUSE_CACHE: unset, "" or "1" -> 1 (the OpenCL backend keeps built programs in its
  * on-disk cache); "0" -> 0 (the cache is neither read nor written); anything else -> 1 with a
  * warning line on stderr. */

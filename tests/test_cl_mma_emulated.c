@@ -12,6 +12,7 @@
  * (private arrays kept where parallel work-groups overwrite them), so the suite asks PoCL for
  * one thread. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,24 +24,34 @@ typedef struct emulated_case {
   cf_conv2d_desc desc;
   const char *force_tile; /* CONVFUSE_TILE, NULL for the planner's pick */
   cf_math math;
+  const char *switches; /* CONVFUSE_OPENCL_SWITCHES, NULL for the measured defaults */
 } emulated_case;
 
 /* An odd output width (35) over a 32-pixel row tile with resident weights (sector-aligned
  * stores in TF32, plain stores in 3xTF32); two K chunks with streamed weights on 128 x 64
  * tiles of tall warps (ldmatrix, 16-byte copies of patch and weights, the stage ring); T0's
  * 256-pixel rows with its weights unpadded and swizzled (4-channel chunks in 48 KB); a 5 x 5
- * kernel at stride 2 with padding (strided A gathers, padded K, 4-byte patch copies). */
+ * kernel at stride 2 with padding (strided A gathers, padded K, 4-byte patch copies). The odd
+ * width again with every switch the first two turn over (CONVFUSE_OPENCL_SWITCHES' A/B builds:
+ * plain stores, whole unroll and one chunk in TF32; sector-aligned stores, the k-loop by two,
+ * ldmatrix on resident weights in 3xTF32). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
     {"odd width, resident weights",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL},
     {"two K chunks, streamed weights, tall warps",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, NULL},
     {"T0, swizzled streamed weights",
-     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32},
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, NULL},
     {"5x5 stride 2 pad 2",
-     {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32},
+     {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32, NULL},
+    {"odd width, switches turned over",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32,
+     "aligned_stores=0,k_unrolled=1,one_chunk=1"},
+    {"odd width, switches turned over",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
+     "aligned_stores=1,k_unrolled=0,ldsm=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
@@ -54,7 +65,11 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
       setenv("CONVFUSE_TILE", c->force_tile, 1);
     else
       unsetenv("CONVFUSE_TILE");
-    cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL); /* the tile is read here */
+    if (c->switches)
+      setenv("CONVFUSE_OPENCL_SWITCHES", c->switches, 1);
+    else
+      unsetenv("CONVFUSE_OPENCL_SWITCHES");
+    cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL); /* both are read here */
     cf_plan *plan = NULL; /* the case must run the tensor-core kernel, not the FFMA one */
     cr_assert(cf_plan_create(ctx, &c->desc, ops, 2, c->math, &plan) == CF_OK, "[%s] %s",
               c->what, cf_last_error());
@@ -66,8 +81,12 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
     tu_problem_init(&pb, &c->desc, ops, 2, c->math, TU_DIST_RAND, 0x5eed0 + i);
     const char *where = "";
     const cf_status s = tu_run_on_context(ctx, &pb, &where);
-    char repro[512];
-    tu_repro_line("opencl", &pb, repro, sizeof repro);
+    char line[512], repro[768];
+    tu_repro_line("opencl", &pb, line, sizeof line);
+    snprintf(repro, sizeof repro,
+             "CONVFUSE_OPENCL_TENSOR_CORES=emulate POCL_MAX_PTHREAD_COUNT=1 CONVFUSE_TILE=%s "
+             "CONVFUSE_OPENCL_SWITCHES=%s %s",
+             c->force_tile ? c->force_tile : "", c->switches ? c->switches : "", line);
     cr_expect(s == CF_OK, "[%s, %s] %s failed: %s\n  %s", c->what, tu_math_name(c->math), where,
               cf_last_error(), repro);
     if (s == CF_OK) {

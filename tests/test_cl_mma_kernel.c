@@ -183,42 +183,53 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
   static char seen[256][1024]; /* ~60 distinct builds today */
   int n_seen = 0, n_built = 0;
+  /* flip -1: the measured switches; flip i: switch i turned over where the program can take
+   * it (CONVFUSE_OPENCL_SWITCHES' A/B builds), on the workloads' own plans */
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
     for (int force = 0; force <= CFK_MMA_TILE_COUNT; ++force) /* the planner's pick, then each */
-      for (int m = 0; m < 2; ++m) {
-        const case_shape *cs = &shapes[i];
-        const cf_conv2d_desc d = {cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
-                                  cs->stride, cs->stride, cs->pad, cs->pad, cs->dil, cs->dil,
-                                  1};
-        cf_conv_shape sh;
-        cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s: %s", cs->name,
-                  cf_last_error());
-        cf_epilogue epi;
-        cf_epilogue_fold(ops, 2, &epi);
-        const cf_device_caps caps = caps_h200_opencl(force);
-        cf_tile_plan t;
-        if (cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) != CF_OK ||
-            (t.variant != CF_KERNEL_MMA_TF32 && t.variant != CF_KERNEL_MMA_3XTF32))
-          continue; /* FFMA, or a forced tile that does not apply */
-        char options[1024];
-        cr_assert(cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, options, sizeof options),
-                  "%s: options do not fit", cs->name);
-        int dup = 0;
-        for (int j = 0; j < n_seen && !dup; ++j)
-          dup = strcmp(seen[j], options) == 0;
-        if (dup)
-          continue;
-        if (n_seen < 256)
-          strcpy(seen[n_seen++], options);
-        char log[4096];
-        const int rc = compile(&ts, options, log, sizeof log);
-        cr_expect(rc == 0,
-                  "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel does "
-                  "not compile with\n  %s\n%s",
-                  cs->name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32", force, t.block_m,
-                  t.block_n, t.warp_m, t.warp_n, options, log);
-        ++n_built;
-      }
+      for (int m = 0; m < 2; ++m)
+        for (int flip = -1; flip < (i < 2 && force == 0 ? CF_CL_SWITCHES : 0); ++flip) {
+          const case_shape *cs = &shapes[i];
+          const cf_conv2d_desc d = {cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
+                                    cs->stride, cs->stride, cs->pad, cs->pad, cs->dil, cs->dil,
+                                    1};
+          cf_conv_shape sh;
+          cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s: %s", cs->name,
+                    cf_last_error());
+          cf_epilogue epi;
+          cf_epilogue_fold(ops, 2, &epi);
+          const cf_device_caps caps = caps_h200_opencl(force);
+          cf_tile_plan t;
+          if (cf_plan_tiles(&sh, &epi, maths[m], &caps, &t) != CF_OK ||
+              (t.variant != CF_KERNEL_MMA_TF32 && t.variant != CF_KERNEL_MMA_3XTF32))
+            continue; /* FFMA, or a forced tile that does not apply */
+          int sw[CF_CL_SWITCHES];
+          cf_cl_mma_switches(&sh, &t, NULL, sw);
+          if (flip >= 0) {
+            cf_cl_switches forced = {{-1, -1, -1, -1}};
+            forced.forced[flip] = !sw[flip];
+            if (cf_cl_mma_switches(&sh, &t, &forced, sw) != 0)
+              continue; /* this program cannot take it */
+          }
+          char options[1024];
+          cr_assert(cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
+                    "%s: options do not fit", cs->name);
+          int dup = 0;
+          for (int j = 0; j < n_seen && !dup; ++j)
+            dup = strcmp(seen[j], options) == 0;
+          if (dup)
+            continue;
+          if (n_seen < 256)
+            strcpy(seen[n_seen++], options);
+          char log[4096];
+          const int rc = compile(&ts, options, log, sizeof log);
+          cr_expect(rc == 0,
+                    "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel does "
+                    "not compile with\n  %s\n%s",
+                    cs->name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32", force, t.block_m,
+                    t.block_n, t.warp_m, t.warp_n, options, log);
+          ++n_built;
+        }
   temp_source_remove(&ts);
   cr_log_info("%d distinct tensor-core builds compiled", n_built);
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
@@ -235,4 +246,48 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
     cr_expect(found, "no build with %s among the %d: the shapes no longer cover it", want[w],
               n_seen);
   }
+}
+
+/* The planner's tensor-core plan for shapes[i] in math m on the H200 caps (tile force_tile - 1
+ * if not 0). */
+static void h200_plan(size_t i, cf_math m, int force_tile, cf_conv_shape *sh, cf_tile_plan *t) {
+  const case_shape *cs = &shapes[i];
+  const cf_conv2d_desc d = {cs->n,      cs->c,      cs->h,   cs->w,   cs->k,   cs->r,   cs->s,
+                            cs->stride, cs->stride, cs->pad, cs->pad, cs->dil, cs->dil, 1};
+  cr_assert(cf_shape_resolve("test", &d, sh) == CF_OK, "%s: %s", cs->name, cf_last_error());
+  const cf_op ops[1] = {{CF_OP_MISH, 0.0f}};
+  cf_epilogue epi;
+  cf_epilogue_fold(ops, 1, &epi);
+  const cf_device_caps caps = caps_h200_opencl(force_tile);
+  cr_assert(cf_plan_tiles(sh, &epi, m, &caps, t) == CF_OK, "%s: %s", cs->name, cf_last_error());
+  cr_assert(t->variant == CF_KERNEL_MMA_TF32 || t->variant == CF_KERNEL_MMA_3XTF32,
+            "%s: not planned on tensor cores", cs->name);
+}
+
+/* CONVFUSE_OPENCL_SWITCHES' values reach the program where it can take them; where it cannot
+ * (one chunk of many, the scalar B loads on swizzled weights) the switch keeps its default and its bit comes back for the backend's warning. */
+Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
+  cf_conv_shape sh;
+  cf_tile_plan t;
+  int def[CF_CL_SWITCHES], sw[CF_CL_SWITCHES];
+
+  h200_plan(0, CF_MATH_TF32, 0, &sh, &t); /* sub-sub-mish: one chunk, resident weights */
+  cr_expect(cf_cl_mma_switches(&sh, &t, NULL, def) == 0);
+  cf_cl_switches flipped;
+  for (int i = 0; i < CF_CL_SWITCHES; ++i)
+    flipped.forced[i] = !def[i];
+  cr_expect(cf_cl_mma_switches(&sh, &t, &flipped, sw) == 0, "sub-sub-mish refused a switch");
+  for (int i = 0; i < CF_CL_SWITCHES; ++i)
+    cr_expect(sw[i] == !def[i], "sub-sub-mish: %s stayed %d", cf_cl_switch_names[i], sw[i]);
+
+  h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
+  cf_cl_mma_switches(&sh, &t, NULL, def);
+  cr_assert(def[CF_CL_SWITCH_LDSM] == 1 && def[CF_CL_SWITCH_ONE_CHUNK] == 0,
+            "mish-mish tf32 is no longer planned on T0's swizzled weights");
+  const cf_cl_switches refused_here = {{0, 1, -1, -1}};
+  cr_expect(cf_cl_mma_switches(&sh, &t, &refused_here, sw) ==
+                (1u << CF_CL_SWITCH_LDSM | 1u << CF_CL_SWITCH_ONE_CHUNK),
+            "mish-mish took ldsm=0 or one_chunk=1");
+  cr_expect(sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_ONE_CHUNK] == 0,
+            "refused switches changed");
 }

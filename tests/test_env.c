@@ -1,7 +1,7 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
  * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_STAGES,
  * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_OPENCL_MAX_REGISTERS, CONVFUSE_TMA,
- * CONVFUSE_FLAT) and the
+ * CONVFUSE_FLAT, CONVFUSE_OPENCL_SWITCHES) and the
  * per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
@@ -27,6 +27,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_OPENCL_MAX_REGISTERS");
   unsetenv("CONVFUSE_TMA");
   unsetenv("CONVFUSE_FLAT");
+  unsetenv("CONVFUSE_OPENCL_SWITCHES");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -608,5 +609,49 @@ Test(env, stages_reads_2_to_the_maximum_and_warns_on_the_rest) {
   }
   /* a bad value never breaks a plan */
   setenv("CONVFUSE_STAGES", "9", 1);
+  make_plan_and_run();
+}
+
+/* ---- CONVFUSE_OPENCL_SWITCHES (the OpenCL tensor-core program's switches, forced for A/B
+ * runs; whether a program can take one is the backend's call) ---- */
+
+static cf_cl_switches switches_value;
+static void read_switches_env(void) { cf_env_opencl_switches(&switches_value); }
+
+Test(env, opencl_switches_read_name_value_pairs_and_warn_on_the_rest) {
+  const struct {
+    const char *value;
+    int want[CF_CL_SWITCHES]; /* ldsm, one_chunk, k_unrolled, aligned_stores */
+    const char *warning;      /* NULL: none */
+  } cases[] = {
+      {NULL, {-1, -1, -1, -1}, NULL},
+      {"", {-1, -1, -1, -1}, NULL},
+      {"aligned_stores=0", {-1, -1, -1, 0}, NULL},
+      {"ldsm=1,one_chunk=0,k_unrolled=1,aligned_stores=1", {1, 0, 1, 1}, NULL},
+      {"k_unrolled=0,k_unrolled=1", {-1, -1, 1, -1}, NULL},
+      {"ldsm=2,aligned_stores=0", {-1, -1, -1, 0}, "'ldsm=2'"},
+      {"unroll=1", {-1, -1, -1, -1}, "'unroll=1'"},
+      {"one_chunk=1,", {-1, 1, -1, -1}, NULL},
+      {"aligned_stores", {-1, -1, -1, -1}, "'aligned_stores'"},
+      {"one_chunk=00", {-1, -1, -1, -1}, "'one_chunk=00'"},
+      {",ldsm=0", {0, -1, -1, -1}, "''"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_OPENCL_SWITCHES", cases[i].value, read_switches_env, buf, sizeof buf);
+    const char *shown = cases[i].value ? cases[i].value : "(unset)";
+    for (int k = 0; k < CF_CL_SWITCHES; ++k)
+      cr_expect(switches_value.forced[k] == cases[i].want[k],
+                "CONVFUSE_OPENCL_SWITCHES=%s: %s %d, want %d", shown, cf_cl_switch_names[k],
+                switches_value.forced[k], cases[i].want[k]);
+    if (cases[i].warning)
+      cr_expect(strstr(buf, cases[i].warning) && strstr(buf, "CONVFUSE_OPENCL_SWITCHES"),
+                "CONVFUSE_OPENCL_SWITCHES=%s printed: \"%s\", want a warning naming %s", shown,
+                buf, cases[i].warning);
+    else
+      cr_expect(buf[0] == '\0', "CONVFUSE_OPENCL_SWITCHES=%s printed: \"%s\"", shown, buf);
+  }
+  /* forced switches never break a plan: those that cannot apply keep their defaults */
+  setenv("CONVFUSE_OPENCL_SWITCHES", "one_chunk=1,ldsm=0,k_unrolled=0", 1);
   make_plan_and_run();
 }

@@ -24,8 +24,55 @@ int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
   return ok;
 }
 
+/* Whether the program can be built with switch i at value v (the kernel's #errors, and the
+ * one-chunk build's precondition). */
+static int switch_applies(int i, int v, const cf_mma_layout *L) {
+  switch (i) {
+  case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
+    return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
+                   L->weight_floats % 4 == 0
+             : !L->w_swizzled;
+  case CF_CL_SWITCH_ONE_CHUNK:
+    return !v || L->n_chunks == 1;
+  default:
+    return 1;
+  }
+}
+
+unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
+                            const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
+  const int split = t->variant == CF_KERNEL_MMA_3XTF32;
+  const cf_mma_layout L = cf_plan_mma_layout(sh, t);
+  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
+   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
+   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
+   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
+  sw[CF_CL_SWITCH_LDSM] = !L.resident;
+  sw[CF_CL_SWITCH_ONE_CHUNK] = split && L.n_chunks == 1;
+  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
+   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
+  sw[CF_CL_SWITCH_K_UNROLLED] = split || !L.resident;
+  /* the output in sector-aligned runs for one TF32 product with resident weights only (H200,
+   * NOTES v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
+   * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
+   * at their register caps) */
+  sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
+
+  unsigned refused = 0;
+  for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
+    if (forced->forced[i] < 0)
+      continue;
+    if (switch_applies(i, forced->forced[i], &L))
+      sw[i] = forced->forced[i];
+    else
+      refused |= 1u << i;
+  }
+  return refused;
+}
+
 int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_epilogue *epi,
-                      const char *asm_kw, int max_registers, char *buf, size_t len) {
+                      const char *asm_kw, int max_registers, const int sw[CF_CL_SWITCHES],
+                      char *buf, size_t len) {
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   const cf_mma_layout L = cf_plan_mma_layout(sh, t);
   /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
@@ -33,20 +80,6 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
   /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
    * BM * stride_w columns) */
   const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
-  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
-   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
-   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
-   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
-  const int ldsm = !L.resident;
-  const int one_chunk = split && L.n_chunks == 1;
-  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
-   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
-  const int k_unrolled = split || !L.resident;
-  /* the output in sector-aligned runs for one TF32 product with resident weights only (H200,
-   * NOTES v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
-   * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
-   * at their register caps) */
-  const int aligned_stores = !split && L.resident;
 
   size_t used = 0;
   const int n = snprintf(buf, len, "-DCF_ASM=%s", asm_kw);
@@ -78,10 +111,10 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_STAGES", (int)L.n_stages) &&
          cf_cl_opt_append(buf, len, &used, "CFM_W16", w16) &&
          cf_cl_opt_append(buf, len, &used, "CFM_P16", p16) &&
-         cf_cl_opt_append(buf, len, &used, "CFM_LDSM", ldsm) &&
-         cf_cl_opt_append(buf, len, &used, "CFM_ONE_CHUNK", one_chunk) &&
-         cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", k_unrolled) &&
-         cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", aligned_stores) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_LDSM", sw[CF_CL_SWITCH_LDSM]) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_ONE_CHUNK", sw[CF_CL_SWITCH_ONE_CHUNK]) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", sw[CF_CL_SWITCH_K_UNROLLED]) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", sw[CF_CL_SWITCH_ALIGNED_STORES]) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "env.h"
 #include "epilogue.h"
 #include "planner.h"
 #include "shape.h"
@@ -20,12 +21,20 @@ int cf_cl_opt_append(char *buf, size_t len, size_t *used, const char *name, int 
 int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
                               const cf_epilogue *epi);
 
+/* The tensor-core program's switches (common/env.h's cf_cl_switch_names) for plan t of shape
+ * sh: the measured defaults, then each value in forced (may be NULL) that the program can take.
+ * Returns the switches forced to a value the program cannot take (bit i: switch i), which
+ * keep their defaults. */
+unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
+                            const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]);
+
 /* The tensor-core program's options (kernels_cl/conv2d_mma.cl) for plan t of shape sh, which
  * the caller has checked against the MMA menu (tile, warp tile, threads): the inline-assembly
- * keyword asm_kw, the layout (common/mma_layout.h), the fetch and k-loop switches, the register
- * cap max_registers (not read by the source: it tells capped builds apart in the cache), then
- * the epilogue. 0 if they do not fit in len bytes. */
+ * keyword asm_kw, the layout (common/mma_layout.h), the switches sw (cf_cl_mma_switches), the
+ * register cap max_registers (not read by the source: it tells capped builds apart in the
+ * cache), then the epilogue. 0 if they do not fit in len bytes. */
 int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_epilogue *epi,
-                      const char *asm_kw, int max_registers, char *buf, size_t len);
+                      const char *asm_kw, int max_registers, const int sw[CF_CL_SWITCHES],
+                      char *buf, size_t len);
 
 #endif

@@ -359,6 +359,7 @@ typedef struct cl_state {
   int mma_max_registers; /* CONVFUSE_OPENCL_MAX_REGISTERS: -1 unset (mma_register_cap's
                             defaults), 0 no cap, else the cap */
   int register_cap_ok;   /* the probe, rebuilt from its PTX with a register cap, passed */
+  cf_cl_switches forced_switches; /* CONVFUSE_OPENCL_SWITCHES (-1: the measured default) */
   const char *asm_kw;   /* the inline-assembly keyword the probe built with */
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
   cl_program_entry *programs; /* the program cache, keyed by the full options string */
@@ -895,6 +896,7 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
     set_tensor_core_caps(caps, st->register_cap_ok && st->mma_max_registers != 0);
   }
+  cf_env_opencl_switches(&st->forced_switches);
   st->disk_cache = open_disk_cache(st);
   *state_out = st;
   return CF_OK;
@@ -1302,6 +1304,17 @@ static cf_status check_int_ranges(const cf_conv_shape *sh, const cf_tile_plan *t
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core plans (kernels_cl/conv2d_mma.cl)                                                */
 
+/* A switch forced by CONVFUSE_OPENCL_SWITCHES that plan t's program cannot take keeps its
+ * default; whoever set it for an A/B run is told, or the run compares a program with itself. */
+static void warn_refused_switches(unsigned refused, const cf_tile_plan *t) {
+  for (int i = 0; i < CF_CL_SWITCHES; ++i)
+    if (refused >> i & 1u)
+      fprintf(stderr,
+              "convfuse: CONVFUSE_OPENCL_SWITCHES: %s cannot be forced for tensor-core tile T%d "
+              "of this problem; it keeps its default\n",
+              cf_cl_switch_names[i], t->menu_index);
+}
+
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
 static int mma_register_cap(const cl_state *st, int split, int resident, int threads,
@@ -1379,9 +1392,12 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
+  int switches[CF_CL_SWITCHES];
+  warn_refused_switches(cf_cl_mma_switches(sh, t, &st->forced_switches, switches), t);
   /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
-  int ok = cf_cl_mma_options(sh, t, epi, st->asm_kw, max_registers, options, sizeof options);
+  int ok = cf_cl_mma_options(sh, t, epi, st->asm_kw, max_registers, switches, options,
+                             sizeof options);
   size_t used = ok ? strlen(options) : 0;
   if (ok && st->emulate_mma)
     ok = cf_cl_opt_append(options, sizeof options, &used, "CFM_EMULATE", 1);
