@@ -262,6 +262,10 @@ for s in $stages; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
                     --workload custom --shape 1,512,4,140,64,3,3,1,1,1 --ops mish,relu --math all
                 done ;;
+    fp16probe) # fp16 pairs vs 3xTF32 on the tensor cores (accuracy, not speed; NOTES v49)
+               run fp16probe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -I. -I$B/generated \
+                 -o /tmp/fp16_pair_probe bench/fp16_pair_probe.cu &&
+                 run fp16probe 300 /tmp/fp16_pair_probe ;;
     wgmmaprobe) # the tensor cores alone: TF32 wgmma throughput by N, A source and warpgroups
                 run wgmmaprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
                   -I. -o /tmp/wgmma_probe bench/wgmma_probe.cu && run wgmmaprobe 200 /tmp/wgmma_probe ;;
@@ -323,6 +327,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
   [ $hdr = 1 ] && grep -hE "^(convfuse plantime:|driver caches:|workload )" "$f"; hdr=0
   grep -hE "^(sub-sub-mish|mish-mish) |rror" "$f"; done
 [ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
+[ -f "$OUT/fp16probe.log" ] && cat "$OUT/fp16probe.log"
 [ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"

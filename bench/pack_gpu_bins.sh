@@ -12,8 +12,10 @@ grep -qE '^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=90$' "$B/CMakeCache.txt" ||
   { echo "$B is not built for CUDA architecture 90 (-DCMAKE_CUDA_ARCHITECTURES=90)" >&2; exit 1; }
 cmake --build "$B"
 mkdir -p build/gpu_carry
+# the CLI, the suites and the generated constants header (for the probes that include the
+# kernels' headers: fp16probe)
 # one thread and xz -9's 64 MiB window: the ~8.5 MB binaries are mostly the same library, so
 # they pack to ~6.5 MB together (-T0 -6's 8 MiB window and blocks gave 52 MB, near the carry's 64 MiB)
-tar -C "$B" -cf - bench/convfuse $(cd "$B" && ls tests/test_* | grep -v '\.') |
+tar -C "$B" -cf - bench/convfuse generated/cf_constants.h $(cd "$B" && ls tests/test_* | grep -v '\.') |
   xz -T1 -9 > build/gpu_carry/bins.tar.xz
 ls -l build/gpu_carry/bins.tar.xz
