@@ -120,13 +120,17 @@ void cf_env_opencl_switches(cf_cl_switches *out) {
     const size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
     int value = 0;
     const int i = parse_switch(entry, len, &value);
-    if (i >= 0)
+    if (i >= 0) {
       out->forced[i] = value;
-    else
+    } else {
       fprintf(stderr,
               "convfuse: ignoring '%.*s' in CONVFUSE_OPENCL_SWITCHES (use name=0 or name=1, "
-              "names: ldsm, one_chunk, k_unrolled, aligned_stores)\n",
+              "names:",
               (int)(len < 32 ? len : 32), entry);
+      for (int k = 0; k < CF_CL_SWITCHES; ++k)
+        fprintf(stderr, "%s %s", k ? "," : "", cf_cl_switch_names[k]);
+      fprintf(stderr, ")\n");
+    }
     entry = comma ? comma + 1 : NULL;
   }
 }
