@@ -12,8 +12,8 @@
 // Each against the double-precision reference with DESIGN.md's fp32 contract (per element
 // |err| <= 1e-4 + 1e-4 |ref|, rel-L2 <= 1e-5); also how many outputs the two schemes round
 // differently. Not a speed probe (one warp per 16 x 8 tile, operands from global memory).
-//   nvcc -O3 -arch=sm_90 -std=c++17 -I. -Ibuild/generated -o fp16_pair_probe \
-//     bench/fp16_pair_probe.cu
+// Build (from the source tree, after a cmake build that generated cf_constants.h):
+//   nvcc -O3 -arch=sm_90 -std=c++17 -I. -Ibuild/generated -o probe bench/fp16_pair_probe.cu
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -59,17 +59,43 @@ __device__ __forceinline__ int scale_shift(float maxabs) {
   return maxabs > 0.0f ? 15 - e : 0;
 }
 
-// One warp per 16 x 8 output tile. Lane (g, t): rows g and g + 8, k 2t, 2t+1, 2t+8, 2t+9 of
+// One warp per 16 x 8 output tile (block (x, y): rows 16x.., columns 8y..). Lane (g, t) holds
+// the accumulators of rows g and g + 8, columns 2t and 2t + 1 (both mma shapes' D layout).
+struct WarpTile {
+  int g, t, m0, n0;
+  const float *ar0, *ar1; // the lane's two rows of A
+  // the sums start at the bias
+  __device__ void start(float (&acc)[4], const float *bias) const {
+    for (int j = 0; j < 4; ++j)
+      acc[j] = bias[n0 + 2 * t + (j & 1)];
+  }
+  __device__ void store(const float (&acc)[4], float *out) const {
+    for (int j = 0; j < 4; ++j)
+      out[(size_t)(m0 + g + (j < 2 ? 0 : 8)) * N + n0 + 2 * t + (j & 1)] = acc[j];
+  }
+};
+
+__device__ WarpTile warp_tile(const float *a) {
+  WarpTile w;
+  w.g = threadIdx.x >> 2;
+  w.t = threadIdx.x & 3;
+  w.m0 = blockIdx.x * 16;
+  w.n0 = blockIdx.y * 8;
+  w.ar0 = a + (size_t)(w.m0 + w.g) * K;
+  w.ar1 = a + (size_t)(w.m0 + w.g + 8) * K;
+  return w;
+}
+
+// fp16 pairs. Lane (g, t): rows g and g + 8, k 2t, 2t+1, 2t+8, 2t+9 of
 // every k16 step (A); columns g (B) and 2t, 2t+1 (C). B arrives split and scaled (bhi/blo: the
 // f16 bits as float, [k][n]; bshift[n]).
 __global__ void gemm_f16_pairs(const float *a, const float *bhi, const float *blo,
                                const int *bshift, const float *bias, float *out, int scale) {
-  const int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
-  const int m0 = blockIdx.x * 16, n0 = blockIdx.y * 8;
-  const float *ar0 = a + (size_t)(m0 + g) * K, *ar1 = a + (size_t)(m0 + g + 8) * K;
+  const WarpTile w = warp_tile(a);
+  const int g = w.g, t = w.t, n0 = w.n0;
+  const float *ar0 = w.ar0, *ar1 = w.ar1;
   float acc[4];
-  for (int j = 0; j < 4; ++j)
-    acc[j] = bias[n0 + 2 * t + (j & 1)];
+  w.start(acc, bias);
   for (int c0 = 0; c0 < K; c0 += KC) {
     // this chunk's A scale: the max over each row (the 4 lanes of a g share a row) or over
     // the 16 rows (all 32 lanes)
@@ -113,18 +139,16 @@ __global__ void gemm_f16_pairs(const float *a, const float *bhi, const float *bl
     for (int j = 0; j < 4; ++j)
       acc[j] += ldexpf(part[j], -((j < 2 ? s0 : s1) + bshift[n0 + 2 * t + (j & 1)]));
   }
-  for (int j = 0; j < 4; ++j)
-    out[(size_t)(m0 + g + (j < 2 ? 0 : 8)) * N + n0 + 2 * t + (j & 1)] = acc[j];
+  w.store(acc, out);
 }
 
 // The library's 3xTF32 (split_tf32, small*big + big*small + big*big) on m16n8k8, same chunks.
 __global__ void gemm_3xtf32(const float *a, const float *b, const float *bias, float *out) {
-  const int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
-  const int m0 = blockIdx.x * 16, n0 = blockIdx.y * 8;
-  const float *ar0 = a + (size_t)(m0 + g) * K, *ar1 = a + (size_t)(m0 + g + 8) * K;
+  const WarpTile w = warp_tile(a);
+  const int g = w.g, t = w.t, n0 = w.n0;
+  const float *ar0 = w.ar0, *ar1 = w.ar1;
   float acc[4];
-  for (int j = 0; j < 4; ++j)
-    acc[j] = bias[n0 + 2 * t + (j & 1)];
+  w.start(acc, bias);
   for (int c0 = 0; c0 < K; c0 += KC) {
     float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int k0 = c0; k0 < c0 + KC; k0 += 8) {
@@ -142,8 +166,7 @@ __global__ void gemm_3xtf32(const float *a, const float *b, const float *bias, f
     for (int j = 0; j < 4; ++j)
       acc[j] += part[j];
   }
-  for (int j = 0; j < 4; ++j)
-    out[(size_t)(m0 + g + (j < 2 ? 0 : 8)) * N + n0 + 2 * t + (j & 1)] = acc[j];
+  w.store(acc, out);
 }
 
 // A's distributions: the library's four (tl_fill_input), then wide-range stress cases.
