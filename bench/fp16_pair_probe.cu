@@ -25,6 +25,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "bench/fp16_split.cuh"
 #include "bench/probe_check.h"
 #include "kernels_cuda/conv_rowtile.cuh"
 
@@ -41,15 +42,6 @@ __device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4],
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-// x (already scaled) as hi + lo, packed two k values to a register (lower k in the low half).
-__device__ __forceinline__ void split_f16(float x0, float x1, uint32_t &hi, uint32_t &lo) {
-  const __half2 h = __floats2half2_rn(x0, x1);
-  const float2 hf = __half22float2(h);
-  const __half2 l = __floats2half2_rn(x0 - hf.x, x1 - hf.y);
-  hi = *reinterpret_cast<const uint32_t *>(&h);
-  lo = *reinterpret_cast<const uint32_t *>(&l);
 }
 
 // The shift that brings a max magnitude of 2^(e-1) .. 2^e into [2^14, 2^15): 15 - e (0 for 0).

@@ -266,6 +266,11 @@ for s in $stages; do
                run fp16probe-build 200 nvcc -O3 -arch=sm_90 -std=c++17 -I. -I$B/generated \
                  -o /tmp/fp16_pair_probe bench/fp16_pair_probe.cu &&
                  run fp16probe 300 /tmp/fp16_pair_probe ;;
+    splitprobe) # WG2's k-loop alone: 3xTF32 against fp16 pairs on wgmma (and one product of
+                # each), A gathered and split in registers (bench/split_probe.cu; NOTES v51)
+                run splitprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
+                  -I. -I$B/generated -o /tmp/split_probe bench/split_probe.cu &&
+                  run splitprobe 200 /tmp/split_probe ;;
     wgmmaprobe) # the tensor cores alone: TF32 wgmma throughput by N, A source and warpgroups
                 run wgmmaprobe-build 200 nvcc -O3 -gencode=arch=compute_90a,code=sm_90a -std=c++17 \
                   -I. -o /tmp/wgmma_probe bench/wgmma_probe.cu && run wgmmaprobe 200 /tmp/wgmma_probe ;;
@@ -329,6 +334,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
 [ -f "$OUT/storeprobe.log" ] && cat "$OUT/storeprobe.log"
 [ -f "$OUT/fp16probe.log" ] && cat "$OUT/fp16probe.log"
 [ -f "$OUT/wgmmaprobe.log" ] && cat "$OUT/wgmmaprobe.log"
+[ -f "$OUT/splitprobe.log" ] && cat "$OUT/splitprobe.log"
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"
 [ -f "$OUT/cllocal.log" ] && cat "$OUT/cllocal.log"
