@@ -19,7 +19,7 @@
  * the mma work, one barrier per stage. A fragments are
  * gathered straight from the patch: element (m, k) of the chunk is patch[koff[k] + m *
  * stride_w].
- * Epilogue: bias + folded shift and the chain (cf_epilogue.h) on the accumulators in
+ * Epilogue: the accumulators start at bias + folded shift; the chain (cf_epilogue.h) on them in
  * registers, then stores straight into NCHW: each warp store writes 8 consecutive pixels of 4
  * channels (with -DCFM_ALIGNED_STORES, runs aligned to 32-byte sectors: cfm_store_aligned).
  *
@@ -49,13 +49,17 @@
  *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
+ *   -DCFM_OFF32=0/1                         one image's input (C*H*W) and output (K*P*Q) both
+ *                                           below 2^31 elements: offsets within an image are
+ *                                           int (cfm_off), one 32-bit multiply each
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl
  *   -DCF_ASM                                the inline-assembly keyword the probe used
  *   -DCFM_EMULATE=0/1                       no inline PTX: mma.sync, ldmatrix and cp.async
  *                                           done in OpenCL C with the same results, so that
  *                                           any OpenCL device (PoCL in CI) runs this kernel's
  *                                           indexing, layout and ring; slow, for checks only
- * Extents, coordinates and counters are int (host-checked); flat tensor offsets are long. */
+ * Extents, coordinates and counters are int (host-checked); an image's first element is a long
+ * offset, offsets within it are cfm_off. */
 #ifdef CF_MMA_KERNEL
 
 #ifndef CFM_BM
@@ -173,6 +177,16 @@
 #endif
 #ifndef CFM_EMULATE
 #define CFM_EMULATE 0
+#endif
+#ifndef CFM_OFF32
+#define CFM_OFF32 0
+#endif
+/* An offset within one image: 64-bit arithmetic costs each patch copy's source and each output
+ * channel's row a handful of instructions per tile (bench/NOTES.md v48) */
+#if CFM_OFF32
+typedef int cfm_off;
+#else
+typedef long cfm_off;
 #endif
 #define CFM_PV ((CFM_PW + 3) / 4) /* 16-byte copies per patch row (CFM_P16) */
 #if CFM_P16 && (CFM_PATCH_PITCH % 4 != 0 || 4 * CFM_PV > CFM_PATCH_PITCH)
@@ -449,8 +463,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   const int m_warp = (warp % CFM_WARPS_M) * CFM_WM, n_warp = (warp / CFM_WARPS_M) * CFM_WN;
   const int n0 = (int)get_group_id(1) * CFM_BN;
   const int crs = C * (CFM_R * CFM_S);
-  const long HW = (long)H * W;
-  const long PQ = (long)P * Q;
+  const cfm_off HW = (cfm_off)H * W;
+  const cfm_off PQ = (cfm_off)P * Q;
 
   /* ---- per-group set-up: K offsets into the patch, the zero runs, resident weights ---- */
   for (int k = tid; k < CFM_KCP; k += CFM_THREADS) {
@@ -495,12 +509,14 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
     }
 
+  /* each row tile's sums start at its channels' bias (+ shift), as the CUDA kernels' do: one
+   * add per output fewer in the epilogue (element j of an mma tile is channel 2t + j % 2) */
   float acc[CFM_MI * CFM_NI][4];
 #pragma unroll
   for (int i = 0; i < CFM_MI * CFM_NI; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      acc[i][j] = 0.0f;
+      acc[i][j] = bias_lane[i % CFM_NI][j & 1];
 
   /* ---- the stage sequence: (my row tiles) x (chunks). Iteration j fetches stage j into
    * buffer j % STAGES (whose previous stage was computed in iteration j - 1 and closed by its
@@ -513,9 +529,17 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #if CFM_P16
   /* this work-item's patch copies for the fetched tile: each one's chunk-0 source and byte
    * count, worked out once per tile; a chunk then only offsets the source by its channels
-   * (the address arithmetic was about half of mish-mish's fetch instructions) */
+   * (the address arithmetic was about half of mish-mish's fetch instructions). With CFM_OFF32
+   * a copy is one word across the k-loop, not three: its offset from the tile's first input
+   * element (a multiple of 4 floats: W and the copies' columns are) times 2, or its bytes / 4
+   * (0..4) */
+  __global const float *tile_in = input; /* the fetched tile's first input element */
+#if CFM_OFF32
+  uint pslot[CFM_PSLOTS];
+#else
   __global const float *psrc[CFM_PSLOTS];
   int pbytes[CFM_PSLOTS];
+#endif
 #else
   /* the fetched tile's first input row and column and its chunk 0 offset: decoded once per
    * tile, not once per chunk */
@@ -537,25 +561,36 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         cfm_tile_coords(ltile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
                         &q0);
         const int ih0 = p * stride_h - pad_h, iw0 = q0 * CFM_SW - pad_w;
-        __global const float *tile_in = input + ((long)n * C * HW + (long)ih0 * W + iw0);
+        tile_in = input + ((long)n * C * HW + (long)ih0 * W + iw0);
 #pragma unroll
         for (int j = 0; j < CFM_PSLOTS; ++j) {
           const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
           const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
           const int in = (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) && ih0 + rd >= 0 &&
                          ih0 + rd < H && iw0 + x >= 0;
-          pbytes[j] = in ? 4 * clamp(W - (iw0 + x), 0, 4) : 0; /* image columns from x on */
-          psrc[j] = in ? tile_in + (cl * HW + (long)rd * W + x) : input;
+          const int quads = clamp(W - (iw0 + x), 0, 4); /* image columns from x on */
+          const cfm_off off = cl * HW + (cfm_off)rd * W + x;
+#if CFM_OFF32
+          pslot[j] = in ? (uint)off << 1 | (uint)quads : 0u;
+#else
+          pbytes[j] = in ? 4 * quads : 0;
+          psrc[j] = in ? tile_in + off : input;
+#endif
         }
       }
-      const long chunk_off = (long)c0 * HW;
+      const cfm_off chunk_off = (cfm_off)c0 * HW;
 #pragma unroll
       for (int j = 0; j < CFM_PSLOTS; ++j) {
         const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
         if (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) {
+#if CFM_OFF32
+          const int bytes = c0 + row / CFM_R < C ? (int)(pslot[j] & 7u) * 4 : 0;
+          __global const float *src = tile_in + ((int)(pslot[j] >> 3) * 4 + chunk_off);
+#else
           const int bytes = c0 + row / CFM_R < C ? pbytes[j] : 0;
-          cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, bytes ? psrc[j] + chunk_off : input,
-                            bytes);
+          __global const float *src = psrc[j] + chunk_off;
+#endif
+          cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, bytes ? src : input, bytes);
         }
       }
 #else
@@ -735,15 +770,15 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             float v[2 * CFM_MI];
 #pragma unroll
             for (int mi = 0; mi < CFM_MI; ++mi) {
-              v[2 * mi] = acc[mi * CFM_NI + ni][j] + bias_lane[ni][j];
-              v[2 * mi + 1] = acc[mi * CFM_NI + ni][2 + j] + bias_lane[ni][j];
-              acc[mi * CFM_NI + ni][j] = 0.0f;
-              acc[mi * CFM_NI + ni][2 + j] = 0.0f;
+              v[2 * mi] = acc[mi * CFM_NI + ni][j];
+              v[2 * mi + 1] = acc[mi * CFM_NI + ni][2 + j];
+              acc[mi * CFM_NI + ni][j] = bias_lane[ni][j];
+              acc[mi * CFM_NI + ni][2 + j] = bias_lane[ni][j];
             }
 #pragma unroll
             for (int b = 0; b < 2 * CFM_MI; ++b)
               CF_EPI_APPLY(v[b]);
-            cfm_store_aligned(v, out_warp + (long)ch * PQ, ch < K, q_left, g);
+            cfm_store_aligned(v, out_warp + (cfm_off)ch * PQ, ch < K, q_left, g);
           }
 #else
         __global float *out_tile = output + ((long)n * K * P + p) * Q + q0 + m_warp + g;
@@ -751,15 +786,15 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
         for (int ni = 0; ni < CFM_NI; ++ni) {
           const int ch = n0 + n_warp + ni * 8 + 2 * t;
-          __global float *o0 = out_tile + (long)ch * PQ;
+          __global float *o0 = out_tile + (cfm_off)ch * PQ;
           __global float *o1 = o0 + PQ;
           const int ok0 = ch < K, ok1 = ch + 1 < K;
 #pragma unroll
           for (int mi = 0; mi < CFM_MI; ++mi) {
-            float x0 = acc[mi * CFM_NI + ni][0] + bias_lane[ni][0];
-            float x1 = acc[mi * CFM_NI + ni][1] + bias_lane[ni][1];
-            float x2 = acc[mi * CFM_NI + ni][2] + bias_lane[ni][0];
-            float x3 = acc[mi * CFM_NI + ni][3] + bias_lane[ni][1];
+            float x0 = acc[mi * CFM_NI + ni][0];
+            float x1 = acc[mi * CFM_NI + ni][1];
+            float x2 = acc[mi * CFM_NI + ni][2];
+            float x3 = acc[mi * CFM_NI + ni][3];
             CF_EPI_APPLY(x0);
             CF_EPI_APPLY(x1);
             CF_EPI_APPLY(x2);
@@ -773,10 +808,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
               o0[mi * 16 + 8] = x2;
             if (ok1 && in1)
               o1[mi * 16 + 8] = x3;
-            acc[mi * CFM_NI + ni][0] = 0.0f;
-            acc[mi * CFM_NI + ni][1] = 0.0f;
-            acc[mi * CFM_NI + ni][2] = 0.0f;
-            acc[mi * CFM_NI + ni][3] = 0.0f;
+            acc[mi * CFM_NI + ni][0] = bias_lane[ni][0];
+            acc[mi * CFM_NI + ni][1] = bias_lane[ni][1];
+            acc[mi * CFM_NI + ni][2] = bias_lane[ni][0];
+            acc[mi * CFM_NI + ni][3] = bias_lane[ni][1];
           }
         }
 #endif

@@ -170,6 +170,8 @@ static const case_shape shapes[] = {
     {"5x5 stride 2 width 44", 1, 5, 13, 44, 33, 5, 5, 2, 0, 1},
     {"pad 4", 1, 3, 9, 40, 16, 3, 3, 1, 4, 1},
     {"20 channels pad 4", 2, 20, 6, 68, 40, 3, 3, 1, 4, 1},
+    /* one image of 64 x 8192 x 4100 = 2^31 + 2M input elements: offsets in 64 bits */
+    {"image past 2^31 elements", 1, 64, 8192, 4100, 8, 3, 3, 1, 0, 1},
 };
 
 Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
@@ -181,7 +183,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   write_kernel_source(&ts);
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   const cf_math maths[2] = {CF_MATH_FP32, CF_MATH_TF32};
-  static char seen[256][1024]; /* ~60 distinct builds today */
+  static char seen[256][1024]; /* ~70 distinct builds today */
   int n_seen = 0, n_built = 0;
   /* flip -1: the measured switches; flip i: switch i turned over where the program can take
    * it (CONVFUSE_OPENCL_SWITCHES' A/B builds), on the workloads' own plans */
@@ -206,7 +208,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           int sw[CF_CL_SWITCHES];
           cf_cl_mma_switches(&sh, &t, NULL, sw);
           if (flip >= 0) {
-            cf_cl_switches forced = {{-1, -1, -1, -1}};
+            cf_cl_switches forced = {{-1, -1, -1, -1, -1}};
             forced.forced[flip] = !sw[flip];
             if (cf_cl_mma_switches(&sh, &t, &forced, sw) != 0)
               continue; /* this program cannot take it */
@@ -234,11 +236,12 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   cr_log_info("%d distinct tensor-core builds compiled", n_built);
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
    * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps,
-   * swizzled weights, sector-aligned stores */
+   * swizzled weights, sector-aligned stores, offsets in 64 and in 32 bits */
   const char *want[] = {"-DCFM_WM=64",         "-DCFM_WN=16",         "-DCFM_LDSM=1",
                         "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
                         "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
-                        "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1"};
+                        "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1", "-DCFM_OFF32=0",
+                        "-DCFM_OFF32=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)
@@ -265,7 +268,8 @@ static void h200_plan(size_t i, cf_math m, int force_tile, cf_conv_shape *sh, cf
 }
 
 /* CONVFUSE_OPENCL_SWITCHES' values reach the program where it can take them; where it cannot
- * (one chunk of many, the scalar B loads on swizzled weights) the switch keeps its default and its bit comes back for the backend's warning. */
+ * (one chunk of many, the scalar B loads on swizzled weights, 32-bit offsets past 2^31) the
+ * switch keeps its default and its bit comes back for the backend's warning. */
 Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_conv_shape sh;
   cf_tile_plan t;
@@ -284,10 +288,17 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_cl_mma_switches(&sh, &t, NULL, def);
   cr_assert(def[CF_CL_SWITCH_LDSM] == 1 && def[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "mish-mish tf32 is no longer planned on T0's swizzled weights");
-  const cf_cl_switches refused_here = {{0, 1, -1, -1}};
+  const cf_cl_switches refused_here = {{0, 1, -1, -1, -1}};
   cr_expect(cf_cl_mma_switches(&sh, &t, &refused_here, sw) ==
                 (1u << CF_CL_SWITCH_LDSM | 1u << CF_CL_SWITCH_ONE_CHUNK),
             "mish-mish took ldsm=0 or one_chunk=1");
   cr_expect(sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "refused switches changed");
+
+  const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
+  h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */
+  const cf_cl_switches off32_on = {{-1, -1, -1, -1, 1}};
+  cr_expect(cf_cl_mma_switches(&sh, &t, &off32_on, sw) == 1u << CF_CL_SWITCH_OFF32 &&
+                sw[CF_CL_SWITCH_OFF32] == 0,
+            "32-bit offsets forced on an image past 2^31 elements");
 }

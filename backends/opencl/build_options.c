@@ -1,6 +1,7 @@
 /* convfuse OpenCL backend: build options (see build_options.h). */
 #include "build_options.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,8 +26,8 @@ int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
 }
 
 /* Whether the program can be built with switch i at value v (the kernel's #errors, and the
- * one-chunk build's precondition). */
-static int switch_applies(int i, int v, const cf_mma_layout *L) {
+ * 32-bit offsets' and the one-chunk build's preconditions). */
+static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_mma_layout *L) {
   switch (i) {
   case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
     return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
@@ -34,6 +35,8 @@ static int switch_applies(int i, int v, const cf_mma_layout *L) {
              : !L->w_swizzled;
   case CF_CL_SWITCH_ONE_CHUNK:
     return !v || L->n_chunks == 1;
+  case CF_CL_SWITCH_OFF32:
+    return !v || (sh->c * sh->h * sh->w <= INT_MAX && sh->k * sh->p * sh->q <= INT_MAX);
   default:
     return 1;
   }
@@ -57,12 +60,14 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
    * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
    * at their register caps) */
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
+  /* offsets within an image in 32 bits where an image's input and output both fit */
+  sw[CF_CL_SWITCH_OFF32] = switch_applies(CF_CL_SWITCH_OFF32, 1, sh, &L);
 
   unsigned refused = 0;
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
     if (forced->forced[i] < 0)
       continue;
-    if (switch_applies(i, forced->forced[i], &L))
+    if (switch_applies(i, forced->forced[i], sh, &L))
       sw[i] = forced->forced[i];
     else
       refused |= 1u << i;
@@ -115,6 +120,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_ONE_CHUNK", sw[CF_CL_SWITCH_ONE_CHUNK]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", sw[CF_CL_SWITCH_K_UNROLLED]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", sw[CF_CL_SWITCH_ALIGNED_STORES]) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_OFF32", sw[CF_CL_SWITCH_OFF32]) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
