@@ -49,7 +49,8 @@
  *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
- *   -DCFM_OFF32=0/1                         one image's input (C*H*W) and output (K*P*Q) both
+ *   -DCFM_OFF32=0/1                         one image's input and output, their channels
+ *                                           rounded up to whole chunks and channel tiles,
  *                                           below 2^31 elements: offsets within an image are
  *                                           int (cfm_off), one 32-bit multiply each
  *   -DCF_HAS_BIAS -DCF_EPI_N -DCF_EPI_OP<i> as for conv2d_ffma.cl

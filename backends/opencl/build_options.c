@@ -27,7 +27,8 @@ int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
 
 /* Whether the program can be built with switch i at value v (the kernel's #errors, and the
  * 32-bit offsets' and the one-chunk build's preconditions). */
-static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_mma_layout *L) {
+static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_plan *t,
+                          const cf_mma_layout *L) {
   switch (i) {
   case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
     return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
@@ -35,8 +36,10 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_mma_la
              : !L->w_swizzled;
   case CF_CL_SWITCH_ONE_CHUNK:
     return !v || L->n_chunks == 1;
-  case CF_CL_SWITCH_OFF32:
-    return !v || (sh->c * sh->h * sh->w <= INT_MAX && sh->k * sh->p * sh->q <= INT_MAX);
+  case CF_CL_SWITCH_OFF32: /* the kernel also forms offsets of channels past C and K, up to
+                              the last chunk's and the last channel tile's (never used) */
+    return !v || (L->n_chunks * t->chunk_channels * sh->h * sh->w <= INT_MAX &&
+                  t->grid_n * t->block_n * sh->p * sh->q <= INT_MAX);
   default:
     return 1;
   }
@@ -61,13 +64,13 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
    * at their register caps) */
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
   /* offsets within an image in 32 bits where an image's input and output both fit */
-  sw[CF_CL_SWITCH_OFF32] = switch_applies(CF_CL_SWITCH_OFF32, 1, sh, &L);
+  sw[CF_CL_SWITCH_OFF32] = switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
 
   unsigned refused = 0;
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
     if (forced->forced[i] < 0)
       continue;
-    if (switch_applies(i, forced->forced[i], sh, &L))
+    if (switch_applies(i, forced->forced[i], sh, t, &L))
       sw[i] = forced->forced[i];
     else
       refused |= 1u << i;
