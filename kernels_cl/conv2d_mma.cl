@@ -170,6 +170,11 @@
 #ifndef CFM_K_UNROLLED
 #define CFM_K_UNROLLED 0
 #endif
+/* A chunk whose K values end 1..4 past a multiple of 8 (mish-mish's 36 of 40) computes its last
+ * k-step as an m16n8k4, not as an m16n8k8 of which half multiplies the zero padding; only in a
+ * k-loop unrolled whole, where the step is known at compile time. */
+#define CFM_K4_TAIL (CFM_K_UNROLLED && CFM_KC % 8 != 0 && CFM_KC % 8 <= 4)
+#define CFM_TAIL_STEP(kb) (CFM_K4_TAIL && (kb) == CFM_KCP - 8)
 #ifndef CFM_ONE_CHUNK
 #define CFM_ONE_CHUNK 0
 #endif
@@ -223,6 +228,13 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+/* d += A (a0, a1) x B (b0): one m16n8k4 TF32 mma, for a chunk's last 4 K values. Fragments
+ * (PTX ISA, m16n8k4 .tf32): a0 (g, t), a1 (g + 8, t), b0 (t, g); D as m16n8k8's. */
+#define CFM_MMA4(d, a0, a1, b0)                                                                  \
+  CF_ASM volatile("mma.sync.aligned.m16n8k4.row.col.f32.tf32.tf32.f32 "                          \
+               "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"                                     \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(b0))
 #else
 /* The warp's fragments meet in local memory (`emu`: 6 words per work-item; the kernel calls
  * every mma in uniform control flow, so work-group barriers can stand in for the warp's
@@ -231,6 +243,8 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
  * n) d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1). The operands are read as
  * TF32 (their top 19 bits), as the tensor cores do; the sums in fp32 in k order. */
 #define CFM_MMA(d, a0, a1, a2, a3, b0, b1) cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
+/* m16n8k4: m16n8k8 with K values 4..7 zero */
+#define CFM_MMA4(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, cfm_emu)
 static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
                                     uint b1, __local uint *emu) {
   const int tid = (int)get_local_id(0), lane = tid % 32;
@@ -681,7 +695,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll 1
 #endif
       for (int kb = 0; kb < CFM_KCP; kb += 8) {
-        const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+        const int tail = CFM_TAIL_STEP(kb); /* K values kb .. kb + 3 only */
+        const int ko0 = koff_lane[kb], ko1 = tail ? 0 : koff_lane[kb + 4];
         uint abig[CFM_MI][4], asml[CFM_MI][4], bbig[CFM_NI][2], bsml[CFM_NI][2];
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi) {
@@ -689,8 +704,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           float a[4];
           a[0] = patch[ko0 + m * CFM_SW];
           a[1] = patch[ko0 + (m + 8) * CFM_SW];
-          a[2] = patch[ko1 + m * CFM_SW];
-          a[3] = patch[ko1 + (m + 8) * CFM_SW];
+          a[2] = tail ? 0.0f : patch[ko1 + m * CFM_SW];
+          a[3] = tail ? 0.0f : patch[ko1 + (m + 8) * CFM_SW];
 #pragma unroll
           for (int j = 0; j < 4; ++j) {
             abig[mi][j] = cfm_tf32_rna(a[j]);
@@ -710,12 +725,18 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
           for (int ni = 0; ni < CFM_NI; ++ni) {
-            CFM_MMA(part[mi * CFM_NI + ni], asml[mi][0], asml[mi][1], asml[mi][2],
-                    asml[mi][3], bbig[ni][0], bbig[ni][1]);
-            CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
-                    abig[mi][3], bsml[ni][0], bsml[ni][1]);
-            CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
-                    abig[mi][3], bbig[ni][0], bbig[ni][1]);
+            if (tail) {
+              CFM_MMA4(part[mi * CFM_NI + ni], asml[mi][0], asml[mi][1], bbig[ni][0]);
+              CFM_MMA4(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], bsml[ni][0]);
+              CFM_MMA4(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], bbig[ni][0]);
+            } else {
+              CFM_MMA(part[mi * CFM_NI + ni], asml[mi][0], asml[mi][1], asml[mi][2],
+                      asml[mi][3], bbig[ni][0], bbig[ni][1]);
+              CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
+                      abig[mi][3], bsml[ni][0], bsml[ni][1]);
+              CFM_MMA(part[mi * CFM_NI + ni], abig[mi][0], abig[mi][1], abig[mi][2],
+                      abig[mi][3], bbig[ni][0], bbig[ni][1]);
+            }
           }
       }
 #pragma unroll
@@ -732,23 +753,28 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll 2
 #endif
       for (int kb = 0; kb < CFM_KCP; kb += 8) {
-        const int ko0 = koff_lane[kb], ko1 = koff_lane[kb + 4];
+        const int tail = CFM_TAIL_STEP(kb); /* K values kb .. kb + 3 only */
+        const int ko0 = koff_lane[kb], ko1 = tail ? 0 : koff_lane[kb + 4];
         uint a[CFM_MI][4], b[CFM_NI][2];
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi) {
           const int m = m_lane + mi * 16;
           a[mi][0] = as_uint(patch[ko0 + m * CFM_SW]);
           a[mi][1] = as_uint(patch[ko0 + (m + 8) * CFM_SW]);
-          a[mi][2] = as_uint(patch[ko1 + m * CFM_SW]);
-          a[mi][3] = as_uint(patch[ko1 + (m + 8) * CFM_SW]);
+          a[mi][2] = tail ? 0u : as_uint(patch[ko1 + m * CFM_SW]);
+          a[mi][3] = tail ? 0u : as_uint(patch[ko1 + (m + 8) * CFM_SW]);
         }
         CFM_LOAD_B(b, kb);
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
-          for (int ni = 0; ni < CFM_NI; ++ni)
-            CFM_MMA(acc[mi * CFM_NI + ni], a[mi][0], a[mi][1], a[mi][2], a[mi][3], b[ni][0],
-                    b[ni][1]);
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+            if (tail)
+              CFM_MMA4(acc[mi * CFM_NI + ni], a[mi][0], a[mi][1], b[ni][0]);
+            else
+              CFM_MMA(acc[mi * CFM_NI + ni], a[mi][0], a[mi][1], a[mi][2], a[mi][3], b[ni][0],
+                      b[ni][1]);
+          }
       }
 #endif
 
