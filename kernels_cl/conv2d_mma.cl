@@ -19,9 +19,10 @@
  * the mma work, one barrier per stage. A fragments are
  * gathered straight from the patch: element (m, k) of the chunk is patch[koff[k] + m *
  * stride_w].
- * Epilogue: the accumulators start at bias + folded shift; the chain (cf_epilogue.h) on them in
- * registers, then stores straight into NCHW: each warp store writes 8 consecutive pixels of 4
- * channels (with -DCFM_ALIGNED_STORES, runs aligned to 32-byte sectors: cfm_store_aligned).
+ * Epilogue: bias + folded shift (one TF32 product: the accumulators start there) and the chain
+ * (cf_epilogue.h) on the accumulators in registers, then stores straight into NCHW: each warp
+ * store writes 8 consecutive pixels of 4 channels (with -DCFM_ALIGNED_STORES, runs aligned to
+ * 32-byte sectors: cfm_store_aligned).
  *
  * NDRange: 2-D, local (CFM_THREADS, 1); the lane is get_local_id(0) % 32 and the warp
  * get_local_id(0) / 32 (NVIDIA forms warps from consecutive local ids of dimension 0).
@@ -524,14 +525,23 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
     }
 
-  /* each row tile's sums start at its channels' bias (+ shift), as the CUDA kernels' do: one
-   * add per output fewer in the epilogue (element j of an mma tile is channel 2t + j % 2) */
+  /* One TF32 product: each row tile's sums start at its channels' bias (+ shift), as the CUDA
+   * kernels' do, one add per output fewer in the epilogue (element j of an mma tile is channel
+   * 2t + j % 2; H200: sub-sub-mish tf32 1.20 -> 1.12 ms). 3xTF32 adds the bias in the epilogue:
+   * started at the bias, sub-sub-mish fp32 went 1.59 -> 1.72 (bench/NOTES.md v52). */
+#if CFM_SPLIT
+#define CFM_ACC_START(ni, j) 0.0f
+#define CFM_BIASED(x, ni, j) ((x) + bias_lane[ni][j])
+#else
+#define CFM_ACC_START(ni, j) bias_lane[ni][j]
+#define CFM_BIASED(x, ni, j) (x)
+#endif
   float acc[CFM_MI * CFM_NI][4];
 #pragma unroll
   for (int i = 0; i < CFM_MI * CFM_NI; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-      acc[i][j] = bias_lane[i % CFM_NI][j & 1];
+      acc[i][j] = CFM_ACC_START(i % CFM_NI, j & 1);
 
   /* ---- the stage sequence: (my row tiles) x (chunks). Iteration j fetches stage j into
    * buffer j % STAGES (whose previous stage was computed in iteration j - 1 and closed by its
@@ -797,10 +807,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             float v[2 * CFM_MI];
 #pragma unroll
             for (int mi = 0; mi < CFM_MI; ++mi) {
-              v[2 * mi] = acc[mi * CFM_NI + ni][j];
-              v[2 * mi + 1] = acc[mi * CFM_NI + ni][2 + j];
-              acc[mi * CFM_NI + ni][j] = bias_lane[ni][j];
-              acc[mi * CFM_NI + ni][2 + j] = bias_lane[ni][j];
+              v[2 * mi] = CFM_BIASED(acc[mi * CFM_NI + ni][j], ni, j);
+              v[2 * mi + 1] = CFM_BIASED(acc[mi * CFM_NI + ni][2 + j], ni, j);
+              acc[mi * CFM_NI + ni][j] = CFM_ACC_START(ni, j);
+              acc[mi * CFM_NI + ni][2 + j] = CFM_ACC_START(ni, j);
             }
 #pragma unroll
             for (int b = 0; b < 2 * CFM_MI; ++b)
@@ -818,10 +828,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           const int ok0 = ch < K, ok1 = ch + 1 < K;
 #pragma unroll
           for (int mi = 0; mi < CFM_MI; ++mi) {
-            float x0 = acc[mi * CFM_NI + ni][0];
-            float x1 = acc[mi * CFM_NI + ni][1];
-            float x2 = acc[mi * CFM_NI + ni][2];
-            float x3 = acc[mi * CFM_NI + ni][3];
+            float x0 = CFM_BIASED(acc[mi * CFM_NI + ni][0], ni, 0);
+            float x1 = CFM_BIASED(acc[mi * CFM_NI + ni][1], ni, 1);
+            float x2 = CFM_BIASED(acc[mi * CFM_NI + ni][2], ni, 0);
+            float x3 = CFM_BIASED(acc[mi * CFM_NI + ni][3], ni, 1);
             CF_EPI_APPLY(x0);
             CF_EPI_APPLY(x1);
             CF_EPI_APPLY(x2);
@@ -835,10 +845,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
               o0[mi * 16 + 8] = x2;
             if (ok1 && in1)
               o1[mi * 16 + 8] = x3;
-            acc[mi * CFM_NI + ni][0] = bias_lane[ni][0];
-            acc[mi * CFM_NI + ni][1] = bias_lane[ni][1];
-            acc[mi * CFM_NI + ni][2] = bias_lane[ni][0];
-            acc[mi * CFM_NI + ni][3] = bias_lane[ni][1];
+            acc[mi * CFM_NI + ni][0] = CFM_ACC_START(ni, 0);
+            acc[mi * CFM_NI + ni][1] = CFM_ACC_START(ni, 1);
+            acc[mi * CFM_NI + ni][2] = CFM_ACC_START(ni, 0);
+            acc[mi * CFM_NI + ni][3] = CFM_ACC_START(ni, 1);
           }
         }
 #endif
