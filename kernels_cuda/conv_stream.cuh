@@ -37,6 +37,23 @@ struct StreamTile {
 // Entry 2: the resident wgmma tile's shape and 3xTF32 k-step (wg_split_step), TMA patch.
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
+// Entry 2 with fp16 pairs (an experiment, CONVFUSE_F16_PAIRS; bench/NOTES.md v51): the same
+// tile and pipeline, each k-step 16 K values on m64n64k16 (wg_pair_step), half the tensor work
+// of 3xTF32's two k-steps; the weights laid out as fp16 hi / lo planes (stream_weights_kernel).
+struct StreamPairsTile : StreamSplitTile {
+  static constexpr bool F16 = true;
+};
+
+// fp16 pairs or not (only StreamPairsTile declares F16).
+template <class T, class = void>
+struct IsPairs {
+  static constexpr bool value = false;
+};
+template <class T>
+struct IsPairs<T, decltype((void)T::F16)> {
+  static constexpr bool value = T::F16;
+};
+
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
 // wgmmas, committed as one group. a must not be touched until that group has completed. (The
 // guards make ptxas fence the accumulators around these wgmmas (C7519), but every branch-free
@@ -90,7 +107,49 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
   }
 }
 
-// Entry 2's K chunk (3xTF32, one k-step per batch): the batches alternate between the A
+// One fp16-pair k-step of wgmma at kb0 (16 K values, below kcp): the TF32 fragments of kb0 and
+// kb0 + 8 loaded as wg_split_step loads one, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put
+// in its fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (the sums run over K, so any order A and B share
+// is right: stream_weights_kernel lays B out in the same order), split into hi / lo
+// (split_f16), three m64n64k16 issued (accumulate 0: the first restarts part) and committed as
+// one group. hi / lo must not be touched again until that group has completed.
+__device__ __forceinline__ void wg_pair_step(float (&part)[8][4], uint32_t (&hi)[4],
+                                             uint32_t (&lo)[4], int kb0, const int *koff_lane,
+                                             const char *patch, int a_lane, uint64_t desc_hi,
+                                             uint64_t desc_lo, int accumulate) {
+  constexpr uint64_t DESC_PER_KSTEP = StreamPairsTile::BN * 16 * 2 / 16; // 16 B units
+  float raw[2][4];
+  load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+  load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+    split_f16(raw[j][0], raw[j][2], hi[2 * j], lo[2 * j]);
+    split_f16(raw[j][1], raw[j][3], hi[2 * j + 1], lo[2 * j + 1]);
+  }
+  wg_fence();
+  const uint64_t off = (uint64_t)(kb0 / 16) * DESC_PER_KSTEP;
+  wg_mma_m64n64k16_f16(part, lo, desc_hi + off, accumulate);
+  wg_mma_m64n64k16_f16(part, hi, desc_lo + off);
+  wg_mma_m64n64k16_f16(part, hi, desc_hi + off);
+  wg_commit();
+}
+
+// A split k-step of entry 2: 3xTF32 (8 K values) or fp16 pairs (16).
+template <bool PAIRS>
+__device__ __forceinline__ void stream_split_step(float (&part)[8][4], uint32_t (&big)[4],
+                                                  uint32_t (&small)[4], int kb0,
+                                                  const int *koff_lane, const char *patch,
+                                                  int a_lane, uint64_t desc_big,
+                                                  uint64_t desc_small, int accumulate) {
+  if constexpr (PAIRS)
+    wg_pair_step(part, big, small, kb0, koff_lane, patch, a_lane, desc_big, desc_small,
+                 accumulate);
+  else
+    wg_split_step<StreamSplitTile, 1, false>(part, big, small, kb0, koff_lane, patch, a_lane, 4,
+                                             desc_big, desc_small, 0, accumulate);
+}
+
+// Entry 2's K chunk (3xTF32, one k-step per batch; PAIRS: fp16 pairs, 16 K values per k-step): the batches alternate between the A
 // register sets first and second across chunks (the caller passes first = the set the
 // previous chunk did not end on), so that a set is reloaded only once the batch two back is
 // done (wait_group 1). part sums two chunks (54 accumulations at 72 K per chunk, v32; v5's
@@ -99,7 +158,7 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
 // again; the other waits only for the batch before last, and once its first batch is in
 // flight for the previous chunk's last. Either way on_prev_done then releases that chunk's
 // stage. add: whether part holds a sum to add (not at a tile's first chunk).
-template <class OnPrevDone>
+template <bool PAIRS, class OnPrevDone>
 __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&part)[8][4],
                                                    uint32_t (&first)[2][4],
                                                    uint32_t (&second)[2][4], bool fresh,
@@ -107,7 +166,7 @@ __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&p
                                                    const char *patch, int a_lane,
                                                    uint64_t desc_big, uint64_t desc_small,
                                                    OnPrevDone on_prev_done) {
-  using T = StreamSplitTile;
+  constexpr int KSTEP = PAIRS ? 16 : 8;
   if (fresh) {
     wg_wait<0>();
     on_prev_done();
@@ -116,22 +175,22 @@ __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&p
   } else {
     wg_wait<1>();
   }
-  wg_split_step<T, 1, false>(part, first[0], first[1], 0, koff_lane, patch, a_lane, 4, desc_big,
-                             desc_small, 0, !fresh);
+  stream_split_step<PAIRS>(part, first[0], first[1], 0, koff_lane, patch, a_lane, desc_big,
+                           desc_small, !fresh);
   if (!fresh) {
     wg_wait<1>();
     on_prev_done();
   }
 #pragma unroll 1
-  for (int kb = 8; kb < kcp; kb += 16) {
+  for (int kb = KSTEP; kb < kcp; kb += 2 * KSTEP) {
     wg_wait<1>();
-    wg_split_step<T, 1, false>(part, second[0], second[1], kb, koff_lane, patch, a_lane, 4,
-                               desc_big, desc_small, 0, 1);
-    if (kb + 8 >= kcp)
+    stream_split_step<PAIRS>(part, second[0], second[1], kb, koff_lane, patch, a_lane, desc_big,
+                             desc_small, 1);
+    if (kb + KSTEP >= kcp)
       break;
     wg_wait<1>();
-    wg_split_step<T, 1, false>(part, first[0], first[1], kb + 8, koff_lane, patch, a_lane, 4,
-                               desc_big, desc_small, 0, 1);
+    stream_split_step<PAIRS>(part, first[0], first[1], kb + KSTEP, koff_lane, patch, a_lane,
+                             desc_big, desc_small, 1);
   }
 }
 
@@ -173,7 +232,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int a_lane =
       (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
   const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
-  constexpr int HALVES = T::SPLIT ? 2 : 1;
+  constexpr bool PAIRS = IsPairs<T>::value;
+  constexpr int HALVES = T::SPLIT && !PAIRS ? 2 : 1; // fp16 pairs: two planes of fp16 values
   const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
   const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
 
@@ -215,8 +275,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // register set they began with, so the next one begins on the other (every tile ends
   // drained, so each begins on set0). The sets hold TF32's two k-steps of A, or 3xTF32's big
   // and small halves of one.
-  const int batches =
-      T::SPLIT ? prm.kcp / 8 : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
+  const int batches = PAIRS      ? prm.kcp / 16
+                      : T::SPLIT ? prm.kcp / 8
+                                 : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
   float acc[NI][4];
   float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running two-chunk sum (stream_split_chunk)
@@ -243,14 +304,14 @@ __global__ void __launch_bounds__(T::THREADS, 1)
           release_stage(release_buf);
       };
       if constexpr (T::SPLIT) {
-        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * 4 / 16);
+        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * (PAIRS ? 2 : 4) / 16);
         const bool fresh = (chunk & 1) == 0;
         if (alternate && (chunk & 1))
-          stream_split_chunk(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane, patch,
-                             a_lane, desc, desc_small, on_prev_done);
+          stream_split_chunk<PAIRS>(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane,
+                                    patch, a_lane, desc, desc_small, on_prev_done);
         else
-          stream_split_chunk(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane, patch,
-                             a_lane, desc, desc_small, on_prev_done);
+          stream_split_chunk<PAIRS>(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane,
+                                    patch, a_lane, desc, desc_small, on_prev_done);
       } else {
         if (alternate && (chunk & 1))
           stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
@@ -296,10 +357,15 @@ const void *stream_kernel_of(int chain) {
 // K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
 // k % 4), zero past K, past the chunk's kc values and past C*R*S; SPLIT: that block of big
 // halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
-template <int BN, bool SPLIT>
+// PAIRS (SPLIT, kcp a multiple of 16): fp16 hi, then lo planes of BN x kcp values each (a block
+// of BN x kcp floats in all), the same core-matrix order with 8 fp16 values per 16-byte row:
+// k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8) (t = (j % 8) / 2), as
+// wg_pair_step pairs A.
+template <int BN, bool SPLIT, bool PAIRS = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
                                       int64_t count) {
+  static_assert(SPLIT || !PAIRS, "fp16 pairs are a split");
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t block = i / (BN * kcp); // (channel tile, chunk)
@@ -309,6 +375,16 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     const int n = tile_n * BN + nl, kg = chunk * kc + k;
     const bool ok = n < k_total && k < kc && kg < crs;
     const float w = ok ? weight[(int64_t)n * crs + kg] : 0.0f;
+    if constexpr (PAIRS) {
+      const int kk = k % 16, slot = (kk / 8) * 8 + 2 * (kk % 4) + (kk % 8) / 4;
+      __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp);
+      __half *dst = plane + (k / 16 * 2 + slot / 8) * BN * 8 + (nl / 8) * 64 + (nl % 8) * 8 +
+                    slot % 8;
+      const __half hi = __float2half_rn(w);
+      dst[0] = hi;
+      dst[BN * kcp] = __float2half_rn(w - __half2float(hi));
+      continue;
+    }
     float *dst = laid + block * (SPLIT ? 2 : 1) * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 +
                  (nl % 8) * 4 + k % 4;
     if constexpr (SPLIT) {

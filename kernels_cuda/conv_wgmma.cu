@@ -26,19 +26,21 @@ const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
   return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
-// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32):
-// its channel tile and the weight halves per value its stages carry; bn 0 for any other id.
+// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32 or,
+// f16_pairs, fp16 pairs): its channel tile and the floats per weight value its stages carry
+// (fp16 pairs: two fp16 planes, one float's worth); bn 0 for any other id.
 struct StreamEntry {
-  int bn, halves;
+  int bn, halves, pairs;
 };
 StreamEntry stream_entry_of(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
-    return {0, 0};
-  if (id->menu_index == 1 && !id->split)
-    return {StreamTile::BN, 1};
+    return {0, 0, 0};
+  if (id->menu_index == 1 && !id->split && !id->f16_pairs)
+    return {StreamTile::BN, 1, 0};
   if (id->menu_index == 2 && id->split)
-    return {StreamSplitTile::BN, 2};
-  return {0, 0};
+    return id->f16_pairs ? StreamEntry{StreamPairsTile::BN, 1, 1}
+                         : StreamEntry{StreamSplitTile::BN, 2, 0};
+  return {0, 0, 0};
 }
 
 } // namespace
@@ -51,6 +53,7 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
                           // from registers
     const StreamEntry se = stream_entry_of(id);
     return se.bn == 0 || !t || !u || id->staged || id->flat ? nullptr
+           : se.pairs       ? stream_kernel_of<StreamPairsTile>(c)
            : se.halves == 1 ? stream_kernel_of<StreamTile>(c)
                             : stream_kernel_of<StreamSplitTile>(c);
   }
@@ -74,7 +77,7 @@ extern "C" int cfk_wgmma_threads(int menu_index) {
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 
@@ -97,7 +100,11 @@ extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
   const int64_t blocks = (count + threads - 1) / threads;
   const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  if (sw.halves == 1)
+  if (sw.pairs)
+    stream_weights_kernel<StreamPairsTile::BN, true, true><<<grid, threads, 0, stream>>>(
+        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
+        count);
+  else if (sw.halves == 1)
     stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
         weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
         count);

@@ -159,6 +159,8 @@ typedef struct cfk_mma_kernel_id {
   int32_t tma; /* the patch arrives by TMA (params patch_map): the wgmma tile and mma.sync
                   T0, unit stride only */
   int32_t flat; /* flat tiles (wgmma, tma, staged, unit stride; params out_map) */
+  int32_t f16_pairs; /* the streamed 3xTF32 tile (WG entry 2) on fp16 pairs (an experiment:
+                        params kcp a multiple of 16, its weights laid out as fp16 planes) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
@@ -168,7 +170,8 @@ int cfk_wgmma_threads(int menu_index);
 
 /* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel
  * tile, K chunk) in wgmma's order: cfk_wg_stream_weight_floats floats (grid_n * n_chunks * BN *
- * kcp, twice that for entry 2's 3xTF32 halves; 0 for an id that is not a streamed kernel),
+ * kcp, twice that for entry 2's 3xTF32 halves, not for its fp16 pairs' two planes of fp16
+ * values; 0 for an id that is not a streamed kernel),
  * written from the [K][C][R][S] weights by cfk_wg_stream_weights on stream before each launch
  * (cudaErrorInvalidValue for such an id); the launch takes the laid-out copy as its weight. */
 int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id, const cfk_mma_params *params);

@@ -133,6 +133,29 @@ __device__ __forceinline__ void wg_mma_m64n128k8(float (&d)[16][4], const uint32
 #endif
 }
 
+// d (+)= A (64 x 16 fp16, registers: each warp the mma.sync m16n8k16 A fragment of its 16
+// rows, two fp16 values per register) x B (16 x 64 fp16 from the descriptor, K-major core
+// matrices of 8 rows x 8 values, laid out as the TF32 ones are: same byte offsets per k-step).
+// For the streamed tile's fp16 pairs (an experiment: conv_stream.cuh).
+__device__ __forceinline__ void wg_mma_m64n64k16_f16(float (&d)[8][4], const uint32_t (&a)[4],
+                                                     uint64_t desc_b, int accumulate = 1) {
+#if CFK_HAVE_WGMMA
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+               "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+               : CFK_WG_D32(d)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+  (void)d;
+  (void)a;
+  (void)desc_b;
+  (void)accumulate;
+  __trap();
+#endif
+}
+
 #undef CFK_WG_D64
 #undef CFK_WG_D32
 
