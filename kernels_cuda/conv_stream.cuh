@@ -149,15 +149,15 @@ __device__ __forceinline__ void stream_split_step(float (&part)[8][4], uint32_t 
                                              desc_big, desc_small, 0, accumulate);
 }
 
-// Entry 2's K chunk (3xTF32, one k-step per batch; PAIRS: fp16 pairs, 16 K values per k-step): the batches alternate between the A
-// register sets first and second across chunks (the caller passes first = the set the
-// previous chunk did not end on), so that a set is reloaded only once the batch two back is
-// done (wait_group 1). part sums two chunks (54 accumulations at 72 K per chunk, v32; v5's
-// limit for the tensor cores' truncating adds came at 1728) before it is added to acc with a
-// rounded FADD: a fresh chunk drains the warpgroup (wait_group 0), adds part and starts it
-// again; the other waits only for the batch before last, and once its first batch is in
-// flight for the previous chunk's last. Either way on_prev_done then releases that chunk's
-// stage. add: whether part holds a sum to add (not at a tile's first chunk).
+// Entry 2's K chunk (3xTF32, one k-step per batch; PAIRS: fp16 pairs, 16 K values per k-step):
+// the batches alternate between the A register sets first and second across chunks (the caller
+// passes first = the set the previous chunk did not end on), so that a set is reloaded only
+// once the batch two back is done (wait_group 1). part sums two chunks (54 accumulations at 72
+// K per chunk, v32; v5's limit for the tensor cores' truncating adds came at 1728) before it is
+// added to acc with a rounded FADD: a fresh chunk drains the warpgroup (wait_group 0), adds
+// part and starts it again; the other waits only for the batch before last, and once its first
+// batch is in flight for the previous chunk's last. Either way on_prev_done then releases that
+// chunk's stage. add: whether part holds a sum to add (not at a tile's first chunk).
 template <bool PAIRS, class OnPrevDone>
 __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&part)[8][4],
                                                    uint32_t (&first)[2][4],
