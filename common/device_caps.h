@@ -44,7 +44,7 @@ typedef struct cf_device_caps {
                                       tile in shared memory (whole-sector stores) */
   int wg_f16_pairs;                /* the streamed 3xTF32 wgmma tile runs its products as fp16
                                       pairs (CUDA sm_90a; CONVFUSE_F16_PAIRS=1, an experiment
-                                      with no range guard: bench/NOTES.md v51) */
+                                      with no guard of the input's range: bench/NOTES.md v51) */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */

@@ -72,8 +72,8 @@ int cf_env_flat(void);
 
 /* CONVFUSE_F16_PAIRS (an experiment, CUDA sm_90a): unset, "" or "0" -> 0; "1" -> 1 (the
  * streamed 3xTF32 wgmma tile runs its products as fp16 hi / lo pairs on m64n64k16: twice the
- * tensor rate; no range guard: an input or weight past fp16's 65504 gives inf); anything else
- * -> 0 with a warning line on stderr. */
+ * tensor rate; the weights are scaled per channel, the input is not: an input past fp16's
+ * 65504 gives inf); anything else -> 0 with a warning line on stderr. */
 int cf_env_f16_pairs(void);
 
 #endif

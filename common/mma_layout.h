@@ -187,8 +187,8 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
  * chunk's weights (bn x kcp floats, wgmma's canonical order, one bulk copy; for split the big
  * halves, then the small ones; for f16_pairs, split only, K padded to 16 and hi / lo planes of
  * fp16 values, bn x kcp floats in all), a stage rounded to 128 bytes; then the K-offset table,
- * the bias (bn floats), an mbarrier and a counter per stage. Nothing is resident: weight_floats
- * 0, w_pitch kcp. */
+ * the bias (bn floats; for f16_pairs also the channels' 2^-e), an mbarrier and a counter per
+ * stage. Nothing is resident: weight_floats 0, w_pitch kcp. */
 static inline cf_mma_layout cf_wg_stream_layout_make(int64_t bm, int64_t bn, int64_t c,
                                                      int64_t cc, int64_t r, int64_t s,
                                                      int64_t dil_w, int split, int f16_pairs,
@@ -202,7 +202,7 @@ static inline cf_mma_layout cf_wg_stream_layout_make(int64_t bm, int64_t bn, int
   L.weight_floats = 0;
   L.stage_floats =
       (L.patch_floats + (split && !L.f16_pairs ? 2 : 1) * bn * L.kcp + 31) / 32 * 32;
-  L.bytes = (n_stages * L.stage_floats + L.kcp + bn) * 4 + 16 * n_stages;
+  L.bytes = (n_stages * L.stage_floats + L.kcp + (L.f16_pairs ? 2 : 1) * bn) * 4 + 16 * n_stages;
   return L;
 }
 

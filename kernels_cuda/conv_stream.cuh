@@ -196,8 +196,9 @@ __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&p
 
 // Shared memory (cf_wg_stream_layout_make): n_stages stages of [patch segments | the chunk's
 // weights (BN x kcp, canonical order; T::SPLIT: big halves, then small)], the K-offset table,
-// the bias (BN floats), an mbarrier and a counter per stage. weight: the laid-out weights
-// (cfk_wg_stream_weights), not [K][C][R][S].
+// the bias (BN floats), for fp16 pairs the channels' 2^-e (BN floats), an mbarrier and a
+// counter per stage. weight: the laid-out weights (cfk_wg_stream_weights), not [K][C][R][S];
+// fp16 pairs: then every channel's 2^e (stream_weight_scales_kernel).
 template <class T, class Epi>
 __global__ void __launch_bounds__(T::THREADS, 1)
     conv_stream_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
@@ -208,8 +209,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   extern __shared__ __align__(128) float smem[];
   float *stages = smem;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
+  constexpr bool PAIRS = IsPairs<T>::value;
   float *bias_sm = reinterpret_cast<float *>(koff + prm.kcp);
-  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + BN);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + (PAIRS ? 2 : 1) * BN);
   uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
   (void)input; // the patch arrives through prm.patch_map
 
@@ -218,11 +220,26 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int m_warp = warp * 16;
   const int n0 = (int)blockIdx.y * BN;
 
-  // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
+  constexpr int HALVES = T::SPLIT && !PAIRS ? 2 : 1; // fp16 pairs: two planes of fp16 values
+  const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
+  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
+
+  // ---- per-block set-up: K offsets, each segment's run of zeros, bias (and the channels'
+  // 2^-e), mbarriers ----
   fill_row_k_offsets(koff, prm, tid, T::THREADS);
   zero_patch_runs(stages, prm, tid, T::THREADS);
   for (int i = tid; i < BN; i += T::THREADS)
     bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
+  if constexpr (PAIRS) {
+    // The products come in the weights' scaled units (each channel's 2^e, stored after every
+    // block's weights): the sums start at the bias in those units too and are scaled back once
+    // per tile, before the epilogue. Powers of two: the same roundings as unscaled sums.
+    const float *scales = weight + (int64_t)gridDim.y * prm.n_chunks * w_floats;
+    for (int i = tid; i < BN; i += T::THREADS) {
+      bias_sm[i] *= scales[n0 + i];
+      bias_sm[BN + i] = 1.0f / scales[n0 + i]; // the 2^-e after the bias
+    }
+  }
   if (tid == 0)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
   __syncthreads();
@@ -232,10 +249,6 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int a_lane =
       (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
   const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
-  constexpr bool PAIRS = IsPairs<T>::value;
-  constexpr int HALVES = T::SPLIT && !PAIRS ? 2 : 1; // fp16 pairs: two planes of fp16 values
-  const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
-  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
 
   // ---- the stage sequence (my tiles x chunks) on a ring of n_stages buffers; every thread
   // keeps the load cursor, the thread with issuer set issues ----
@@ -326,6 +339,16 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       wg_add_part(acc, part);
     release_stage(prev_buf);
     wg_pin(acc);
+    if constexpr (PAIRS) {
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) {
+        const float2 u = *reinterpret_cast<const float2 *>(bias_sm + BN + ni * 8 + 2 * t);
+        acc[ni][0] *= u.x;
+        acc[ni][1] *= u.y;
+        acc[ni][2] *= u.x;
+        acc[ni][3] *= u.y;
+      }
+    }
 
     const RowTile rt = row_tile(prm, tile, BM);
     float *out_lane =
@@ -357,14 +380,15 @@ const void *stream_kernel_of(int chain) {
 // K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
 // k % 4), zero past K, past the chunk's kc values and past C*R*S; SPLIT: that block of big
 // halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
-// PAIRS (SPLIT, kcp a multiple of 16): fp16 hi, then lo planes of BN x kcp values each (a block
-// of BN x kcp floats in all), the same core-matrix order with 8 fp16 values per 16-byte row:
+// PAIRS (SPLIT, kcp a multiple of 16): each weight times its channel's 2^e (scales, from
+// stream_weight_scales_kernel), as fp16 hi, then lo planes of BN x kcp values each (a block of
+// BN x kcp floats in all), the same core-matrix order with 8 fp16 values per 16-byte row:
 // k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8) (t = (j % 8) / 2), as
 // wg_pair_step pairs A.
 template <int BN, bool SPLIT, bool PAIRS = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
-                                      int64_t count) {
+                                      int64_t count, const float *__restrict__ scales = nullptr) {
   static_assert(SPLIT || !PAIRS, "fp16 pairs are a split");
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
@@ -380,9 +404,10 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
       __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp);
       __half *dst = plane + (k / 16 * 2 + slot / 8) * BN * 8 + (nl / 8) * 64 + (nl % 8) * 8 +
                     slot % 8;
-      const __half hi = __float2half_rn(w);
+      const float ws = w * scales[tile_n * BN + nl];
+      const __half hi = __float2half_rn(ws);
       dst[0] = hi;
-      dst[BN * kcp] = __float2half_rn(w - __half2float(hi));
+      dst[BN * kcp] = __float2half_rn(ws - __half2float(hi));
       continue;
     }
     float *dst = laid + block * (SPLIT ? 2 : 1) * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 +
@@ -395,6 +420,34 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     } else {
       dst[0] = w;
     }
+  }
+}
+
+// fp16 pairs: for each of the n_total channels (grid_n x BN; one warp each) the power of two
+// 2^e that brings its largest |weight| into [2^14, 2^15), so that hi and lo stay normal fp16
+// numbers down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14, where fp16
+// keeps fewer bits: bench/NOTES.md v51); 1 for a channel past K, of zeros, with an inf, or
+// whose e would leave [-100, 60] (2^-e stays a normal float, and the bias, which the sums start
+// from in these units, overflows only past 2^68). NaN weights are skipped by fmaxf and still
+// give NaN sums.
+__global__ void stream_weight_scales_kernel(const float *__restrict__ weight,
+                                            float *__restrict__ scales, int k_total, int crs,
+                                            int n_total) {
+  const int n = (int)((blockIdx.x * blockDim.x + threadIdx.x) / 32), lane = threadIdx.x % 32;
+  if (n >= n_total)
+    return;
+  float m = 0.0f;
+  if (n < k_total)
+    for (int k = lane; k < crs; k += 32)
+      m = fmaxf(m, fabsf(weight[(int64_t)n * crs + k]));
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2)
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (lane == 0) {
+    int e = 0;
+    frexpf(m, &e);
+    const int sh = 15 - e;
+    scales[n] = m > 0.0f && isfinite(m) && sh >= -100 && sh <= 60 ? ldexpf(1.0f, sh) : 1.0f;
   }
 }
 

@@ -84,8 +84,10 @@ extern "C" cudaError_t cfk_conv_wgmma_available(void) {
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
   const StreamEntry sw = stream_entry_of(id);
+  // fp16 pairs: the channels' scales after the weights
   return params == nullptr ? 0
-                           : params->grid_n * params->n_chunks * sw.halves * sw.bn * params->kcp;
+                           : params->grid_n * (params->n_chunks * sw.halves * sw.bn * params->kcp +
+                                               (sw.pairs ? sw.bn : 0));
 }
 
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
@@ -100,11 +102,15 @@ extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
   const int64_t blocks = (count + threads - 1) / threads;
   const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  if (sw.pairs)
+  if (sw.pairs) {
+    float *scales = laid + count; // count: every block's BN x kcp floats
+    const int channels = (int)params->grid_n * sw.bn;
+    stream_weight_scales_kernel<<<(channels + 7) / 8, 256, 0, stream>>>(
+        weight, scales, params->g.k, params->crs, channels);
     stream_weights_kernel<StreamPairsTile::BN, true, true><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
-        count);
-  else if (sw.halves == 1)
+        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks, count,
+        scales);
+  } else if (sw.halves == 1)
     stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
         weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
         count);
