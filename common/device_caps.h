@@ -42,9 +42,10 @@ typedef struct cf_device_caps {
                                       off) */
   int mma_staged_output;           /* the backend's tensor-core kernel can stage its output
                                       tile in shared memory (whole-sector stores) */
-  int wg_f16_pairs;                /* the streamed 3xTF32 wgmma tile runs its products as fp16
-                                      pairs (CUDA sm_90a; CONVFUSE_F16_PAIRS=1, an experiment
-                                      with no guard of the input's range: bench/NOTES.md v51) */
+  int wg_f16;                      /* the streamed wgmma tiles run their products on fp16
+                                      tensor cores, pairs for 3xTF32 (CUDA sm_90a;
+                                      CONVFUSE_F16=1, an experiment with no guard of the
+                                      input's range: bench/NOTES.md v51) */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */

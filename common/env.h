@@ -70,10 +70,11 @@ int cf_env_tma(void);
  * with a warning line on stderr. */
 int cf_env_flat(void);
 
-/* CONVFUSE_F16_PAIRS (an experiment, CUDA sm_90a): unset, "" or "0" -> 0; "1" -> 1 (the
- * streamed 3xTF32 wgmma tile runs its products as fp16 hi / lo pairs on m64n64k16: twice the
- * tensor rate; the weights are scaled per channel, the input is not: an input past fp16's
- * 65504 gives inf); anything else -> 0 with a warning line on stderr. */
-int cf_env_f16_pairs(void);
+/* CONVFUSE_F16 (an experiment, CUDA sm_90a): unset, "" or "0" -> 0; "1" -> 1 (the streamed
+ * wgmma tiles run their products on fp16 tensor cores: one product on m64n128k16 for
+ * CF_MATH_TF32, hi / lo pairs on m64n64k16 for CF_MATH_FP32, twice TF32's tensor rate; the
+ * weights are scaled per channel, the input is not: an input past fp16's 65504 gives inf);
+ * anything else -> 0 with a warning line on stderr. */
+int cf_env_f16(void);
 
 #endif

@@ -260,7 +260,7 @@ static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_con
   const int64_t seg = tma_segment(t, sh, caps);
   if (split != t->split || seg == 0 || (sh->c + cc - 1) / cc < 2)
     return L;
-  const int f16 = caps->wg_f16_pairs;
+  const int f16 = caps->wg_f16;
   L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, f16, seg,
                                2);
   for (int n = max_stages(&L, caps); n >= 2; --n) {
@@ -385,10 +385,10 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * ride in one bulk copy on the patch's barrier (mish-mish tf32, H200: 256 x 128 streamed
      * 2.6 ms vs 256 x 64 resident 3.4, bench/NOTES.md v25). */
     const double weight_factor = L.resident || (wg && t->streamed) ? 1.0 : 0.7;
-    /* fp16 pairs (forced only) run at twice TF32's rate: their K padded to 16 costs half */
+    /* fp16 products (forced only) run at twice TF32's rate: their K padded to 16 costs half */
     double score = util * fill * reuse * weight_factor *
                    (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
-                   (L.f16_pairs ? 2.0 : 1.0) * (wg ? MMA_WGMMA_FACTOR : 1.0);
+                   (L.f16 ? 2.0 : 1.0) * (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
       best_score = score;
       best = wg ? i - n_mma : i;
@@ -434,14 +434,14 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->output_staged = best_layout.out_floats > 0;
   plan->output_buffers = (int)best_layout.out_buffers;
   plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
-  plan->f16_pairs = best_layout.f16_pairs;
+  plan->f16 = best_layout.f16;
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
            "tensor cores (%s, %s): %s%d%s tiles use %.0f%% of their area, %lld tiles for %d "
            "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
-           variant == CF_KERNEL_MMA_TF32 ? "one TF32 product"
-           : plan->f16_pairs             ? "fp16 pairs"
+           variant == CF_KERNEL_MMA_TF32 ? (plan->f16 ? "one fp16 product" : "one TF32 product")
+           : plan->f16                   ? "fp16 pairs"
                                          : "3xTF32 split, fp32-accurate",
            best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : " row", 100.0 * best_util,
            (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
@@ -521,7 +521,7 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
   if (t->wgmma && !t->weights_resident)
     return cf_wg_stream_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
                                     sh->s, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
-                                    t->f16_pairs, seg, t->stages);
+                                    t->f16, seg, t->stages);
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

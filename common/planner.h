@@ -37,8 +37,8 @@ typedef struct cf_tile_plan {
                                     input rows, the output leaves by TMA stores from
                                     output_buffers staging buffers (cf_flat_layout_make) */
   int output_buffers;            /* flat tiles: staging buffers (1 or 2); 0 otherwise */
-  int f16_pairs;                 /* MMA (streamed wgmma, 3xTF32): the products on fp16 tensor
-                                    cores as hi / lo pairs (caps wg_f16_pairs; mma_layout.h) */
+  int f16;                       /* MMA (streamed wgmma): the products on fp16 tensor cores,
+                                    hi / lo pairs for 3xTF32 (caps wg_f16; mma_layout.h) */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer

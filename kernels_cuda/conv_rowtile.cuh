@@ -67,6 +67,10 @@ __device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &sma
 // residual is exact in fp32), x0 in each register's low half (the lower K of an mma
 // fragment). fp16 carries TF32's 11 significant bits: wherever hi and lo stay normal this is
 // 3xTF32's split with round-to-nearest; past 65504, hi is inf.
+__device__ __forceinline__ uint32_t pack_f16(float x0, float x1) { // hi alone
+  const __half2 h = __floats2half2_rn(x0, x1);
+  return *reinterpret_cast<const uint32_t *>(&h);
+}
 __device__ __forceinline__ void split_f16(float x0, float x1, uint32_t &hi, uint32_t &lo) {
   const __half2 h = __floats2half2_rn(x0, x1);
   const float2 hf = __half22float2(h);

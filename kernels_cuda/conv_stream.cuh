@@ -37,20 +37,24 @@ struct StreamTile {
 // Entry 2: the resident wgmma tile's shape and 3xTF32 k-step (wg_split_step), TMA patch.
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
-// Entry 2 with fp16 pairs (an experiment, CONVFUSE_F16_PAIRS; bench/NOTES.md v51): the same
-// tile and pipeline, each k-step 16 K values on m64n64k16 (wg_pair_step), half the tensor work
-// of 3xTF32's two k-steps; the weights laid out as fp16 hi / lo planes (stream_weights_kernel).
+// Entries 1 and 2 on fp16 tensor cores (an experiment, CONVFUSE_F16; bench/NOTES.md v51): the
+// same tiles and pipeline, each k-step 16 K values (m64n128k16 for one product, m64n64k16 pairs
+// for 3xTF32's accuracy: wg_pair_step), half the tensor work of TF32's two k-steps; the weights
+// scaled per channel and laid out as fp16 (hi / lo planes for the pairs: stream_weights_kernel).
+struct StreamF16Tile : StreamTile {
+  static constexpr bool F16 = true;
+};
 struct StreamPairsTile : StreamSplitTile {
   static constexpr bool F16 = true;
 };
 
-// fp16 pairs or not (only StreamPairsTile declares F16).
+// fp16 products or not (only the fp16 tiles declare F16).
 template <class T, class = void>
-struct IsPairs {
+struct IsF16 {
   static constexpr bool value = false;
 };
 template <class T>
-struct IsPairs<T, decltype((void)T::F16)> {
+struct IsF16<T, decltype((void)T::F16)> {
   static constexpr bool value = T::F16;
 };
 
@@ -80,6 +84,27 @@ __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[
   wg_commit();
 }
 
+// The same batch (16 K values) as one fp16 k-step (StreamF16Tile; kcp a multiple of 16): the
+// TF32 fragments of kb0 and kb0 + 8, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put in its
+// fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (as wg_pair_step does; stream_weights_kernel lays B out
+// to match), one m64n128k16 (a k-step of B is TF32's bytes: the same descriptor steps).
+__device__ __forceinline__ void stream_batch_f16(float (&acc)[16][4], uint32_t (&a)[4], int kb0,
+                                                 const int *koff_lane, const char *patch,
+                                                 int a_lane, uint64_t desc) {
+  constexpr uint64_t DESC_PER_KSTEP = StreamTile::BN * 16 * 2 / 16;
+  float raw[2][4];
+  load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+  load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+    a[2 * j] = pack_f16(raw[j][0], raw[j][2]);
+    a[2 * j + 1] = pack_f16(raw[j][1], raw[j][3]);
+  }
+  wg_fence();
+  wg_mma_m64n128k16_f16(acc, a, desc + (uint64_t)(kb0 / 16) * DESC_PER_KSTEP);
+  wg_commit();
+}
+
 // One K chunk: batches alternate between the register sets first and second (the caller
 // alternates which goes first from chunk to chunk when a chunk has an odd number of batches,
 // so that a set is never reloaded while the batch before last may still read it). After the
@@ -105,6 +130,45 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
     if (kb + 2 * BATCH_K < kcp)
       wg_wait<1>();
   }
+}
+
+// The same chunk on fp16 (stream_batch_f16; one register set of 4 per batch), each batch after
+// its own wait_group 1 as in stream_split_chunk. ptxas serializes these wgmmas all the same
+// (C7513: "non wgmma instructions defining input registers of a wgmma between start and end of
+// the pipeline stage"; it gives both sets the same registers): neither this loop form nor
+// keeping each set alive to its wait changed that, and the pairs kernel, alike but for its
+// per-chunk accumulator, is not serialized. Not solved (bench/NOTES.md v51).
+template <class OnPrevDone>
+__device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (&first)[2][4],
+                                                 uint32_t (&second)[2][4], int kcp,
+                                                 const int *koff_lane, const char *patch,
+                                                 int a_lane, uint64_t desc,
+                                                 OnPrevDone on_prev_done) {
+  wg_wait<1>();
+  stream_batch_f16(acc, first[0], 0, koff_lane, patch, a_lane, desc);
+  wg_wait<1>();
+  on_prev_done();
+#pragma unroll 1
+  for (int kb = 16; kb < kcp; kb += 32) {
+    stream_batch_f16(acc, second[0], kb, koff_lane, patch, a_lane, desc);
+    if (kb + 16 >= kcp)
+      break;
+    wg_wait<1>();
+    stream_batch_f16(acc, first[0], kb + 16, koff_lane, patch, a_lane, desc);
+    wg_wait<1>();
+  }
+}
+
+template <bool F16, class OnPrevDone>
+__device__ __forceinline__ void stream_chunk_of(float (&acc)[16][4], uint32_t (&first)[2][4],
+                                                uint32_t (&second)[2][4], int kcp,
+                                                const int *koff_lane, const char *patch,
+                                                int a_lane, uint64_t desc,
+                                                OnPrevDone on_prev_done) {
+  if constexpr (F16)
+    stream_chunk_f16(acc, first, second, kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+  else
+    stream_chunk(acc, first, second, kcp, koff_lane, patch, a_lane, desc, on_prev_done);
 }
 
 // One fp16-pair k-step of wgmma at kb0 (16 K values, below kcp): the TF32 fragments of kb0 and
@@ -209,9 +273,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   extern __shared__ __align__(128) float smem[];
   float *stages = smem;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
-  constexpr bool PAIRS = IsPairs<T>::value;
+  constexpr bool F16 = IsF16<T>::value;
   float *bias_sm = reinterpret_cast<float *>(koff + prm.kcp);
-  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + (PAIRS ? 2 : 1) * BN);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + (F16 ? 2 : 1) * BN);
   uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
   (void)input; // the patch arrives through prm.patch_map
 
@@ -220,8 +284,10 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int m_warp = warp * 16;
   const int n0 = (int)blockIdx.y * BN;
 
-  constexpr int HALVES = T::SPLIT && !PAIRS ? 2 : 1; // fp16 pairs: two planes of fp16 values
-  const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
+  // one stage's weights: a float per value (TF32), two (3xTF32's big and small), half of one
+  // (fp16), or two planes of halves (fp16 pairs)
+  const int w_floats =
+      T::SPLIT ? (F16 ? 1 : 2) * BN * prm.kcp : (F16 ? BN * prm.kcp / 2 : BN * prm.kcp);
   const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
 
   // ---- per-block set-up: K offsets, each segment's run of zeros, bias (and the channels'
@@ -230,7 +296,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   zero_patch_runs(stages, prm, tid, T::THREADS);
   for (int i = tid; i < BN; i += T::THREADS)
     bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
-  if constexpr (PAIRS) {
+  if constexpr (F16) {
     // The products come in the weights' scaled units (each channel's 2^e, stored after every
     // block's weights): the sums start at the bias in those units too and are scaled back once
     // per tile, before the epilogue. Powers of two: the same roundings as unscaled sums.
@@ -288,7 +354,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // register set they began with, so the next one begins on the other (every tile ends
   // drained, so each begins on set0). The sets hold TF32's two k-steps of A, or 3xTF32's big
   // and small halves of one.
-  const int batches = PAIRS      ? prm.kcp / 16
+  const int batches = F16        ? prm.kcp / 16
                       : T::SPLIT ? prm.kcp / 8
                                  : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
@@ -317,19 +383,21 @@ __global__ void __launch_bounds__(T::THREADS, 1)
           release_stage(release_buf);
       };
       if constexpr (T::SPLIT) {
-        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * (PAIRS ? 2 : 4) / 16);
+        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * (F16 ? 2 : 4) / 16);
         const bool fresh = (chunk & 1) == 0;
         if (alternate && (chunk & 1))
-          stream_split_chunk<PAIRS>(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane,
+          stream_split_chunk<F16>(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane,
                                     patch, a_lane, desc, desc_small, on_prev_done);
         else
-          stream_split_chunk<PAIRS>(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane,
+          stream_split_chunk<F16>(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane,
                                     patch, a_lane, desc, desc_small, on_prev_done);
       } else {
         if (alternate && (chunk & 1))
-          stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+          stream_chunk_of<F16>(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc,
+                               on_prev_done);
         else
-          stream_chunk(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+          stream_chunk_of<F16>(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc,
+                               on_prev_done);
       }
       prev_buf = buf;
       buf = buf + 1 == prm.n_stages ? 0 : buf + 1;
@@ -339,7 +407,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       wg_add_part(acc, part);
     release_stage(prev_buf);
     wg_pin(acc);
-    if constexpr (PAIRS) {
+    if constexpr (F16) {
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
         const float2 u = *reinterpret_cast<const float2 *>(bias_sm + BN + ni * 8 + 2 * t);
@@ -380,16 +448,15 @@ const void *stream_kernel_of(int chain) {
 // K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
 // k % 4), zero past K, past the chunk's kc values and past C*R*S; SPLIT: that block of big
 // halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
-// PAIRS (SPLIT, kcp a multiple of 16): each weight times its channel's 2^e (scales, from
-// stream_weight_scales_kernel), as fp16 hi, then lo planes of BN x kcp values each (a block of
-// BN x kcp floats in all), the same core-matrix order with 8 fp16 values per 16-byte row:
-// k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8) (t = (j % 8) / 2), as
-// wg_pair_step pairs A.
-template <int BN, bool SPLIT, bool PAIRS = false>
+// F16 (kcp a multiple of 16): each weight times its channel's 2^e (scales, from
+// stream_weight_scales_kernel), as an fp16 plane of BN x kcp values (SPLIT: a hi, then a lo
+// plane; a block of BN x kcp / 2 floats, or BN x kcp), the same core-matrix order with 8 fp16
+// values per 16-byte row: k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8)
+// (t = (j % 8) / 2), as stream_batch and wg_pair_step pair A.
+template <int BN, bool SPLIT, bool F16 = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
                                       int64_t count, const float *__restrict__ scales = nullptr) {
-  static_assert(SPLIT || !PAIRS, "fp16 pairs are a split");
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t block = i / (BN * kcp); // (channel tile, chunk)
@@ -399,15 +466,16 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     const int n = tile_n * BN + nl, kg = chunk * kc + k;
     const bool ok = n < k_total && k < kc && kg < crs;
     const float w = ok ? weight[(int64_t)n * crs + kg] : 0.0f;
-    if constexpr (PAIRS) {
+    if constexpr (F16) {
       const int kk = k % 16, slot = (kk / 8) * 8 + 2 * (kk % 4) + (kk % 8) / 4;
-      __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp);
+      __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp / (SPLIT ? 1 : 2));
       __half *dst = plane + (k / 16 * 2 + slot / 8) * BN * 8 + (nl / 8) * 64 + (nl % 8) * 8 +
                     slot % 8;
       const float ws = w * scales[tile_n * BN + nl];
       const __half hi = __float2half_rn(ws);
       dst[0] = hi;
-      dst[BN * kcp] = __float2half_rn(ws - __half2float(hi));
+      if constexpr (SPLIT)
+        dst[BN * kcp] = __float2half_rn(ws - __half2float(hi));
       continue;
     }
     float *dst = laid + block * (SPLIT ? 2 : 1) * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 +

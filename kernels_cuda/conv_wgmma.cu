@@ -26,20 +26,21 @@ const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
   return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
-// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32 or,
-// f16_pairs, fp16 pairs): its channel tile and the floats per weight value its stages carry
-// (fp16 pairs: two fp16 planes, one float's worth); bn 0 for any other id.
+// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32; on
+// fp16 with id->f16: one fp16 product, fp16 pairs): its channel tile, the bytes per weight
+// value its stages carry (TF32 4, 3xTF32 8, fp16 2, fp16 pairs 4) and whether fp16 (then the
+// channels' scales follow the blocks); bn 0 for any other id.
 struct StreamEntry {
-  int bn, halves, pairs;
+  int bn, value_bytes, f16;
 };
 StreamEntry stream_entry_of(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return {0, 0, 0};
-  if (id->menu_index == 1 && !id->split && !id->f16_pairs)
-    return {StreamTile::BN, 1, 0};
+  if (id->menu_index == 1 && !id->split)
+    return id->f16 ? StreamEntry{StreamF16Tile::BN, 2, 1} : StreamEntry{StreamTile::BN, 4, 0};
   if (id->menu_index == 2 && id->split)
-    return id->f16_pairs ? StreamEntry{StreamPairsTile::BN, 1, 1}
-                         : StreamEntry{StreamSplitTile::BN, 2, 0};
+    return id->f16 ? StreamEntry{StreamPairsTile::BN, 4, 1}
+                   : StreamEntry{StreamSplitTile::BN, 8, 0};
   return {0, 0, 0};
 }
 
@@ -52,10 +53,11 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (m == 1 || m == 2) { // streamed: each entry its math; by TMA, unit column stride, stored
                           // from registers
     const StreamEntry se = stream_entry_of(id);
-    return se.bn == 0 || !t || !u || id->staged || id->flat ? nullptr
-           : se.pairs       ? stream_kernel_of<StreamPairsTile>(c)
-           : se.halves == 1 ? stream_kernel_of<StreamTile>(c)
-                            : stream_kernel_of<StreamSplitTile>(c);
+    if (se.bn == 0 || !t || !u || id->staged || id->flat)
+      return nullptr;
+    if (m == 1)
+      return se.f16 ? stream_kernel_of<StreamF16Tile>(c) : stream_kernel_of<StreamTile>(c);
+    return se.f16 ? stream_kernel_of<StreamPairsTile>(c) : stream_kernel_of<StreamSplitTile>(c);
   }
   if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
     return m != 0 || !id->staged || !t || !u ? nullptr
@@ -84,10 +86,11 @@ extern "C" cudaError_t cfk_conv_wgmma_available(void) {
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
   const StreamEntry sw = stream_entry_of(id);
-  // fp16 pairs: the channels' scales after the weights
+  // fp16: the channels' scales after the weights
   return params == nullptr ? 0
-                           : params->grid_n * (params->n_chunks * sw.halves * sw.bn * params->kcp +
-                                               (sw.pairs ? sw.bn : 0));
+                           : params->grid_n * (params->n_chunks * sw.bn * params->kcp *
+                                                   sw.value_bytes / 4 +
+                                               (sw.f16 ? sw.bn : 0));
 }
 
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
@@ -102,21 +105,25 @@ extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
   const int64_t blocks = (count + threads - 1) / threads;
   const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  if (sw.pairs) {
-    float *scales = laid + count; // count: every block's BN x kcp floats
+  float *scales = laid + count * sw.value_bytes / 4; // fp16: after every block's weights
+  if (sw.f16) {
     const int channels = (int)params->grid_n * sw.bn;
     stream_weight_scales_kernel<<<(channels + 7) / 8, 256, 0, stream>>>(
         weight, scales, params->g.k, params->crs, channels);
-    stream_weights_kernel<StreamPairsTile::BN, true, true><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks, count,
-        scales);
-  } else if (sw.halves == 1)
-    stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
-        count);
+  }
+  const int k = params->g.k, crs = params->crs, kc = params->kc, kcp = params->kcp,
+            nc = params->n_chunks;
+  if (id->menu_index == 1 && sw.f16)
+    stream_weights_kernel<StreamF16Tile::BN, false, true>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales);
+  else if (id->menu_index == 1)
+    stream_weights_kernel<StreamTile::BN, false>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count);
+  else if (sw.f16)
+    stream_weights_kernel<StreamPairsTile::BN, true, true>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales);
   else
-    stream_weights_kernel<StreamSplitTile::BN, true><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
-        count);
+    stream_weights_kernel<StreamSplitTile::BN, true>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count);
   return cudaGetLastError();
 }

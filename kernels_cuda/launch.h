@@ -159,7 +159,7 @@ typedef struct cfk_mma_kernel_id {
   int32_t tma; /* the patch arrives by TMA (params patch_map): the wgmma tile and mma.sync
                   T0, unit stride only */
   int32_t flat; /* flat tiles (wgmma, tma, staged, unit stride; params out_map) */
-  int32_t f16_pairs; /* the streamed 3xTF32 tile (WG entry 2) on fp16 pairs (an experiment:
+  int32_t f16; /* the streamed 3xTF32 tile (WG entry 2) on fp16 pairs (an experiment:
                         params kcp a multiple of 16, its weights laid out as fp16 planes) */
 } cfk_mma_kernel_id;
 

@@ -190,7 +190,7 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   caps->mma_staged_output = 1; /* kernels_cuda/conv_mma.cu stages when the planner says so */
   /* Flat tiles store their output by TMA from the wgmma kernel (kernels_cuda/conv_flat.cuh) */
   caps->flat_tiles = caps->has_wgmma && caps->has_tma && cf_env_flat();
-  caps->wg_f16_pairs = caps->has_wgmma && caps->has_tma && cf_env_f16_pairs();
+  caps->wg_f16 = caps->has_wgmma && caps->has_tma && cf_env_f16();
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
   caps->global_mem_bytes = (uint64_t)prop.totalGlobalMem;
   caps->max_alloc_bytes = (uint64_t)prop.totalGlobalMem;

@@ -262,7 +262,7 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.wgmma = spec->tiles.wgmma;
   p->mma_id.tma = spec->tiles.patch_tma_segment > 0;
   p->mma_id.flat = spec->tiles.flat_tiles;
-  p->mma_id.f16_pairs = spec->tiles.f16_pairs;
+  p->mma_id.f16 = spec->tiles.f16;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
   /* flat tiles: the wgmma tile, staged, by TMA, unit column stride, whole planes of 4k pixels */
