@@ -135,9 +135,10 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
 // The same chunk on fp16 (stream_batch_f16; one register set of 4 per batch), each batch after
 // its own wait_group 1 as in stream_split_chunk. ptxas serializes these wgmmas all the same
 // (C7513: "non wgmma instructions defining input registers of a wgmma between start and end of
-// the pipeline stage"; it gives both sets the same registers): neither this loop form nor
-// keeping each set alive to its wait changed that, and the pairs kernel, alike but for its
-// per-chunk accumulator, is not serialized. Not solved (bench/NOTES.md v51).
+// the pipeline stage"; it gives both sets the same registers): neither this loop form, nor
+// stream_chunk's, nor keeping each set alive to its wait changed that, while the pairs kernel
+// (alike but for its per-chunk accumulator) and split_probe's fp16 loop are not serialized.
+// Not solved (bench/NOTES.md v51).
 template <class OnPrevDone>
 __device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (&first)[2][4],
                                                  uint32_t (&second)[2][4], int kcp,
@@ -150,12 +151,12 @@ __device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (
   on_prev_done();
 #pragma unroll 1
   for (int kb = 16; kb < kcp; kb += 32) {
+    wg_wait<1>();
     stream_batch_f16(acc, second[0], kb, koff_lane, patch, a_lane, desc);
     if (kb + 16 >= kcp)
       break;
     wg_wait<1>();
     stream_batch_f16(acc, first[0], kb + 16, koff_lane, patch, a_lane, desc);
-    wg_wait<1>();
   }
 }
 
