@@ -87,21 +87,27 @@ __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[
 // The same batch (16 K values) as one fp16 k-step (StreamF16Tile; kcp a multiple of 16): the
 // TF32 fragments of kb0 and kb0 + 8, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put in its
 // fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (as wg_pair_step does; stream_weights_kernel lays B out
-// to match), one m64n128k16 (a k-step of B is TF32's bytes: the same descriptor steps).
+// to match), one m64n128k16 (a k-step of B is TF32's bytes: the same descriptor steps). The
+// guard is always true (kb0 < kcp), but without it ptxas serialized these wgmmas (C7513: it
+// gave both register sets the same registers); with it, it fences them as it does
+// stream_batch's (C7519) and keeps the two sets apart, as v30 found for TF32.
 __device__ __forceinline__ void stream_batch_f16(float (&acc)[16][4], uint32_t (&a)[4], int kb0,
-                                                 const int *koff_lane, const char *patch,
+                                                 int kcp, const int *koff_lane, const char *patch,
                                                  int a_lane, uint64_t desc) {
   constexpr uint64_t DESC_PER_KSTEP = StreamTile::BN * 16 * 2 / 16;
-  float raw[2][4];
-  load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
-  load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+  if (kb0 < kcp) {
+    float raw[2][4];
+    load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+    load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
 #pragma unroll
-  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
-    a[2 * j] = pack_f16(raw[j][0], raw[j][2]);
-    a[2 * j + 1] = pack_f16(raw[j][1], raw[j][3]);
+    for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+      a[2 * j] = pack_f16(raw[j][0], raw[j][2]);
+      a[2 * j + 1] = pack_f16(raw[j][1], raw[j][3]);
+    }
   }
   wg_fence();
-  wg_mma_m64n128k16_f16(acc, a, desc + (uint64_t)(kb0 / 16) * DESC_PER_KSTEP);
+  if (kb0 < kcp)
+    wg_mma_m64n128k16_f16(acc, a, desc + (uint64_t)(kb0 / 16) * DESC_PER_KSTEP);
   wg_commit();
 }
 
@@ -133,12 +139,7 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
 }
 
 // The same chunk on fp16 (stream_batch_f16; one register set of 4 per batch), each batch after
-// its own wait_group 1 as in stream_split_chunk. ptxas serializes these wgmmas all the same
-// (C7513: "non wgmma instructions defining input registers of a wgmma between start and end of
-// the pipeline stage"; it gives both sets the same registers): neither this loop form, nor
-// stream_chunk's, nor keeping each set alive to its wait changed that, while the pairs kernel
-// (alike but for its per-chunk accumulator) and split_probe's fp16 loop are not serialized.
-// Not solved (bench/NOTES.md v51).
+// its own wait_group 1 as in stream_split_chunk.
 template <class OnPrevDone>
 __device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (&first)[2][4],
                                                  uint32_t (&second)[2][4], int kcp,
@@ -146,17 +147,17 @@ __device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (
                                                  int a_lane, uint64_t desc,
                                                  OnPrevDone on_prev_done) {
   wg_wait<1>();
-  stream_batch_f16(acc, first[0], 0, koff_lane, patch, a_lane, desc);
+  stream_batch_f16(acc, first[0], 0, kcp, koff_lane, patch, a_lane, desc);
   wg_wait<1>();
   on_prev_done();
 #pragma unroll 1
   for (int kb = 16; kb < kcp; kb += 32) {
     wg_wait<1>();
-    stream_batch_f16(acc, second[0], kb, koff_lane, patch, a_lane, desc);
+    stream_batch_f16(acc, second[0], kb, kcp, koff_lane, patch, a_lane, desc);
     if (kb + 16 >= kcp)
       break;
     wg_wait<1>();
-    stream_batch_f16(acc, first[0], kb + 16, koff_lane, patch, a_lane, desc);
+    stream_batch_f16(acc, first[0], kb + 16, kcp, koff_lane, patch, a_lane, desc);
   }
 }
 
