@@ -141,27 +141,9 @@ void run(const char *name, int sms, float *sink) {
   const size_t smem = smem_bytes<N>();
   CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   const int iters = 2000;
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int r = 0; r < 12; ++r) {
-    CHECK(cudaEventRecord(e0));
-    k<<<sms, 128 * WGS, smem>>>(sink, iters);
-    CHECK(cudaEventRecord(e1));
-    CHECK(cudaEventSynchronize(e1));
-    CHECK(cudaGetLastError());
-    float t = 0.0f;
-    CHECK(cudaEventElapsedTime(&t, e0, e1));
-    if (r >= 2)
-      ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  const double med = ms[ms.size() / 2];
+  const double med = probe_time([&] { k<<<sms, 128 * WGS, smem>>>(sink, iters); }, 2, 10).median;
   const double flop = 2.0 * sms * WGS * (double)iters * 2 * 64.0 * N * 16; // 2 batches of 16 K
   std::printf("%-34s %8.3f ms %7.1f useful TFLOP/s\n", name, med, flop / (med * 1e-3) / 1e12);
-  CHECK(cudaEventDestroy(e0));
-  CHECK(cudaEventDestroy(e1));
 }
 
 } // namespace

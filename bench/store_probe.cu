@@ -243,27 +243,8 @@ static void verify(float *out) {
 
 template <class F>
 static void time_it(const char *name, int64_t bytes, F launch) {
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i)
-    launch();
-  CHECK(cudaGetLastError());
-  std::vector<float> ms;
-  for (int i = 0; i < 20; ++i) {
-    CHECK(cudaEventRecord(a));
-    launch();
-    CHECK(cudaEventRecord(b));
-    CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
-  const float med = ms[ms.size() / 2];
+  const double med = probe_time(launch, 3, 20).median;
   std::printf("%-22s %8.3f ms  %7.0f GB/s\n", name, med, bytes / (med * 1e6));
-  CHECK(cudaEventDestroy(a));
-  CHECK(cudaEventDestroy(b));
 }
 
 int main() {

@@ -389,24 +389,9 @@ int main(int argc, char **argv) {
               m, bad == 0 && std::sqrt(err2 / ref2) <= 2e-3 ? "PASS" : "FAIL", worst,
               std::sqrt(err2 / ref2), bad);
 
-  cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int r = 0; r < 23; ++r) {
-    CHECK(cudaEventRecord(e0));
-    run();
-    CHECK(cudaEventRecord(e1));
-    CHECK(cudaEventSynchronize(e1));
-    float tms = 0.0f;
-    CHECK(cudaEventElapsedTime(&tms, e0, e1));
-    if (r >= 3)
-      ms.push_back(tms);
-  }
-  CHECK(cudaGetLastError());
-  std::sort(ms.begin(), ms.end());
-  std::printf("median %.4g ms (min %.4g, max %.4g, 20 runs), %.1f TFLOP/s\n", ms[ms.size() / 2],
-              ms.front(), ms.back(), 2.0 * n_out * C * R * S / (ms[ms.size() / 2] * 1e-3) / 1e12);
+  const ProbeTimes tm = probe_time(run, 3, 20);
+  std::printf("median %.4g ms (min %.4g, max %.4g, 20 runs), %.1f TFLOP/s\n", tm.median, tm.min,
+              tm.max, 2.0 * n_out * C * R * S / (tm.median * 1e-3) / 1e12);
   CHECK(cudaFree(in));
   CHECK(cudaFree(w));
   CHECK(cudaFree(wl));
