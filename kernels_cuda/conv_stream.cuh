@@ -272,10 +272,13 @@ __global__ void __launch_bounds__(T::THREADS, 1)
                        const float *__restrict__ bias, float *__restrict__ output) {
   constexpr int BM = T::BM, BN = T::BN, WARPS = T::WARPS, NI = T::NI;
   static_assert(T::MI == 1 && T::THREADS == 512 && BN == 8 * NI, "one 16-pixel row per warp");
+  constexpr bool F16 = IsF16<T>::value;
+  // a rerun behind the fp16 kernel's range guard: nothing to do unless the guard tripped
+  if (!F16 && prm.range_guard != nullptr && *prm.range_guard == 0)
+    return;
   extern __shared__ __align__(128) float smem[];
   float *stages = smem;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
-  constexpr bool F16 = IsF16<T>::value;
   float *bias_sm = reinterpret_cast<float *>(koff + prm.kcp);
   uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + (F16 ? 2 : 1) * BN);
   uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
@@ -410,6 +413,11 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     release_stage(prev_buf);
     wg_pin(acc);
     if constexpr (F16) {
+      // Range guard: an input past fp16's 65504 became inf (pairs: inf - inf), and every sum
+      // that reads it inf or NaN; so does an inf or NaN in the input or the weights, which the
+      // rerun then propagates as TF32 does. Only the sums before the epilogue say so (mish
+      // maps -inf to 0).
+      bool finite = true;
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni) {
         const float2 u = *reinterpret_cast<const float2 *>(bias_sm + BN + ni * 8 + 2 * t);
@@ -417,7 +425,12 @@ __global__ void __launch_bounds__(T::THREADS, 1)
         acc[ni][1] *= u.y;
         acc[ni][2] *= u.x;
         acc[ni][3] *= u.y;
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          finite = finite && isfinite(acc[ni][e]);
       }
+      if (!finite && prm.range_guard != nullptr)
+        *prm.range_guard = 1u;
     }
 
     const RowTile rt = row_tile(prm, tile, BM);
@@ -458,7 +471,10 @@ const void *stream_kernel_of(int chain) {
 template <int BN, bool SPLIT, bool F16 = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
-                                      int64_t count, const float *__restrict__ scales = nullptr) {
+                                      int64_t count, const float *__restrict__ scales,
+                                      const uint32_t *__restrict__ range_guard) {
+  if (range_guard != nullptr && *range_guard == 0) // a rerun's weights, not needed this time
+    return;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t block = i / (BN * kcp); // (channel tile, chunk)

@@ -113,17 +113,20 @@ extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
   }
   const int k = params->g.k, crs = params->crs, kc = params->kc, kcp = params->kcp,
             nc = params->n_chunks;
+  // the fp16 kernels set the guard; a TF32 / 3xTF32 rerun behind it lays its weights only
+  // once it is set
+  const uint32_t *rerun_guard = sw.f16 ? nullptr : params->range_guard;
   if (id->menu_index == 1 && sw.f16)
     stream_weights_kernel<StreamF16Tile::BN, false, true>
-        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales);
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales, nullptr);
   else if (id->menu_index == 1)
-    stream_weights_kernel<StreamTile::BN, false>
-        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count);
+    stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
+        weight, laid, k, crs, kc, kcp, nc, count, nullptr, rerun_guard);
   else if (sw.f16)
     stream_weights_kernel<StreamPairsTile::BN, true, true>
-        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales);
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales, nullptr);
   else
-    stream_weights_kernel<StreamSplitTile::BN, true>
-        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count);
+    stream_weights_kernel<StreamSplitTile::BN, true><<<grid, threads, 0, stream>>>(
+        weight, laid, k, crs, kc, kcp, nc, count, nullptr, rerun_guard);
   return cudaGetLastError();
 }

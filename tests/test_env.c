@@ -586,13 +586,13 @@ Test(env, tma_and_flat_switches_read_like_the_others) {
     }
 }
 
-/* ---- CONVFUSE_F16 (an experiment: off unless set to 1) ---- */
+/* ---- CONVFUSE_F16 (-1: the default, one fp16 product; 0: never; 1: pairs too) ---- */
 
 static void read_f16_env(void) { switch_value = cf_env_f16(); }
 
-Test(env, f16_is_off_unless_asked_for) {
+Test(env, f16_default_unless_0_or_1) {
   const char *values[] = {NULL, "", "0", "1", "yes"};
-  const int want[] = {0, 0, 0, 1, 0};
+  const int want[] = {-1, -1, 0, 1, -1};
   for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
     char buf[1024];
     read_env_as("CONVFUSE_F16", values[i], read_f16_env, buf, sizeof buf);
