@@ -25,7 +25,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "bench/fp16_split.cuh"
 #include "bench/probe_check.h"
 #include "kernels_cuda/conv_rowtile.cuh"
 

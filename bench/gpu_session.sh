@@ -120,6 +120,13 @@ for s in $stages; do
                 CONVFUSE_TILE=$st run "sab$round-T$st-${SAB_MATH:-tf32}" 60 $B/bench/convfuse bench \
                   --backend cuda --workload mish-mish --math ${SAB_MATH:-tf32} --iters 30
               done; done ;;
+    f16ab) # mish-mish on the streamed tiles, then on fp16 (CONVFUSE_F16=1, NOTES v51: one
+           # fp16 product for tf32 on WG1, pairs for fp32 on WG2), both maths, two rounds; the
+           # fp16 kernels' checks are streamcheck with CONVFUSE_F16=1 (in an OUT of its own)
+           for round in 1 2; do for m in tf32 fp32; do for v in 0 1; do
+             CONVFUSE_F16=$v run "f16ab$round-$m-$v" 60 $B/bench/convfuse bench \
+               --backend cuda --workload mish-mish --math $m --iters 30
+           done; done; done ;;
     flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
                # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
                # channel tiles, 5x5, 1x1, dilation 2, a 254-wide plane, 6-wide rows (44 output
@@ -322,6 +329,7 @@ for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(gr
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/f16ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/clsw[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "cannot be forced" "$f")"; done

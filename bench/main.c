@@ -28,7 +28,7 @@ static const char usage_text[] =
     "                 every usable backend; a CPU device (the cpu backend, PoCL) only for\n"
     "                 problems of <= 2e9 MACs unless named)\n"
     "  --math M       fp32 | tf32 | all                                  (default all)\n"
-    "  --dist D       rand | x3 | small | neg | all                      (default all)\n"
+    "  --dist D       rand | x3 | small | neg | huge | all               (default all)\n"
     "                 input U[0,1) like torch.rand, times 3, times 0.01, negated\n"
     "  --batch N      replace the workload's batch size\n"
     "  --seed S       random seed, 0..2^64-1                             (default 1)\n"
@@ -229,7 +229,7 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
     int i = tl_dist_lookup(d);
     if (i < 0)
       return usage_error("--dist: unknown distribution '%s' (valid: rand, x3, small, neg, "
-                         "all)",
+                         "huge, all)",
                          d);
     o->dists[o->n_dists++] = (tl_dist)i;
   }

@@ -23,7 +23,6 @@
 #include <vector>
 #include <cuda_runtime.h>
 
-#include "bench/fp16_split.cuh"
 #include "bench/probe_check.h"
 
 #include "bench/wgmma_shapes.cuh"

@@ -201,7 +201,7 @@ void tl_workload_flags(const tl_workload *w, char *buf, size_t len) {
            d->has_bias ? "" : " --no-bias", (long long)d->batch);
 }
 
-static const char *const dist_names[TL_DIST_COUNT] = {"rand", "x3", "small", "neg"};
+static const char *const dist_names[TL_DIST_COUNT] = {"rand", "x3", "small", "neg", "huge"};
 
 const char *tl_dist_name(tl_dist d) {
   return (unsigned)d < TL_DIST_COUNT ? dist_names[d] : "?";
@@ -265,7 +265,7 @@ static void fill(float *x, size_t n, uint64_t key, float scale, float offset) {
 }
 
 void tl_fill_input(float *x, size_t n, tl_dist d, uint64_t key) {
-  static const float scale[TL_DIST_COUNT] = {1.0f, 3.0f, 0.01f, -1.0f};
+  static const float scale[TL_DIST_COUNT] = {1.0f, 3.0f, 0.01f, -1.0f, 1e5f};
   fill(x, n, key, scale[d], 0.0f);
 }
 

@@ -138,3 +138,13 @@ void cf_env_opencl_switches(cf_cl_switches *out) {
 int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }
 
 int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
+
+int cf_env_f16(void) {
+  const char *v = getenv("CONVFUSE_F16");
+  if (!v || !*v)
+    return -1;
+  if ((v[0] == '0' || v[0] == '1') && !v[1])
+    return v[0] - '0';
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_F16='%.32s' (use 0 or 1)\n", v);
+  return -1;
+}

@@ -45,6 +45,10 @@ typedef struct cf_mma_layout {
    * swizzled staging buffers by TMA stores. */
   int64_t flat_rows;
   int64_t out_buffers;
+  /* Streamed wgmma tiles only (cf_wg_stream_layout_make): the products on fp16 tensor cores,
+   * one or (3xTF32's accuracy) hi / lo pairs (an experiment: bench/NOTES.md v51); kcp is then a
+   * multiple of 16 and a stage's weights fp16 values. 0 otherwise. */
+  int f16;
 } cf_mma_layout;
 
 /* Staged output: floats per channel row of a BM-pixel tile (see out_pitch). A macro: the
@@ -90,6 +94,7 @@ static inline cf_mma_layout cf_mma_layout_make(int64_t bm, int64_t bn, int64_t c
   L.flat_rows = 0;
   L.out_buffers = 0;
   L.w_swizzled = 0;
+  L.f16 = 0;
   return L;
 }
 
@@ -179,20 +184,25 @@ static inline cf_mma_layout cf_wg_layout_make(int64_t bm, int64_t bn, int64_t c,
 
 /* The streamed wgmma tiles' layout (kernels_cuda/conv_stream.cuh; TMA patch segments of tma_seg
  * pixels, as cf_layout_with_tma): n_stages stages, each the patch's segments and then the
- * chunk's weights (bn x kcp floats, wgmma's canonical order, one bulk copy; for split the big
- * halves, then the small ones), a stage rounded to 128 bytes; then the K-offset table, the
- * bias (bn floats), an mbarrier and a counter per stage. Nothing is resident: weight_floats 0,
- * w_pitch kcp. */
+ * chunk's weights (bn x kcp values in wgmma's canonical order, one bulk copy: a float each, two
+ * for split (its big halves, then its small ones); f16 (an experiment): K padded to 16 and an
+ * fp16 value each, two planes of them for split (hi, lo)), a stage rounded to 128 bytes; then
+ * the K-offset table, the bias (bn floats; for f16 also the channels' 2^-e), an mbarrier and a
+ * counter per stage. Nothing is resident: weight_floats 0, w_pitch kcp. */
 static inline cf_mma_layout cf_wg_stream_layout_make(int64_t bm, int64_t bn, int64_t c,
                                                      int64_t cc, int64_t r, int64_t s,
-                                                     int64_t dil_w, int split, int64_t tma_seg,
-                                                     int64_t n_stages) {
+                                                     int64_t dil_w, int split, int f16,
+                                                     int64_t tma_seg, int64_t n_stages) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, cc, r, s, 1, dil_w, 0, 0);
+  L.f16 = f16 != 0;
+  if (L.f16) /* before the segments: their zero runs exist only where kc < kcp */
+    L.kcp = (L.kc + 15) / 16 * 16;
   L = cf_layout_with_tma(L, bm, cc, r, s, 1, dil_w, tma_seg, n_stages);
   L.w_pitch = L.kcp;
   L.weight_floats = 0;
-  L.stage_floats = (L.patch_floats + (split ? 2 : 1) * bn * L.kcp + 31) / 32 * 32;
-  L.bytes = (n_stages * L.stage_floats + L.kcp + bn) * 4 + 16 * n_stages;
+  const int64_t value_bytes = (split ? 2 : 1) * (L.f16 ? 2 : 4);
+  L.stage_floats = (L.patch_floats + bn * L.kcp * value_bytes / 4 + 31) / 32 * 32;
+  L.bytes = (n_stages * L.stage_floats + L.kcp + (L.f16 ? 2 : 1) * bn) * 4 + 16 * n_stages;
   return L;
 }
 

@@ -254,20 +254,35 @@ static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_sha
  * per tile the resident tiles have nothing to stream past). .bytes over the limit when it does
  * not apply or nothing fits. */
 static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
-                                              int64_t cc, int split, const cf_device_caps *caps) {
+                                              int64_t cc, int split, int f16,
+                                              const cf_device_caps *caps) {
   cf_mma_layout L = {0};
   L.bytes = INT64_MAX;
   const int64_t seg = tma_segment(t, sh, caps);
   if (split != t->split || seg == 0 || (sh->c + cc - 1) / cc < 2)
     return L;
-  L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, seg, 2);
+  L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, f16, seg,
+                               2);
   for (int n = max_stages(&L, caps); n >= 2; --n) {
-    L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, seg,
-                                 n);
+    L = cf_wg_stream_layout_make(t->bm, t->bn, sh->c, cc, sh->r, sh->s, sh->dil_w, split, f16,
+                                 seg, n);
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
   }
   return L;
+}
+
+/* The streamed tile's layout on fp16 where the caps allow it for this math (wg_f16: 1 one
+ * product, 2 pairs too) and the TF32 / 3xTF32 rerun behind its range guard fits too (the
+ * plan's rerun_stages, rerun_shared_bytes); else on TF32 / 3xTF32. */
+static cf_mma_layout wg_stream_layout_chosen(const cf_mma_tile *t, const cf_conv_shape *sh,
+                                             int64_t cc, int split, const cf_device_caps *caps) {
+  const int64_t limit = (int64_t)caps->shared_mem_per_block_max;
+  const cf_mma_layout plain = wg_stream_layout_fitting(t, sh, cc, split, 0, caps);
+  if (caps->wg_f16 < (split ? 2 : 1) || plain.bytes > limit)
+    return plain;
+  const cf_mma_layout L = wg_stream_layout_fitting(t, sh, cc, split, 1, caps);
+  return L.bytes <= limit ? L : plain;
 }
 
 /* The wgmma kernels' layout for tile t: flat tiles where they can be (bench/NOTES.md, v19);
@@ -278,7 +293,7 @@ static cf_mma_layout wg_stream_layout_fitting(const cf_mma_tile *t, const cf_con
 static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t cc,
                                        int split, const cf_device_caps *caps) {
   if (t->streamed)
-    return wg_stream_layout_fitting(t, sh, cc, split, caps);
+    return wg_stream_layout_chosen(t, sh, cc, split, caps);
   cf_mma_layout L = {0};
   if (flat_eligible(t, sh, cc, caps)) {
     L = flat_layout_fitting(t, sh, split, caps);
@@ -383,9 +398,10 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
      * ride in one bulk copy on the patch's barrier (mish-mish tf32, H200: 256 x 128 streamed
      * 2.6 ms vs 256 x 64 resident 3.4, bench/NOTES.md v25). */
     const double weight_factor = L.resident || (wg && t->streamed) ? 1.0 : 0.7;
+    /* fp16 products run at twice TF32's rate: their K padded to 16 costs half */
     double score = util * fill * reuse * weight_factor *
                    (L.out_floats > 0 ? 1.0 : MMA_UNSTAGED_FACTOR) * (double)L.kc / (double)L.kcp *
-                   (wg ? MMA_WGMMA_FACTOR : 1.0);
+                   (L.f16 ? 2.0 : 1.0) * (wg ? MMA_WGMMA_FACTOR : 1.0);
     if (score > best_score + 1e-9) {
       best_score = score;
       best = wg ? i - n_mma : i;
@@ -431,12 +447,23 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->output_staged = best_layout.out_floats > 0;
   plan->output_buffers = (int)best_layout.out_buffers;
   plan->patch_tma_segment = (int)(best_layout.tma_segments > 0 ? best_layout.seg_pixels : 0);
+  plan->f16 = best_layout.f16;
+  plan->rerun_stages = 0;
+  plan->rerun_shared_bytes = 0;
+  if (plan->f16) { /* the rerun behind the range guard (wg_stream_layout_chosen: it fits) */
+    const cf_mma_layout R =
+        wg_stream_layout_fitting(t, sh, best_cc, variant == CF_KERNEL_MMA_3XTF32, 0, caps);
+    plan->rerun_stages = (int)R.n_stages;
+    plan->rerun_shared_bytes = (size_t)R.bytes;
+  }
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
            "tensor cores (%s, %s): %s%d%s tiles use %.0f%% of their area, %lld tiles for %d "
            "CUs, K in chunks of %lld channels, weights %s, output %s, patch by %s",
            best_wg ? "wgmma" : "mma.sync",
-           variant == CF_KERNEL_MMA_TF32 ? "one TF32 product" : "3xTF32 split, fp32-accurate",
+           variant == CF_KERNEL_MMA_TF32 ? (plan->f16 ? "one fp16 product" : "one TF32 product")
+           : plan->f16                   ? "fp16 pairs"
+                                         : "3xTF32 split, fp32-accurate",
            best_wg ? "WG" : "T", best, plan->flat_tiles ? " flat" : " row", 100.0 * best_util,
            (long long)(plan->grid_m * plan->grid_n), caps->compute_units, (long long)best_cc,
            best_layout.resident ? "resident in shared memory"
@@ -514,8 +541,8 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
                                t->stages, t->output_buffers);
   if (t->wgmma && !t->weights_resident)
     return cf_wg_stream_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
-                                    sh->s, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32, seg,
-                                    t->stages);
+                                    sh->s, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,
+                                    t->f16, seg, t->stages);
   if (t->wgmma)
     return cf_wg_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r, sh->s,
                              sh->stride_w, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

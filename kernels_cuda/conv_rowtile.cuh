@@ -22,6 +22,7 @@
 // memory and leaves as 16-byte stores of whole 32-byte sectors (StagedPart below). Otherwise
 // each warp store writes 8 consecutive pixels of 4 channels straight into NCHW.
 #include <cstdint>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "cf_constants.h"
@@ -59,6 +60,23 @@ __device__ __forceinline__ void cp_async_wait() {
 __device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &small) {
   big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
   small = __float_as_uint(x - __uint_as_float(big));
+}
+
+// x0, x1 as fp16 pairs hi + lo for the fp16-pair products (an experiment, conv_stream.cuh;
+// bench/NOTES.md v49, v51): hi = fp16(x) rounded to nearest even, lo = fp16(x - hi) (the
+// residual is exact in fp32), x0 in each register's low half (the lower K of an mma
+// fragment). fp16 carries TF32's 11 significant bits: wherever hi and lo stay normal this is
+// 3xTF32's split with round-to-nearest; past 65504, hi is inf.
+__device__ __forceinline__ uint32_t pack_f16(float x0, float x1) { // hi alone
+  const __half2 h = __floats2half2_rn(x0, x1);
+  return *reinterpret_cast<const uint32_t *>(&h);
+}
+__device__ __forceinline__ void split_f16(float x0, float x1, uint32_t &hi, uint32_t &lo) {
+  const __half2 h = __floats2half2_rn(x0, x1);
+  const float2 hf = __half22float2(h);
+  const __half2 l = __floats2half2_rn(x0 - hf.x, x1 - hf.y);
+  hi = *reinterpret_cast<const uint32_t *>(&h);
+  lo = *reinterpret_cast<const uint32_t *>(&l);
 }
 
 __device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4],

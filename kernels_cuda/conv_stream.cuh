@@ -37,6 +37,27 @@ struct StreamTile {
 // Entry 2: the resident wgmma tile's shape and 3xTF32 k-step (wg_split_step), TMA patch.
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
+// Entries 1 and 2 on fp16 tensor cores (an experiment, CONVFUSE_F16; bench/NOTES.md v51): the
+// same tiles and pipeline, each k-step 16 K values (m64n128k16 for one product, m64n64k16 pairs
+// for 3xTF32's accuracy: wg_pair_step), half the tensor work of TF32's two k-steps; the weights
+// scaled per channel and laid out as fp16 (hi / lo planes for the pairs: stream_weights_kernel).
+struct StreamF16Tile : StreamTile {
+  static constexpr bool F16 = true;
+};
+struct StreamPairsTile : StreamSplitTile {
+  static constexpr bool F16 = true;
+};
+
+// fp16 products or not (only the fp16 tiles declare F16).
+template <class T, class = void>
+struct IsF16 {
+  static constexpr bool value = false;
+};
+template <class T>
+struct IsF16<T, decltype((void)T::F16)> {
+  static constexpr bool value = T::F16;
+};
+
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
 // wgmmas, committed as one group. a must not be touched until that group has completed. (The
 // guards make ptxas fence the accumulators around these wgmmas (C7519), but every branch-free
@@ -60,6 +81,33 @@ __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[
   for (int j = 0; j < StreamTile::KS; ++j)
     if (kb0 + 8 * j < kcp)
       wg_mma_m64n128k8(acc, a[j], desc + (uint64_t)(kb0 / 8 + j) * DESC_PER_KSTEP);
+  wg_commit();
+}
+
+// The same batch (16 K values) as one fp16 k-step (StreamF16Tile; kcp a multiple of 16): the
+// TF32 fragments of kb0 and kb0 + 8, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put in its
+// fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (as wg_pair_step does; stream_weights_kernel lays B out
+// to match), one m64n128k16 (a k-step of B is TF32's bytes: the same descriptor steps). The
+// guard is always true (kb0 < kcp), but without it ptxas serialized these wgmmas (C7513: it
+// gave both register sets the same registers); with it, it fences them as it does
+// stream_batch's (C7519) and keeps the two sets apart, as v30 found for TF32.
+__device__ __forceinline__ void stream_batch_f16(float (&acc)[16][4], uint32_t (&a)[4], int kb0,
+                                                 int kcp, const int *koff_lane, const char *patch,
+                                                 int a_lane, uint64_t desc) {
+  constexpr uint64_t DESC_PER_KSTEP = StreamTile::BN * 16 * 2 / 16;
+  if (kb0 < kcp) {
+    float raw[2][4];
+    load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+    load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+#pragma unroll
+    for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+      a[2 * j] = pack_f16(raw[j][0], raw[j][2]);
+      a[2 * j + 1] = pack_f16(raw[j][1], raw[j][3]);
+    }
+  }
+  wg_fence();
+  if (kb0 < kcp)
+    wg_mma_m64n128k16_f16(acc, a, desc + (uint64_t)(kb0 / 16) * DESC_PER_KSTEP);
   wg_commit();
 }
 
@@ -90,16 +138,93 @@ __device__ __forceinline__ void stream_chunk(float (&acc)[16][4], uint32_t (&fir
   }
 }
 
-// Entry 2's K chunk (3xTF32, one k-step per batch): the batches alternate between the A
-// register sets first and second across chunks (the caller passes first = the set the
-// previous chunk did not end on), so that a set is reloaded only once the batch two back is
-// done (wait_group 1). part sums two chunks (54 accumulations at 72 K per chunk, v32; v5's
-// limit for the tensor cores' truncating adds came at 1728) before it is added to acc with a
-// rounded FADD: a fresh chunk drains the warpgroup (wait_group 0), adds part and starts it
-// again; the other waits only for the batch before last, and once its first batch is in
-// flight for the previous chunk's last. Either way on_prev_done then releases that chunk's
-// stage. add: whether part holds a sum to add (not at a tile's first chunk).
+// The same chunk on fp16 (stream_batch_f16; one register set of 4 per batch), each batch after
+// its own wait_group 1 as in stream_split_chunk.
 template <class OnPrevDone>
+__device__ __forceinline__ void stream_chunk_f16(float (&acc)[16][4], uint32_t (&first)[2][4],
+                                                 uint32_t (&second)[2][4], int kcp,
+                                                 const int *koff_lane, const char *patch,
+                                                 int a_lane, uint64_t desc,
+                                                 OnPrevDone on_prev_done) {
+  wg_wait<1>();
+  stream_batch_f16(acc, first[0], 0, kcp, koff_lane, patch, a_lane, desc);
+  wg_wait<1>();
+  on_prev_done();
+#pragma unroll 1
+  for (int kb = 16; kb < kcp; kb += 32) {
+    wg_wait<1>();
+    stream_batch_f16(acc, second[0], kb, kcp, koff_lane, patch, a_lane, desc);
+    if (kb + 16 >= kcp)
+      break;
+    wg_wait<1>();
+    stream_batch_f16(acc, first[0], kb + 16, kcp, koff_lane, patch, a_lane, desc);
+  }
+}
+
+template <bool F16, class OnPrevDone>
+__device__ __forceinline__ void stream_chunk_of(float (&acc)[16][4], uint32_t (&first)[2][4],
+                                                uint32_t (&second)[2][4], int kcp,
+                                                const int *koff_lane, const char *patch,
+                                                int a_lane, uint64_t desc,
+                                                OnPrevDone on_prev_done) {
+  if constexpr (F16)
+    stream_chunk_f16(acc, first, second, kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+  else
+    stream_chunk(acc, first, second, kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+}
+
+// One fp16-pair k-step of wgmma at kb0 (16 K values, below kcp): the TF32 fragments of kb0 and
+// kb0 + 8 loaded as wg_split_step loads one, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put
+// in its fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (the sums run over K, so any order A and B share
+// is right: stream_weights_kernel lays B out in the same order), split into hi / lo
+// (split_f16), three m64n64k16 issued (accumulate 0: the first restarts part) and committed as
+// one group. hi / lo must not be touched again until that group has completed.
+__device__ __forceinline__ void wg_pair_step(float (&part)[8][4], uint32_t (&hi)[4],
+                                             uint32_t (&lo)[4], int kb0, const int *koff_lane,
+                                             const char *patch, int a_lane, uint64_t desc_hi,
+                                             uint64_t desc_lo, int accumulate) {
+  constexpr uint64_t DESC_PER_KSTEP = StreamPairsTile::BN * 16 * 2 / 16; // 16 B units
+  float raw[2][4];
+  load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+  load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+    split_f16(raw[j][0], raw[j][2], hi[2 * j], lo[2 * j]);
+    split_f16(raw[j][1], raw[j][3], hi[2 * j + 1], lo[2 * j + 1]);
+  }
+  wg_fence();
+  const uint64_t off = (uint64_t)(kb0 / 16) * DESC_PER_KSTEP;
+  wg_mma_m64n64k16_f16(part, lo, desc_hi + off, accumulate);
+  wg_mma_m64n64k16_f16(part, hi, desc_lo + off);
+  wg_mma_m64n64k16_f16(part, hi, desc_hi + off);
+  wg_commit();
+}
+
+// A split k-step of entry 2: 3xTF32 (8 K values) or fp16 pairs (16).
+template <bool PAIRS>
+__device__ __forceinline__ void stream_split_step(float (&part)[8][4], uint32_t (&big)[4],
+                                                  uint32_t (&small)[4], int kb0,
+                                                  const int *koff_lane, const char *patch,
+                                                  int a_lane, uint64_t desc_big,
+                                                  uint64_t desc_small, int accumulate) {
+  if constexpr (PAIRS)
+    wg_pair_step(part, big, small, kb0, koff_lane, patch, a_lane, desc_big, desc_small,
+                 accumulate);
+  else
+    wg_split_step<StreamSplitTile, 1, false>(part, big, small, kb0, koff_lane, patch, a_lane, 4,
+                                             desc_big, desc_small, 0, accumulate);
+}
+
+// Entry 2's K chunk (3xTF32, one k-step per batch; PAIRS: fp16 pairs, 16 K values per k-step):
+// the batches alternate between the A register sets first and second across chunks (the caller
+// passes first = the set the previous chunk did not end on), so that a set is reloaded only
+// once the batch two back is done (wait_group 1). part sums two chunks (54 accumulations at 72
+// K per chunk, v32; v5's limit for the tensor cores' truncating adds came at 1728) before it is
+// added to acc with a rounded FADD: a fresh chunk drains the warpgroup (wait_group 0), adds
+// part and starts it again; the other waits only for the batch before last, and once its first
+// batch is in flight for the previous chunk's last. Either way on_prev_done then releases that
+// chunk's stage. add: whether part holds a sum to add (not at a tile's first chunk).
+template <bool PAIRS, class OnPrevDone>
 __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&part)[8][4],
                                                    uint32_t (&first)[2][4],
                                                    uint32_t (&second)[2][4], bool fresh,
@@ -107,7 +232,7 @@ __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&p
                                                    const char *patch, int a_lane,
                                                    uint64_t desc_big, uint64_t desc_small,
                                                    OnPrevDone on_prev_done) {
-  using T = StreamSplitTile;
+  constexpr int KSTEP = PAIRS ? 16 : 8;
   if (fresh) {
     wg_wait<0>();
     on_prev_done();
@@ -116,29 +241,30 @@ __device__ __forceinline__ void stream_split_chunk(float (&acc)[8][4], float (&p
   } else {
     wg_wait<1>();
   }
-  wg_split_step<T, 1, false>(part, first[0], first[1], 0, koff_lane, patch, a_lane, 4, desc_big,
-                             desc_small, 0, !fresh);
+  stream_split_step<PAIRS>(part, first[0], first[1], 0, koff_lane, patch, a_lane, desc_big,
+                           desc_small, !fresh);
   if (!fresh) {
     wg_wait<1>();
     on_prev_done();
   }
 #pragma unroll 1
-  for (int kb = 8; kb < kcp; kb += 16) {
+  for (int kb = KSTEP; kb < kcp; kb += 2 * KSTEP) {
     wg_wait<1>();
-    wg_split_step<T, 1, false>(part, second[0], second[1], kb, koff_lane, patch, a_lane, 4,
-                               desc_big, desc_small, 0, 1);
-    if (kb + 8 >= kcp)
+    stream_split_step<PAIRS>(part, second[0], second[1], kb, koff_lane, patch, a_lane, desc_big,
+                             desc_small, 1);
+    if (kb + KSTEP >= kcp)
       break;
     wg_wait<1>();
-    wg_split_step<T, 1, false>(part, first[0], first[1], kb + 8, koff_lane, patch, a_lane, 4,
-                               desc_big, desc_small, 0, 1);
+    stream_split_step<PAIRS>(part, first[0], first[1], kb + KSTEP, koff_lane, patch, a_lane,
+                             desc_big, desc_small, 1);
   }
 }
 
 // Shared memory (cf_wg_stream_layout_make): n_stages stages of [patch segments | the chunk's
 // weights (BN x kcp, canonical order; T::SPLIT: big halves, then small)], the K-offset table,
-// the bias (BN floats), an mbarrier and a counter per stage. weight: the laid-out weights
-// (cfk_wg_stream_weights), not [K][C][R][S].
+// the bias (BN floats), for fp16 pairs the channels' 2^-e (BN floats), an mbarrier and a
+// counter per stage. weight: the laid-out weights (cfk_wg_stream_weights), not [K][C][R][S];
+// fp16 pairs: then every channel's 2^e (stream_weight_scales_kernel).
 template <class T, class Epi>
 __global__ void __launch_bounds__(T::THREADS, 1)
     conv_stream_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
@@ -146,11 +272,15 @@ __global__ void __launch_bounds__(T::THREADS, 1)
                        const float *__restrict__ bias, float *__restrict__ output) {
   constexpr int BM = T::BM, BN = T::BN, WARPS = T::WARPS, NI = T::NI;
   static_assert(T::MI == 1 && T::THREADS == 512 && BN == 8 * NI, "one 16-pixel row per warp");
+  constexpr bool F16 = IsF16<T>::value;
+  // a rerun behind the fp16 kernel's range guard: nothing to do unless the guard tripped
+  if (!F16 && prm.range_guard != nullptr && *prm.range_guard == 0)
+    return;
   extern __shared__ __align__(128) float smem[];
   float *stages = smem;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
   float *bias_sm = reinterpret_cast<float *>(koff + prm.kcp);
-  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + BN);
+  uint64_t *stage_full = reinterpret_cast<uint64_t *>(bias_sm + (F16 ? 2 : 1) * BN);
   uint32_t *stage_done = reinterpret_cast<uint32_t *>(stage_full + prm.n_stages);
   (void)input; // the patch arrives through prm.patch_map
 
@@ -159,11 +289,28 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int m_warp = warp * 16;
   const int n0 = (int)blockIdx.y * BN;
 
-  // ---- per-block set-up: K offsets, each segment's run of zeros, bias, mbarriers ----
+  // one stage's weights: a float per value (TF32), two (3xTF32's big and small), half of one
+  // (fp16), or two planes of halves (fp16 pairs)
+  const int w_floats =
+      T::SPLIT ? (F16 ? 1 : 2) * BN * prm.kcp : (F16 ? BN * prm.kcp / 2 : BN * prm.kcp);
+  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
+
+  // ---- per-block set-up: K offsets, each segment's run of zeros, bias (and the channels'
+  // 2^-e), mbarriers ----
   fill_row_k_offsets(koff, prm, tid, T::THREADS);
   zero_patch_runs(stages, prm, tid, T::THREADS);
   for (int i = tid; i < BN; i += T::THREADS)
     bias_sm[i] = prm.shift + (bias != nullptr && n0 + i < prm.g.k ? bias[n0 + i] : 0.0f);
+  if constexpr (F16) {
+    // The products come in the weights' scaled units (each channel's 2^e, stored after every
+    // block's weights): the sums start at the bias in those units too and are scaled back once
+    // per tile, before the epilogue. Powers of two: the same roundings as unscaled sums.
+    const float *scales = weight + (int64_t)gridDim.y * prm.n_chunks * w_floats;
+    for (int i = tid; i < BN; i += T::THREADS) {
+      bias_sm[i] *= scales[n0 + i];
+      bias_sm[BN + i] = 1.0f / scales[n0 + i]; // the 2^-e after the bias
+    }
+  }
   if (tid == 0)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
   __syncthreads();
@@ -173,9 +320,6 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int a_lane =
       (a_seg * prm.seg_floats + prm.tma_lead) * 4 + (m_warp - a_seg * prm.seg_pixels + g) * 4;
   const uint32_t patch_bytes = (uint32_t)prm.tma_bytes;
-  constexpr int HALVES = T::SPLIT ? 2 : 1;
-  const int w_floats = HALVES * BN * prm.kcp; // one stage's weights
-  const float *w_block = weight + (int64_t)blockIdx.y * prm.n_chunks * w_floats;
 
   // ---- the stage sequence (my tiles x chunks) on a ring of n_stages buffers; every thread
   // keeps the load cursor, the thread with issuer set issues ----
@@ -215,8 +359,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // register set they began with, so the next one begins on the other (every tile ends
   // drained, so each begins on set0). The sets hold TF32's two k-steps of A, or 3xTF32's big
   // and small halves of one.
-  const int batches =
-      T::SPLIT ? prm.kcp / 8 : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
+  const int batches = F16        ? prm.kcp / 16
+                      : T::SPLIT ? prm.kcp / 8
+                                 : (prm.kcp + 8 * StreamTile::KS - 1) / (8 * StreamTile::KS);
   const bool alternate = batches % 2 == 1;
   float acc[NI][4];
   float part[T::SPLIT ? NI : 1][4]; // 3xTF32: the running two-chunk sum (stream_split_chunk)
@@ -243,19 +388,21 @@ __global__ void __launch_bounds__(T::THREADS, 1)
           release_stage(release_buf);
       };
       if constexpr (T::SPLIT) {
-        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * 4 / 16);
+        const uint64_t desc_small = desc + (uint64_t)(BN * prm.kcp * (F16 ? 2 : 4) / 16);
         const bool fresh = (chunk & 1) == 0;
         if (alternate && (chunk & 1))
-          stream_split_chunk(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane, patch,
-                             a_lane, desc, desc_small, on_prev_done);
+          stream_split_chunk<F16>(acc, part, set1, set0, fresh, chunk > 0, prm.kcp, koff_lane,
+                                    patch, a_lane, desc, desc_small, on_prev_done);
         else
-          stream_split_chunk(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane, patch,
-                             a_lane, desc, desc_small, on_prev_done);
+          stream_split_chunk<F16>(acc, part, set0, set1, fresh, chunk > 0, prm.kcp, koff_lane,
+                                    patch, a_lane, desc, desc_small, on_prev_done);
       } else {
         if (alternate && (chunk & 1))
-          stream_chunk(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+          stream_chunk_of<F16>(acc, set1, set0, prm.kcp, koff_lane, patch, a_lane, desc,
+                               on_prev_done);
         else
-          stream_chunk(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc, on_prev_done);
+          stream_chunk_of<F16>(acc, set0, set1, prm.kcp, koff_lane, patch, a_lane, desc,
+                               on_prev_done);
       }
       prev_buf = buf;
       buf = buf + 1 == prm.n_stages ? 0 : buf + 1;
@@ -265,6 +412,26 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       wg_add_part(acc, part);
     release_stage(prev_buf);
     wg_pin(acc);
+    if constexpr (F16) {
+      // Range guard: an input past fp16's 65504 became inf (pairs: inf - inf), and every sum
+      // that reads it inf or NaN; so does an inf or NaN in the input or the weights, which the
+      // rerun then propagates as TF32 does. Only the sums before the epilogue say so (mish
+      // maps -inf to 0).
+      bool finite = true;
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni) {
+        const float2 u = *reinterpret_cast<const float2 *>(bias_sm + BN + ni * 8 + 2 * t);
+        acc[ni][0] *= u.x;
+        acc[ni][1] *= u.y;
+        acc[ni][2] *= u.x;
+        acc[ni][3] *= u.y;
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          finite = finite && isfinite(acc[ni][e]);
+      }
+      if (!finite && prm.range_guard != nullptr)
+        *prm.range_guard = 1u;
+    }
 
     const RowTile rt = row_tile(prm, tile, BM);
     float *out_lane =
@@ -296,10 +463,18 @@ const void *stream_kernel_of(int chain) {
 // K-major order (value k of channel nl at (k / 4) * BN * 4 + (nl / 8) * 32 + (nl % 8) * 4 +
 // k % 4), zero past K, past the chunk's kc values and past C*R*S; SPLIT: that block of big
 // halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
-template <int BN, bool SPLIT>
+// F16 (kcp a multiple of 16): each weight times its channel's 2^e (scales, from
+// stream_weight_scales_kernel), as an fp16 plane of BN x kcp values (SPLIT: a hi, then a lo
+// plane; a block of BN x kcp / 2 floats, or BN x kcp), the same core-matrix order with 8 fp16
+// values per 16-byte row: k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8)
+// (t = (j % 8) / 2), as stream_batch and wg_pair_step pair A.
+template <int BN, bool SPLIT, bool F16 = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
-                                      int64_t count) {
+                                      int64_t count, const float *__restrict__ scales,
+                                      const uint32_t *__restrict__ range_guard) {
+  if (range_guard != nullptr && *range_guard == 0) // a rerun's weights, not needed this time
+    return;
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count;
        i += (int64_t)gridDim.x * blockDim.x) {
     const int64_t block = i / (BN * kcp); // (channel tile, chunk)
@@ -309,6 +484,18 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     const int n = tile_n * BN + nl, kg = chunk * kc + k;
     const bool ok = n < k_total && k < kc && kg < crs;
     const float w = ok ? weight[(int64_t)n * crs + kg] : 0.0f;
+    if constexpr (F16) {
+      const int kk = k % 16, slot = (kk / 8) * 8 + 2 * (kk % 4) + (kk % 8) / 4;
+      __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp / (SPLIT ? 1 : 2));
+      __half *dst = plane + (k / 16 * 2 + slot / 8) * BN * 8 + (nl / 8) * 64 + (nl % 8) * 8 +
+                    slot % 8;
+      const float ws = w * scales[tile_n * BN + nl];
+      const __half hi = __float2half_rn(ws);
+      dst[0] = hi;
+      if constexpr (SPLIT)
+        dst[BN * kcp] = __float2half_rn(ws - __half2float(hi));
+      continue;
+    }
     float *dst = laid + block * (SPLIT ? 2 : 1) * BN * kcp + (k / 4) * BN * 4 + (nl / 8) * 32 +
                  (nl % 8) * 4 + k % 4;
     if constexpr (SPLIT) {
@@ -319,6 +506,34 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     } else {
       dst[0] = w;
     }
+  }
+}
+
+// fp16 pairs: for each of the n_total channels (grid_n x BN; one warp each) the power of two
+// 2^e that brings its largest |weight| into [2^14, 2^15), so that hi and lo stay normal fp16
+// numbers down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14, where fp16
+// keeps fewer bits: bench/NOTES.md v51); 1 for a channel past K, of zeros, with an inf, or
+// whose e would leave [-100, 60] (2^-e stays a normal float, and the bias, which the sums start
+// from in these units, overflows only past 2^68). NaN weights are skipped by fmaxf and still
+// give NaN sums.
+__global__ void stream_weight_scales_kernel(const float *__restrict__ weight,
+                                            float *__restrict__ scales, int k_total, int crs,
+                                            int n_total) {
+  const int n = (int)((blockIdx.x * blockDim.x + threadIdx.x) / 32), lane = threadIdx.x % 32;
+  if (n >= n_total)
+    return;
+  float m = 0.0f;
+  if (n < k_total)
+    for (int k = lane; k < crs; k += 32)
+      m = fmaxf(m, fabsf(weight[(int64_t)n * crs + k]));
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2)
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if (lane == 0) {
+    int e = 0;
+    frexpf(m, &e);
+    const int sh = 15 - e;
+    scales[n] = m > 0.0f && isfinite(m) && sh >= -100 && sh <= 60 ? ldexpf(1.0f, sh) : 1.0f;
   }
 }
 

@@ -26,19 +26,22 @@ const void *wg_kernel_of(int menu_index, int chain, int unit_stride, int tma) {
   return rowtile_kernel_of<WgT0<SPLIT, STAGED>>(chain, unit_stride);
 }
 
-// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32):
-// its channel tile and the weight halves per value its stages carry; bn 0 for any other id.
+// The streamed tile a kernel id names (entry 1 with one TF32 product, entry 2 with 3xTF32; on
+// fp16 with id->f16: one fp16 product, fp16 pairs): its channel tile, the bytes per weight
+// value its stages carry (TF32 4, 3xTF32 8, fp16 2, fp16 pairs 4) and whether fp16 (then the
+// channels' scales follow the blocks); bn 0 for any other id.
 struct StreamEntry {
-  int bn, halves;
+  int bn, value_bytes, f16;
 };
 StreamEntry stream_entry_of(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
-    return {0, 0};
+    return {0, 0, 0};
   if (id->menu_index == 1 && !id->split)
-    return {StreamTile::BN, 1};
+    return id->f16 ? StreamEntry{StreamF16Tile::BN, 2, 1} : StreamEntry{StreamTile::BN, 4, 0};
   if (id->menu_index == 2 && id->split)
-    return {StreamSplitTile::BN, 2};
-  return {0, 0};
+    return id->f16 ? StreamEntry{StreamPairsTile::BN, 4, 1}
+                   : StreamEntry{StreamSplitTile::BN, 8, 0};
+  return {0, 0, 0};
 }
 
 } // namespace
@@ -50,9 +53,11 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (m == 1 || m == 2) { // streamed: each entry its math; by TMA, unit column stride, stored
                           // from registers
     const StreamEntry se = stream_entry_of(id);
-    return se.bn == 0 || !t || !u || id->staged || id->flat ? nullptr
-           : se.halves == 1 ? stream_kernel_of<StreamTile>(c)
-                            : stream_kernel_of<StreamSplitTile>(c);
+    if (se.bn == 0 || !t || !u || id->staged || id->flat)
+      return nullptr;
+    if (m == 1)
+      return se.f16 ? stream_kernel_of<StreamF16Tile>(c) : stream_kernel_of<StreamTile>(c);
+    return se.f16 ? stream_kernel_of<StreamPairsTile>(c) : stream_kernel_of<StreamSplitTile>(c);
   }
   if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
     return m != 0 || !id->staged || !t || !u ? nullptr
@@ -74,15 +79,18 @@ extern "C" int cfk_wgmma_threads(int menu_index) {
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
   const StreamEntry sw = stream_entry_of(id);
+  // fp16: the channels' scales after the weights
   return params == nullptr ? 0
-                           : params->grid_n * params->n_chunks * sw.halves * sw.bn * params->kcp;
+                           : params->grid_n * (params->n_chunks * sw.bn * params->kcp *
+                                                   sw.value_bytes / 4 +
+                                               (sw.f16 ? sw.bn : 0));
 }
 
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
@@ -97,13 +105,28 @@ extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
   const int64_t blocks = (count + threads - 1) / threads;
   const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
   (void)cudaGetLastError(); // report this launch's failure, not an earlier one
-  if (sw.halves == 1)
+  float *scales = laid + count * sw.value_bytes / 4; // fp16: after every block's weights
+  if (sw.f16) {
+    const int channels = (int)params->grid_n * sw.bn;
+    stream_weight_scales_kernel<<<(channels + 7) / 8, 256, 0, stream>>>(
+        weight, scales, params->g.k, params->crs, channels);
+  }
+  const int k = params->g.k, crs = params->crs, kc = params->kc, kcp = params->kcp,
+            nc = params->n_chunks;
+  // the fp16 kernels set the guard; a TF32 / 3xTF32 rerun behind it lays its weights only
+  // once it is set
+  const uint32_t *rerun_guard = sw.f16 ? nullptr : params->range_guard;
+  if (id->menu_index == 1 && sw.f16)
+    stream_weights_kernel<StreamF16Tile::BN, false, true>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales, nullptr);
+  else if (id->menu_index == 1)
     stream_weights_kernel<StreamTile::BN, false><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
-        count);
+        weight, laid, k, crs, kc, kcp, nc, count, nullptr, rerun_guard);
+  else if (sw.f16)
+    stream_weights_kernel<StreamPairsTile::BN, true, true>
+        <<<grid, threads, 0, stream>>>(weight, laid, k, crs, kc, kcp, nc, count, scales, nullptr);
   else
     stream_weights_kernel<StreamSplitTile::BN, true><<<grid, threads, 0, stream>>>(
-        weight, laid, params->g.k, params->crs, params->kc, params->kcp, params->n_chunks,
-        count);
+        weight, laid, k, crs, kc, kcp, nc, count, nullptr, rerun_guard);
   return cudaGetLastError();
 }

@@ -109,6 +109,11 @@ typedef struct cfk_mma_params {
    * buffers by TMA stores through out_map (cfk_flat_maps_encode). */
   int32_t flat_rows, out_buffers, plane_tiles;
   cf_fastdiv div_plane_tiles, div_q;
+  /* The streamed wgmma tiles' range guard (cuda_plan.c): a device word the fp16 kernels set to 1
+   * where a tile's sums are not all finite (an input past fp16's range, or an inf or NaN),
+   * and on which their TF32 / 3xTF32 reruns (and those reruns' weight layouts) return at once
+   * while it is 0. NULL: no guard. */
+  uint32_t *range_guard;
   cfk_tensor_map patch_map;
   cfk_tensor_map out_map;
 } cfk_mma_params;
@@ -159,6 +164,9 @@ typedef struct cfk_mma_kernel_id {
   int32_t tma; /* the patch arrives by TMA (params patch_map): the wgmma tile and mma.sync
                   T0, unit stride only */
   int32_t flat; /* flat tiles (wgmma, tma, staged, unit stride; params out_map) */
+  int32_t f16; /* the streamed tiles (WG entries 1, 2) on fp16: one product, or pairs for
+                  3xTF32 (params kcp a multiple of 16, the weights laid out as fp16 planes,
+                  scaled per channel; params range_guard: see cfk_mma_params) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
@@ -168,9 +176,12 @@ int cfk_wgmma_threads(int menu_index);
 
 /* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel
  * tile, K chunk) in wgmma's order: cfk_wg_stream_weight_floats floats (grid_n * n_chunks * BN *
- * kcp, twice that for entry 2's 3xTF32 halves; 0 for an id that is not a streamed kernel),
- * written from the [K][C][R][S] weights by cfk_wg_stream_weights on stream before each launch
- * (cudaErrorInvalidValue for such an id); the launch takes the laid-out copy as its weight. */
+ * kcp, twice that for entry 2's 3xTF32 halves, not for its fp16 pairs' two planes of fp16
+ * values, half of it for one fp16 product; fp16: then grid_n * BN channel scales; 0 for an id
+ * that is not a streamed kernel), written from the [K][C][R][S] weights by
+ * cfk_wg_stream_weights on stream before each launch (cudaErrorInvalidValue for such an id;
+ * a TF32 / 3xTF32 id with params range_guard writes nothing while the guard is 0); the launch
+ * takes the laid-out copy as its weight. */
 int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id, const cfk_mma_params *params);
 cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id, const cfk_mma_params *params,
                                   const float *weight, float *laid, cudaStream_t stream);

@@ -86,53 +86,74 @@ __device__ __forceinline__ void wg_fence_shared() {
       "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), \
       "+f"(d[15][3])
 
+// One wgmma of 64 x 64 per warpgroup, A from registers, B by descriptor, accumulate as a
+// run-time flag (see below); types: the instruction's shape and types, trans_b: ", 0" where the
+// types take the transpose operand (fp16: B K-major, not transposed), else "".
+#define CFK_WG_MMA64(name, types, trans_b)                                                      \
+  __device__ __forceinline__ void name(float (&d)[8][4], const uint32_t (&a)[4],               \
+                                       uint64_t desc_b, int accumulate = 1) {                  \
+    CFK_WG_MMA64_BODY(types, trans_b)                                                          \
+  }
+#if CFK_HAVE_WGMMA
+#define CFK_WG_MMA64_BODY(types, trans_b)                                                      \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                    \
+               "wgmma.mma_async.sync.aligned." types " "                                        \
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "        \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, " \
+               "{%32, %33, %34, %35}, %36, p, 1, 1" trans_b ";\n}\n"                             \
+               : CFK_WG_D32(d)                                                                  \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+#else
+#define CFK_WG_MMA64_BODY(types, trans_b)                                                      \
+  (void)d;                                                                                     \
+  (void)a;                                                                                     \
+  (void)desc_b;                                                                                \
+  (void)accumulate;                                                                            \
+  __trap();
+#endif
+
 // d (64 x 64 per warpgroup; per thread the mma.sync m16n8 accumulator layout of its warp's 16
 // rows, one [4] per 8 columns) (+)= A (64 x 8, registers: each warp the m16n8k8 A fragment of
 // its 16 rows) x B (8 x 64 from the descriptor). accumulate 0: d = A x B. A run-time flag, not
 // a branch between two wgmmas: ptxas fences the accumulators around a wgmma under a branch
 // (warning C7519), and so around every wgmma of a k-loop that has one.
-__device__ __forceinline__ void wg_mma_m64n64k8(float (&d)[8][4], const uint32_t (&a)[4],
-                                                uint64_t desc_b, int accumulate = 1) {
-#if CFK_HAVE_WGMMA
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-               "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
-               : CFK_WG_D32(d)
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
-#else
-  (void)d;
-  (void)a;
-  (void)desc_b;
-  (void)accumulate;
-  __trap();
-#endif
-}
+CFK_WG_MMA64(wg_mma_m64n64k8, "m64n64k8.f32.tf32.tf32", "")
 
 // The same with B 8 x 128 (m64n128k8: 16 accumulator groups per thread), for the streamed
-// tile whose warpgroups own all 128 channels of the block.
-__device__ __forceinline__ void wg_mma_m64n128k8(float (&d)[16][4], const uint32_t (&a)[4],
-                                                 uint64_t desc_b, int accumulate = 1) {
+// tile whose warpgroups own all 128 channels of the block; and with B 16 x 128 of fp16 values
+// (m64n128k16, an experiment: conv_stream.cuh's fp16 tiles).
+#define CFK_WG_MMA128(name, types, trans_b)                                                     \
+  __device__ __forceinline__ void name(float (&d)[16][4], const uint32_t (&a)[4],              \
+                                       uint64_t desc_b, int accumulate = 1) {                  \
+    CFK_WG_MMA128_BODY(types, trans_b)                                                         \
+  }
 #if CFK_HAVE_WGMMA
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-               "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 {"
-               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-               "}, {%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-               : CFK_WG_D64(d)
+#define CFK_WG_MMA128_BODY(types, trans_b)                                                     \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                    \
+               "wgmma.mma_async.sync.aligned." types " {"                                       \
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "         \
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "    \
+               "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "    \
+               "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "    \
+               "%61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1" trans_b ";\n}\n"             \
+               : CFK_WG_D64(d)                                                                  \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
 #else
-  (void)d;
-  (void)a;
-  (void)desc_b;
-  (void)accumulate;
-  __trap();
+#define CFK_WG_MMA128_BODY(types, trans_b) CFK_WG_MMA64_BODY(types, trans_b)
 #endif
-}
+CFK_WG_MMA128(wg_mma_m64n128k8, "m64n128k8.f32.tf32.tf32", "")
+CFK_WG_MMA128(wg_mma_m64n128k16_f16, "m64n128k16.f32.f16.f16", ", 0")
 
+// d (+)= A (64 x 16 fp16, registers: each warp the mma.sync m16n8k16 A fragment of its 16
+// rows, two fp16 values per register) x B (16 x 64 fp16 from the descriptor, K-major core
+// matrices of 8 rows x 8 values, laid out as the TF32 ones are: same byte offsets per k-step).
+// For the streamed tile's fp16 pairs (an experiment: conv_stream.cuh).
+CFK_WG_MMA64(wg_mma_m64n64k16_f16, "m64n64k16.f32.f16.f16", ", 0")
+
+#undef CFK_WG_MMA128
+#undef CFK_WG_MMA128_BODY
+#undef CFK_WG_MMA64
+#undef CFK_WG_MMA64_BODY
 #undef CFK_WG_D64
 #undef CFK_WG_D32
 

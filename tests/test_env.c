@@ -1,7 +1,7 @@
 /* test_env: backend selection through the environment (CONVFUSE_BACKEND,
  * CONVFUSE_OPENCL_DEVICE, CONVFUSE_VERBOSE, CONVFUSE_TILE, CONVFUSE_STAGES,
  * CONVFUSE_OPENCL_TENSOR_CORES, CONVFUSE_CACHE, CONVFUSE_OPENCL_MAX_REGISTERS, CONVFUSE_TMA,
- * CONVFUSE_FLAT, CONVFUSE_OPENCL_SWITCHES) and the
+ * CONVFUSE_FLAT, CONVFUSE_OPENCL_SWITCHES, CONVFUSE_F16) and the
  * per-thread cf_last_error.
  * Criterion runs every test in its own process, so setenv here cannot leak between tests. */
 #include <criterion/criterion.h>
@@ -28,6 +28,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_TMA");
   unsetenv("CONVFUSE_FLAT");
   unsetenv("CONVFUSE_OPENCL_SWITCHES");
+  unsetenv("CONVFUSE_F16");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -583,6 +584,24 @@ Test(env, tma_and_flat_switches_read_like_the_others) {
       cr_expect(warned == (i == 4), "%s=%s printed: \"%s\"", switches[k].name,
                 values[i] ? values[i] : "(unset)", buf);
     }
+}
+
+/* ---- CONVFUSE_F16 (-1: the default, one fp16 product; 0: never; 1: pairs too) ---- */
+
+static void read_f16_env(void) { switch_value = cf_env_f16(); }
+
+Test(env, f16_default_unless_0_or_1) {
+  const char *values[] = {NULL, "", "0", "1", "yes"};
+  const int want[] = {-1, -1, 0, 1, -1};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_F16", values[i], read_f16_env, buf, sizeof buf);
+    cr_expect(switch_value == want[i], "CONVFUSE_F16=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", switch_value, want[i]);
+    const int warned = strstr(buf, "CONVFUSE_F16='yes'") != NULL;
+    cr_expect(warned == (i == 4), "CONVFUSE_F16=%s printed: \"%s\"",
+              values[i] ? values[i] : "(unset)", buf);
+  }
 }
 
 /* ---- CONVFUSE_STAGES (a tuning cap on the TMA kernels' pipeline depth) ---- */

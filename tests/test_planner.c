@@ -916,6 +916,61 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
             t.menu_index, t.weights_resident);
 }
 
+/* fp16 products (caps wg_f16: 1 by default, one product; 2 with CONVFUSE_F16=1, pairs too)
+ * change only the streamed tiles: mish-mish tf32 on WG1 with one fp16 product per K value, fp32
+ * (wg_f16 2) on WG2 with fp16 pairs, both with K padded to 16 (72 -> 80) and each stage's
+ * weights in fp16 (128 x 80 halves, 64 x 80 x 2: less than TF32's 128 x 72 floats and 3xTF32's
+ * 2 x 64 x 72), the plan saying so, and its TF32 / 3xTF32 rerun (the range guard's) sized to
+ * fit; sub-sub-mish (resident weights) is planned as without them. */
+Test(planner, fp16_only_on_the_streamed_tiles) {
+  cf_device_caps caps = caps_h200_all(), f16 = caps_h200_all();
+  caps.wg_f16 = 0;
+  for (int run = 0; run < 8; ++run) {
+    const int level = 1 + run / 4, i = run / 2 % 2, m = run % 2;
+    f16.wg_f16 = level;
+    const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
+    const char *mname = m ? "tf32" : "fp32";
+    cf_conv_shape sh;
+    cf_epilogue epi;
+    resolve(&shapes[i], &sh, &epi);
+    cf_tile_plan base, t;
+    plan_ok(&sh, &epi, math, &caps, &base);
+    plan_ok(&sh, &epi, math, &f16, &t);
+    const int want = i == 1 && (m || level == 2);
+    const char *says = m ? "one fp16 product" : "fp16 pairs";
+    cr_expect(t.f16 == want && (strstr(t.why, says) != NULL) == want,
+              "[%s | %s] fp16 %d, want %d: %s", shapes[i].name, mname, t.f16, want, t.why);
+    if (!want) {
+      cr_expect(t.wgmma == base.wgmma && t.menu_index == base.menu_index &&
+                    t.block_k == base.block_k && t.shared_bytes == base.shared_bytes,
+                "[%s | %s] fp16 changed a plan it does not apply to: %s / %s", shapes[i].name,
+                mname, base.why, t.why);
+      continue;
+    }
+    const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+    const int64_t weights = m ? 128 * 80 / 2 : 64 * 80, tf32_weights = m ? 128 * 72 : 2 * 64 * 72;
+    cr_expect(t.wgmma && t.menu_index == (m ? 1 : 2) && L.f16 && L.kc == 72 &&
+                  L.kcp == 80 && t.block_k == 80 &&
+                  L.stage_floats >= L.patch_floats + weights &&
+                  L.stage_floats < L.patch_floats + tf32_weights &&
+                  L.bytes == (int64_t)t.shared_bytes &&
+                  L.bytes <= (int64_t)f16.shared_mem_per_block_max && t.stages >= 2,
+              "mish-mish %s on fp16: WG%d, kc %lld, kcp %lld, %d stages of %lld floats (patch "
+              "%lld): %s",
+              mname, t.menu_index, (long long)L.kc, (long long)L.kcp, t.stages,
+              (long long)L.stage_floats, (long long)L.patch_floats, t.why);
+    cf_tile_plan rerun = t;
+    rerun.f16 = 0;
+    rerun.stages = t.rerun_stages;
+    const cf_mma_layout R = cf_plan_mma_layout(&sh, &rerun);
+    cr_expect(t.rerun_stages >= 2 && !R.f16 && R.kcp == 72 &&
+                  R.bytes == (int64_t)t.rerun_shared_bytes &&
+                  R.bytes <= (int64_t)f16.shared_mem_per_block_max,
+              "mish-mish %s: the rerun's %d stages take %lld bytes, planned %zu", mname,
+              t.rerun_stages, (long long)R.bytes, t.rerun_shared_bytes);
+  }
+}
+
 /* The streamed wgmma entries (weights in one bulk copy per chunk beside the patch) only where
  * their kernels exist and pay: the patch by TMA, several K chunks, each entry its own math.
  * mish-mish tf32 (64 channels = 8 chunks of 72) takes 256 x 128 (entry 1), mish-mish fp32

@@ -29,6 +29,11 @@ typedef struct cuda_plan {
   cfk_epilogue_ops ops;
   cfk_tensor_map_encoder encoder; /* TMA kernel (mma_id.tma): the context's encoder */
   float *laid_weights; /* streamed wgmma tile: the weights in its order, rewritten per launch */
+  /* fp16 products (mma_id.f16): the range guard, a device word cleared before each launch and
+   * set by the kernel where a sum is not finite, and the TF32 / 3xTF32 plan of the same tile
+   * launched after it, which computes (and lays out its weights) only once the guard is set */
+  uint32_t *range_guard;
+  struct cuda_plan *rerun;
 } cuda_plan;
 
 static int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -237,6 +242,34 @@ static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
 }
 
 static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *spec,
+                                  void **compiled);
+
+/* An fp16 plan's guard word and its TF32 / 3xTF32 rerun: the same tile and chunks in the
+ * layout the planner sized for it (rerun_stages, rerun_shared_bytes). */
+static cf_status range_guard_make(const cf_cuda_state *st, const cf_plan_spec *spec,
+                                  cuda_plan *p) {
+  cf_plan_spec rerun = *spec;
+  rerun.tiles.f16 = 0;
+  rerun.tiles.stages = spec->tiles.rerun_stages;
+  rerun.tiles.shared_bytes = spec->tiles.rerun_shared_bytes;
+  rerun.tiles.rerun_stages = 0;
+  rerun.tiles.rerun_shared_bytes = 0;
+  rerun.tiles.block_k = (int)cf_plan_mma_layout(&spec->shape, &rerun.tiles).kcp;
+  void *compiled = NULL;
+  CF_CHECK(mma_plan_compile(st, &rerun, &compiled));
+  p->rerun = compiled;
+  cudaError_t e = cudaMalloc((void **)&p->range_guard, sizeof *p->range_guard);
+  if (e != cudaSuccess) {
+    p->range_guard = NULL;
+    return cf_cuda_fail(e == cudaErrorMemoryAllocation ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE, e,
+                        "allocating the fp16 kernel's range guard");
+  }
+  p->mma_params.range_guard = p->range_guard;
+  p->rerun->mma_params.range_guard = p->range_guard;
+  return CF_OK;
+}
+
+static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *spec,
                                   void **compiled) {
   const cf_conv_shape *sh = &spec->shape;
   /* the same int32 headroom as the FFMA kernel: padded extents and channel indices */
@@ -262,6 +295,7 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.wgmma = spec->tiles.wgmma;
   p->mma_id.tma = spec->tiles.patch_tma_segment > 0;
   p->mma_id.flat = spec->tiles.flat_tiles;
+  p->mma_id.f16 = spec->tiles.f16;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
   /* flat tiles: the wgmma tile, staged, by TMA, unit column stride, whole planes of 4k pixels */
@@ -311,6 +345,13 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
     return s;
   }
   ops_fill(&spec->epilogue, &p->ops);
+  if (p->mma_id.f16) {
+    s = range_guard_make(st, spec, p);
+    if (s != CF_OK) {
+      cf_cuda_plan_release((void *)st, p);
+      return s;
+    }
+  }
   *compiled = p;
   return CF_OK;
 }
@@ -364,11 +405,17 @@ cf_status cf_cuda_plan_compile(void *state, const cf_plan_spec *spec, void **com
 
 void cf_cuda_plan_release(void *state, void *compiled) {
   cuda_plan *p = compiled;
+  if (!p)
+    return;
+  if (p->rerun)
+    cf_cuda_plan_release(state, p->rerun);
   /* launches captured their arguments by value: on the device only the streamed tile's
-   * weight copy (a release has no way to report a failure: cudaFree's is dropped) */
-  if (p && p->laid_weights) {
+   * weight copy and the range guard (a release has no way to report a failure: cudaFree's is
+   * dropped) */
+  if (p->laid_weights || p->range_guard) {
     (void)cf_cuda_set_device(state);
     (void)cudaFree(p->laid_weights);
+    (void)cudaFree(p->range_guard);
   }
   free(compiled);
 }
@@ -403,6 +450,24 @@ static cf_status mma_launch_params(const cuda_plan *p, const void *input, void *
                         (long long)prm->batch, prm->g.c, prm->g.h, prm->g.w, prm->patch_pitch,
                         prm->g.r, prm->cc);
   return CF_OK;
+}
+
+static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_params *prm,
+                        const void *input, const void *weight, const void *bias, void *output);
+
+/* An fp16 plan: the guard cleared, the fp16 kernel, then its rerun (which returns at once
+ * unless the guard was set). The rerun's tensor map is encoded here, while the fp16 kernel
+ * runs. */
+static cf_status launch_guarded(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_params *prm,
+                                const void *input, const void *weight, const void *bias,
+                                void *output) {
+  cudaError_t e = cudaMemsetAsync(p->range_guard, 0, sizeof *p->range_guard, st->stream);
+  if (e != cudaSuccess)
+    return cf_cuda_fail(CF_ERR_DEVICE, e, "clearing the fp16 kernel's range guard");
+  CF_CHECK(launch(st, p, prm, input, weight, bias, output));
+  cfk_mma_params rerun_prm;
+  CF_CHECK(mma_launch_params(p->rerun, input, output, &rerun_prm));
+  return launch(st, p->rerun, &rerun_prm, input, weight, bias, output);
 }
 
 /* Queues the kernel (prm: a tensor-core plan's launch parameters); the caller has set the
@@ -450,13 +515,21 @@ static cf_status launch(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_par
   return CF_OK;
 }
 
+/* The plan's kernels: one, or an fp16 kernel with its range guard. */
+static cf_status launch_plan(cf_cuda_state *st, const cuda_plan *p, const cfk_mma_params *prm,
+                             const void *input, const void *weight, const void *bias,
+                             void *output) {
+  return p->range_guard ? launch_guarded(st, p, prm, input, weight, bias, output)
+                        : launch(st, p, prm, input, weight, bias, output);
+}
+
 cf_status cf_cuda_plan_launch(void *state, void *compiled, const void *input,
                               const void *weight, const void *bias, void *output) {
   cf_cuda_state *st = state;
   CF_CHECK(cf_cuda_set_device(st));
   cfk_mma_params prm;
   CF_CHECK(mma_launch_params(compiled, input, output, &prm));
-  return launch(st, compiled, &prm, input, weight, bias, output);
+  return launch_plan(st, compiled, &prm, input, weight, bias, output);
 }
 
 cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *input,
@@ -469,7 +542,7 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
   cudaError_t e = cudaEventRecord(st->ev_start, st->stream);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (start)");
-  CF_CHECK(launch(st, compiled, &prm, input, weight, bias, output));
+  CF_CHECK(launch_plan(st, compiled, &prm, input, weight, bias, output));
   e = cudaEventRecord(st->ev_stop, st->stream);
   if (e != cudaSuccess)
     return cf_cuda_fail(CF_ERR_DEVICE, e, "cudaEventRecord (stop)");
