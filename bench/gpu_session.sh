@@ -114,6 +114,25 @@ for s in $stages; do
                    CONVFUSE_TILE=$st run "streamcheck-T$st-full" 300 $B/bench/convfuse check --backend cuda \
                      --workload mish-mish --math $sm
                  done ;;
+    guardcheck) # the fp16 kernels' range guard (bench/NOTES.md v52): inputs past fp16's 65504
+                # (--dist huge) on the streamed tiles forced, one fp16 product (T6, tf32, the
+                # default) and pairs (T7, fp32, CONVFUSE_F16=1), on odd shapes, full size and
+                # under memcheck; the rerun must give the TF32 / 3xTF32 answer
+                for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 2,12,9,40,70,4,4,1,1,1; do
+                  for tm in 6:tf32 7:fp32; do
+                    CONVFUSE_F16=1 CONVFUSE_TILE=${tm%:*} run "guardcheck-T${tm%:*}-$sh" 120 \
+                      $B/bench/convfuse check --backend cuda --workload custom --shape $sh \
+                      --ops mish,relu --math ${tm#*:} --dist all
+                  done
+                done
+                for tm in 6:tf32 7:fp32; do
+                  CONVFUSE_F16=1 CONVFUSE_TILE=${tm%:*} run "memcheck-guard-T${tm%:*}" 200 \
+                    compute-sanitizer --tool memcheck --error-exitcode 9 $B/bench/convfuse check \
+                    --backend cuda --workload custom --shape 2,20,9,68,130,3,3,1,1,1 --ops mish \
+                    --math ${tm#*:} --dist huge
+                  CONVFUSE_F16=1 run "guardcheck-full-${tm#*:}" 300 $B/bench/convfuse check \
+                    --backend cuda --workload mish-mish --math ${tm#*:} --dist huge
+                done ;;
     streamab) # mish-mish in SAB_MATH (tf32): the planner's choice (0), then each of SAB_TILES
               # forced, two rounds
               for round in 1 2; do for st in 0 ${SAB_TILES:-5 6}; do
