@@ -50,6 +50,8 @@
  *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
+ *   -DCFM_F16=0/1                           the products on fp16 tensor cores (cfm_f16_products):
+ *                                           an experiment, forced only; no range guard yet
  *   -DCFM_OFF32=0/1                         one image's input and output, their channels
  *                                           rounded up to whole chunks and channel tiles,
  *                                           below 2^31 elements: offsets within an image are
@@ -271,6 +273,103 @@ static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint 
   }
   barrier(CLK_LOCAL_MEM_FENCE);
 }
+#endif
+
+/* fp16 tensor cores (-DCFM_F16): mma.sync m16n8k16 f16 with fp32 sums, twice the K per
+ * instruction of m16n8k8 TF32 at the same issue cost. fp16 carries TF32's 11 significant bits
+ * (rounded to nearest here, where TF32 operands are truncated), so one product is TF32's
+ * accuracy and hi + lo pairs (three products) are 3xTF32's, wherever the values stay inside
+ * fp16's range: |x| up to 65504 (past it inf), below 2^-14 with fewer bits (bench/NOTES.md v49,
+ * bench/fp16_pair_accuracy.py). Nothing checks that range yet: the host only builds this when
+ * CONVFUSE_OPENCL_SWITCHES forces f16=1.
+ * Fragments (PTX ISA, m16n8k16 .f16), lane = 4g + t, two fp16 per register, the lower K in the
+ * lower half: A a0 (g, 2t..2t+1), a1 (g + 8, 2t..), a2 (g, 2t+8..), a3 (g + 8, 2t+8..); B b0
+ * (2t..2t+1, g), b1 (2t+8.., g); D as m16n8k8's. m16n8k8 .f16 is a0, a1 and b0 alone. */
+#if !CFM_EMULATE
+#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1)                                                      \
+  CF_ASM volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "                           \
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+#define CFM_MMA8H(d, a0, a1, b0)                                                                  \
+  CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 "                            \
+               "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"                                     \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(b0))
+/* (x0, x1) rounded to fp16, x0 in the lower half */
+static inline uint cfm_f16x2(float x0, float x1) {
+  uint d;
+  CF_ASM("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(x1), "f"(x0));
+  return d;
+}
+/* hi = cfm_f16x2(x0, x1), lo = the same of the residuals (exact in fp32) */
+static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  uint h, l;
+  CF_ASM("{ .reg .b16 h0, h1; .reg .f32 f0, f1;\n\t"
+         "cvt.rn.f16x2.f32 %0, %3, %2;\n\t"
+         "mov.b32 {h0, h1}, %0;\n\t"
+         "cvt.f32.f16 f0, h0;\n\t"
+         "cvt.f32.f16 f1, h1;\n\t"
+         "sub.f32 f0, %2, f0;\n\t"
+         "sub.f32 f1, %3, f1;\n\t"
+         "cvt.rn.f16x2.f32 %1, f1, f0; }"
+         : "=&r"(h), "=r"(l)
+         : "f"(x0), "f"(x1));
+  *hi = h;
+  *lo = l;
+}
+#else
+/* OpenCL C's own fp16 conversions (core since 1.0 through half pointers, no cl_khr_fp16):
+ * vstore_half_rte rounds to nearest even as cvt.rn does, inf past 65504 as it does. */
+static inline uint cfm_f16_bits(float x) {
+  ushort h;
+  vstore_half_rte(x, 0, (__private half *)&h);
+  return h;
+}
+static inline float cfm_f16_value(uint bits) {
+  const ushort h = (ushort)bits;
+  return vload_half(0, (__private const half *)&h);
+}
+static inline uint cfm_f16x2(float x0, float x1) {
+  return cfm_f16_bits(x0) | cfm_f16_bits(x1) << 16;
+}
+static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  *hi = cfm_f16x2(x0, x1);
+  *lo = cfm_f16x2(x0 - cfm_f16_value(*hi), x1 - cfm_f16_value(*hi >> 16));
+}
+/* as cfm_mma_emulated (the fragments meet in `emu`), with fp16 operands: products exact in
+ * fp32, sums in k order */
+#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1) cfm_mma16_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
+#define CFM_MMA8H(d, a0, a1, b0) cfm_mma16_emulated(d, a0, a1, 0u, 0u, b0, 0u, cfm_emu)
+static inline void cfm_mma16_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
+                                      uint b1, __local uint *emu) {
+  const int tid = (int)get_local_id(0), lane = tid % 32;
+  __local uint *warp = emu + 6 * (tid - lane);
+  __local uint *mine = warp + 6 * lane;
+  mine[0] = a0;
+  mine[1] = a1;
+  mine[2] = a2;
+  mine[3] = a3;
+  mine[4] = b0;
+  mine[5] = b1;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  const int g = lane >> 2, t = lane & 3;
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + 8 * (i >> 1), n = 2 * t + (i & 1);
+    float sum = d[i];
+    for (int k = 0; k < 16; ++k) {
+      const int shift = 16 * (k & 1);
+      const uint a = warp[6 * (4 * (row % 8) + (k % 8) / 2) + row / 8 + 2 * (k / 8)] >> shift;
+      const uint b = warp[6 * (4 * n + (k % 8) / 2) + 4 + k / 8] >> shift;
+      sum = fma(cfm_f16_value(a & 0xffffu), cfm_f16_value(b & 0xffffu), sum);
+    }
+    d[i] = sum;
+  }
+  barrier(CLK_LOCAL_MEM_FENCE);
+}
+#endif
+#ifndef CFM_F16
+#define CFM_F16 0
 #endif
 
 /* B fragments, b[ni][0..1] for every n-tile at K offset kb, either by scalar local loads
@@ -689,7 +788,117 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       __local const int *koff_lane = koff + t;
       const int m_lane = m_warp + g;
 
+#if CFM_F16
+      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), from those steps'
+       * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
+       * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
+       * order that A and B share is right). KCP % 16 == 8 leaves one m16n8k8 .f16 at the end.
+       * For 3xTF32's accuracy, pairs (hi, lo) and three products into a fresh per-chunk sum, as
+       * the TF32 split does. */
 #if CFM_SPLIT
+      float part[CFM_MI * CFM_NI][4];
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          part[i][j] = 0.0f;
+#define CFM_F16_SUM part
+#define CFM_F16_PACK(hi, lo, x0, x1) cfm_f16x2_split(x0, x1, &(hi), &(lo))
+#else
+#define CFM_F16_SUM acc
+#define CFM_F16_PACK(hi, lo, x0, x1) ((hi) = cfm_f16x2(x0, x1))
+#endif
+#if CFM_K_UNROLLED
+#pragma unroll
+#else
+#pragma unroll 1
+#endif
+      for (int kb = 0; kb < CFM_KCP / 16 * 16; kb += 16) {
+        uint ahi[CFM_MI][4], bhi[CFM_NI][2];
+#if CFM_SPLIT
+        uint alo[CFM_MI][4], blo[CFM_NI][2];
+#endif
+#pragma unroll
+        for (int h = 0; h < 2; ++h) { /* TF32 step kb + 8h: A words 2h (row g), 2h + 1 (g + 8) */
+          const int ko0 = koff_lane[kb + 8 * h], ko1 = koff_lane[kb + 8 * h + 4];
+#pragma unroll
+          for (int mi = 0; mi < CFM_MI; ++mi) {
+            const int m = m_lane + mi * 16;
+            CFM_F16_PACK(ahi[mi][2 * h], alo[mi][2 * h], patch[ko0 + m * CFM_SW],
+                         patch[ko1 + m * CFM_SW]);
+            CFM_F16_PACK(ahi[mi][2 * h + 1], alo[mi][2 * h + 1], patch[ko0 + (m + 8) * CFM_SW],
+                         patch[ko1 + (m + 8) * CFM_SW]);
+          }
+          uint b[CFM_NI][2];
+          CFM_LOAD_B(b, kb + 8 * h);
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni)
+            CFM_F16_PACK(bhi[ni][h], blo[ni][h], as_float(b[ni][0]), as_float(b[ni][1]));
+        }
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+#if CFM_SPLIT
+            CFM_MMA16(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], alo[mi][2], alo[mi][3],
+                      bhi[ni][0], bhi[ni][1]);
+            CFM_MMA16(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], ahi[mi][2], ahi[mi][3],
+                      blo[ni][0], blo[ni][1]);
+#endif
+            CFM_MMA16(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], ahi[mi][2],
+                      ahi[mi][3], bhi[ni][0], bhi[ni][1]);
+          }
+      }
+#if CFM_KCP % 16
+      {
+        /* the last 8 K values (the chunk's end within them: 1..4 past KCP - 8 leaves the lane's
+         * second K value, t + 4, zero) */
+#if CFM_KC % 8 != 0 && CFM_KC % 8 <= 4
+        const int four = 1;
+#else
+        const int four = 0;
+#endif
+        const int kb = CFM_KCP - 8;
+        const int ko0 = koff_lane[kb], ko1 = four ? 0 : koff_lane[kb + 4];
+        uint ahi[CFM_MI][2], bhi[CFM_NI];
+#if CFM_SPLIT
+        uint alo[CFM_MI][2], blo[CFM_NI];
+#endif
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi) {
+          const int m = m_lane + mi * 16;
+          CFM_F16_PACK(ahi[mi][0], alo[mi][0], patch[ko0 + m * CFM_SW],
+                       four ? 0.0f : patch[ko1 + m * CFM_SW]);
+          CFM_F16_PACK(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
+                       four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
+        }
+        uint b[CFM_NI][2];
+        CFM_LOAD_B(b, kb);
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni)
+          CFM_F16_PACK(bhi[ni], blo[ni], as_float(b[ni][0]), four ? 0.0f : as_float(b[ni][1]));
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+#if CFM_SPLIT
+            CFM_MMA8H(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], bhi[ni]);
+            CFM_MMA8H(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], blo[ni]);
+#endif
+            CFM_MMA8H(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], bhi[ni]);
+          }
+      }
+#endif
+#if CFM_SPLIT
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += part[i][j];
+#endif
+#undef CFM_F16_SUM
+#undef CFM_F16_PACK
+#elif CFM_SPLIT
       /* 3xTF32: the chunk accumulates in fresh registers (the tensor cores' fp32
        * accumulation truncates; over deep K that bias broke the fp32 contract), then one
        * rounded add into acc. */
