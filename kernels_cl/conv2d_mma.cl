@@ -245,11 +245,33 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
  * a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B (k, n) b0 (t, g), b1 (t + 4, g); D (row,
  * n) d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1). The operands are read as
  * TF32 (their top 19 bits), as the tensor cores do; the sums in fp32 in k order. */
-#define CFM_MMA(d, a0, a1, a2, a3, b0, b1) cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
+#define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
+  cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, 0, cfm_emu)
 /* m16n8k4: m16n8k8 with K values 4..7 zero */
-#define CFM_MMA4(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, cfm_emu)
+#define CFM_MMA4(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, 0, cfm_emu)
+/* fp16 (CFM_F16) by OpenCL C's own conversions (core since 1.0 through half pointers, no
+ * cl_khr_fp16): vstore_half_rte rounds to nearest even as cvt.rn does, inf past 65504 as it
+ * does. */
+static inline uint cfm_f16_bits(float x) {
+  ushort h;
+  vstore_half_rte(x, 0, (__private half *)&h);
+  return h;
+}
+static inline float cfm_f16_value(uint bits) {
+  const ushort h = (ushort)bits;
+  return vload_half(0, (__private const half *)&h);
+}
+/* Operand k of a fragment word w as the tensor cores read it: TF32 (the top 19 bits) or, f16,
+ * the fp16 value in half k % 2 (two per register, the lower K in the lower half). */
+static inline float cfm_emu_operand(uint w, int k, int f16) {
+  return f16 ? cfm_f16_value((w >> (16 * (k & 1))) & 0xffffu) : as_float(w & 0xffffe000u);
+}
+/* m16n8k8 .tf32 or, f16, m16n8k16 .f16 (PTX ISA: A a0 (g, 2t..2t+1), a1 (g + 8, 2t..), a2 (g,
+ * 2t+8..), a3 (g + 8, 2t+8..); B b0 (2t..2t+1, g), b1 (2t+8.., g)): register kw of lane (g,
+ * kq) holds K values kq (TF32: kq + 4 kw) or 2 kq, 2 kq + 1 (+ 8 kw). Products exact in fp32
+ * for fp16, sums in fp32 in k order. */
 static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
-                                    uint b1, __local uint *emu) {
+                                    uint b1, int f16, __local uint *emu) {
   const int tid = (int)get_local_id(0), lane = tid % 32;
   __local uint *warp = emu + 6 * (tid - lane);
   __local uint *mine = warp + 6 * lane;
@@ -264,10 +286,11 @@ static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint 
   for (int i = 0; i < 4; ++i) {
     const int row = g + 8 * (i >> 1), n = 2 * t + (i & 1);
     float sum = d[i];
-    for (int k = 0; k < 8; ++k) {
-      const uint a = warp[6 * (4 * (row % 8) + k % 4) + row / 8 + 2 * (k / 4)];
-      const uint b = warp[6 * (4 * n + k % 4) + 4 + k / 4];
-      sum = fma(as_float(a & 0xffffe000u), as_float(b & 0xffffe000u), sum);
+    for (int k = 0; k < (f16 ? 16 : 8); ++k) {
+      const int kq = f16 ? (k % 8) / 2 : k % 4, kw = f16 ? k / 8 : k / 4;
+      const uint a = warp[6 * (4 * (row % 8) + kq) + row / 8 + 2 * kw];
+      const uint b = warp[6 * (4 * n + kq) + 4 + kw];
+      sum = fma(cfm_emu_operand(a, k, f16), cfm_emu_operand(b, k, f16), sum);
     }
     d[i] = sum;
   }
@@ -318,18 +341,7 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
   *hi = h;
   *lo = l;
 }
-#else
-/* OpenCL C's own fp16 conversions (core since 1.0 through half pointers, no cl_khr_fp16):
- * vstore_half_rte rounds to nearest even as cvt.rn does, inf past 65504 as it does. */
-static inline uint cfm_f16_bits(float x) {
-  ushort h;
-  vstore_half_rte(x, 0, (__private half *)&h);
-  return h;
-}
-static inline float cfm_f16_value(uint bits) {
-  const ushort h = (ushort)bits;
-  return vload_half(0, (__private const half *)&h);
-}
+#else /* the same through OpenCL C's conversions, and the emulated mma on fp16 operands */
 static inline uint cfm_f16x2(float x0, float x1) {
   return cfm_f16_bits(x0) | cfm_f16_bits(x1) << 16;
 }
@@ -337,36 +349,9 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
   *hi = cfm_f16x2(x0, x1);
   *lo = cfm_f16x2(x0 - cfm_f16_value(*hi), x1 - cfm_f16_value(*hi >> 16));
 }
-/* as cfm_mma_emulated (the fragments meet in `emu`), with fp16 operands: products exact in
- * fp32, sums in k order */
-#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1) cfm_mma16_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
-#define CFM_MMA8H(d, a0, a1, b0) cfm_mma16_emulated(d, a0, a1, 0u, 0u, b0, 0u, cfm_emu)
-static inline void cfm_mma16_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
-                                      uint b1, __local uint *emu) {
-  const int tid = (int)get_local_id(0), lane = tid % 32;
-  __local uint *warp = emu + 6 * (tid - lane);
-  __local uint *mine = warp + 6 * lane;
-  mine[0] = a0;
-  mine[1] = a1;
-  mine[2] = a2;
-  mine[3] = a3;
-  mine[4] = b0;
-  mine[5] = b1;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  const int g = lane >> 2, t = lane & 3;
-  for (int i = 0; i < 4; ++i) {
-    const int row = g + 8 * (i >> 1), n = 2 * t + (i & 1);
-    float sum = d[i];
-    for (int k = 0; k < 16; ++k) {
-      const int shift = 16 * (k & 1);
-      const uint a = warp[6 * (4 * (row % 8) + (k % 8) / 2) + row / 8 + 2 * (k / 8)] >> shift;
-      const uint b = warp[6 * (4 * n + (k % 8) / 2) + 4 + k / 8] >> shift;
-      sum = fma(cfm_f16_value(a & 0xffffu), cfm_f16_value(b & 0xffffu), sum);
-    }
-    d[i] = sum;
-  }
-  barrier(CLK_LOCAL_MEM_FENCE);
-}
+#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1)                                                      \
+  cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, 1, cfm_emu)
+#define CFM_MMA8H(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, 1, cfm_emu)
 #endif
 #ifndef CFM_F16
 #define CFM_F16 0
@@ -788,20 +773,25 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       __local const int *koff_lane = koff + t;
       const int m_lane = m_warp + g;
 
-#if CFM_F16
-      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), from those steps'
-       * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
-       * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
-       * order that A and B share is right). KCP % 16 == 8 leaves one m16n8k8 .f16 at the end.
-       * For 3xTF32's accuracy, pairs (hi, lo) and three products into a fresh per-chunk sum, as
-       * the TF32 split does. */
 #if CFM_SPLIT
+      /* 3xTF32 (and fp16 pairs): the chunk accumulates in fresh registers (the tensor cores'
+       * fp32 accumulation truncates; over deep K that bias broke the fp32 contract), then one
+       * rounded add into acc. */
       float part[CFM_MI * CFM_NI][4];
 #pragma unroll
       for (int i = 0; i < CFM_MI * CFM_NI; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j)
           part[i][j] = 0.0f;
+#endif
+#if CFM_F16
+      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), from those steps'
+       * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
+       * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
+       * order that A and B share is right). KCP % 16 == 8 leaves one m16n8k8 .f16 at the end.
+       * For 3xTF32's accuracy, pairs (hi, lo) and three products into part, as the TF32 split
+       * does. */
+#if CFM_SPLIT
 #define CFM_F16_SUM part
 #define CFM_F16_PACK(hi, lo, x0, x1) cfm_f16x2_split(x0, x1, &(hi), &(lo))
 #else
@@ -889,25 +879,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           }
       }
 #endif
-#if CFM_SPLIT
-#pragma unroll
-      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          acc[i][j] += part[i][j];
-#endif
 #undef CFM_F16_SUM
 #undef CFM_F16_PACK
 #elif CFM_SPLIT
-      /* 3xTF32: the chunk accumulates in fresh registers (the tensor cores' fp32
-       * accumulation truncates; over deep K that bias broke the fp32 contract), then one
-       * rounded add into acc. */
-      float part[CFM_MI * CFM_NI][4];
-#pragma unroll
-      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          part[i][j] = 0.0f;
+      /* 3xTF32: big x small, small x big, big x big into part */
 #if CFM_K_UNROLLED
 #pragma unroll
 #else
@@ -958,11 +933,6 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             }
           }
       }
-#pragma unroll
-      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          acc[i][j] += part[i][j];
 #else
       /* TF32: the raw fp32 bits are the operands; unrolled (by two at least) so that the next
        * k-step's local loads are in flight while this one's mma.syncs issue. */
@@ -995,6 +965,13 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
                       b[ni][1]);
           }
       }
+#endif
+#if CFM_SPLIT
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += part[i][j];
 #endif
 
       if (cchunk == n_chunks - 1) {
