@@ -50,6 +50,8 @@
  *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
+ *   -DCFM_F16=0/1                           the products on fp16 tensor cores (cfm_f16_products):
+ *                                           an experiment, forced only; no range guard yet
  *   -DCFM_OFF32=0/1                         one image's input and output, their channels
  *                                           rounded up to whole chunks and channel tiles,
  *                                           below 2^31 elements: offsets within an image are
@@ -243,11 +245,33 @@ static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xfff
  * a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B (k, n) b0 (t, g), b1 (t + 4, g); D (row,
  * n) d0 (g, 2t), d1 (g, 2t + 1), d2 (g + 8, 2t), d3 (g + 8, 2t + 1). The operands are read as
  * TF32 (their top 19 bits), as the tensor cores do; the sums in fp32 in k order. */
-#define CFM_MMA(d, a0, a1, a2, a3, b0, b1) cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, cfm_emu)
+#define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
+  cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, 0, cfm_emu)
 /* m16n8k4: m16n8k8 with K values 4..7 zero */
-#define CFM_MMA4(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, cfm_emu)
+#define CFM_MMA4(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, 0, cfm_emu)
+/* fp16 (CFM_F16) by OpenCL C's own conversions (core since 1.0 through half pointers, no
+ * cl_khr_fp16): vstore_half_rte rounds to nearest even as cvt.rn does, inf past 65504 as it
+ * does. */
+static inline uint cfm_f16_bits(float x) {
+  ushort h;
+  vstore_half_rte(x, 0, (__private half *)&h);
+  return h;
+}
+static inline float cfm_f16_value(uint bits) {
+  const ushort h = (ushort)bits;
+  return vload_half(0, (__private const half *)&h);
+}
+/* Operand k of a fragment word w as the tensor cores read it: TF32 (the top 19 bits) or, f16,
+ * the fp16 value in half k % 2 (two per register, the lower K in the lower half). */
+static inline float cfm_emu_operand(uint w, int k, int f16) {
+  return f16 ? cfm_f16_value((w >> (16 * (k & 1))) & 0xffffu) : as_float(w & 0xffffe000u);
+}
+/* m16n8k8 .tf32 or, f16, m16n8k16 .f16 (PTX ISA: A a0 (g, 2t..2t+1), a1 (g + 8, 2t..), a2 (g,
+ * 2t+8..), a3 (g + 8, 2t+8..); B b0 (2t..2t+1, g), b1 (2t+8.., g)): register kw of lane (g,
+ * kq) holds K values kq (TF32: kq + 4 kw) or 2 kq, 2 kq + 1 (+ 8 kw). Products exact in fp32
+ * for fp16, sums in fp32 in k order. */
 static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint a3, uint b0,
-                                    uint b1, __local uint *emu) {
+                                    uint b1, int f16, __local uint *emu) {
   const int tid = (int)get_local_id(0), lane = tid % 32;
   __local uint *warp = emu + 6 * (tid - lane);
   __local uint *mine = warp + 6 * lane;
@@ -262,15 +286,75 @@ static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint 
   for (int i = 0; i < 4; ++i) {
     const int row = g + 8 * (i >> 1), n = 2 * t + (i & 1);
     float sum = d[i];
-    for (int k = 0; k < 8; ++k) {
-      const uint a = warp[6 * (4 * (row % 8) + k % 4) + row / 8 + 2 * (k / 4)];
-      const uint b = warp[6 * (4 * n + k % 4) + 4 + k / 4];
-      sum = fma(as_float(a & 0xffffe000u), as_float(b & 0xffffe000u), sum);
+    for (int k = 0; k < (f16 ? 16 : 8); ++k) {
+      const int kq = f16 ? (k % 8) / 2 : k % 4, kw = f16 ? k / 8 : k / 4;
+      const uint a = warp[6 * (4 * (row % 8) + kq) + row / 8 + 2 * kw];
+      const uint b = warp[6 * (4 * n + kq) + 4 + kw];
+      sum = fma(cfm_emu_operand(a, k, f16), cfm_emu_operand(b, k, f16), sum);
     }
     d[i] = sum;
   }
   barrier(CLK_LOCAL_MEM_FENCE);
 }
+#endif
+
+/* fp16 tensor cores (-DCFM_F16): mma.sync m16n8k16 f16 with fp32 sums, twice the K per
+ * instruction of m16n8k8 TF32 at the same issue cost. fp16 carries TF32's 11 significant bits
+ * (rounded to nearest here, where TF32 operands are truncated), so one product is TF32's
+ * accuracy and hi + lo pairs (three products) are 3xTF32's, wherever the values stay inside
+ * fp16's range: |x| up to 65504 (past it inf), below 2^-14 with fewer bits (bench/NOTES.md v49,
+ * bench/fp16_pair_accuracy.py). Nothing checks that range yet: the host only builds this when
+ * CONVFUSE_OPENCL_SWITCHES forces f16=1.
+ * Fragments (PTX ISA, m16n8k16 .f16), lane = 4g + t, two fp16 per register, the lower K in the
+ * lower half: A a0 (g, 2t..2t+1), a1 (g + 8, 2t..), a2 (g, 2t+8..), a3 (g + 8, 2t+8..); B b0
+ * (2t..2t+1, g), b1 (2t+8.., g); D as m16n8k8's. m16n8k8 .f16 is a0, a1 and b0 alone. */
+#if !CFM_EMULATE
+#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1)                                                      \
+  CF_ASM volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "                           \
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
+#define CFM_MMA8H(d, a0, a1, b0)                                                                  \
+  CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 "                            \
+               "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"                                     \
+               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
+               : "r"(a0), "r"(a1), "r"(b0))
+/* (x0, x1) rounded to fp16, x0 in the lower half */
+static inline uint cfm_f16x2(float x0, float x1) {
+  uint d;
+  CF_ASM("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(x1), "f"(x0));
+  return d;
+}
+/* hi = cfm_f16x2(x0, x1), lo = the same of the residuals (exact in fp32) */
+static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  uint h, l;
+  CF_ASM("{ .reg .b16 h0, h1; .reg .f32 f0, f1;\n\t"
+         "cvt.rn.f16x2.f32 %0, %3, %2;\n\t"
+         "mov.b32 {h0, h1}, %0;\n\t"
+         "cvt.f32.f16 f0, h0;\n\t"
+         "cvt.f32.f16 f1, h1;\n\t"
+         "sub.f32 f0, %2, f0;\n\t"
+         "sub.f32 f1, %3, f1;\n\t"
+         "cvt.rn.f16x2.f32 %1, f1, f0; }"
+         : "=&r"(h), "=r"(l)
+         : "f"(x0), "f"(x1));
+  *hi = h;
+  *lo = l;
+}
+#else /* the same through OpenCL C's conversions, and the emulated mma on fp16 operands */
+static inline uint cfm_f16x2(float x0, float x1) {
+  return cfm_f16_bits(x0) | cfm_f16_bits(x1) << 16;
+}
+static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  *hi = cfm_f16x2(x0, x1);
+  *lo = cfm_f16x2(x0 - cfm_f16_value(*hi), x1 - cfm_f16_value(*hi >> 16));
+}
+#define CFM_MMA16(d, a0, a1, a2, a3, b0, b1)                                                      \
+  cfm_mma_emulated(d, a0, a1, a2, a3, b0, b1, 1, cfm_emu)
+#define CFM_MMA8H(d, a0, a1, b0) cfm_mma_emulated(d, a0, a1, 0u, 0u, b0, 0u, 1, cfm_emu)
+#endif
+#ifndef CFM_F16
+#define CFM_F16 0
 #endif
 
 /* B fragments, b[ni][0..1] for every n-tile at K offset kb, either by scalar local loads
@@ -690,8 +774,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       const int m_lane = m_warp + g;
 
 #if CFM_SPLIT
-      /* 3xTF32: the chunk accumulates in fresh registers (the tensor cores' fp32
-       * accumulation truncates; over deep K that bias broke the fp32 contract), then one
+      /* 3xTF32 (and fp16 pairs): the chunk accumulates in fresh registers (the tensor cores'
+       * fp32 accumulation truncates; over deep K that bias broke the fp32 contract), then one
        * rounded add into acc. */
       float part[CFM_MI * CFM_NI][4];
 #pragma unroll
@@ -699,6 +783,106 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
         for (int j = 0; j < 4; ++j)
           part[i][j] = 0.0f;
+#endif
+#if CFM_F16
+      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), from those steps'
+       * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
+       * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
+       * order that A and B share is right). KCP % 16 == 8 leaves one m16n8k8 .f16 at the end.
+       * For 3xTF32's accuracy, pairs (hi, lo) and three products into part, as the TF32 split
+       * does. */
+#if CFM_SPLIT
+#define CFM_F16_SUM part
+#define CFM_F16_PACK(hi, lo, x0, x1) cfm_f16x2_split(x0, x1, &(hi), &(lo))
+#else
+#define CFM_F16_SUM acc
+#define CFM_F16_PACK(hi, lo, x0, x1) ((hi) = cfm_f16x2(x0, x1))
+#endif
+#if CFM_K_UNROLLED
+#pragma unroll
+#else
+#pragma unroll 1
+#endif
+      for (int kb = 0; kb < CFM_KCP / 16 * 16; kb += 16) {
+        uint ahi[CFM_MI][4], bhi[CFM_NI][2];
+#if CFM_SPLIT
+        uint alo[CFM_MI][4], blo[CFM_NI][2];
+#endif
+#pragma unroll
+        for (int h = 0; h < 2; ++h) { /* TF32 step kb + 8h: A words 2h (row g), 2h + 1 (g + 8) */
+          const int ko0 = koff_lane[kb + 8 * h], ko1 = koff_lane[kb + 8 * h + 4];
+#pragma unroll
+          for (int mi = 0; mi < CFM_MI; ++mi) {
+            const int m = m_lane + mi * 16;
+            CFM_F16_PACK(ahi[mi][2 * h], alo[mi][2 * h], patch[ko0 + m * CFM_SW],
+                         patch[ko1 + m * CFM_SW]);
+            CFM_F16_PACK(ahi[mi][2 * h + 1], alo[mi][2 * h + 1], patch[ko0 + (m + 8) * CFM_SW],
+                         patch[ko1 + (m + 8) * CFM_SW]);
+          }
+          uint b[CFM_NI][2];
+          CFM_LOAD_B(b, kb + 8 * h);
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni)
+            CFM_F16_PACK(bhi[ni][h], blo[ni][h], as_float(b[ni][0]), as_float(b[ni][1]));
+        }
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+#if CFM_SPLIT
+            CFM_MMA16(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], alo[mi][2], alo[mi][3],
+                      bhi[ni][0], bhi[ni][1]);
+            CFM_MMA16(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], ahi[mi][2], ahi[mi][3],
+                      blo[ni][0], blo[ni][1]);
+#endif
+            CFM_MMA16(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], ahi[mi][2],
+                      ahi[mi][3], bhi[ni][0], bhi[ni][1]);
+          }
+      }
+#if CFM_KCP % 16
+      {
+        /* the last 8 K values (the chunk's end within them: 1..4 past KCP - 8 leaves the lane's
+         * second K value, t + 4, zero) */
+#if CFM_KC % 8 != 0 && CFM_KC % 8 <= 4
+        const int four = 1;
+#else
+        const int four = 0;
+#endif
+        const int kb = CFM_KCP - 8;
+        const int ko0 = koff_lane[kb], ko1 = four ? 0 : koff_lane[kb + 4];
+        uint ahi[CFM_MI][2], bhi[CFM_NI];
+#if CFM_SPLIT
+        uint alo[CFM_MI][2], blo[CFM_NI];
+#endif
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi) {
+          const int m = m_lane + mi * 16;
+          CFM_F16_PACK(ahi[mi][0], alo[mi][0], patch[ko0 + m * CFM_SW],
+                       four ? 0.0f : patch[ko1 + m * CFM_SW]);
+          CFM_F16_PACK(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
+                       four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
+        }
+        uint b[CFM_NI][2];
+        CFM_LOAD_B(b, kb);
+#pragma unroll
+        for (int ni = 0; ni < CFM_NI; ++ni)
+          CFM_F16_PACK(bhi[ni], blo[ni], as_float(b[ni][0]), four ? 0.0f : as_float(b[ni][1]));
+#pragma unroll
+        for (int mi = 0; mi < CFM_MI; ++mi)
+#pragma unroll
+          for (int ni = 0; ni < CFM_NI; ++ni) {
+#if CFM_SPLIT
+            CFM_MMA8H(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], bhi[ni]);
+            CFM_MMA8H(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], blo[ni]);
+#endif
+            CFM_MMA8H(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], bhi[ni]);
+          }
+      }
+#endif
+#undef CFM_F16_SUM
+#undef CFM_F16_PACK
+#elif CFM_SPLIT
+      /* 3xTF32: big x small, small x big, big x big into part */
 #if CFM_K_UNROLLED
 #pragma unroll
 #else
@@ -749,11 +933,6 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             }
           }
       }
-#pragma unroll
-      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j)
-          acc[i][j] += part[i][j];
 #else
       /* TF32: the raw fp32 bits are the operands; unrolled (by two at least) so that the next
        * k-step's local loads are in flight while this one's mma.syncs issue. */
@@ -786,6 +965,13 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
                       b[ni][1]);
           }
       }
+#endif
+#if CFM_SPLIT
+#pragma unroll
+      for (int i = 0; i < CFM_MI * CFM_NI; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          acc[i][j] += part[i][j];
 #endif
 
       if (cchunk == n_chunks - 1) {

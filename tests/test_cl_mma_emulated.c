@@ -34,7 +34,9 @@ typedef struct emulated_case {
  * kernel at stride 2 with padding (strided A gathers, padded K, 4-byte patch copies). The odd
  * width again with every switch the first two turn over (CONVFUSE_OPENCL_SWITCHES' A/B builds:
  * plain stores, whole unroll and one chunk in TF32; sector-aligned stores, the k-loop by two,
- * ldmatrix on resident weights and 64-bit offsets in 3xTF32). */
+ * ldmatrix on resident weights and 64-bit offsets in 3xTF32). The two K chunks again on fp16
+ * tensor cores (f16=1: a chunk of 36 K values as two m16n8k16 and an m16n8k8 with half its K
+ * zero), both maths. */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -52,6 +54,10 @@ static const emulated_case cases[] = {
     {"odd width, switches turned over",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
      "aligned_stores=1,k_unrolled=0,ldsm=1,off32=0"},
+    {"two K chunks, fp16 products",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1"},
+    {"two K chunks, fp16 pairs",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,

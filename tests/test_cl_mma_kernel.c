@@ -297,7 +297,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
 
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */
-  const cf_cl_switches off32_on = {{-1, -1, -1, -1, 1}};
+  const cf_cl_switches off32_on = {{-1, -1, -1, -1, 1, -1}};
   cr_expect(cf_cl_mma_switches(&sh, &t, &off32_on, sw) == 1u << CF_CL_SWITCH_OFF32 &&
                 sw[CF_CL_SWITCH_OFF32] == 0,
             "32-bit offsets forced on an image past 2^31 elements");

@@ -65,6 +65,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
   /* offsets within an image in 32 bits where an image's input and output both fit */
   sw[CF_CL_SWITCH_OFF32] = switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
+  /* products on fp16 tensor cores: an experiment, forced only (not measured; no range guard:
+   * inputs and weights past fp16's 65504 would give inf, conv2d_mma.cl's CFM_F16) */
+  sw[CF_CL_SWITCH_F16] = 0;
 
   unsigned refused = 0;
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
@@ -124,6 +127,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_K_UNROLLED", sw[CF_CL_SWITCH_K_UNROLLED]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", sw[CF_CL_SWITCH_ALIGNED_STORES]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_OFF32", sw[CF_CL_SWITCH_OFF32]) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_F16", sw[CF_CL_SWITCH_F16]) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
