@@ -264,9 +264,14 @@ static void fill(float *x, size_t n, uint64_t key, float scale, float offset) {
   tl_parallel(n < (1u << 20) ? 1 : tl_threads(), fill_part, &j);
 }
 
+static const float dist_scale[TL_DIST_COUNT] = {1.0f, 3.0f, 0.01f, -1.0f, 1e5f};
+
 void tl_fill_input(float *x, size_t n, tl_dist d, uint64_t key) {
-  static const float scale[TL_DIST_COUNT] = {1.0f, 3.0f, 0.01f, -1.0f, 1e5f};
-  fill(x, n, key, scale[d], 0.0f);
+  fill(x, n, key, dist_scale[d], 0.0f);
+}
+
+double tl_dist_magnitude(tl_dist d) {
+  return d == TL_DIST_HUGE ? (double)dist_scale[d] : 1.0;
 }
 
 void tl_fill_symmetric(float *x, size_t n, float bound, uint64_t key) {

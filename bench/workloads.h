@@ -47,6 +47,9 @@ typedef enum tl_dist {
   TL_DIST_HUGE,
   TL_DIST_COUNT
 } tl_dist;
+/* The factor by which the check's per-element atol scales for d: 1e5 for TL_DIST_HUGE, 1 for
+ * DESIGN.md's four, whose contract it is. */
+double tl_dist_magnitude(tl_dist d);
 const char *tl_dist_name(tl_dist d);
 int tl_dist_lookup(const char *name); /* -1 if unknown */
 
