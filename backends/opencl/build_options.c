@@ -63,8 +63,11 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
    * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
    * at their register caps) */
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
-  /* offsets within an image in 32 bits where an image's input and output both fit */
-  sw[CF_CL_SWITCH_OFF32] = switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
+  /* offsets within an image in 32 bits where an image's input and output both fit, but for
+   * 3xTF32 with resident weights (H200, bench/NOTES.md v52: sub-sub-mish tf32 1.20 -> 1.12 ms
+   * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it) */
+  sw[CF_CL_SWITCH_OFF32] =
+      !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
   /* products on fp16 tensor cores: an experiment, forced only (not measured; no range guard:
    * inputs and weights past fp16's 65504 would give inf, conv2d_mma.cl's CFM_F16) */
   sw[CF_CL_SWITCH_F16] = 0;
