@@ -8,7 +8,8 @@
  * after them; a one-line REPRO for every failing case. Also: a plan executed twice gives
  * identical bits, one plan serves two input sets, shapes past the kernels' 32-bit index ranges
  * are planned or refused cleanly (CF_ERR_UNSUPPORTED, never CF_ERR_INTERNAL), and a launch of
- * more than 65535 blocks along N is either refused or correct.
+ * more than 65535 blocks along N is either refused or correct, and inputs past fp16's range
+ * (CUDA's fp16 kernels' range guard) come out finite and within the relative L2 bound.
  *
  * Availability: CPU always runs. CUDA skips where no device exists ("no CUDA device: ...").
  * OpenCL skips likewise, except that with CI=true or CONVFUSE_REQUIRE_OPENCL=1 a compiled-in
@@ -413,6 +414,53 @@ static void run_wide_grid(cf_backend b) {
   cf_context_destroy(ctx);
 }
 
+/* ---- inputs past fp16's 65504: where CUDA's streamed tile runs on fp16 (one product for
+ * tf32 by default, pairs for fp32 with CONVFUSE_F16=1; the tile forced here, CONVFUSE_TILE 6 /
+ * 7) its range guard must rerun them on TF32 / 3xTF32. On every backend the output is finite
+ * where the reference is and within the contract's relative L2 (per element, sums of 576
+ * terms of ~1e5 cancel below any fp32 atol: `convfuse check --dist huge` scales it) ---- */
+
+static void run_past_fp16_range(cf_backend b) {
+  const cf_conv2d_desc d = {1, 64, 6, 300, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+  const cf_op ops[2] = {{CF_OP_MISH, 0}, {CF_OP_MISH, 0}};
+  for (int mi = 0; mi < 2; ++mi) {
+    if (b == CF_BACKEND_CUDA) { /* read at context creation */
+      setenv("CONVFUSE_TILE", maths[mi] == CF_MATH_TF32 ? "6" : "7", 1);
+      setenv("CONVFUSE_F16", "1", 1);
+    }
+    cf_context *ctx = tu_open_or_skip(b);
+    cf_plan *plan = NULL;
+    cr_assert(cf_plan_create(ctx, &d, ops, 2, maths[mi], &plan) == CF_OK, "%s",
+              cf_last_error());
+    cr_log_info("%s %s: %s", cf_backend_name(b), tu_math_name(maths[mi]),
+                cf_plan_describe(plan));
+    cf_plan_destroy(plan);
+    tu_problem pb;
+    tu_problem_init(&pb, &d, ops, 2, maths[mi], TU_DIST_RAND, case_seed(b, 9, 0, maths[mi]));
+    for (size_t i = 0; i < pb.n_in; ++i)
+      pb.input[i] *= 1e5f;
+    char repro[512];
+    tu_repro_line(cf_backend_name(b), &pb, repro, sizeof repro);
+    const char *where = "";
+    const cf_status s = tu_run_on_context(ctx, &pb, &where);
+    cr_expect(s == CF_OK, "%s failed: %s: %s\n  %s (inputs x 1e5)", where, cf_status_string(s),
+              pb.guard_msg[0] ? pb.guard_msg : cf_last_error(), repro);
+    if (s == CF_OK) {
+      tu_check res;
+      tu_check_output(&pb, &res);
+      double atol, rtol, rel_l2_max;
+      tu_tolerance(maths[mi], &atol, &rtol, &rel_l2_max);
+      cr_expect(res.n_nan_bad == 0 && res.rel_l2 <= rel_l2_max,
+                "%s %s, inputs x 1e5: %lld outputs NaN or inf where the reference is finite, "
+                "relative L2 %.3g (contract %.0e)\n  %s", cf_backend_name(b),
+                tu_math_name(maths[mi]), (long long)res.n_nan_bad, res.rel_l2, rel_l2_max,
+                repro);
+    }
+    tu_problem_free(&pb);
+    cf_context_destroy(ctx);
+  }
+}
+
 /* ---- registration: the same tests for every backend ---- */
 
 #define BACKEND_SUITE(suite, backend)                                               \
@@ -423,7 +471,8 @@ static void run_wide_grid(cf_backend b) {
   Test(suite, execute_twice_identical, .timeout = 120) { run_repeat(backend); }     \
   Test(suite, one_plan_two_input_sets, .timeout = 120) { run_two_inputs(backend); } \
   Test(suite, huge_shapes_plan_or_refuse, .timeout = 120) { run_huge_plans(backend); } \
-  Test(suite, grid_beyond_65535_blocks, .timeout = 120) { run_wide_grid(backend); }
+  Test(suite, grid_beyond_65535_blocks, .timeout = 120) { run_wide_grid(backend); } \
+  Test(suite, inputs_past_fp16_range, .timeout = 120) { run_past_fp16_range(backend); }
 
 BACKEND_SUITE(cpu, CF_BACKEND_CPU)
 BACKEND_SUITE(opencl, CF_BACKEND_OPENCL)
