@@ -224,20 +224,24 @@ typedef long cfm_off;
  * small = x - big is then NaN, so a NaN input still gives a NaN output. */
 static inline uint cfm_tf32_rna(float x) { return (as_uint(x) + 0x1000u) & 0xffffe000u; }
 
-/* d (4 floats, an lvalue array) += A (a0..a3) x B (b0, b1): one m16n8k8 TF32 mma. */
 #if !CFM_EMULATE
-#define CFM_MMA(d, a0, a1, a2, a3, b0, b1)                                                        \
-  CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "                          \
+/* d (4 floats, an lvalue array) += A x B with fp32 sums, one mma.sync of shape (e.g. "m16n8k8")
+ * on operands of type (e.g. "tf32"): four A and two B registers, or two A and one B. */
+#define CFM_MMA_A4(shape, type, d, a0, a1, a2, a3, b0, b1)                                       \
+  CF_ASM volatile("mma.sync.aligned." shape ".row.col.f32." type "." type ".f32 "               \
                "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
-/* d += A (a0, a1) x B (b0): one m16n8k4 TF32 mma, for a chunk's last 4 K values. Fragments
- * (PTX ISA, m16n8k4 .tf32): a0 (g, t), a1 (g + 8, t), b0 (t, g); D as m16n8k8's. */
-#define CFM_MMA4(d, a0, a1, b0)                                                                  \
-  CF_ASM volatile("mma.sync.aligned.m16n8k4.row.col.f32.tf32.tf32.f32 "                          \
+#define CFM_MMA_A2(shape, type, d, a0, a1, b0)                                                   \
+  CF_ASM volatile("mma.sync.aligned." shape ".row.col.f32." type "." type ".f32 "               \
                "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"                                     \
                : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
                : "r"(a0), "r"(a1), "r"(b0))
+/* d += A (a0..a3) x B (b0, b1): one m16n8k8 TF32 mma. */
+#define CFM_MMA(d, a0, a1, a2, a3, b0, b1) CFM_MMA_A4("m16n8k8", "tf32", d, a0, a1, a2, a3, b0, b1)
+/* d += A (a0, a1) x B (b0): one m16n8k4 TF32 mma, for a chunk's last 4 K values. Fragments
+ * (PTX ISA, m16n8k4 .tf32): a0 (g, t), a1 (g + 8, t), b0 (t, g); D as m16n8k8's. */
+#define CFM_MMA4(d, a0, a1, b0) CFM_MMA_A2("m16n8k4", "tf32", d, a0, a1, b0)
 #else
 /* The warp's fragments meet in local memory (`emu`: 6 words per work-item; the kernel calls
  * every mma in uniform control flow, so work-group barriers can stand in for the warp's
@@ -310,15 +314,8 @@ static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint 
  * (2t..2t+1, g), b1 (2t+8.., g); D as m16n8k8's. m16n8k8 .f16 is a0, a1 and b0 alone. */
 #if !CFM_EMULATE
 #define CFM_MMA16(d, a0, a1, a2, a3, b0, b1)                                                      \
-  CF_ASM volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "                           \
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"                            \
-               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
-               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1))
-#define CFM_MMA8H(d, a0, a1, b0)                                                                  \
-  CF_ASM volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 "                            \
-               "{%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"                                     \
-               : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                           \
-               : "r"(a0), "r"(a1), "r"(b0))
+  CFM_MMA_A4("m16n8k16", "f16", d, a0, a1, a2, a3, b0, b1)
+#define CFM_MMA8H(d, a0, a1, b0) CFM_MMA_A2("m16n8k8", "f16", d, a0, a1, b0)
 /* (x0, x1) rounded to fp16, x0 in the lower half */
 static inline uint cfm_f16x2(float x0, float x1) {
   uint d;
