@@ -132,7 +132,16 @@ for s in $stages; do
                     --math ${tm#*:} --dist huge
                   CONVFUSE_F16=1 run "guardcheck-full-${tm#*:}" 300 $B/bench/convfuse check \
                     --backend cuda --workload mish-mish --math ${tm#*:} --dist huge
-                done ;;
+                done
+                # OpenCL's f16 switch (NOTES v53: weight scales, pairs' input 2^6, guard and
+                # rerun), odd shapes of clcheck and both workloads full size, every dist
+                for sh in 1,8,9,37,64,3,3,1,0,1 2,64,5,40,128,3,3,1,0,1 1,5,13,41,33,5,5,2,2,1 2,20,6,68,40,3,3,1,4,1; do
+                  CONVFUSE_OPENCL_SWITCHES=f16=1 run "clguard-$sh" 120 $B/bench/convfuse check \
+                    --backend opencl --workload custom --shape $sh --ops mish,relu --math all \
+                    --dist all
+                done
+                CONVFUSE_OPENCL_SWITCHES=f16=1 run "clguard-full" 400 $B/bench/convfuse check \
+                  --backend opencl --math all --dist all ;;
     streamab) # mish-mish in SAB_MATH (tf32): the planner's choice (0), then each of SAB_TILES
               # forced, two rounds
               for round in 1 2; do for st in 0 ${SAB_TILES:-5 6}; do

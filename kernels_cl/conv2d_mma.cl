@@ -50,8 +50,11 @@
  *   -DCFM_ALIGNED_STORES=0/1                the output in sector-aligned runs (cfm_store_aligned)
  *   -DCFM_K_UNROLLED=0/1                    the k-loop over a chunk unrolled whole (else by 2
  *                                           for TF32, not at all for 3xTF32)
- *   -DCFM_F16=0/1                           the products on fp16 tensor cores (cfm_f16_products):
- *                                           an experiment, forced only; no range guard yet
+ *   -DCFM_F16=0/1                           the products on fp16 tensor cores (see "fp16
+ *                                           tensor cores" below): weight is then the
+ *                                           per-channel scaled copy cf_f16_scale_weights
+ *                                           writes, unscale its 2^-e, and range_guard the
+ *                                           word the kernel sets if any sum is not finite
  *   -DCFM_OFF32=0/1                         one image's input and output, their channels
  *                                           rounded up to whole chunks and channel tiles,
  *                                           below 2^31 elements: offsets within an image are
@@ -63,7 +66,10 @@
  *                                           any OpenCL device (PoCL in CI) runs this kernel's
  *                                           indexing, layout and ring; slow, for checks only
  * Extents, coordinates and counters are int (host-checked); an image's first element is a long
- * offset, offsets within it are cfm_off. */
+ * offset, offsets within it are cfm_off.
+ * The last two arguments serve the fp16 build's range guard: unscale (fp16 only) and
+ * range_guard. A TF32 / 3xTF32 build given a range_guard is the fp16 plan's rerun: it returns
+ * at once unless the word is set; given NULL (every other plan) it runs as always. */
 #ifdef CF_MMA_KERNEL
 
 #ifndef CFM_BM
@@ -307,8 +313,14 @@ static inline void cfm_mma_emulated(float d[4], uint a0, uint a1, uint a2, uint 
  * (rounded to nearest here, where TF32 operands are truncated), so one product is TF32's
  * accuracy and hi + lo pairs (three products) are 3xTF32's, wherever the values stay inside
  * fp16's range: |x| up to 65504 (past it inf), below 2^-14 with fewer bits (bench/NOTES.md v49,
- * bench/fp16_pair_accuracy.py). Nothing checks that range yet: the host only builds this when
- * CONVFUSE_OPENCL_SWITCHES forces f16=1.
+ * v53, bench/fp16_pair_accuracy.py). So, as the CUDA kernels do: each output channel's weights
+ * come scaled by the power of two that brings their largest |w| into [2^14, 2^15)
+ * (cf_f16_scale_weights, per call), pairs take the input times a fixed 2^CFM_A_SHIFT (lo stays
+ * a normal fp16 number for |x| >= 2^-9, where unscaled it would need 2^-3: tensors of small
+ * inputs kept fp32's relative L2), and the sums, unscaled per channel before the epilogue, set
+ * range_guard where one is not finite (an input past 65504 * 2^-CFM_A_SHIFT, or inf / NaN):
+ * the host then lets the TF32 / 3xTF32 rerun recompute the launch. The host builds this only
+ * when CONVFUSE_OPENCL_SWITCHES forces f16=1 (not measured on a GPU since the guard).
  * Fragments (PTX ISA, m16n8k16 .f16), lane = 4g + t, two fp16 per register, the lower K in the
  * lower half: A a0 (g, 2t..2t+1), a1 (g + 8, 2t..), a2 (g, 2t+8..), a3 (g + 8, 2t+8..); B b0
  * (2t..2t+1, g), b1 (2t+8.., g); D as m16n8k8's. m16n8k8 .f16 is a0, a1 and b0 alone. */
@@ -353,6 +365,16 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #ifndef CFM_F16
 #define CFM_F16 0
 #endif
+/* pairs' fixed input scale, 2^6: inputs past 1023.98 trip the guard (raw pixels up to 255
+ * don't), inputs below 2^-9 keep an absolute 2^-31 (bench/NOTES.md v53) */
+#if CFM_F16 && CFM_SPLIT
+#define CFM_A_SHIFT 6
+#else
+#define CFM_A_SHIFT 0
+#endif
+#define CFM_A_SCALE ((float)(1 << CFM_A_SHIFT))
+/* x is neither inf nor NaN (on the bits: no built-in needed) */
+#define CFM_FINITE(x) ((as_uint(x) & 0x7f800000u) != 0x7f800000u)
 
 /* B fragments, b[ni][0..1] for every n-tile at K offset kb, either by scalar local loads
  * (lane (g, t) reads channel g, k t and t + 4) or, with -DCFM_LDSM=1, by ldmatrix: one
@@ -542,11 +564,22 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
               const float bias_shift,
               const float epi_v0, const float epi_v1, const float epi_v2, const float epi_v3,
               const float epi_v4, const float epi_v5, const float epi_v6,
-              const float epi_v7) {
+              const float epi_v7, __global const float *restrict unscale,
+              __global uint *restrict range_guard) {
+#if !CFM_F16
+  /* the fp16 plan's rerun: nothing to do unless its guard tripped */
+  if (range_guard != 0 && *range_guard == 0u)
+    return;
+#endif
   __local float smem[CFM_SMEM_FLOATS] __attribute__((aligned(16)));
   __local int koff[CFM_KCP];
 #if CFM_EMULATE
   __local uint cfm_emu[6 * CFM_THREADS]; /* the mma fragments' meeting place */
+#endif
+#if CFM_F16
+  __local float unscale_sm[CFM_BN]; /* the channel tile's 2^-e (2^-(e + CFM_A_SHIFT)) */
+#else
+  (void)unscale;
 #endif
   __local float *wres = smem;                        /* resident weights (if any) */
   __local float *stages = smem + CFM_WEIGHT_FLOATS;  /* CFM_STAGES stages */
@@ -591,6 +624,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   }
 #endif
 
+#if CFM_F16
+  for (int i = tid; i < CFM_BN; i += CFM_THREADS)
+    unscale_sm[i] = n0 + i < K ? unscale[n0 + i] : 1.0f;
+#endif
+
   /* The group's channel tile never changes: its bias (+ folded shift) is loaded once. */
   float bias_lane[CFM_NI][2];
 #pragma unroll
@@ -601,21 +639,34 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #if CF_HAS_BIAS
       bias_lane[ni][j] = bias_shift + (ch < K ? bias[ch] : 0.0f);
 #else
-      (void)ch;
       bias_lane[ni][j] = bias_shift;
 #endif
+#if CFM_F16 && !CFM_SPLIT
+      /* one fp16 product starts at the bias in the products' scaled units (a power of two) */
+      bias_lane[ni][j] /= ch < K ? unscale[ch] : 1.0f;
+#endif
+      (void)ch;
     }
 
   /* One TF32 product: each row tile's sums start at its channels' bias (+ shift), as the CUDA
    * kernels' do, one add per output fewer in the epilogue (element j of an mma tile is channel
    * 2t + j % 2; H200: sub-sub-mish tf32 1.20 -> 1.12 ms). 3xTF32 adds the bias in the epilogue:
    * started at the bias, sub-sub-mish fp32 went 1.59 -> 1.72 (bench/NOTES.md v52). */
+/* fp16: the sums come in each channel's scaled units; back to fp32's once per tile, before
+ * the bias (pairs) and the guard's test */
+#if CFM_F16
+#define CFM_UNSCALED(x, ni, j) ((x) * unscale_sm[n_warp + (ni) * 8 + 2 * t + (j)])
+#define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
+#else
+#define CFM_UNSCALED(x, ni, j) (x)
+#define CFM_GUARD(x) ((void)0)
+#endif
 #if CFM_SPLIT
 #define CFM_ACC_START(ni, j) 0.0f
-#define CFM_BIASED(x, ni, j) ((x) + bias_lane[ni][j])
+#define CFM_BIASED(x, ni, j) (CFM_UNSCALED(x, ni, j) + bias_lane[ni][j])
 #else
 #define CFM_ACC_START(ni, j) bias_lane[ni][j]
-#define CFM_BIASED(x, ni, j) (x)
+#define CFM_BIASED(x, ni, j) CFM_UNSCALED(x, ni, j)
 #endif
   float acc[CFM_MI * CFM_NI][4];
 #pragma unroll
@@ -795,6 +846,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #define CFM_F16_SUM acc
 #define CFM_F16_PACK(hi, lo, x0, x1) ((hi) = cfm_f16x2(x0, x1))
 #endif
+/* A (the input) times pairs' fixed 2^CFM_A_SHIFT; B (the weights) came scaled */
+#define CFM_F16_PACK_A(hi, lo, x0, x1) CFM_F16_PACK(hi, lo, (x0) * CFM_A_SCALE, (x1) * CFM_A_SCALE)
 #if CFM_K_UNROLLED
 #pragma unroll
 #else
@@ -811,10 +864,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
           for (int mi = 0; mi < CFM_MI; ++mi) {
             const int m = m_lane + mi * 16;
-            CFM_F16_PACK(ahi[mi][2 * h], alo[mi][2 * h], patch[ko0 + m * CFM_SW],
-                         patch[ko1 + m * CFM_SW]);
-            CFM_F16_PACK(ahi[mi][2 * h + 1], alo[mi][2 * h + 1], patch[ko0 + (m + 8) * CFM_SW],
-                         patch[ko1 + (m + 8) * CFM_SW]);
+            CFM_F16_PACK_A(ahi[mi][2 * h], alo[mi][2 * h], patch[ko0 + m * CFM_SW],
+                           patch[ko1 + m * CFM_SW]);
+            CFM_F16_PACK_A(ahi[mi][2 * h + 1], alo[mi][2 * h + 1],
+                           patch[ko0 + (m + 8) * CFM_SW], patch[ko1 + (m + 8) * CFM_SW]);
           }
           uint b[CFM_NI][2];
           CFM_LOAD_B(b, kb + 8 * h);
@@ -854,10 +907,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi) {
           const int m = m_lane + mi * 16;
-          CFM_F16_PACK(ahi[mi][0], alo[mi][0], patch[ko0 + m * CFM_SW],
-                       four ? 0.0f : patch[ko1 + m * CFM_SW]);
-          CFM_F16_PACK(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
-                       four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
+          CFM_F16_PACK_A(ahi[mi][0], alo[mi][0], patch[ko0 + m * CFM_SW],
+                         four ? 0.0f : patch[ko1 + m * CFM_SW]);
+          CFM_F16_PACK_A(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
+                         four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
         }
         uint b[CFM_NI][2];
         CFM_LOAD_B(b, kb);
@@ -878,6 +931,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
 #undef CFM_F16_SUM
 #undef CFM_F16_PACK
+#undef CFM_F16_PACK_A
 #elif CFM_SPLIT
       /* 3xTF32: big x small, small x big, big x big into part */
 #if CFM_K_UNROLLED
@@ -976,6 +1030,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         int n, p, q0;
         cfm_tile_coords(ctile, q_tiles, q_tiles_mul, q_tiles_shift, P, p_mul, p_shift, &n, &p,
                         &q0);
+#if CFM_F16
+        int finite = 1; /* every sum of this work-item's part of the tile */
+#endif
 #if CFM_ALIGNED_STORES
         /* the warp's first pixel of channel 0; pixel m_warp + x is in iff x < q_left */
         __global float *out_warp = output + ((long)n * K * P + p) * Q + q0 + m_warp;
@@ -992,6 +1049,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             for (int mi = 0; mi < CFM_MI; ++mi) {
               v[2 * mi] = CFM_BIASED(acc[mi * CFM_NI + ni][j], ni, j);
               v[2 * mi + 1] = CFM_BIASED(acc[mi * CFM_NI + ni][2 + j], ni, j);
+              CFM_GUARD(v[2 * mi]);
+              CFM_GUARD(v[2 * mi + 1]);
               acc[mi * CFM_NI + ni][j] = CFM_ACC_START(ni, j);
               acc[mi * CFM_NI + ni][2 + j] = CFM_ACC_START(ni, j);
             }
@@ -1015,6 +1074,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             float x1 = CFM_BIASED(acc[mi * CFM_NI + ni][1], ni, 1);
             float x2 = CFM_BIASED(acc[mi * CFM_NI + ni][2], ni, 0);
             float x3 = CFM_BIASED(acc[mi * CFM_NI + ni][3], ni, 1);
+            CFM_GUARD(x0);
+            CFM_GUARD(x1);
+            CFM_GUARD(x2);
+            CFM_GUARD(x3);
             CF_EPI_APPLY(x0);
             CF_EPI_APPLY(x1);
             CF_EPI_APPLY(x2);
@@ -1034,6 +1097,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             acc[mi * CFM_NI + ni][3] = CFM_ACC_START(ni, 1);
           }
         }
+#endif
+#if CFM_F16
+        if (!finite) /* the host's rerun recomputes the launch on TF32 / 3xTF32 */
+          *range_guard = 1u;
 #endif
       }
     }
@@ -1062,5 +1129,46 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     }
   }
 }
+
+#if CFM_F16
+/* fp16 products: each output channel's weights (weight [K][crs]) times the power of two 2^e
+ * that brings its largest |w| into [2^14, 2^15), so that hi and lo stay normal fp16 numbers
+ * down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14), into scaled; the
+ * channel's 2^-(e + CFM_A_SHIFT) into unscale. e = 0 for a channel of zeros, with an inf, or
+ * whose e would leave [-100, 60] (so 2^-e and the bias in scaled units stay normal floats).
+ * NaN weights are skipped by the maximum and still give NaN sums (the guard then reruns).
+ * One work-group of CFM_SCALE_THREADS per channel, every call: the weights may change. */
+#define CFM_SCALE_THREADS 64
+__kernel __attribute__((reqd_work_group_size(CFM_SCALE_THREADS, 1, 1))) void
+cf_f16_scale_weights(__global const float *restrict weight, __global float *restrict scaled,
+                     __global float *restrict unscale, const int crs) {
+  __local uint top[CFM_SCALE_THREADS];
+  const int tid = (int)get_local_id(0);
+  __global const float *w = weight + (long)get_group_id(0) * crs;
+  __global float *ws = scaled + (long)get_group_id(0) * crs;
+  /* |w| on the bits: non-negative floats order as their bit patterns; NaN left out */
+  uint m = 0u;
+  for (int k = tid; k < crs; k += CFM_SCALE_THREADS) {
+    const uint a = as_uint(w[k]) & 0x7fffffffu;
+    m = a <= 0x7f800000u && a > m ? a : m;
+  }
+  top[tid] = m;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int span = CFM_SCALE_THREADS / 2; span > 0; span /= 2) {
+    if (tid < span && top[tid + span] > top[tid])
+      top[tid] = top[tid + span];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  m = top[0];
+  /* m in [2^b, 2^(b+1)) with b its unbiased exponent: 2^(14 - b) */
+  const int e = 14 - ((int)(m >> 23) - 127);
+  const int ok = m != 0u && m < 0x7f800000u && m >= 0x00800000u && e >= -100 && e <= 60;
+  const float scale = ok ? as_float((uint)(e + 127) << 23) : 1.0f;
+  for (int k = tid; k < crs; k += CFM_SCALE_THREADS)
+    ws[k] = w[k] * scale;
+  if (tid == 0)
+    unscale[get_group_id(0)] = as_float((uint)(127 - (ok ? e : 0) - CFM_A_SHIFT) << 23);
+}
+#endif
 
 #endif /* CF_MMA_KERNEL */

@@ -189,8 +189,10 @@ __device__ __forceinline__ void wg_pair_step(float (&part)[8][4], uint32_t (&hi)
   load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
 #pragma unroll
   for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
-    split_f16(raw[j][0], raw[j][2], hi[2 * j], lo[2 * j]);
-    split_f16(raw[j][1], raw[j][3], hi[2 * j + 1], lo[2 * j + 1]);
+    split_f16(raw[j][0] * kPairsInputScale, raw[j][2] * kPairsInputScale, hi[2 * j],
+              lo[2 * j]);
+    split_f16(raw[j][1] * kPairsInputScale, raw[j][3] * kPairsInputScale, hi[2 * j + 1],
+              lo[2 * j + 1]);
   }
   wg_fence();
   const uint64_t off = (uint64_t)(kb0 / 16) * DESC_PER_KSTEP;
@@ -305,10 +307,12 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     // The products come in the weights' scaled units (each channel's 2^e, stored after every
     // block's weights): the sums start at the bias in those units too and are scaled back once
     // per tile, before the epilogue. Powers of two: the same roundings as unscaled sums.
+    // Pairs: the input's fixed 2^6 (kPairsInputScale) too.
     const float *scales = weight + (int64_t)gridDim.y * prm.n_chunks * w_floats;
     for (int i = tid; i < BN; i += T::THREADS) {
-      bias_sm[i] *= scales[n0 + i];
-      bias_sm[BN + i] = 1.0f / scales[n0 + i]; // the 2^-e after the bias
+      const float units = scales[n0 + i] * (T::SPLIT ? kPairsInputScale : 1.0f);
+      bias_sm[i] *= units;
+      bias_sm[BN + i] = 1.0f / units; // the 2^-e after the bias
     }
   }
   if (tid == 0)

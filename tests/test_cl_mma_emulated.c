@@ -118,3 +118,99 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
     cf_context_destroy(ctx);
   }
 }
+
+/* ---- fp16 plans' weight scales, input pre-scale and range guard (conv2d_mma.cl, CFM_F16),
+ * on the two-chunk shape above, both maths, each run by an f16=1 and an f16=0 context on the
+ * same data:
+ *   inputs x 1e5: the fp16 sums are not finite, so the guard must rerun the whole launch on
+ *     TF32 / 3xTF32: the output is bit-identical to the f16=0 plan's (finite, within the
+ *     contract's relative L2; per element such sums cancel below any fp32 atol);
+ *   pairs only, inputs x 2000: inside fp16's range, past it after the pairs' 2^6: the same;
+ *   the DESIGN inputs: the fp16 kernel's own output (not bit-identical: fp16 rounds where TF32
+ *     truncates), within the contract;
+ *   pairs only, inputs and weights x 1e-3, bias x 1e-6: unscaled, the weights would be fp16
+ *     subnormals and the inputs' lo halves too (relative L2 ~3e-5); with the per-channel
+ *     scales and the input's 2^6, fp32's contract. ---- */
+
+typedef enum f16_data { F16_PAST_RANGE, F16_PAST_SCALED_RANGE, F16_DESIGN, F16_SMALL } f16_data;
+
+static cf_context *open_with_f16(int f16) {
+  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
+  setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
+  setenv("CONVFUSE_TILE", "2", 1);
+  setenv("CONVFUSE_OPENCL_SWITCHES", f16 ? "f16=1" : "f16=0", 1);
+  return tu_open_or_skip(CF_BACKEND_OPENCL);
+}
+
+static void run_f16_case(cf_context *with, cf_context *without, cf_math math, f16_data data,
+                         uint64_t seed) {
+  static const char *const names[] = {"inputs x 1e5", "inputs x 2000", "DESIGN inputs",
+                                      "inputs, weights x 1e-3"};
+  const cf_conv2d_desc d = {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
+  tu_problem pb;
+  tu_problem_init(&pb, &d, ops, 2, math, TU_DIST_RAND, seed);
+  const float in_scale = data == F16_PAST_RANGE          ? 1e5f
+                         : data == F16_PAST_SCALED_RANGE ? 2000.0f
+                         : data == F16_SMALL             ? 1e-3f
+                                                         : 1.0f;
+  for (size_t i = 0; i < pb.n_in; ++i)
+    pb.input[i] *= in_scale;
+  if (data == F16_SMALL) {
+    for (size_t i = 0; i < pb.n_w; ++i)
+      pb.weight[i] *= 1e-3f;
+    for (size_t i = 0; i < pb.n_b; ++i)
+      pb.bias[i] *= 1e-6f;
+  }
+  char line[512];
+  tu_repro_line("opencl", &pb, line, sizeof line);
+  const char *where = "";
+  cf_status s = tu_run_on_context(without, &pb, &where);
+  cr_assert(s == CF_OK, "[%s, %s] f16=0: %s failed: %s\n  %s", names[data], tu_math_name(math),
+            where, cf_last_error(), line);
+  float *plain = malloc(pb.n_out * sizeof *plain);
+  cr_assert(plain != NULL);
+  memcpy(plain, pb.output, pb.n_out * sizeof *plain);
+  s = tu_run_on_context(with, &pb, &where);
+  cr_assert(s == CF_OK, "[%s, %s] f16=1: %s failed: %s\n  %s", names[data], tu_math_name(math),
+            where, cf_last_error(), line);
+  size_t differ = 0;
+  for (size_t i = 0; i < pb.n_out; ++i)
+    differ += memcmp(&plain[i], &pb.output[i], sizeof *plain) != 0;
+  free(plain);
+  tu_check res;
+  tu_check_output(&pb, &res);
+  double atol, rtol, rel_l2_max;
+  tu_tolerance(math, &atol, &rtol, &rel_l2_max);
+  cr_log_info("[%s, %s] fp16 plan: %zu of %zu outputs differ from the f16=0 plan's; max abs "
+              "error %.3g, rel L2 %.3g", names[data], tu_math_name(math), differ, pb.n_out,
+              res.max_abs_err, res.rel_l2);
+  if (data == F16_PAST_RANGE || data == F16_PAST_SCALED_RANGE) {
+    cr_expect(differ == 0, "[%s, %s] %zu outputs differ from the TF32 / 3xTF32 plan's: the "
+              "range guard did not rerun the launch\n  %s", names[data], tu_math_name(math),
+              differ, line);
+    cr_expect(res.n_nan_bad == 0 && res.rel_l2 <= rel_l2_max,
+              "[%s, %s] %lld outputs NaN or inf where the reference is finite, relative L2 "
+              "%.3g (contract %.0e)\n  %s", names[data], tu_math_name(math),
+              (long long)res.n_nan_bad, res.rel_l2, rel_l2_max, line);
+  } else {
+    cr_expect(differ > 0, "[%s, %s] the fp16 plan's output is the TF32 / 3xTF32 plan's: the "
+              "range guard reran a launch within fp16's range\n  %s", names[data],
+              tu_math_name(math), line);
+    cr_expect(res.ok, "[%s, %s] %s\n  %s", names[data], tu_math_name(math), res.summary, line);
+  }
+  tu_problem_free(&pb);
+}
+
+Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
+     .timeout = 900) {
+  cf_context *with = open_with_f16(1);
+  cf_context *without = open_with_f16(0);
+  const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
+  for (int mi = 0; mi < 2; ++mi)
+    for (int data = F16_PAST_RANGE; data <= F16_SMALL; ++data)
+      if (data == F16_PAST_RANGE || data == F16_DESIGN || maths[mi] == CF_MATH_FP32)
+        run_f16_case(with, without, maths[mi], (f16_data)data, 0xf16c0 + 16 * mi + data);
+  cf_context_destroy(with);
+  cf_context_destroy(without);
+}

@@ -367,11 +367,24 @@ typedef struct cl_state {
   cf_pcache *disk_cache;      /* the on-disk program cache; NULL when off */
 } cl_state;
 
+/* An fp16 tensor-core plan's companions (kernels_cl/conv2d_mma.cl, CFM_F16): every call
+ * scales the weights per channel into `scaled` (2^-e into `unscale`), clears the guard word,
+ * runs the fp16 kernel on the scaled copy and then `rerun`, the same tile's TF32 / 3xTF32
+ * program on the caller's weights, which returns at once unless the fp16 kernel set the word
+ * (a sum past fp16's range, or inf / NaN). */
+typedef struct cl_f16_guard {
+  cl_kernel scale; /* cf_f16_scale_weights */
+  cl_kernel rerun;
+  cl_mem scaled, unscale, guard;
+  size_t scale_global, scale_local;
+} cl_f16_guard;
+
 typedef struct cl_compiled {
   cl_kernel kernel;
   const char *name; /* the kernel function, for messages */
   size_t global[2], local[2];
   int has_bias;
+  cl_f16_guard *f16; /* NULL but for an fp16 plan */
 } cl_compiled;
 
 /* The plan's compiled state: takes kernel (the caller releases it on failure). */
@@ -1329,6 +1342,147 @@ static int mma_register_cap(const cl_state *st, int split, int resident, int thr
                                               : MMA_MAX_REGISTERS;
 }
 
+/* The tensor-core program's build options (the key of the program cache): the layout and the
+ * switches (build_options.c), then this context's own: the emulation, the verbose log. */
+static cf_status mma_options(const cl_state *st, const cf_plan_spec *spec, int max_registers,
+                             const int switches[CF_CL_SWITCHES], char *options, size_t len) {
+  int ok = cf_cl_mma_options(&spec->shape, &spec->tiles, &spec->epilogue, st->asm_kw,
+                             max_registers, switches, options, len);
+  size_t used = ok ? strlen(options) : 0;
+  if (ok && st->emulate_mma)
+    ok = cf_cl_opt_append(options, len, &used, "CFM_EMULATE", 1);
+  /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
+   * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
+  if (ok && st->nv_options && st->verbose) {
+    int n = snprintf(options + used, len - used, " -cl-nv-verbose");
+    ok = n > 0 && (size_t)n < len - used;
+  }
+  if (!ok)
+    return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes", len);
+  return CF_OK;
+}
+
+/* cf_conv2d_mma's arguments from 4 on, set once: 4..16 ints, 17..20 the row-tile splitter's
+ * divisors (common/fastdiv.h: by q_tiles, then by P), 21 bias_shift, 22..29 op values, 30
+ * unscale and 31 range_guard (NULL where the plan has no fp16 range guard). */
+static cl_int mma_set_scalar_args(cl_kernel kernel, const cf_conv_shape *sh,
+                                  const cf_tile_plan *t, const cf_epilogue *epi,
+                                  cl_mem unscale, cl_mem guard) {
+  enum { N_INTS = 13, N_DIVS = 4, FIRST_EPI = 4 + N_INTS + N_DIVS,
+         UNSCALE = FIRST_EPI + 1 + CF_MAX_OPS };
+  const cf_mma_layout L = cf_plan_mma_layout(sh, t);
+  const int64_t q_tiles = (sh->q + t->block_m - 1) / t->block_m;
+  const cl_int ints[N_INTS] = {(cl_int)sh->c,      (cl_int)sh->h,        (cl_int)sh->w,
+                               (cl_int)sh->k,      (cl_int)sh->p,        (cl_int)sh->q,
+                               (cl_int)sh->stride_h, (cl_int)sh->pad_h,  (cl_int)sh->pad_w,
+                               (cl_int)sh->dil_h,  (cl_int)L.n_chunks,   (cl_int)q_tiles,
+                               (cl_int)t->grid_m};
+  const cf_fastdiv by_q_tiles = cf_fastdiv_make((int32_t)q_tiles);
+  const cf_fastdiv by_p = cf_fastdiv_make((int32_t)sh->p);
+  const cl_uint divs[N_DIVS] = {by_q_tiles.mul, by_q_tiles.shift, by_p.mul, by_p.shift};
+  cl_int err = CL_SUCCESS;
+  for (cl_uint i = 0; err == CL_SUCCESS && i < N_INTS; ++i)
+    err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
+  for (cl_uint i = 0; err == CL_SUCCESS && i < N_DIVS; ++i)
+    err = clSetKernelArg(kernel, 4 + N_INTS + i, sizeof(cl_uint), &divs[i]);
+  if (err == CL_SUCCESS)
+    err = set_epilogue_args(kernel, FIRST_EPI, epi);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, UNSCALE, sizeof(cl_mem), &unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, UNSCALE + 1, sizeof(cl_mem), &guard);
+  return err;
+}
+
+static void f16_guard_free(cl_f16_guard *g) {
+  if (!g)
+    return;
+  if (g->scale)
+    clReleaseKernel(g->scale);
+  if (g->rerun)
+    clReleaseKernel(g->rerun);
+  cl_mem bufs[3] = {g->scaled, g->unscale, g->guard};
+  for (int i = 0; i < 3; ++i)
+    if (bufs[i])
+      clReleaseMemObject(bufs[i]);
+  free(g);
+}
+
+static cf_status f16_buffer(cl_state *st, size_t bytes, const char *what, cl_mem *out) {
+  if ((cl_ulong)bytes > st->max_alloc)
+    return cf_error(CF_ERR_OUT_OF_MEMORY,
+                    "opencl: the fp16 plan's %s (%zu bytes) is above the device's largest "
+                    "buffer (%llu bytes)",
+                    what, bytes, (unsigned long long)st->max_alloc);
+  cl_int err = CL_SUCCESS;
+  *out = clCreateBuffer(st->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+  if (err != CL_SUCCESS || !*out) {
+    *out = NULL;
+    char ctx[96];
+    snprintf(ctx, sizeof ctx, "the fp16 plan's %s, %zu bytes", what, bytes);
+    return cl_fail(cl_is_oom(err) ? CF_ERR_OUT_OF_MEMORY : CF_ERR_DEVICE, "clCreateBuffer",
+                   err, ctx);
+  }
+  return CF_OK;
+}
+
+/* work-items of cf_f16_scale_weights (conv2d_mma.cl's CFM_SCALE_THREADS): one group per
+ * output channel */
+#define F16_SCALE_THREADS 64
+
+/* An fp16 plan's companions (cl_f16_guard): fp16_kernel's program also holds the weight
+ * scaling kernel; rerun_switches are the plan's without fp16. */
+static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kernel fp16_kernel,
+                                int max_registers, const int rerun_switches[CF_CL_SWITCHES],
+                                int threads, cl_f16_guard **out) {
+  const cf_conv_shape *sh = &spec->shape;
+  *out = NULL;
+  cl_f16_guard *g = (cl_f16_guard *)calloc(1, sizeof *g);
+  if (!g)
+    return cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *g);
+  cf_status s = CF_OK;
+  cl_program prog = NULL;
+  cl_int err = clGetKernelInfo(fp16_kernel, CL_KERNEL_PROGRAM, sizeof prog, &prog, NULL);
+  if (err == CL_SUCCESS)
+    g->scale = clCreateKernel(prog, "cf_f16_scale_weights", &err);
+  if (err != CL_SUCCESS || !g->scale) {
+    g->scale = NULL;
+    s = cl_fail_op("clCreateKernel", err, "cf_f16_scale_weights");
+    goto fail;
+  }
+  char options[1024];
+  s = mma_options(st, spec, max_registers, rerun_switches, options, sizeof options);
+  if (s == CF_OK)
+    s = create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, &g->rerun);
+  if (s != CF_OK)
+    goto fail;
+  const size_t weights = (size_t)sh->k * (size_t)sh->gemm_k;
+  s = f16_buffer(st, weights * sizeof(float), "scaled weights", &g->scaled);
+  if (s == CF_OK)
+    s = f16_buffer(st, (size_t)sh->k * sizeof(float), "channel scales", &g->unscale);
+  if (s == CF_OK)
+    s = f16_buffer(st, sizeof(cl_uint), "range guard", &g->guard);
+  if (s != CF_OK)
+    goto fail;
+  const cl_int crs = (cl_int)sh->gemm_k;
+  err = clSetKernelArg(g->scale, 1, sizeof(cl_mem), &g->scaled);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(g->scale, 2, sizeof(cl_mem), &g->unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(g->scale, 3, sizeof(cl_int), &crs);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_f16_scale_weights");
+    goto fail;
+  }
+  g->scale_local = F16_SCALE_THREADS;
+  g->scale_global = (size_t)sh->k * F16_SCALE_THREADS;
+  *out = g;
+  return CF_OK;
+fail:
+  f16_guard_free(g);
+  return s;
+}
+
 /* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
  * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
  * known here (the build log that reports them is empty when the driver's cache serves the
@@ -1394,30 +1548,19 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
   int switches[CF_CL_SWITCHES];
   warn_refused_switches(cf_cl_mma_switches(sh, t, &st->forced_switches, switches), t);
-  /* Build options: the key of the program cache. The layout is all compile-time. */
   char options[1024];
-  int ok = cf_cl_mma_options(sh, t, epi, st->asm_kw, max_registers, switches, options,
-                             sizeof options);
-  size_t used = ok ? strlen(options) : 0;
-  if (ok && st->emulate_mma)
-    ok = cf_cl_opt_append(options, sizeof options, &used, "CFM_EMULATE", 1);
-  /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
-   * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
-  if (ok && st->nv_options && st->verbose) {
-    int n = snprintf(options + used, sizeof options - used, " -cl-nv-verbose");
-    ok = n > 0 && (size_t)n < sizeof options - used;
-    if (ok)
-      used += (size_t)n;
-  }
-  if (!ok)
-    return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
-                    sizeof options);
-
+  CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
   cl_kernel kernel = NULL;
   CF_CHECK(create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads,
                                  &kernel));
+  cl_f16_guard *f16 = NULL;
   cf_status s = CF_OK;
-  cl_int err = CL_SUCCESS;
+  if (switches[CF_CL_SWITCH_F16]) {
+    switches[CF_CL_SWITCH_F16] = 0; /* the rerun: the same program without fp16 */
+    s = f16_guard_make(st, spec, kernel, max_registers, switches, threads, &f16);
+    if (s != CF_OK)
+      goto fail;
+  }
 
   /* Persistent work-groups: MMA_GROUPS_PER_CU per compute unit, spread over the channel
    * tiles, never more than there are row tiles. */
@@ -1427,23 +1570,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (groups_m > t->grid_m)
     groups_m = t->grid_m;
 
-  /* Scalar arguments, set once: 4..16 ints, 17..20 the row-tile splitter's divisors (common/
-   * fastdiv.h: by q_tiles, then by P), 21 bias_shift, 22..29 op values. */
-  enum { N_INTS = 13, N_DIVS = 4 };
-  const cl_int ints[N_INTS] = {(cl_int)sh->c,      (cl_int)sh->h,        (cl_int)sh->w,
-                               (cl_int)sh->k,      (cl_int)sh->p,        (cl_int)sh->q,
-                               (cl_int)sh->stride_h, (cl_int)sh->pad_h,  (cl_int)sh->pad_w,
-                               (cl_int)sh->dil_h,  (cl_int)L.n_chunks,   (cl_int)q_tiles,
-                               (cl_int)t->grid_m};
-  const cf_fastdiv by_q_tiles = cf_fastdiv_make((int32_t)q_tiles);
-  const cf_fastdiv by_p = cf_fastdiv_make((int32_t)sh->p);
-  const cl_uint divs[N_DIVS] = {by_q_tiles.mul, by_q_tiles.shift, by_p.mul, by_p.shift};
-  for (cl_uint i = 0; err == CL_SUCCESS && i < N_INTS; ++i)
-    err = clSetKernelArg(kernel, 4 + i, sizeof(cl_int), &ints[i]);
-  for (cl_uint i = 0; err == CL_SUCCESS && i < N_DIVS; ++i)
-    err = clSetKernelArg(kernel, 4 + N_INTS + i, sizeof(cl_uint), &divs[i]);
-  if (err == CL_SUCCESS)
-    err = set_epilogue_args(kernel, 4 + N_INTS + N_DIVS, epi);
+  cl_int err = mma_set_scalar_args(kernel, sh, t, epi, f16 ? f16->unscale : NULL,
+                                   f16 ? f16->guard : NULL);
+  if (err == CL_SUCCESS && f16)
+    err = mma_set_scalar_args(f16->rerun, sh, t, epi, NULL, f16->guard);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_conv2d_mma scalar argument");
     goto fail;
@@ -1451,12 +1581,16 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
 
   const size_t local[2] = {(size_t)threads, 1};
   const size_t global[2] = {(size_t)groups_m * (size_t)threads, (size_t)t->grid_n};
-  s = compiled_make(kernel, split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)", local,
-                    global, sh->has_bias, compiled);
-  if (s == CF_OK)
+  const char *name = f16 ? (split ? "cf_conv2d_mma (fp16 pairs)" : "cf_conv2d_mma (fp16)")
+                         : (split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)");
+  s = compiled_make(kernel, name, local, global, sh->has_bias, compiled);
+  if (s == CF_OK) {
+    ((cl_compiled *)*compiled)->f16 = f16;
     return CF_OK;
+  }
 
 fail:
+  f16_guard_free(f16);
   clReleaseKernel(kernel);
   return s;
 }
@@ -1580,32 +1714,28 @@ static void cl_plan_release(void *state_, void *compiled) {
   cl_compiled *c = (cl_compiled *)compiled;
   if (!c)
     return;
+  f16_guard_free(c->f16);
   clReleaseKernel(c->kernel);
   free(c);
 }
 
-/* Sets the buffer arguments and enqueues one launch (event optional). */
-static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const void *weight,
-                         const void *bias, void *output, cl_event *event) {
-  cl_mem in = (cl_mem)input, wt = (cl_mem)weight, out = (cl_mem)output;
-  /* Without bias the kernel never reads argument 2; pass a valid buffer anyway. */
-  cl_mem b = c->has_bias ? (cl_mem)bias : in;
-  if (c->has_bias && !b)
-    return cf_error(CF_ERR_INTERNAL, "opencl: the plan has a bias but no bias buffer was given");
-  cl_int err = clSetKernelArg(c->kernel, 0, sizeof(cl_mem), &in);
+/* Sets kernel's buffer arguments and enqueues it on c's geometry (event optional). */
+static cf_status enqueue_kernel(cl_state *st, const cl_compiled *c, cl_kernel kernel,
+                                const char *name, cl_mem in, cl_mem wt, cl_mem b, cl_mem out,
+                                cl_event *event) {
+  cl_int err = clSetKernelArg(kernel, 0, sizeof(cl_mem), &in);
   if (err == CL_SUCCESS)
-    err = clSetKernelArg(c->kernel, 1, sizeof(cl_mem), &wt);
+    err = clSetKernelArg(kernel, 1, sizeof(cl_mem), &wt);
   if (err == CL_SUCCESS)
-    err = clSetKernelArg(c->kernel, 2, sizeof(cl_mem), &b);
+    err = clSetKernelArg(kernel, 2, sizeof(cl_mem), &b);
   if (err == CL_SUCCESS)
-    err = clSetKernelArg(c->kernel, 3, sizeof(cl_mem), &out);
+    err = clSetKernelArg(kernel, 3, sizeof(cl_mem), &out);
   if (err != CL_SUCCESS)
     return cl_fail(CF_ERR_DEVICE, "clSetKernelArg", err, "buffer argument");
-  err = clEnqueueNDRangeKernel(st->queue, c->kernel, 2, NULL, c->global, c->local, 0, NULL,
-                               event);
+  err = clEnqueueNDRangeKernel(st->queue, kernel, 2, NULL, c->global, c->local, 0, NULL, event);
   if (err != CL_SUCCESS) {
     char ctx[160];
-    snprintf(ctx, sizeof ctx, "%s, global %zu x %zu, local %zu x %zu", c->name, c->global[0],
+    snprintf(ctx, sizeof ctx, "%s, global %zu x %zu, local %zu x %zu", name, c->global[0],
              c->global[1], c->local[0], c->local[1]);
     return cl_fail(err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY
                        ? CF_ERR_OUT_OF_MEMORY
@@ -1615,49 +1745,97 @@ static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const 
   return CF_OK;
 }
 
+/* An fp16 plan's launch (cl_f16_guard): the weights scaled, the guard cleared, the fp16
+ * kernel, the rerun. first / last (optional): the first and the last command's events. */
+static cf_status enqueue_guarded(cl_state *st, const cl_compiled *c, cl_mem in, cl_mem wt,
+                                 cl_mem b, cl_mem out, cl_event *first, cl_event *last) {
+  const cl_f16_guard *g = c->f16;
+  cl_int err = clSetKernelArg(g->scale, 0, sizeof(cl_mem), &wt);
+  if (err != CL_SUCCESS)
+    return cl_fail(CF_ERR_DEVICE, "clSetKernelArg", err, "cf_f16_scale_weights' weights");
+  err = clEnqueueNDRangeKernel(st->queue, g->scale, 1, NULL, &g->scale_global, &g->scale_local,
+                               0, NULL, first);
+  if (err != CL_SUCCESS)
+    return cl_fail_op("clEnqueueNDRangeKernel", err, "cf_f16_scale_weights");
+  const cl_uint zero = 0;
+  err = clEnqueueFillBuffer(st->queue, g->guard, &zero, sizeof zero, 0, sizeof zero, 0, NULL,
+                            NULL);
+  if (err != CL_SUCCESS)
+    return cl_fail_op("clEnqueueFillBuffer", err, "clearing the fp16 kernel's range guard");
+  CF_CHECK(enqueue_kernel(st, c, c->kernel, c->name, in, g->scaled, b, out, NULL));
+  return enqueue_kernel(st, c, g->rerun, "cf_conv2d_mma (the fp16 plan's rerun)", in, wt, b,
+                        out, last);
+}
+
+/* Enqueues the plan's commands: one kernel, or an fp16 plan's four. first / last (optional,
+ * together): events of the first and the last command (the same event for one kernel, then
+ * retained twice). */
+static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const void *weight,
+                         const void *bias, void *output, cl_event *first, cl_event *last) {
+  cl_mem in = (cl_mem)input, wt = (cl_mem)weight, out = (cl_mem)output;
+  /* Without bias the kernel never reads argument 2; pass a valid buffer anyway. */
+  cl_mem b = c->has_bias ? (cl_mem)bias : in;
+  if (c->has_bias && !b)
+    return cf_error(CF_ERR_INTERNAL, "opencl: the plan has a bias but no bias buffer was given");
+  if (c->f16)
+    return enqueue_guarded(st, c, in, wt, b, out, first, last);
+  CF_CHECK(enqueue_kernel(st, c, c->kernel, c->name, in, wt, b, out, last));
+  if (first) {
+    *first = *last;
+    clRetainEvent(*first);
+  }
+  return CF_OK;
+}
+
 static cf_status cl_plan_launch(void *state_, void *compiled, const void *input,
                                 const void *weight, const void *bias, void *output) {
   cl_state *st = (cl_state *)state_;
-  CF_CHECK(enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, NULL));
+  CF_CHECK(enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, NULL, NULL));
   cl_int err = clFlush(st->queue);
   if (err != CL_SUCCESS)
     return cl_fail_op("clFlush", err, NULL);
   return CF_OK;
 }
 
+/* A finished command's status and its profiling time stamp `which`. */
+static cf_status event_time(cl_event ev, cl_profiling_info which, const char *name,
+                            cl_ulong *stamp) {
+  cl_int status = CL_COMPLETE;
+  cl_int err =
+      clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+  if (err != CL_SUCCESS)
+    return cl_fail(CF_ERR_DEVICE, "clGetEventInfo", err, "CL_EVENT_COMMAND_EXECUTION_STATUS");
+  if (status < 0)
+    return cl_fail_op("kernel execution", status, name);
+  err = clGetEventProfilingInfo(ev, which, sizeof *stamp, stamp, NULL);
+  if (err != CL_SUCCESS)
+    return cl_fail(CF_ERR_DEVICE, "clGetEventProfilingInfo", err, NULL);
+  return CF_OK;
+}
+
+/* The plan's commands timed from the first one's start to the last one's end. */
 static cf_status cl_plan_launch_timed(void *state_, void *compiled, const void *input,
                                       const void *weight, const void *bias, void *output,
                                       double *device_ms) {
   cl_state *st = (cl_state *)state_;
-  cl_event ev = NULL;
-  CF_CHECK(enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, &ev));
-  cf_status s = CF_OK;
-  cl_int status = CL_COMPLETE;
+  const char *name = ((cl_compiled *)compiled)->name;
+  cl_event first = NULL, last = NULL;
   cl_ulong t0 = 0, t1 = 0;
-  cl_int err = clWaitForEvents(1, &ev);
-  if (err != CL_SUCCESS) {
-    s = cl_fail_op("clWaitForEvents", err, ((cl_compiled *)compiled)->name);
-    goto done;
+  cf_status s = enqueue(st, (cl_compiled *)compiled, input, weight, bias, output, &first, &last);
+  if (s == CF_OK) {
+    cl_int err = clWaitForEvents(1, &last);
+    s = err == CL_SUCCESS ? CF_OK : cl_fail_op("clWaitForEvents", err, name);
   }
-  err = clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
-  if (err != CL_SUCCESS) {
-    s = cl_fail(CF_ERR_DEVICE, "clGetEventInfo", err, "CL_EVENT_COMMAND_EXECUTION_STATUS");
-    goto done;
-  }
-  if (status < 0) {
-    s = cl_fail_op("kernel execution", status, ((cl_compiled *)compiled)->name);
-    goto done;
-  }
-  err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL);
-  if (err == CL_SUCCESS)
-    err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL);
-  if (err != CL_SUCCESS) {
-    s = cl_fail(CF_ERR_DEVICE, "clGetEventProfilingInfo", err, NULL);
-    goto done;
-  }
-  *device_ms = t1 > t0 ? (double)(t1 - t0) * 1e-6 : 0.0;
-done:
-  clReleaseEvent(ev);
+  if (s == CF_OK)
+    s = event_time(first, CL_PROFILING_COMMAND_START, name, &t0);
+  if (s == CF_OK)
+    s = event_time(last, CL_PROFILING_COMMAND_END, name, &t1);
+  if (s == CF_OK)
+    *device_ms = t1 > t0 ? (double)(t1 - t0) * 1e-6 : 0.0;
+  if (first)
+    clReleaseEvent(first);
+  if (last)
+    clReleaseEvent(last);
   return s;
 }
 
