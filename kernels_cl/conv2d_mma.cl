@@ -373,6 +373,20 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #define CFM_A_SHIFT 0
 #endif
 #define CFM_A_SCALE ((float)(1 << CFM_A_SHIFT))
+/* fp16 weights, packed per chunk row by cf_f16_scale_weights so that the TF32 fragment loads
+ * (words kb + t and kb + t + 4 of channel g's row, CFM_LOAD_B) give the m16n8k16 B fragments:
+ * per block of 16 K values (the last may hold 8), word 4h + t of a fragment set holds K values
+ * (8h + t, 8h + t + 4) of the block, the lower one in the lower half. One product: block j's
+ * set at word 8j (a tail block's h = 1 words past the row: never read). Pairs: block j's hi
+ * set at word 16j and its lo set at 16j + 8; a tail block's hi words at 16j + t, its lo words
+ * at 16j + 4 + t (one load gives both: the row has KCP words). Offsets stay multiples of 8,
+ * so the streamed weights' swizzle (CFM_W_COL) trades the same halves as in TF32. */
+#if CFM_SPLIT
+#define CFM_B16_HI(kb) (kb)
+#define CFM_B16_LO(kb) ((kb) + 8)
+#else
+#define CFM_B16_HI(kb) ((kb) / 2)
+#endif
 /* x is neither inf nor NaN (on the bits: no built-in needed) */
 #define CFM_FINITE(x) ((as_uint(x) & 0x7f800000u) != 0x7f800000u)
 
@@ -508,6 +522,17 @@ static inline void cfm_cp_async16(__local float *dst, __global const float *src,
 #define CFM_PRJ ((CFM_ROWS + CFM_WARPS - 1) / CFM_WARPS)   /* patch rows per warp */
 #define CFM_PCU ((CFM_PW + 31) / 32)                       /* patch columns per lane */
 #define CFM_WVEC (CFM_W16 ? 4 : 1) /* floats per streamed weight copy */
+/* Where value (or, fp16, word) k of chunk `chunk` of output channel ng comes from (the
+ * kernel's weight, K, crs and n_chunks), and whether it is there (else it is zero): the
+ * caller's [K][C*R*S] weights, or for fp16 the packed copy cf_f16_scale_weights wrote, chunk
+ * rows of KCP words (every word there, zeros included) */
+#if CFM_F16
+#define CFM_W_SRC_OK(ng, chunk, k) ((ng) < K)
+#define CFM_W_SRC(ng, chunk, k) (weight + ((long)(ng) * n_chunks + (chunk)) * CFM_KCP + (k))
+#else
+#define CFM_W_SRC_OK(ng, chunk, k) ((ng) < K && (k) < CFM_KC && (chunk) * CFM_KC + (k) < crs)
+#define CFM_W_SRC(ng, chunk, k) (weight + (long)(ng) * crs + (chunk) * CFM_KC + (k))
+#endif
 #define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
 #define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
 
@@ -617,9 +642,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   for (int nl = warp; nl < CFM_BN; nl += CFM_WARPS) {
     const int ng = n0 + nl;
     for (int j = lane; j < n_chunks * CFM_KCP; j += 32) {
-      const int chunk = j / CFM_KCP, k = j - chunk * CFM_KCP, kg = chunk * CFM_KC + k;
-      const int ok = ng < K && k < CFM_KC && kg < crs;
-      cfm_cp_async4(wres + nl * CFM_W_PITCH + j, ok ? weight + (long)ng * crs + kg : weight, ok);
+      const int chunk = j / CFM_KCP, k = j - chunk * CFM_KCP;
+      const int ok = CFM_W_SRC_OK(ng, chunk, k);
+      cfm_cp_async4(wres + nl * CFM_W_PITCH + j, ok ? CFM_W_SRC(ng, chunk, k) : weight, ok);
     }
   }
 #endif
@@ -779,13 +804,12 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
 #if !CFM_RESIDENT
       {
-        const int k0 = lchunk * CFM_KC;
 #pragma unroll
         for (int e0 = 0; e0 < CFM_BN * CFM_KCP / CFM_WVEC; e0 += CFM_THREADS) {
           const int e = e0 + tid, nl = e / (CFM_KCP / CFM_WVEC);
           const int k = (e - nl * (CFM_KCP / CFM_WVEC)) * CFM_WVEC;
-          const int ok = n0 + nl < K && k < CFM_KC && k0 + k < crs;
-          __global const float *src = ok ? weight + (long)(n0 + nl) * crs + k0 + k : weight;
+          const int ok = CFM_W_SRC_OK(n0 + nl, lchunk, k);
+          __global const float *src = ok ? CFM_W_SRC(n0 + nl, lchunk, k) : weight;
           __local float *dst = stage + CFM_PATCH_FLOATS + nl * CFM_W_PITCH + CFM_W_COL(nl, k);
           if ((CFM_BN * CFM_KCP / CFM_WVEC) % CFM_THREADS == 0 ||
               e < CFM_BN * CFM_KCP / CFM_WVEC) {
@@ -833,12 +857,13 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           part[i][j] = 0.0f;
 #endif
 #if CFM_F16
-      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), from those steps'
+      /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), A from those steps'
        * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
        * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
-       * order that A and B share is right). KCP % 16 == 8 leaves one m16n8k8 .f16 at the end.
-       * For 3xTF32's accuracy, pairs (hi, lo) and three products into part, as the TF32 split
-       * does. */
+       * order that A and B share is right). B comes packed in that order (CFM_B16_WORD), by
+       * the TF32 fragment loads at the word offsets CFM_B16_HI / CFM_B16_LO: no conversion in
+       * the k-loop. KCP % 16 == 8 leaves one m16n8k8 .f16 at the end. For 3xTF32's accuracy,
+       * pairs (hi, lo) and three products into part, as the TF32 split does. */
 #if CFM_SPLIT
 #define CFM_F16_SUM part
 #define CFM_F16_PACK(hi, lo, x0, x1) cfm_f16x2_split(x0, x1, &(hi), &(lo))
@@ -869,12 +894,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
             CFM_F16_PACK_A(ahi[mi][2 * h + 1], alo[mi][2 * h + 1],
                            patch[ko0 + (m + 8) * CFM_SW], patch[ko1 + (m + 8) * CFM_SW]);
           }
-          uint b[CFM_NI][2];
-          CFM_LOAD_B(b, kb + 8 * h);
-#pragma unroll
-          for (int ni = 0; ni < CFM_NI; ++ni)
-            CFM_F16_PACK(bhi[ni][h], blo[ni][h], as_float(b[ni][0]), as_float(b[ni][1]));
         }
+        CFM_LOAD_B(bhi, CFM_B16_HI(kb));
+#if CFM_SPLIT
+        CFM_LOAD_B(blo, CFM_B16_LO(kb));
+#endif
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
@@ -912,11 +936,16 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           CFM_F16_PACK_A(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
                          four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
         }
+        /* the packed tail: word t (hi) and, pairs, word 4 + t (lo) of its block */
         uint b[CFM_NI][2];
-        CFM_LOAD_B(b, kb);
+        CFM_LOAD_B(b, CFM_B16_HI(kb));
 #pragma unroll
-        for (int ni = 0; ni < CFM_NI; ++ni)
-          CFM_F16_PACK(bhi[ni], blo[ni], as_float(b[ni][0]), four ? 0.0f : as_float(b[ni][1]));
+        for (int ni = 0; ni < CFM_NI; ++ni) {
+          bhi[ni] = b[ni][0];
+#if CFM_SPLIT
+          blo[ni] = b[ni][1];
+#endif
+        }
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
@@ -1133,19 +1162,27 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #if CFM_F16
 /* fp16 products: each output channel's weights (weight [K][crs]) times the power of two 2^e
  * that brings its largest |w| into [2^14, 2^15), so that hi and lo stay normal fp16 numbers
- * down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14), into scaled; the
+ * down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14), rounded to fp16
+ * (pairs: hi and lo) and packed as the k-loop reads them (CFM_B16_HI), into packed: per
+ * channel n_chunks rows of KCP words, zero past the chunk's K values and past C*R*S; the
  * channel's 2^-(e + CFM_A_SHIFT) into unscale. e = 0 for a channel of zeros, with an inf, or
  * whose e would leave [-100, 60] (so 2^-e and the bias in scaled units stay normal floats).
  * NaN weights are skipped by the maximum and still give NaN sums (the guard then reruns).
  * One work-group of CFM_SCALE_THREADS per channel, every call: the weights may change. */
 #define CFM_SCALE_THREADS 64
+/* value k of chunk `chunk` of row w (zero past the chunk and past C*R*S), times scale */
+static inline float cfm_scaled_weight(__global const float *w, int chunk, int k, int crs,
+                                      float scale) {
+  const int kg = chunk * CFM_KC + k;
+  return k < CFM_KC && kg < crs ? w[kg] * scale : 0.0f;
+}
 __kernel __attribute__((reqd_work_group_size(CFM_SCALE_THREADS, 1, 1))) void
-cf_f16_scale_weights(__global const float *restrict weight, __global float *restrict scaled,
-                     __global float *restrict unscale, const int crs) {
+cf_f16_scale_weights(__global const float *restrict weight, __global uint *restrict packed,
+                     __global float *restrict unscale, const int crs, const int n_chunks) {
   __local uint top[CFM_SCALE_THREADS];
   const int tid = (int)get_local_id(0);
   __global const float *w = weight + (long)get_group_id(0) * crs;
-  __global float *ws = scaled + (long)get_group_id(0) * crs;
+  __global uint *row = packed + (long)get_group_id(0) * n_chunks * CFM_KCP;
   /* |w| on the bits: non-negative floats order as their bit patterns; NaN left out */
   uint m = 0u;
   for (int k = tid; k < crs; k += CFM_SCALE_THREADS) {
@@ -1164,8 +1201,27 @@ cf_f16_scale_weights(__global const float *restrict weight, __global float *rest
   const int e = 14 - ((int)(m >> 23) - 127);
   const int ok = m != 0u && m < 0x7f800000u && m >= 0x00800000u && e >= -100 && e <= 60;
   const float scale = ok ? as_float((uint)(e + 127) << 23) : 1.0f;
-  for (int k = tid; k < crs; k += CFM_SCALE_THREADS)
-    ws[k] = w[k] * scale;
+  for (int i = tid; i < n_chunks * CFM_KCP; i += CFM_SCALE_THREADS) {
+    const int chunk = i / CFM_KCP, p = i - chunk * CFM_KCP;
+#if CFM_SPLIT
+    /* a block's hi set, then its lo set; a tail block's (8 K values) hi and lo words */
+    const int block = p / 16, r = p % 16, full = 16 * block + 16 <= CFM_KCP;
+    const int lo = full ? r / 8 : r / 4, h = full ? (r / 4) % 2 : 0;
+#else
+    const int block = p / 8, r = p % 8, h = r / 4;
+    const int lo = p >= CFM_KCP / 2; /* past the one product's words: zero */
+#endif
+    const int k = 16 * block + 8 * h + r % 4;
+    const float x0 = cfm_scaled_weight(w, chunk, k, crs, scale);
+    const float x1 = cfm_scaled_weight(w, chunk, k + 4, crs, scale);
+#if CFM_SPLIT
+    uint whi, wlo;
+    cfm_f16x2_split(x0, x1, &whi, &wlo);
+    row[i] = lo ? wlo : whi;
+#else
+    row[i] = lo ? 0u : cfm_f16x2(x0, x1);
+#endif
+  }
   if (tid == 0)
     unscale[get_group_id(0)] = as_float((uint)(127 - (ok ? e : 0) - CFM_A_SHIFT) << 23);
 }

@@ -36,7 +36,8 @@ typedef struct emulated_case {
  * plain stores, whole unroll and one chunk in TF32; sector-aligned stores, the k-loop by two,
  * ldmatrix on resident weights and 64-bit offsets in 3xTF32). The two K chunks again on fp16
  * tensor cores (f16=1: a chunk of 36 K values as two m16n8k16 and an m16n8k8 with half its K
- * zero), both maths. */
+ * zero), both maths, and T0's swizzled weights on them (packed fp16 words, the swizzle's
+ * halves unchanged). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -58,6 +59,8 @@ static const emulated_case cases[] = {
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1"},
     {"two K chunks, fp16 pairs",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1"},
+    {"T0, swizzled streamed weights, fp16 products",
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
@@ -119,9 +122,10 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
   }
 }
 
-/* ---- fp16 plans' weight scales, input pre-scale and range guard (conv2d_mma.cl, CFM_F16),
- * on the two-chunk shape above, both maths, each run by an f16=1 and an f16=0 context on the
- * same data:
+/* ---- fp16 plans' packed weights, weight scales, input pre-scale and range guard
+ * (conv2d_mma.cl, CFM_F16), on the two-chunk shape above (streamed weights, ldmatrix) and the
+ * odd width (resident weights, scalar B loads; DESIGN inputs and x 1e5 only), both maths, each
+ * run by an f16=1 and an f16=0 context on the same data:
  *   inputs x 1e5: the fp16 sums are not finite, so the guard must rerun the whole launch on
  *     TF32 / 3xTF32: the output is bit-identical to the f16=0 plan's (finite, within the
  *     contract's relative L2; per element such sums cancel below any fp32 atol);
@@ -134,19 +138,25 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
 
 typedef enum f16_data { F16_PAST_RANGE, F16_PAST_SCALED_RANGE, F16_DESIGN, F16_SMALL } f16_data;
 
-static cf_context *open_with_f16(int f16) {
+static cf_context *open_with_f16(int f16, const char *tile) {
   setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
   setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
-  setenv("CONVFUSE_TILE", "2", 1);
+  if (tile)
+    setenv("CONVFUSE_TILE", tile, 1);
+  else
+    unsetenv("CONVFUSE_TILE");
   setenv("CONVFUSE_OPENCL_SWITCHES", f16 ? "f16=1" : "f16=0", 1);
   return tu_open_or_skip(CF_BACKEND_OPENCL);
 }
 
-static void run_f16_case(cf_context *with, cf_context *without, cf_math math, f16_data data,
-                         uint64_t seed) {
+static void run_f16_case(cf_context *with, cf_context *without, const cf_conv2d_desc *desc,
+                         cf_math math, f16_data data, uint64_t seed) {
   static const char *const names[] = {"inputs x 1e5", "inputs x 2000", "DESIGN inputs",
                                       "inputs, weights x 1e-3"};
-  const cf_conv2d_desc d = {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+  const cf_conv2d_desc d = *desc;
+  char shape[128], what[192];
+  tu_describe_desc(&d, shape, sizeof shape);
+  snprintf(what, sizeof what, "%s, %s", names[data], shape);
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   tu_problem pb;
   tu_problem_init(&pb, &d, ops, 2, math, TU_DIST_RAND, seed);
@@ -166,13 +176,13 @@ static void run_f16_case(cf_context *with, cf_context *without, cf_math math, f1
   tu_repro_line("opencl", &pb, line, sizeof line);
   const char *where = "";
   cf_status s = tu_run_on_context(without, &pb, &where);
-  cr_assert(s == CF_OK, "[%s, %s] f16=0: %s failed: %s\n  %s", names[data], tu_math_name(math),
+  cr_assert(s == CF_OK, "[%s, %s] f16=0: %s failed: %s\n  %s", what, tu_math_name(math),
             where, cf_last_error(), line);
   float *plain = malloc(pb.n_out * sizeof *plain);
   cr_assert(plain != NULL);
   memcpy(plain, pb.output, pb.n_out * sizeof *plain);
   s = tu_run_on_context(with, &pb, &where);
-  cr_assert(s == CF_OK, "[%s, %s] f16=1: %s failed: %s\n  %s", names[data], tu_math_name(math),
+  cr_assert(s == CF_OK, "[%s, %s] f16=1: %s failed: %s\n  %s", what, tu_math_name(math),
             where, cf_last_error(), line);
   size_t differ = 0;
   for (size_t i = 0; i < pb.n_out; ++i)
@@ -183,34 +193,44 @@ static void run_f16_case(cf_context *with, cf_context *without, cf_math math, f1
   double atol, rtol, rel_l2_max;
   tu_tolerance(math, &atol, &rtol, &rel_l2_max);
   cr_log_info("[%s, %s] fp16 plan: %zu of %zu outputs differ from the f16=0 plan's; max abs "
-              "error %.3g, rel L2 %.3g", names[data], tu_math_name(math), differ, pb.n_out,
+              "error %.3g, rel L2 %.3g", what, tu_math_name(math), differ, pb.n_out,
               res.max_abs_err, res.rel_l2);
   if (data == F16_PAST_RANGE || data == F16_PAST_SCALED_RANGE) {
     cr_expect(differ == 0, "[%s, %s] %zu outputs differ from the TF32 / 3xTF32 plan's: the "
-              "range guard did not rerun the launch\n  %s", names[data], tu_math_name(math),
+              "range guard did not rerun the launch\n  %s", what, tu_math_name(math),
               differ, line);
     cr_expect(res.n_nan_bad == 0 && res.rel_l2 <= rel_l2_max,
               "[%s, %s] %lld outputs NaN or inf where the reference is finite, relative L2 "
-              "%.3g (contract %.0e)\n  %s", names[data], tu_math_name(math),
+              "%.3g (contract %.0e)\n  %s", what, tu_math_name(math),
               (long long)res.n_nan_bad, res.rel_l2, rel_l2_max, line);
   } else {
     cr_expect(differ > 0, "[%s, %s] the fp16 plan's output is the TF32 / 3xTF32 plan's: the "
-              "range guard reran a launch within fp16's range\n  %s", names[data],
+              "range guard reran a launch within fp16's range\n  %s", what,
               tu_math_name(math), line);
-    cr_expect(res.ok, "[%s, %s] %s\n  %s", names[data], tu_math_name(math), res.summary, line);
+    cr_expect(res.ok, "[%s, %s] %s\n  %s", what, tu_math_name(math), res.summary, line);
   }
   tu_problem_free(&pb);
 }
 
 Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
      .timeout = 900) {
-  cf_context *with = open_with_f16(1);
-  cf_context *without = open_with_f16(0);
+  const struct {
+    cf_conv2d_desc desc;
+    const char *tile;
+    int all_data; /* else DESIGN inputs and x 1e5 only */
+  } shapes[2] = {{{2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", 1},
+                 {{1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, 0}};
   const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
-  for (int mi = 0; mi < 2; ++mi)
-    for (int data = F16_PAST_RANGE; data <= F16_SMALL; ++data)
-      if (data == F16_PAST_RANGE || data == F16_DESIGN || maths[mi] == CF_MATH_FP32)
-        run_f16_case(with, without, maths[mi], (f16_data)data, 0xf16c0 + 16 * mi + data);
-  cf_context_destroy(with);
-  cf_context_destroy(without);
+  for (int si = 0; si < 2; ++si) {
+    cf_context *with = open_with_f16(1, shapes[si].tile);
+    cf_context *without = open_with_f16(0, shapes[si].tile);
+    for (int mi = 0; mi < 2; ++mi)
+      for (int data = F16_PAST_RANGE; data <= F16_SMALL; ++data)
+        if (data == F16_PAST_RANGE || data == F16_DESIGN ||
+            (shapes[si].all_data && maths[mi] == CF_MATH_FP32))
+          run_f16_case(with, without, &shapes[si].desc, maths[mi], (f16_data)data,
+                       0xf16c0 + 64 * si + 16 * mi + data);
+    cf_context_destroy(with);
+    cf_context_destroy(without);
+  }
 }

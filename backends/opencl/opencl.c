@@ -368,7 +368,8 @@ typedef struct cl_state {
 } cl_state;
 
 /* An fp16 tensor-core plan's companions (kernels_cl/conv2d_mma.cl, CFM_F16): every call
- * scales the weights per channel into `scaled` (2^-e into `unscale`), clears the guard word,
+ * scales the weights per channel and packs them as fp16 words into `scaled` (2^-e into
+ * `unscale`), clears the guard word,
  * runs the fp16 kernel on the scaled copy and then `rerun`, the same tile's TF32 / 3xTF32
  * program on the caller's weights, which returns at once unless the fp16 kernel set the word
  * (a sum past fp16's range, or inf / NaN). */
@@ -1456,20 +1457,24 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
     s = create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, &g->rerun);
   if (s != CF_OK)
     goto fail;
-  const size_t weights = (size_t)sh->k * (size_t)sh->gemm_k;
-  s = f16_buffer(st, weights * sizeof(float), "scaled weights", &g->scaled);
+  /* the weights packed as fp16 words, per channel n_chunks rows of KCP (conv2d_mma.cl) */
+  const cf_mma_layout L = cf_plan_mma_layout(sh, &spec->tiles);
+  const size_t words = (size_t)sh->k * (size_t)L.n_chunks * (size_t)L.kcp;
+  s = f16_buffer(st, words * sizeof(cl_uint), "packed weights", &g->scaled);
   if (s == CF_OK)
     s = f16_buffer(st, (size_t)sh->k * sizeof(float), "channel scales", &g->unscale);
   if (s == CF_OK)
     s = f16_buffer(st, sizeof(cl_uint), "range guard", &g->guard);
   if (s != CF_OK)
     goto fail;
-  const cl_int crs = (cl_int)sh->gemm_k;
+  const cl_int crs = (cl_int)sh->gemm_k, n_chunks = (cl_int)L.n_chunks;
   err = clSetKernelArg(g->scale, 1, sizeof(cl_mem), &g->scaled);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(g->scale, 2, sizeof(cl_mem), &g->unscale);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(g->scale, 3, sizeof(cl_int), &crs);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(g->scale, 4, sizeof(cl_int), &n_chunks);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_f16_scale_weights");
     goto fail;
