@@ -68,8 +68,10 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
    * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it) */
   sw[CF_CL_SWITCH_OFF32] =
       !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
-  /* products on fp16 tensor cores: an experiment, forced only (not measured; no range guard:
-   * inputs and weights past fp16's 65504 would give inf, conv2d_mma.cl's CFM_F16) */
+  /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
+   * call, a range guard with a TF32 / 3xTF32 rerun): forced only until measured in that form
+   * (bench/NOTES.md v53; before the guard and the packing, H200: mish-mish fp32 11.0 -> 9.1 ms,
+   * tf32 4.75 -> 4.78, sub-sub-mish fp32 1.60 -> 1.89) */
   sw[CF_CL_SWITCH_F16] = 0;
 
   unsigned refused = 0;
