@@ -303,6 +303,11 @@ static void describe_plan(cf_plan *plan) {
              t->block_k,
              t->warp_m, t->warp_n, t->threads, t->stages, (long long)t->grid_m,
              (long long)t->grid_n, t->shared_bytes, math, chain, t->why);
+  const cf_backend_iface *iface = plan->ctx->iface;
+  const char *detail = iface->plan_detail ? iface->plan_detail(plan->compiled) : NULL;
+  const size_t used = strlen(plan->description);
+  if (detail && *detail && used < sizeof plan->description)
+    snprintf(plan->description + used, sizeof plan->description - used, " | %s", detail);
 }
 
 cf_status cf_plan_create(cf_context *ctx, const cf_conv2d_desc *desc, const cf_op *ops,

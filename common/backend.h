@@ -50,6 +50,11 @@ typedef struct cf_backend_iface {
   cf_status (*plan_launch_timed)(void *state, void *compiled, const void *input,
                                  const void *weight, const void *bias, void *output,
                                  double *device_ms);
+
+  /* Optional (may be NULL): what the compiled plan runs beyond the planner's description (the
+   * fp16 products' range guard and rerun, a backend's own switches), a short phrase that
+   * cf_plan_describe appends; NULL or "" for nothing. */
+  const char *(*plan_detail)(const void *compiled);
 } cf_backend_iface;
 
 /* The compiled-in backends. Each returns NULL when its backend is not compiled in. */

@@ -174,6 +174,16 @@ static void run_f16_case(cf_context *with, cf_context *without, const cf_conv2d_
   }
   char line[512];
   tu_repro_line("opencl", &pb, line, sizeof line);
+  /* the description says which plan runs fp16 behind the guard */
+  for (int f16 = 0; f16 < 2 && data == F16_DESIGN; ++f16) {
+    cf_plan *plan = NULL;
+    cr_assert(cf_plan_create(f16 ? with : without, &d, ops, 2, math, &plan) == CF_OK, "%s",
+              cf_last_error());
+    const char *says = strstr(cf_plan_describe(plan), "range guard");
+    cr_expect((says != NULL) == f16, "[%s, %s] f16=%d: %s", what, tu_math_name(math), f16,
+              cf_plan_describe(plan));
+    cf_plan_destroy(plan);
+  }
   const char *where = "";
   cf_status s = tu_run_on_context(without, &pb, &where);
   cr_assert(s == CF_OK, "[%s, %s] f16=0: %s failed: %s\n  %s", what, tu_math_name(math),

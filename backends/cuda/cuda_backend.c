@@ -309,6 +309,7 @@ static const cf_backend_iface cuda_iface = {
     .plan_launch = cf_cuda_plan_launch,
     .synchronize = cuda_synchronize,
     .plan_launch_timed = cf_cuda_plan_launch_timed,
+    .plan_detail = cf_cuda_plan_detail,
 };
 
 const cf_backend_iface *cf_backend_cuda(void) { return &cuda_iface; }

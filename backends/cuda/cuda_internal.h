@@ -35,5 +35,6 @@ cf_status cf_cuda_plan_launch(void *state, void *compiled, const void *input,
 cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *input,
                                     const void *weight, const void *bias, void *output,
                                     double *device_ms);
+const char *cf_cuda_plan_detail(const void *compiled);
 
 #endif

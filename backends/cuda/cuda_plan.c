@@ -556,3 +556,13 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
   *device_ms = (double)ms;
   return CF_OK;
 }
+
+/* The fp16 plans' range guard (the planner's description names the fp16 products). */
+const char *cf_cuda_plan_detail(const void *compiled) {
+  const cuda_plan *p = compiled;
+  if (!p->range_guard)
+    return NULL;
+  return p->spec.tiles.variant == CF_KERNEL_MMA_3XTF32
+             ? "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6)"
+             : "cuda: range guard with a TF32 rerun";
+}

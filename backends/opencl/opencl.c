@@ -386,6 +386,7 @@ typedef struct cl_compiled {
   size_t global[2], local[2];
   int has_bias;
   cl_f16_guard *f16; /* NULL but for an fp16 plan */
+  const char *detail; /* cf_plan_describe's addition (cl_plan_detail), or NULL */
 } cl_compiled;
 
 /* The plan's compiled state: takes kernel (the caller releases it on failure). */
@@ -1590,7 +1591,13 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                          : (split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)");
   s = compiled_make(kernel, name, local, global, sh->has_bias, compiled);
   if (s == CF_OK) {
-    ((cl_compiled *)*compiled)->f16 = f16;
+    cl_compiled *c = (cl_compiled *)*compiled;
+    c->f16 = f16;
+    if (f16)
+      c->detail = split ? "opencl: fp16 pairs (f16=1: weights scaled and packed per call, "
+                          "inputs x 2^6), range guard with a 3xTF32 rerun"
+                        : "opencl: one fp16 product (f16=1: weights scaled and packed per "
+                          "call), range guard with a TF32 rerun";
     return CF_OK;
   }
 
@@ -1846,6 +1853,10 @@ static cf_status cl_plan_launch_timed(void *state_, void *compiled, const void *
 
 static cf_status cl_synchronize(void *state_) { return cl_finish_checked((cl_state *)state_); }
 
+static const char *cl_plan_detail(const void *compiled) {
+  return ((const cl_compiled *)compiled)->detail;
+}
+
 static const cf_backend_iface cl_iface = {
     .kind = CF_BACKEND_OPENCL,
     /* what the backend implements; each context narrows it (cl_init: the tensor-core
@@ -1864,6 +1875,7 @@ static const cf_backend_iface cl_iface = {
     .plan_launch = cl_plan_launch,
     .synchronize = cl_synchronize,
     .plan_launch_timed = cl_plan_launch_timed,
+    .plan_detail = cl_plan_detail,
 };
 
 const cf_backend_iface *cf_backend_opencl(void) { return &cl_iface; }
