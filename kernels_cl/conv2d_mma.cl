@@ -387,6 +387,10 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #else
 #define CFM_B16_HI(kb) ((kb) / 2)
 #endif
+/* channel ch's 2^-e (2^-(e + CFM_A_SHIFT)); 1 past K, whose sums are zeros */
+static inline float cfm_unscale_of(__global const float *unscale, int ch, int K) {
+  return ch < K ? unscale[ch] : 1.0f;
+}
 /* x is neither inf nor NaN (on the bits: no built-in needed) */
 #define CFM_FINITE(x) ((as_uint(x) & 0x7f800000u) != 0x7f800000u)
 
@@ -601,9 +605,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #if CFM_EMULATE
   __local uint cfm_emu[6 * CFM_THREADS]; /* the mma fragments' meeting place */
 #endif
-#if CFM_F16
-  __local float unscale_sm[CFM_BN]; /* the channel tile's 2^-e (2^-(e + CFM_A_SHIFT)) */
-#else
+#if !CFM_F16
   (void)unscale;
 #endif
   __local float *wres = smem;                        /* resident weights (if any) */
@@ -649,11 +651,6 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   }
 #endif
 
-#if CFM_F16
-  for (int i = tid; i < CFM_BN; i += CFM_THREADS)
-    unscale_sm[i] = n0 + i < K ? unscale[n0 + i] : 1.0f;
-#endif
-
   /* The group's channel tile never changes: its bias (+ folded shift) is loaded once. */
   float bias_lane[CFM_NI][2];
 #pragma unroll
@@ -678,9 +675,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
    * 2t + j % 2; H200: sub-sub-mish tf32 1.20 -> 1.12 ms). 3xTF32 adds the bias in the epilogue:
    * started at the bias, sub-sub-mish fp32 went 1.59 -> 1.72 (bench/NOTES.md v52). */
 /* fp16: the sums come in each channel's scaled units; back to fp32's once per tile, before
- * the bias (pairs) and the guard's test */
+ * the bias (pairs) and the guard's test. The factors are read where used (cached loads, once
+ * per tile): a local copy would take local memory the planner's layout does not count. */
 #if CFM_F16
-#define CFM_UNSCALED(x, ni, j) ((x) * unscale_sm[n_warp + (ni) * 8 + 2 * t + (j)])
+#define CFM_UNSCALED(x, ni, j)                                                                  \
+  ((x) * cfm_unscale_of(unscale, n0 + n_warp + (ni) * 8 + 2 * t + (j), K))
 #define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
 #else
 #define CFM_UNSCALED(x, ni, j) (x)
