@@ -859,10 +859,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       /* fp16 products: one m16n8k16 per two TF32 k-steps (kb, kb + 8), A from those steps'
        * fragment loads: lane (g, t)'s fp16 K slots 2t, 2t + 1, 2t + 8, 2t + 9 take the K values
        * t, t + 4, 8 + t, 12 + t that its TF32 fragments hold (the mma sums over K, so any
-       * order that A and B share is right). B comes packed in that order (cf_f16_scale_weights), by
-       * the TF32 fragment loads at the word offsets CFM_B16_HI / CFM_B16_LO: no conversion in
-       * the k-loop. KCP % 16 == 8 leaves one m16n8k8 .f16 at the end. For 3xTF32's accuracy,
-       * pairs (hi, lo) and three products into part, as the TF32 split does. */
+       * order that A and B share is right). B comes packed in that order by
+       * cf_f16_scale_weights and arrives by the TF32 fragment loads at the word offsets
+       * CFM_B16_HI / CFM_B16_LO: no conversion in the k-loop. KCP % 16 == 8 leaves one m16n8k8
+       * .f16 at the end. For 3xTF32's accuracy, pairs (hi, lo) and three products into part,
+       * as the TF32 split does. */
 #if CFM_SPLIT
 #define CFM_F16_SUM part
 #define CFM_F16_PACK(hi, lo, x0, x1) cfm_f16x2_split(x0, x1, &(hi), &(lo))
