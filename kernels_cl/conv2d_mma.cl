@@ -924,9 +924,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
         const int kb = CFM_KCP - 8;
         const int ko0 = koff_lane[kb], ko1 = four ? 0 : koff_lane[kb + 4];
-        uint ahi[CFM_MI][2], bhi[CFM_NI];
+        uint ahi[CFM_MI][2];
 #if CFM_SPLIT
-        uint alo[CFM_MI][2], blo[CFM_NI];
+        uint alo[CFM_MI][2];
 #endif
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi) {
@@ -936,25 +936,18 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
           CFM_F16_PACK_A(ahi[mi][1], alo[mi][1], patch[ko0 + (m + 8) * CFM_SW],
                          four ? 0.0f : patch[ko1 + (m + 8) * CFM_SW]);
         }
-        /* the packed tail: word t (hi) and, pairs, word 4 + t (lo) of its block */
+        /* the packed tail: b[ni][0] word t (hi) and, pairs, b[ni][1] word 4 + t (lo) */
         uint b[CFM_NI][2];
         CFM_LOAD_B(b, CFM_B16_HI(kb));
-#pragma unroll
-        for (int ni = 0; ni < CFM_NI; ++ni) {
-          bhi[ni] = b[ni][0];
-#if CFM_SPLIT
-          blo[ni] = b[ni][1];
-#endif
-        }
 #pragma unroll
         for (int mi = 0; mi < CFM_MI; ++mi)
 #pragma unroll
           for (int ni = 0; ni < CFM_NI; ++ni) {
 #if CFM_SPLIT
-            CFM_MMA8H(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], bhi[ni]);
-            CFM_MMA8H(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], blo[ni]);
+            CFM_MMA8H(part[mi * CFM_NI + ni], alo[mi][0], alo[mi][1], b[ni][0]);
+            CFM_MMA8H(part[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], b[ni][1]);
 #endif
-            CFM_MMA8H(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], bhi[ni]);
+            CFM_MMA8H(CFM_F16_SUM[mi * CFM_NI + ni], ahi[mi][0], ahi[mi][1], b[ni][0]);
           }
       }
 #endif
@@ -1209,7 +1202,7 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
     const int lo = full ? r / 8 : r / 4, h = full ? (r / 4) % 2 : 0;
 #else
     const int block = p / 8, r = p % 8, h = r / 4;
-    const int lo = p >= CFM_KCP / 2; /* past the one product's words: zero */
+    const int past = p >= CFM_KCP / 2; /* past the one product's words: zero */
 #endif
     const int k = 16 * block + 8 * h + r % 4;
     const float x0 = cfm_scaled_weight(w, chunk, k, crs, scale);
@@ -1219,7 +1212,7 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
     cfm_f16x2_split(x0, x1, &whi, &wlo);
     row[i] = lo ? wlo : whi;
 #else
-    row[i] = lo ? 0u : cfm_f16x2(x0, x1);
+    row[i] = past ? 0u : cfm_f16x2(x0, x1);
 #endif
   }
   if (tid == 0)
