@@ -415,7 +415,7 @@ static void run_wide_grid(cf_backend b) {
 }
 
 /* ---- inputs past fp16's 65504: where CUDA's streamed tile runs on fp16 (one product for
- * tf32 by default, pairs for fp32 with CONVFUSE_F16=1; the tile forced here, CONVFUSE_TILE 6 /
+ * tf32, pairs for fp32, both by default and with CONVFUSE_F16=1; the tile forced here, CONVFUSE_TILE 6 /
  * 7) its range guard must rerun them on TF32 / 3xTF32. On every backend the output is finite
  * where the reference is and within the contract's relative L2 (per element, sums of 576
  * terms of ~1e5 cancel below any fp32 atol: `convfuse check --dist huge` scales it) ---- */

@@ -586,7 +586,7 @@ Test(env, tma_and_flat_switches_read_like_the_others) {
     }
 }
 
-/* ---- CONVFUSE_F16 (-1: the default, one fp16 product; 0: never; 1: pairs too) ---- */
+/* ---- CONVFUSE_F16 (-1: the default, fp16 for both maths; 0: never; 1: the default too) ---- */
 
 static void read_f16_env(void) { switch_value = cf_env_f16(); }
 

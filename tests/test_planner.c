@@ -916,7 +916,7 @@ Test(planner, wgmma_where_the_device_has_it_and_it_fits) {
             t.menu_index, t.weights_resident);
 }
 
-/* fp16 products (caps wg_f16: 1 by default, one product; 2 with CONVFUSE_F16=1, pairs too)
+/* fp16 products (caps wg_f16: 1 one product for tf32; 2, CUDA's default, pairs for fp32 too)
  * change only the streamed tiles: mish-mish tf32 on WG1 with one fp16 product per K value, fp32
  * (wg_f16 2) on WG2 with fp16 pairs, both with K padded to 16 (72 -> 80) and each stage's
  * weights in fp16 (128 x 80 halves, 64 x 80 x 2: less than TF32's 128 x 72 floats and 3xTF32's

@@ -69,10 +69,10 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
   sw[CF_CL_SWITCH_OFF32] =
       !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
   /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
-   * call, a range guard with a TF32 / 3xTF32 rerun): forced only until measured in that form
-   * (bench/NOTES.md v53; before the guard and the packing, H200: mish-mish fp32 11.0 -> 9.1 ms,
-   * tf32 4.75 -> 4.78, sub-sub-mish fp32 1.60 -> 1.89) */
-  sw[CF_CL_SWITCH_F16] = 0;
+   * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 with streamed weights
+   * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
+   * fp32 1.69 -> 1.93, tf32 1.11 -> 1.36) */
+  sw[CF_CL_SWITCH_F16] = split && !L.resident;
 
   unsigned refused = 0;
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
