@@ -302,3 +302,28 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
                 sw[CF_CL_SWITCH_OFF32] == 0,
             "32-bit offsets forced on an image past 2^31 elements");
 }
+
+/* The fp16 products (switch f16: scaled, packed weights and a range guard) are the default only
+ * where they were measured faster (H200, bench/NOTES.md v54): 3xTF32 with streamed weights
+ * (mish-mish fp32, as fp16 pairs); one TF32 product and resident weights stay on TF32. */
+Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32_with_streamed_weights) {
+  static const struct {
+    size_t shape;
+    cf_math math;
+    int want;
+  } cases[] = {
+      {0, CF_MATH_FP32, 0}, {0, CF_MATH_TF32, 0}, {1, CF_MATH_FP32, 1}, {1, CF_MATH_TF32, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    cf_conv_shape sh;
+    cf_tile_plan t;
+    int sw[CF_CL_SWITCHES];
+    h200_plan(cases[i].shape, cases[i].math, 0, &sh, &t);
+    const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+    cr_expect(cf_cl_mma_switches(&sh, &t, NULL, sw) == 0);
+    cr_expect(sw[CF_CL_SWITCH_F16] == cases[i].want,
+              "%s %s (%s, weights %s): f16 %d by default, want %d", shapes[cases[i].shape].name,
+              cases[i].math == CF_MATH_FP32 ? "fp32" : "tf32",
+              cf_kernel_variant_name(t.variant), L.resident ? "resident" : "streamed",
+              sw[CF_CL_SWITCH_F16], cases[i].want);
+  }
+}
