@@ -415,10 +415,11 @@ static void run_wide_grid(cf_backend b) {
 }
 
 /* ---- inputs past fp16's 65504: where CUDA's streamed tile runs on fp16 (one product for
- * tf32, pairs for fp32, both by default and with CONVFUSE_F16=1; the tile forced here, CONVFUSE_TILE 6 /
- * 7) its range guard must rerun them on TF32 / 3xTF32. On every backend the output is finite
- * where the reference is and within the contract's relative L2 (per element, sums of 576
- * terms of ~1e5 cancel below any fp32 atol: `convfuse check --dist huge` scales it) ---- */
+ * tf32, pairs for fp32, both by default and with CONVFUSE_F16=1; the tile forced here,
+ * CONVFUSE_TILE 6 / 7) its range guard must rerun them on TF32 / 3xTF32. On every backend the
+ * output is finite where the reference is and within the contract's relative L2 (per element,
+ * sums of 576 terms of ~1e5 cancel below any fp32 atol: `convfuse check --dist huge` scales
+ * it) ---- */
 
 static void run_past_fp16_range(cf_backend b) {
   const cf_conv2d_desc d = {1, 64, 6, 300, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1};
