@@ -1594,10 +1594,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     cl_compiled *c = (cl_compiled *)*compiled;
     c->f16 = f16;
     if (f16)
-      c->detail = split ? "opencl: fp16 pairs (f16=1: weights scaled and packed per call, "
-                          "inputs x 2^6), range guard with a 3xTF32 rerun"
-                        : "opencl: one fp16 product (f16=1: weights scaled and packed per "
-                          "call), range guard with a TF32 rerun";
+      c->detail = split ? "opencl: fp16 pairs (switch f16: weights scaled and packed per "
+                          "call, inputs x 2^6), range guard with a 3xTF32 rerun"
+                        : "opencl: one fp16 product (switch f16: weights scaled and packed "
+                          "per call), range guard with a TF32 rerun";
     return CF_OK;
   }
 
