@@ -55,6 +55,8 @@
  *                                           per-channel scaled copy cf_f16_scale_weights
  *                                           writes, unscale its 2^-e, and range_guard the
  *                                           word the kernel sets if any sum is not finite
+ *   -DCFM_RERUN=0/1                         the fp16 plan's TF32 / 3xTF32 rerun (CFM_F16=0):
+ *                                           returns at once unless range_guard is set
  *   -DCFM_OFF32=0/1                         one image's input and output, their channels
  *                                           rounded up to whole chunks and channel tiles,
  *                                           below 2^31 elements: offsets within an image are
@@ -68,8 +70,8 @@
  * Extents, coordinates and counters are int (host-checked); an image's first element is a long
  * offset, offsets within it are cfm_off.
  * The last two arguments serve the fp16 build's range guard: unscale (fp16 only) and
- * range_guard. A TF32 / 3xTF32 build given a range_guard is the fp16 plan's rerun: it returns
- * at once unless the word is set; given NULL (every other plan) it runs as always. */
+ * range_guard (fp16 and its rerun, CFM_RERUN); every other build ignores both, at compile
+ * time: a run-time NULL test cost plain mish-mish tf32 2.6% (bench/NOTES.md v54). */
 #ifdef CF_MMA_KERNEL
 
 #ifndef CFM_BM
@@ -365,6 +367,12 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #ifndef CFM_F16
 #define CFM_F16 0
 #endif
+#ifndef CFM_RERUN
+#define CFM_RERUN 0
+#endif
+#if CFM_RERUN && CFM_F16
+#error "CFM_RERUN is the TF32 / 3xTF32 rerun of an fp16 plan: build it with CFM_F16=0"
+#endif
 /* pairs' fixed input scale, 2^6: inputs past 1023.98 trip the guard (raw pixels up to 255
  * don't), inputs below 2^-9 keep an absolute 2^-31 (bench/NOTES.md v53) */
 #if CFM_F16 && CFM_SPLIT
@@ -595,10 +603,12 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
               const float epi_v4, const float epi_v5, const float epi_v6,
               const float epi_v7, __global const float *restrict unscale,
               __global uint *restrict range_guard) {
-#if !CFM_F16
+#if CFM_RERUN
   /* the fp16 plan's rerun: nothing to do unless its guard tripped */
-  if (range_guard != 0 && *range_guard == 0u)
+  if (*range_guard == 0u)
     return;
+#elif !CFM_F16
+  (void)range_guard;
 #endif
   __local float smem[CFM_SMEM_FLOATS] __attribute__((aligned(16)));
   __local int koff[CFM_KCP];

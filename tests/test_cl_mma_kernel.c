@@ -213,35 +213,45 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
             if (cf_cl_mma_switches(&sh, &t, &forced, sw) != 0)
               continue; /* this program cannot take it */
           }
-          char options[1024];
-          cr_assert(cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
-                    "%s: options do not fit", cs->name);
-          int dup = 0;
-          for (int j = 0; j < n_seen && !dup; ++j)
-            dup = strcmp(seen[j], options) == 0;
-          if (dup)
-            continue;
-          if (n_seen < 256)
-            strcpy(seen[n_seen++], options);
-          char log[4096];
-          const int rc = compile(&ts, options, log, sizeof log);
-          cr_expect(rc == 0,
-                    "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel does "
-                    "not compile with\n  %s\n%s",
-                    cs->name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32", force, t.block_m,
-                    t.block_n, t.warp_m, t.warp_n, options, log);
-          ++n_built;
+          /* an fp16 program comes with its TF32 / 3xTF32 rerun (f16 off, CFM_RERUN) */
+          const int with_rerun = sw[CF_CL_SWITCH_F16];
+          for (int rerun = 0; rerun <= with_rerun; ++rerun) {
+            if (rerun)
+              sw[CF_CL_SWITCH_F16] = 0;
+            char options[1024];
+            cr_assert(
+                cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
+                "%s: options do not fit", cs->name);
+            size_t used = strlen(options);
+            if (rerun)
+              cr_assert(cf_cl_opt_append(options, sizeof options, &used, "CFM_RERUN", 1));
+            int dup = 0;
+            for (int j = 0; j < n_seen && !dup; ++j)
+              dup = strcmp(seen[j], options) == 0;
+            if (dup)
+              continue;
+            if (n_seen < 256)
+              strcpy(seen[n_seen++], options);
+            char log[4096];
+            const int rc = compile(&ts, options, log, sizeof log);
+            cr_expect(rc == 0,
+                      "[%s, %s, CONVFUSE_TILE=%d: tile %dx%d warp %dx%d] the tensor-core kernel "
+                      "does not compile with\n  %s\n%s",
+                      cs->name, maths[m] == CF_MATH_TF32 ? "tf32" : "fp32", force, t.block_m,
+                      t.block_n, t.warp_m, t.warp_n, options, log);
+            ++n_built;
+          }
         }
   temp_source_remove(&ts);
   cr_log_info("%d distinct tensor-core builds compiled", n_built);
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
    * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps,
-   * swizzled weights, sector-aligned stores, offsets in 64 and in 32 bits */
+   * swizzled weights, sector-aligned stores, offsets in 64 and in 32 bits, fp16 and its rerun */
   const char *want[] = {"-DCFM_WM=64",         "-DCFM_WN=16",         "-DCFM_LDSM=1",
                         "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
                         "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
                         "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1", "-DCFM_OFF32=0",
-                        "-DCFM_OFF32=1"};
+                        "-DCFM_OFF32=1",       "-DCFM_F16=1",         "-DCFM_RERUN=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)

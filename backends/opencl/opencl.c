@@ -1433,7 +1433,8 @@ static cf_status f16_buffer(cl_state *st, size_t bytes, const char *what, cl_mem
 #define F16_SCALE_THREADS 64
 
 /* An fp16 plan's companions (cl_f16_guard): fp16_kernel's program also holds the weight
- * scaling kernel; rerun_switches are the plan's without fp16. */
+ * scaling kernel; rerun_switches are the plan's without fp16, built with CFM_RERUN (a program
+ * of its own: plain plans leave the guard's test out). */
 static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kernel fp16_kernel,
                                 int max_registers, const int rerun_switches[CF_CL_SWITCHES],
                                 int threads, cl_f16_guard **out) {
@@ -1454,6 +1455,12 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
   }
   char options[1024];
   s = mma_options(st, spec, max_registers, rerun_switches, options, sizeof options);
+  if (s == CF_OK) {
+    size_t used = strlen(options);
+    if (!cf_cl_opt_append(options, sizeof options, &used, "CFM_RERUN", 1))
+      s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
+                   sizeof options);
+  }
   if (s == CF_OK)
     s = create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, &g->rerun);
   if (s != CF_OK)
