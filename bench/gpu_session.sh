@@ -171,6 +171,34 @@ for s in $stages; do
                      --shape $sh --ops mish --math all --dist rand
                  done
                done ;;
+    flatpairs) # fp16 pairs on the flat tiles (bench/NOTES.md v55; CUDA's fp32 default with
+               # CONVFUSE_F16 unset): flatcheck's odd shapes in fp32 on WG0 flat (T5), every dist
+               # (huge: the range guard and its 3xTF32 rerun), sub-sub-mish full size every
+               # dist; the sanitizers in stage flatpairsan
+               for sh in 1,3,20,20,40,3,3,1,0,1 2,8,10,36,70,3,3,1,0,1 3,2,17,36,64,5,5,1,0,1 1,8,7,12,64,1,1,1,0,1 2,4,13,24,33,3,3,1,0,2 1,8,6,256,64,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1; do
+                 CONVFUSE_TILE=5 run "flatpairs-$sh" 120 $B/bench/convfuse check --backend cuda \
+                   --workload custom --shape $sh --ops mish,relu --math fp32 --dist all
+               done
+               run "flatpairs-full" 300 $B/bench/convfuse check --backend cuda \
+                 --workload sub-sub-mish --math fp32 --dist all ;;
+    flatpairsan) # flatpairs' sanitizers: memcheck and racecheck of two odd shapes, memcheck of
+                 # the guard's rerun
+               for sh in 2,8,10,36,70,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1; do
+                 for tool in memcheck racecheck; do
+                   CONVFUSE_TILE=5 run "$tool-flatpairs-$sh" 200 compute-sanitizer --tool $tool \
+                     --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                     --shape $sh --ops mish --math fp32 --dist rand
+                 done
+               done
+               CONVFUSE_TILE=5 run "memcheck-flatpairs-huge" 200 compute-sanitizer --tool memcheck \
+                 --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                 --shape 2,8,10,36,70,3,3,1,0,1 --ops mish --math fp32 --dist huge ;;
+    flatpairsab) # sub-sub-mish fp32 on fp16 pairs (default) against 3xTF32 (CONVFUSE_F16=0),
+                 # interleaved three times
+                 for round in 1 2 3; do for v in 1 0; do
+                   CONVFUSE_F16=$v run "flatpairsab$round-$v" 60 $B/bench/convfuse bench \
+                     --backend cuda --workload sub-sub-mish --math fp32 --iters 30
+                 done; done ;;
     flat-ab) # flat tiles (default) against row tiles (CONVFUSE_FLAT=0) in one run, interleaved
              # FLAT_ROUNDS times, on sub-sub-mish (mish-mish is not eligible)
              for round in $(seq ${FLAT_ROUNDS:-2}); do for m in tf32 fp32; do for v in 1 0; do
@@ -358,6 +386,8 @@ for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/f16ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/flatpairsab[123]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/flatpairs-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL"; done
 for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/clsw[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "cannot be forced" "$f")"; done

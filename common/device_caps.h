@@ -46,7 +46,7 @@ typedef struct cf_device_caps {
                                       fp16 tensor cores (CUDA sm_90a, behind a range guard):
                                       0 never (CONVFUSE_F16=0), 1 one product for
                                       CF_MATH_TF32 only, 2 also hi / lo pairs for
-                                      CF_MATH_FP32 (CUDA's default) */
+                                      CF_MATH_FP32, on flat tiles too (CUDA's default) */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */

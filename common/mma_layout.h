@@ -45,9 +45,9 @@ typedef struct cf_mma_layout {
    * swizzled staging buffers by TMA stores. */
   int64_t flat_rows;
   int64_t out_buffers;
-  /* Streamed wgmma tiles only (cf_wg_stream_layout_make): the products on fp16 tensor cores,
-   * one or (3xTF32's accuracy) hi / lo pairs (an experiment: bench/NOTES.md v51); kcp is then a
-   * multiple of 16 and a stage's weights fp16 values. 0 otherwise. */
+  /* Streamed wgmma tiles (cf_wg_stream_layout_make) and flat tiles (3xTF32's only): the
+   * products on fp16 tensor cores, one or (3xTF32's accuracy) hi / lo pairs (bench/NOTES.md
+   * v51, v55); kcp is then a multiple of 16 and the weights fp16 values. 0 otherwise. */
   int f16;
 } cf_mma_layout;
 
@@ -228,15 +228,20 @@ static inline int64_t cf_flat_in_rows(int64_t bm, int64_t q, int64_t r, int64_t 
 /* The flat-tile wgmma kernel's layout (kernels_cuda/conv_flat.cuh; one K chunk of all c
  * channels, width w a multiple of 4, no column padding): out_buffers staging buffers of bn x bm
  * floats first (TMA's 128-byte swizzle wants 1024-byte alignment), the resident weights as in
- * cf_wg_layout_make (twice for split), n_stages patches of c x flat_rows x w floats (each a
+ * cf_wg_layout_make (twice for split; f16, fp16 pairs for split only: hi and lo planes of
+ * bn x kcp fp16 values, kcp a multiple of 16, then bn floats of each channel's 2^-e and bn of
+ * its 2^e: conv_flat.cuh), n_stages patches of c x flat_rows x w floats (each a
  * 128-byte multiple), the K-offset table, an mbarrier and a counter per stage (16 bytes). K
  * indices past C*R*S read
  * the patch's first element (their weights are zero). */
 static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t c, int64_t r,
                                                 int64_t s, int64_t w, int64_t q,
                                                 int64_t stride_h, int64_t dil_h, int split,
-                                                int64_t n_stages, int64_t out_buffers) {
+                                                int f16, int64_t n_stages, int64_t out_buffers) {
   cf_mma_layout L = cf_mma_layout_make(bm, bn, c, c, r, s, 1, 1, 1, 0);
+  L.f16 = split && f16;
+  if (L.f16)
+    L.kcp = (L.kc + 15) / 16 * 16;
   L.flat_rows = cf_flat_in_rows(bm, q, r, stride_h, dil_h);
   L.patch_width = w;
   L.patch_pitch = w;
@@ -244,7 +249,8 @@ static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t 
   L.patch_floats = (L.zero_base + 31) / 32 * 32;
   L.stage_floats = L.patch_floats;
   L.w_pitch = L.kcp;
-  L.weight_floats = ((split ? 2 : 1) * bn * L.w_pitch + 31) / 32 * 32;
+  L.weight_floats = L.f16 ? (bn * L.kcp + 2 * bn + 31) / 32 * 32
+                          : ((split ? 2 : 1) * bn * L.w_pitch + 31) / 32 * 32;
   L.out_pitch = bm;
   L.out_buffers = out_buffers;
   L.out_floats = out_buffers * bn * bm;

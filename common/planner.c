@@ -236,12 +236,12 @@ static int flat_eligible(const cf_mma_tile *t, const cf_conv_shape *sh, int64_t 
  * staging buffers (a tile's TMA stores drain while the next one computes); .bytes over the
  * limit when none does. */
 static cf_mma_layout flat_layout_fitting(const cf_mma_tile *t, const cf_conv_shape *sh,
-                                         int split, const cf_device_caps *caps) {
+                                         int split, int f16, const cf_device_caps *caps) {
   static const int64_t out_buffers[4] = {2, 1, 2, 1}, stages[4] = {2, 2, 1, 1};
   cf_mma_layout L = {0};
   for (int i = 0; i < 4; ++i) {
     L = cf_flat_layout_make(t->bm, t->bn, sh->c, sh->r, sh->s, sh->w, sh->q, sh->stride_h,
-                            sh->dil_h, split, stages[i], out_buffers[i]);
+                            sh->dil_h, split, f16, stages[i], out_buffers[i]);
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
   }
@@ -296,7 +296,16 @@ static cf_mma_layout wg_layout_fitting(const cf_mma_tile *t, const cf_conv_shape
     return wg_stream_layout_chosen(t, sh, cc, split, caps);
   cf_mma_layout L = {0};
   if (flat_eligible(t, sh, cc, caps)) {
-    L = flat_layout_fitting(t, sh, split, caps);
+    L = flat_layout_fitting(t, sh, split, 0, caps);
+    /* 3xTF32 as fp16 pairs where the caps allow them (the 3xTF32 layout, the rerun behind
+     * the range guard, fits): sub-sub-mish's weights take 20 KB of shared memory against 36,
+     * so that two staging buffers fit beside two patch stages as for TF32, and its k-loop is
+     * 15 fp16 wgmmas against 27 TF32 ones (bench/NOTES.md v55) */
+    if (split && caps->wg_f16 >= 2 && L.bytes <= (int64_t)caps->shared_mem_per_block_max) {
+      const cf_mma_layout P = flat_layout_fitting(t, sh, split, 1, caps);
+      if (P.bytes <= (int64_t)caps->shared_mem_per_block_max)
+        L = P;
+    }
     if (L.bytes <= (int64_t)caps->shared_mem_per_block_max)
       return L;
   }
@@ -450,11 +459,15 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
   plan->f16 = best_layout.f16;
   plan->rerun_stages = 0;
   plan->rerun_shared_bytes = 0;
-  if (plan->f16) { /* the rerun behind the range guard (wg_stream_layout_chosen: it fits) */
+  plan->rerun_output_buffers = 0;
+  if (plan->f16) { /* the rerun behind the range guard (wg_layout_fitting: it fits) */
     const cf_mma_layout R =
-        wg_stream_layout_fitting(t, sh, best_cc, variant == CF_KERNEL_MMA_3XTF32, 0, caps);
+        plan->flat_tiles
+            ? flat_layout_fitting(t, sh, variant == CF_KERNEL_MMA_3XTF32, 0, caps)
+            : wg_stream_layout_fitting(t, sh, best_cc, variant == CF_KERNEL_MMA_3XTF32, 0, caps);
     plan->rerun_stages = (int)R.n_stages;
     plan->rerun_shared_bytes = (size_t)R.bytes;
+    plan->rerun_output_buffers = (int)R.out_buffers;
   }
   plan->math_effective = variant == CF_KERNEL_MMA_TF32 ? CF_MATH_TF32 : CF_MATH_FP32;
   snprintf(plan->why, sizeof plan->why,
@@ -538,7 +551,7 @@ cf_mma_layout cf_plan_mma_layout(const cf_conv_shape *sh, const cf_tile_plan *t)
   if (t->flat_tiles)
     return cf_flat_layout_make(t->block_m, t->block_n, sh->c, sh->r, sh->s, sh->w, sh->q,
                                sh->stride_h, sh->dil_h, t->variant == CF_KERNEL_MMA_3XTF32,
-                               t->stages, t->output_buffers);
+                               t->f16, t->stages, t->output_buffers);
   if (t->wgmma && !t->weights_resident)
     return cf_wg_stream_layout_make(t->block_m, t->block_n, sh->c, t->chunk_channels, sh->r,
                                     sh->s, sh->dil_w, t->variant == CF_KERNEL_MMA_3XTF32,

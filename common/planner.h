@@ -37,13 +37,16 @@ typedef struct cf_tile_plan {
                                     input rows, the output leaves by TMA stores from
                                     output_buffers staging buffers (cf_flat_layout_make) */
   int output_buffers;            /* flat tiles: staging buffers (1 or 2); 0 otherwise */
-  int f16;                       /* MMA (streamed wgmma): the products on fp16 tensor cores,
-                                    hi / lo pairs for 3xTF32 (caps wg_f16; mma_layout.h),
-                                    behind a range guard: where a sum is not finite the
-                                    whole convolution is rerun on TF32 / 3xTF32 */
+  int f16;                       /* MMA (streamed wgmma; flat tiles for 3xTF32): the
+                                    products on fp16 tensor cores, hi / lo pairs for 3xTF32
+                                    (caps wg_f16; mma_layout.h), behind a range guard: where a
+                                    sum is not finite the whole convolution is rerun on TF32 /
+                                    3xTF32 */
   int rerun_stages;              /* f16: that rerun's pipeline depth and shared memory (its
-                                    layout: cf_wg_stream_layout_make with f16 0); else 0 */
+                                    layout with f16 0, and with output_buffers' fitting
+                                    choice for flat tiles); else 0 */
   size_t rerun_shared_bytes;
+  int rerun_output_buffers;      /* f16 on flat tiles: that rerun's staging buffers; else 0 */
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer

@@ -20,7 +20,11 @@
 // one's epilogue overlaps another's tensor-core work (36% of its time on sub-sub-mish). TF32
 // (tensor cores 17% busy) measured 26% slower that way than in lock-step, where a block barrier
 // after the k-loop frees the stage and one after the staging stores lets thread 0 store the
-// whole tile (bench/NOTES.md, v20).
+// whole tile (bench/NOTES.md, v20). 3xTF32's accuracy can also come from fp16 pairs (T::F16:
+// wg_pair_step, 5 k-steps of 16 at K 72 -> 80, weights scaled per channel and split once per
+// block, a range guard with a 3xTF32 rerun as on the streamed tile): 20 KB of weights instead
+// of 36 leave room for two staging buffers, and with them the block runs in lock-step as TF32
+// does (T::LOCKSTEP; H100, sub-sub-mish: 1.09 ms, drifting 1.36, 3xTF32 1.29; NOTES v55).
 #include "kernels_cuda/conv_rowtile.cuh"
 
 namespace {
@@ -58,6 +62,75 @@ __device__ __forceinline__ void wg_bar_sync(int wg) {
   asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory");
 }
 
+// fp16 pairs (3xTF32's accuracy on fp16 tensor cores, bench/NOTES.md v55): the block's weights,
+// one K chunk, as hi / lo planes of BN x kcp fp16 values (pair_weight_slot; zero past K and kc),
+// each channel times its pair_weight_scale, then BN floats of each channel's 1 / (2^e *
+// kPairsInputScale) and BN of their inverses (the sums' units: the bias goes in, the sums come
+// out through them). One warp per channel.
+template <class T>
+__device__ __forceinline__ void flat_pair_weights(const cfk_mma_params &prm, const float *weight,
+                                                  float *wres, int n0, int warp, int lane) {
+  __half *hi = reinterpret_cast<__half *>(wres);
+  __half *lo = hi + T::BN * prm.kcp;
+  float *unscale = wres + T::BN * prm.kcp, *units = unscale + T::BN;
+  for (int nl = warp; nl < T::BN; nl += T::WARPS) {
+    const int ng = n0 + nl;
+    const bool live = ng < prm.g.k;
+    const float *src = weight + (int64_t)(live ? ng : 0) * prm.crs;
+    float m = 0.0f;
+    for (int k = lane; live && k < prm.crs; k += 32)
+      m = fmaxf(m, fabsf(__ldg(src + k)));
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2)
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    const float scale = live ? pair_weight_scale(m) : 1.0f;
+    for (int k = lane; k < prm.kcp; k += 32) {
+      const float w = live && k < prm.kc && k < prm.crs ? __ldg(src + k) * scale : 0.0f;
+      const __half h = __float2half_rn(w);
+      const int at = pair_weight_slot(nl, k, T::BN);
+      hi[at] = h;
+      lo[at] = __float2half_rn(w - __half2float(h));
+    }
+    if (lane == 0) {
+      units[nl] = scale * kPairsInputScale;
+      unscale[nl] = 1.0f / units[nl]; // powers of two: exact
+    }
+  }
+}
+
+// fp16 pairs over a flat tile's K chunk into part (its first k-step restarts it), the register
+// sets alternating as in wg_chunk (wait_group 1: only the step two back, the last reader of the
+// set about to be reloaded, must be done).
+template <class T>
+__device__ __forceinline__ void flat_pairs_chunk(float (&part)[8][4], const int *koff_lane,
+                                                 int kcp, const char *patch, int a_lo, int a_hi,
+                                                 uint64_t desc_hi, uint64_t desc_lo) {
+  uint32_t hi0[4], lo0[4], hi1[4], lo1[4];
+  wg_wait<0>();
+#pragma unroll 1
+  for (int kb = 0; kb < kcp; kb += 32) {
+    if (kb > 0)
+      wg_wait<1>();
+    wg_pair_step<T, true>(part, hi0, lo0, kb, koff_lane, patch, a_lo, desc_hi, desc_lo, a_hi,
+                          kb > 0);
+    if (kb + 16 >= kcp)
+      break;
+    wg_wait<1>();
+    wg_pair_step<T, true>(part, hi1, lo1, kb + 16, koff_lane, patch, a_lo, desc_hi, desc_lo,
+                          a_hi, 1);
+  }
+}
+
+// Lock-step (TF32, and tiles that declare LOCKSTEP) or drifting warpgroups (3xTF32).
+template <class T, class = void>
+struct FlatLockstep {
+  static constexpr bool value = !T::SPLIT;
+};
+template <class T>
+struct FlatLockstep<T, decltype((void)T::LOCKSTEP)> {
+  static constexpr bool value = T::LOCKSTEP;
+};
+
 template <class T, class Epi>
 __global__ void __launch_bounds__(T::THREADS, 1)
     conv_flat_kernel(const __grid_constant__ cfk_mma_params prm, const __grid_constant__ Epi epi,
@@ -65,6 +138,11 @@ __global__ void __launch_bounds__(T::THREADS, 1)
                      const float *__restrict__ bias, float *__restrict__ output) {
   static_assert(T::WG && T::TMA && T::STAGED && T::BM % 64 == 0, "flat tiles: the WG tile");
   constexpr int BM = T::BM, BN = T::BN;
+  constexpr bool F16 = IsF16<T>::value; // fp16 pairs
+  static_assert(!F16 || T::SPLIT, "fp16 pairs stand in for 3xTF32 only");
+  // a rerun behind the fp16 kernel's range guard: nothing to do unless the guard tripped
+  if (!F16 && prm.range_guard != nullptr && *prm.range_guard == 0)
+    return;
   (void)input;  // read through patch_map
   (void)output; // written through out_map
   // (named apart from conv_rowtile.cuh's, which is aligned to 128)
@@ -85,7 +163,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const int wg = warp / 4;           // warpgroup: pixels [64 wg, 64 wg + 64) of each tile
   // Drifting warpgroups (3xTF32) or the whole block in lock-step (TF32): who syncs on the
   // staging buffer and stores which boxes.
-  constexpr bool DRIFT = T::SPLIT;
+  constexpr bool DRIFT = !FlatLockstep<T>::value;
   const bool store_issuer = DRIFT ? (tid & 127) == 0 : tid == 0;
   const int box0 = DRIFT ? 2 * wg : 0, boxes = DRIFT ? 2 : BM / 32;
   auto staging_sync = [&]() {
@@ -110,15 +188,23 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   }
   if (tid == 0)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
-  load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
-  cp_async_commit();
-  cp_async_wait<0>();
-  if constexpr (T::SPLIT) {
-    __syncthreads();
-    split_weights_wg(wres, wres + BN * prm.w_pitch, BN * prm.w_pitch, tid, T::THREADS);
+  if constexpr (F16) {
+    flat_pair_weights<T>(prm, weight, wres, n0, warp, lane);
+  } else {
+    load_weights_wg<T>(prm, weight, wres, n0, warp, lane);
+    cp_async_commit();
+    cp_async_wait<0>();
+    if constexpr (T::SPLIT) {
+      __syncthreads();
+      split_weights_wg(wres, wres + BN * prm.w_pitch, BN * prm.w_pitch, tid, T::THREADS);
+    }
   }
   wg_fence_shared();
   __syncthreads();
+  // fp16 pairs: each channel's 2^-e (and its 2^e, which the bias takes) after the planes
+  const float *unscale = wres + BN * prm.kcp, *units = unscale + BN;
+  (void)unscale;
+  (void)units;
 
   float bias_lane[8][2];
 #pragma unroll
@@ -127,9 +213,14 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     for (int j = 0; j < 2; ++j) {
       const int ch = n0 + ni * 8 + 2 * t + j;
       bias_lane[ni][j] = prm.shift + (bias != nullptr && ch < prm.g.k ? __ldg(bias + ch) : 0.0f);
+      if constexpr (F16) // the sums start at the bias in their units (powers of two: exact)
+        bias_lane[ni][j] *= units[ni * 8 + 2 * t + j];
     }
+  // B's big / small halves (3xTF32), or the hi / lo planes (fp16 pairs: BN x kcp halves each)
   const uint64_t desc_big = wg_desc(smem_addr(wres), BN * 16, 128);
-  const uint64_t desc_small = wg_desc(smem_addr(wres + BN * prm.w_pitch), BN * 16, 128);
+  const uint64_t desc_small =
+      F16 ? desc_big + (uint64_t)(BN * prm.kcp * 2 / 16)
+          : wg_desc(smem_addr(wres + BN * prm.w_pitch), BN * 16, 128);
   // The lane's staging offsets: channel 2t + j, pixel m_lane + 8h (channel + 8 ni: + 1024 bytes)
   const int st00 = flat_stage_offset(2 * t, m_lane, BN);
   const int st10 = flat_stage_offset(2 * t + 1, m_lane, BN);
@@ -175,8 +266,11 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     mbar_wait(stage_full + buf, (full_parity >> buf) & 1);
     full_parity ^= 1u << buf;
     const char *patch = reinterpret_cast<const char *>(stages + buf * prm.stage_floats);
-    wg_chunk<T, 1, true>(acc, part, koff_lane, prm.kcp, patch, a_lo, 4, desc_big, desc_small,
-                         true, a_hi);
+    if constexpr (F16)
+      flat_pairs_chunk<T>(part, koff_lane, prm.kcp, patch, a_lo, a_hi, desc_big, desc_small);
+    else
+      wg_chunk<T, 1, true>(acc, part, koff_lane, prm.kcp, patch, a_lo, 4, desc_big, desc_small,
+                           true, a_hi);
     if constexpr (DRIFT)
       release_stage(buf, tile + prm.n_stages);
     // The staging boxes must have been read out by their last store (out_buffers tiles back):
@@ -196,6 +290,26 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     wg_pin(acc);
     if constexpr (T::SPLIT)
       wg_add_part(acc, part);
+    if constexpr (F16) {
+      // Back from the sums' units; range guard: an input past fp16's range after the 2^6
+      // became inf (pairs: inf - inf), and every sum that reads it inf or NaN; so does an inf
+      // or NaN in the input or the weights, which the rerun then propagates as 3xTF32 does.
+      // Only the sums before the epilogue say so (mish maps -inf to 0).
+      bool finite = true;
+#pragma unroll
+      for (int ni = 0; ni < 8; ++ni) {
+        const float2 u = *reinterpret_cast<const float2 *>(unscale + ni * 8 + 2 * t);
+        acc[ni][0] *= u.x;
+        acc[ni][1] *= u.y;
+        acc[ni][2] *= u.x;
+        acc[ni][3] *= u.y;
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          finite = finite && isfinite(acc[ni][e]);
+      }
+      if (!finite && prm.range_guard != nullptr)
+        *prm.range_guard = 1u;
+    }
 
     char *sb = reinterpret_cast<char *>(staged + out_buf * BN * BM);
 #pragma unroll

@@ -430,6 +430,77 @@ __device__ __forceinline__ void wg_split_step(float (&part)[8][4], uint32_t (&ab
   wg_commit();
 }
 
+// One fp16-pair k-step of wgmma at kb0 (16 K values, below kcp): the TF32 fragments of kb0 and
+// kb0 + 8 loaded as wg_split_step loads one, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put
+// in its fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (the sums run over K, so any order A and B share
+// is right: pair_weight_slot lays B out in the same order), taken times kPairsInputScale and
+// split into hi / lo (split_f16), three m64n64k16 issued (accumulate 0: the first restarts
+// part) and committed as one group. hi / lo must not be touched again until that group has
+// completed. FLAT: the fragments come from load_a16_flat (a_lane, a_hi), else load_a16 (unit
+// column stride).
+template <class T, bool FLAT>
+__device__ __forceinline__ void wg_pair_step(float (&part)[8][4], uint32_t (&hi)[4],
+                                             uint32_t (&lo)[4], int kb0, const int *koff_lane,
+                                             const char *patch, int a_lane, uint64_t desc_hi,
+                                             uint64_t desc_lo, int a_hi, int accumulate) {
+  static_assert(T::BN == 64, "m64n64k16");
+  constexpr uint64_t DESC_PER_KSTEP = T::BN * 16 * 2 / 16; // 16 B units
+  float raw[2][4];
+  if constexpr (FLAT) {
+    load_a16_flat(raw[0], koff_lane, kb0, patch, a_lane, a_hi);
+    load_a16_flat(raw[1], koff_lane, kb0 + 8, patch, a_lane, a_hi);
+  } else {
+    load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
+    load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
+    (void)a_hi;
+  }
+#pragma unroll
+  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
+    split_f16(raw[j][0] * kPairsInputScale, raw[j][2] * kPairsInputScale, hi[2 * j],
+              lo[2 * j]);
+    split_f16(raw[j][1] * kPairsInputScale, raw[j][3] * kPairsInputScale, hi[2 * j + 1],
+              lo[2 * j + 1]);
+  }
+  wg_fence();
+  const uint64_t off = (uint64_t)(kb0 / 16) * DESC_PER_KSTEP;
+  wg_mma_m64n64k16_f16(part, lo, desc_hi + off, accumulate);
+  wg_mma_m64n64k16_f16(part, hi, desc_lo + off);
+  wg_mma_m64n64k16_f16(part, hi, desc_hi + off);
+  wg_commit();
+}
+
+// fp16 products or not (only the fp16 tiles declare F16).
+template <class T, class = void>
+struct IsF16 {
+  static constexpr bool value = false;
+};
+template <class T>
+struct IsF16<T, decltype((void)T::F16)> {
+  static constexpr bool value = T::F16;
+};
+
+// fp16 weights: the power of two 2^e that brings a channel's largest |weight| m into
+// [2^14, 2^15), so that hi and lo stay normal fp16 numbers down to 2^-24 of it (an unscaled
+// weight of ~0.04 has its lo below 2^-14, where fp16 keeps fewer bits: bench/NOTES.md v51); 1
+// for a channel of zeros, with an inf, or whose e would leave [-100, 60] (2^-e stays a normal
+// float, and the bias, which the sums start from in these units, overflows only past 2^68).
+// NaN weights are skipped by fmaxf and still give NaN sums.
+__device__ __forceinline__ float pair_weight_scale(float m) {
+  int e = 0;
+  frexpf(m, &e);
+  const int sh = 15 - e;
+  return m > 0.0f && isfinite(m) && sh >= -100 && sh <= 60 ? ldexpf(1.0f, sh) : 1.0f;
+}
+
+// Where value k (< kcp, a multiple of 16) of channel nl (< bn) goes in an fp16 plane of bn x
+// kcp values (in halves from the plane's start): wgmma's K-major core matrices of 8 channels x
+// 8 fp16 values (16-byte rows), k-step k / 16's slot j holding its K value t + 4 (j % 2) +
+// 8 (j / 8) (t = (j % 8) / 2), as wg_pair_step and stream_batch_f16 pair A.
+__device__ __forceinline__ int pair_weight_slot(int nl, int k, int bn) {
+  const int kk = k % 16, slot = (kk / 8) * 8 + 2 * (kk % 4) + (kk % 8) / 4;
+  return (k / 16 * 2 + slot / 8) * bn * 8 + (nl / 8) * 64 + (nl % 8) * 8 + slot % 8;
+}
+
 // One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
 // far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
 // committed as one group. a must not be touched again until that group has completed.

@@ -48,16 +48,6 @@ struct StreamPairsTile : StreamSplitTile {
   static constexpr bool F16 = true;
 };
 
-// fp16 products or not (only the fp16 tiles declare F16).
-template <class T, class = void>
-struct IsF16 {
-  static constexpr bool value = false;
-};
-template <class T>
-struct IsF16<T, decltype((void)T::F16)> {
-  static constexpr bool value = T::F16;
-};
-
 // One batch: the A fragments of k-steps kb0 / 8 and the next (if below kcp), then their
 // wgmmas, committed as one group. a must not be touched until that group has completed. (The
 // guards make ptxas fence the accumulators around these wgmmas (C7519), but every branch-free
@@ -173,35 +163,6 @@ __device__ __forceinline__ void stream_chunk_of(float (&acc)[16][4], uint32_t (&
     stream_chunk(acc, first, second, kcp, koff_lane, patch, a_lane, desc, on_prev_done);
 }
 
-// One fp16-pair k-step of wgmma at kb0 (16 K values, below kcp): the TF32 fragments of kb0 and
-// kb0 + 8 loaded as wg_split_step loads one, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put
-// in its fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (the sums run over K, so any order A and B share
-// is right: stream_weights_kernel lays B out in the same order), split into hi / lo
-// (split_f16), three m64n64k16 issued (accumulate 0: the first restarts part) and committed as
-// one group. hi / lo must not be touched again until that group has completed.
-__device__ __forceinline__ void wg_pair_step(float (&part)[8][4], uint32_t (&hi)[4],
-                                             uint32_t (&lo)[4], int kb0, const int *koff_lane,
-                                             const char *patch, int a_lane, uint64_t desc_hi,
-                                             uint64_t desc_lo, int accumulate) {
-  constexpr uint64_t DESC_PER_KSTEP = StreamPairsTile::BN * 16 * 2 / 16; // 16 B units
-  float raw[2][4];
-  load_a16<1>(raw[0], koff_lane, kb0, patch, a_lane, 4);
-  load_a16<1>(raw[1], koff_lane, kb0 + 8, patch, a_lane, 4);
-#pragma unroll
-  for (int j = 0; j < 2; ++j) { // registers 2j (row g) and 2j + 1 (row g + 8)
-    split_f16(raw[j][0] * kPairsInputScale, raw[j][2] * kPairsInputScale, hi[2 * j],
-              lo[2 * j]);
-    split_f16(raw[j][1] * kPairsInputScale, raw[j][3] * kPairsInputScale, hi[2 * j + 1],
-              lo[2 * j + 1]);
-  }
-  wg_fence();
-  const uint64_t off = (uint64_t)(kb0 / 16) * DESC_PER_KSTEP;
-  wg_mma_m64n64k16_f16(part, lo, desc_hi + off, accumulate);
-  wg_mma_m64n64k16_f16(part, hi, desc_lo + off);
-  wg_mma_m64n64k16_f16(part, hi, desc_hi + off);
-  wg_commit();
-}
-
 // A split k-step of entry 2: 3xTF32 (8 K values) or fp16 pairs (16).
 template <bool PAIRS>
 __device__ __forceinline__ void stream_split_step(float (&part)[8][4], uint32_t (&big)[4],
@@ -210,8 +171,8 @@ __device__ __forceinline__ void stream_split_step(float (&part)[8][4], uint32_t 
                                                   int a_lane, uint64_t desc_big,
                                                   uint64_t desc_small, int accumulate) {
   if constexpr (PAIRS)
-    wg_pair_step(part, big, small, kb0, koff_lane, patch, a_lane, desc_big, desc_small,
-                 accumulate);
+    wg_pair_step<StreamPairsTile, false>(part, big, small, kb0, koff_lane, patch, a_lane,
+                                         desc_big, desc_small, 0, accumulate);
   else
     wg_split_step<StreamSplitTile, 1, false>(part, big, small, kb0, koff_lane, patch, a_lane, 4,
                                              desc_big, desc_small, 0, accumulate);
@@ -469,9 +430,7 @@ const void *stream_kernel_of(int chain) {
 // halves (rounded to TF32), then the block of small ones (split_tf32), for each chunk.
 // F16 (kcp a multiple of 16): each weight times its channel's 2^e (scales, from
 // stream_weight_scales_kernel), as an fp16 plane of BN x kcp values (SPLIT: a hi, then a lo
-// plane; a block of BN x kcp / 2 floats, or BN x kcp), the same core-matrix order with 8 fp16
-// values per 16-byte row: k-step k / 16's slot j holds its K value t + 4 (j % 2) + 8 (j / 8)
-// (t = (j % 8) / 2), as stream_batch and wg_pair_step pair A.
+// plane; a block of BN x kcp / 2 floats, or BN x kcp) in pair_weight_slot's order.
 template <int BN, bool SPLIT, bool F16 = false>
 __global__ void stream_weights_kernel(const float *__restrict__ weight, float *__restrict__ laid,
                                       int k_total, int crs, int kc, int kcp, int n_chunks,
@@ -489,10 +448,8 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
     const bool ok = n < k_total && k < kc && kg < crs;
     const float w = ok ? weight[(int64_t)n * crs + kg] : 0.0f;
     if constexpr (F16) {
-      const int kk = k % 16, slot = (kk / 8) * 8 + 2 * (kk % 4) + (kk % 8) / 4;
       __half *plane = reinterpret_cast<__half *>(laid + block * BN * kcp / (SPLIT ? 1 : 2));
-      __half *dst = plane + (k / 16 * 2 + slot / 8) * BN * 8 + (nl / 8) * 64 + (nl % 8) * 8 +
-                    slot % 8;
+      __half *dst = plane + pair_weight_slot(nl, k, BN);
       const float ws = w * scales[tile_n * BN + nl];
       const __half hi = __float2half_rn(ws);
       dst[0] = hi;
@@ -513,13 +470,8 @@ __global__ void stream_weights_kernel(const float *__restrict__ weight, float *_
   }
 }
 
-// fp16 pairs: for each of the n_total channels (grid_n x BN; one warp each) the power of two
-// 2^e that brings its largest |weight| into [2^14, 2^15), so that hi and lo stay normal fp16
-// numbers down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14, where fp16
-// keeps fewer bits: bench/NOTES.md v51); 1 for a channel past K, of zeros, with an inf, or
-// whose e would leave [-100, 60] (2^-e stays a normal float, and the bias, which the sums start
-// from in these units, overflows only past 2^68). NaN weights are skipped by fmaxf and still
-// give NaN sums.
+// fp16 weights: each of the n_total channels' (grid_n x BN; one warp each) pair_weight_scale
+// (1 for a channel past K).
 __global__ void stream_weight_scales_kernel(const float *__restrict__ weight,
                                             float *__restrict__ scales, int k_total, int crs,
                                             int n_total) {
@@ -533,12 +485,8 @@ __global__ void stream_weight_scales_kernel(const float *__restrict__ weight,
 #pragma unroll
   for (int o = 16; o > 0; o /= 2)
     m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if (lane == 0) {
-    int e = 0;
-    frexpf(m, &e);
-    const int sh = 15 - e;
-    scales[n] = m > 0.0f && isfinite(m) && sh >= -100 && sh <= 60 ? ldexpf(1.0f, sh) : 1.0f;
-  }
+  if (lane == 0)
+    scales[n] = pair_weight_scale(m);
 }
 
 } // namespace

@@ -15,6 +15,11 @@ static_assert(CFK_WG_TILE_COUNT == 3 && CFK_WG_T1_BM == StreamTile::BM &&
               "instantiate every WG tile menu entry below");
 template <bool SPLIT, bool STAGED, bool TMA = false>
 using WgT0 = MmaTile<CFK_WG_T0_BM, CFK_WG_T0_BN, 16, CFK_WG_T0_BN, SPLIT, STAGED, true, TMA>;
+// Flat tiles with 3xTF32's accuracy on fp16 pairs (conv_flat.cuh), in lock-step as TF32's
+// (drifting warpgroups as 3xTF32's measured 25% slower, bench/NOTES.md v55).
+struct FlatPairsTile : WgT0<true, true, true> {
+  static constexpr bool F16 = true, LOCKSTEP = true;
+};
 
 // The TMA patch kernels exist for the unit column stride only (the planner's rule).
 template <bool SPLIT, bool STAGED>
@@ -59,10 +64,12 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
       return se.f16 ? stream_kernel_of<StreamF16Tile>(c) : stream_kernel_of<StreamTile>(c);
     return se.f16 ? stream_kernel_of<StreamPairsTile>(c) : stream_kernel_of<StreamSplitTile>(c);
   }
-  if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules)
-    return m != 0 || !id->staged || !t || !u ? nullptr
-           : id->split                       ? flat_kernel_of<WgT0<true, true, true>>(c)
-                                             : flat_kernel_of<WgT0<false, true, true>>(c);
+  if (id->flat) // flat tiles: staged, by TMA, unit column stride (the planner's rules); fp16
+                // pairs for 3xTF32 only
+    return m != 0 || !id->staged || !t || !u || (id->f16 && !id->split) ? nullptr
+           : id->split && id->f16 ? flat_kernel_of<FlatPairsTile>(c)
+           : id->split            ? flat_kernel_of<WgT0<true, true, true>>(c)
+                                  : flat_kernel_of<WgT0<false, true, true>>(c);
   if (id->split)
     return id->staged ? wg_kernel_of<true, true>(m, c, u, t)
                       : wg_kernel_of<true, false>(m, c, u, t);

@@ -166,7 +166,8 @@ typedef struct cfk_mma_kernel_id {
   int32_t flat; /* flat tiles (wgmma, tma, staged, unit stride; params out_map) */
   int32_t f16; /* the streamed tiles (WG entries 1, 2) on fp16: one product, or pairs for
                   3xTF32 (params kcp a multiple of 16, the weights laid out as fp16 planes,
-                  scaled per channel; params range_guard: see cfk_mma_params) */
+                  scaled per channel; params range_guard: see cfk_mma_params); flat tiles:
+                  pairs for 3xTF32 (the kernel lays its weights out itself) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).

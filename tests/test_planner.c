@@ -1165,7 +1165,8 @@ Test(planner, tma_stages_as_many_as_fit) {
  * the H200 sub-sub-mish runs them in both maths (one K chunk; 254 x 254 pixels per plane, a
  * multiple of 4): 253 tiles of 256 pixels per plane, boxes of 4 input rows of 256 floats (a
  * tile spans 2 output rows at q = 254), two patch stages, and two staging buffers beside TF32's
- * weights but one beside 3xTF32's split ones. mish-mish (8 K chunks) stays on row tiles. Not
+ * weights but one beside 3xTF32's split ones (two beside fp16 pairs' where the caps allow
+ * them). mish-mish (8 K chunks) stays on row tiles. Not
  * with the backend's flat tiles off (CONVFUSE_FLAT=0), column padding, a width that is not a
  * multiple of 4, a column stride, or planes of p*q not a multiple of 4. */
 Test(planner, flat_tiles_where_the_backend_and_shape_allow) {
@@ -1195,6 +1196,37 @@ Test(planner, flat_tiles_where_the_backend_and_shape_allow) {
                 "box rows, %lld bytes: %s",
                 m ? "tf32" : "fp32", t.flat_tiles, (long long)t.grid_m, t.output_buffers,
                 t.stages, (long long)L.flat_rows, (long long)L.bytes, t.why);
+      /* fp16 pairs (caps wg_f16 2) for fp32 only: K 72 -> 80, 64 x 80 x 2 halves of weights
+       * and the channels' scales, room for two staging buffers; the 3xTF32 rerun in the
+       * layout above */
+      caps.wg_f16 = 2;
+      cf_tile_plan p16;
+      plan_ok(&sh, &epi, maths[m], &caps, &p16);
+      const cf_mma_layout P = cf_plan_mma_layout(&sh, &p16);
+      if (m) {
+        cr_expect(!p16.f16 && p16.shared_bytes == t.shared_bytes,
+                  "[sub-sub-mish | tf32] fp16 pairs on flat tiles: %s", p16.why);
+      } else {
+        cf_tile_plan rerun = p16;
+        rerun.f16 = 0;
+        rerun.stages = p16.rerun_stages;
+        rerun.output_buffers = p16.rerun_output_buffers;
+        const cf_mma_layout R = cf_plan_mma_layout(&sh, &rerun);
+        cr_expect(p16.f16 && p16.flat_tiles && strstr(p16.why, "fp16 pairs") != NULL &&
+                      p16.output_buffers == 2 && p16.stages == 2 && P.f16 && P.kcp == 80 &&
+                      p16.block_k == 80 && P.weight_floats == 64 * 80 + 2 * 64 &&
+                      P.bytes == (int64_t)p16.shared_bytes &&
+                      P.bytes <= (int64_t)caps.shared_mem_per_block_max &&
+                      p16.rerun_output_buffers == t.output_buffers &&
+                      p16.rerun_stages == t.stages && !R.f16 && R.kcp == 72 &&
+                      R.bytes == (int64_t)p16.rerun_shared_bytes &&
+                      R.bytes == (int64_t)t.shared_bytes,
+                  "[sub-sub-mish | fp32] fp16 pairs on flat tiles: %d staging buffers, %d "
+                  "stages, kcp %lld, %lld bytes; rerun %d buffers, %d stages, %zu bytes: %s",
+                  p16.output_buffers, p16.stages, (long long)P.kcp, (long long)P.bytes,
+                  p16.rerun_output_buffers, p16.rerun_stages, p16.rerun_shared_bytes, p16.why);
+      }
+      caps.wg_f16 = 0;
       caps.flat_tiles = 0;
       plan_ok(&sh, &epi, maths[m], &caps, &t);
       cr_expect(!t.flat_tiles && t.wgmma && t.patch_tma_segment == 128,

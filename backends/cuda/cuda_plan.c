@@ -245,15 +245,19 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
                                   void **compiled);
 
 /* An fp16 plan's guard word and its TF32 / 3xTF32 rerun: the same tile and chunks in the
- * layout the planner sized for it (rerun_stages, rerun_shared_bytes). */
+ * layout the planner sized for it (rerun_stages, rerun_shared_bytes, flat tiles'
+ * rerun_output_buffers). */
 static cf_status range_guard_make(const cf_cuda_state *st, const cf_plan_spec *spec,
                                   cuda_plan *p) {
   cf_plan_spec rerun = *spec;
   rerun.tiles.f16 = 0;
   rerun.tiles.stages = spec->tiles.rerun_stages;
   rerun.tiles.shared_bytes = spec->tiles.rerun_shared_bytes;
+  if (spec->tiles.flat_tiles)
+    rerun.tiles.output_buffers = spec->tiles.rerun_output_buffers;
   rerun.tiles.rerun_stages = 0;
   rerun.tiles.rerun_shared_bytes = 0;
+  rerun.tiles.rerun_output_buffers = 0;
   rerun.tiles.block_k = (int)cf_plan_mma_layout(&spec->shape, &rerun.tiles).kcp;
   void *compiled = NULL;
   CF_CHECK(mma_plan_compile(st, &rerun, &compiled));
