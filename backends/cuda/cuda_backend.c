@@ -191,7 +191,8 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   /* Flat tiles store their output by TMA from the wgmma kernel (kernels_cuda/conv_flat.cuh) */
   caps->flat_tiles = caps->has_wgmma && caps->has_tma && cf_env_flat();
   /* fp16 on the streamed tiles (common/device_caps.h): one product for TF32 and pairs for
-   * FP32 unless CONVFUSE_F16=0 (pairs measured -17% on mish-mish fp32: bench/NOTES.md v54) */
+   * FP32 unless CONVFUSE_F16=0 (pairs measured -17% on mish-mish fp32: bench/NOTES.md v54),
+   * pairs on the flat tiles too (sub-sub-mish fp32 -16%, H100: v55) */
   const int f16 = cf_env_f16();
   caps->wg_f16 = !(caps->has_wgmma && caps->has_tma) || f16 == 0 ? 0 : 2;
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
