@@ -75,8 +75,9 @@ int cf_env_flat(void);
 /* CONVFUSE_F16 (CUDA sm_90a: the streamed wgmma tiles' products on fp16 tensor cores, twice
  * TF32's rate, the weights scaled per channel): unset or "" -> -1 (the default: one fp16
  * product on m64n128k16 for CF_MATH_TF32, hi / lo pairs on m64n64k16 for CF_MATH_FP32 on the
- * streamed and the flat tiles, the input times 2^6 before its split); "0" -> 0 (never); "1" -> 1 (the same as the default, which
- * it was not before bench/NOTES.md v54); anything else -> -1 with a warning line on stderr.
+ * streamed and the flat tiles, the input times 2^6 before its split); "0" -> 0 (never); "1"
+ * -> 1 (the same as the default, which it was not before bench/NOTES.md v54); anything else
+ * -> -1 with a warning line on stderr.
  * Either way a range guard reruns the convolution on TF32 / 3xTF32 where a sum is not finite
  * (an input past fp16's 65504, pairs' past 1023.98). */
 int cf_env_f16(void);

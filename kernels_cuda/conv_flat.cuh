@@ -85,7 +85,7 @@ __device__ __forceinline__ void flat_pair_weights(const cfk_mma_params &prm, con
       m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
     const float scale = live ? pair_weight_scale(m) : 1.0f;
     for (int k = lane; k < prm.kcp; k += 32) {
-      const float w = live && k < prm.kc && k < prm.crs ? __ldg(src + k) * scale : 0.0f;
+      const float w = live && k < prm.crs ? __ldg(src + k) * scale : 0.0f; // one chunk
       const __half h = __float2half_rn(w);
       const int at = pair_weight_slot(nl, k, T::BN);
       hi[at] = h;
@@ -290,26 +290,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     wg_pin(acc);
     if constexpr (T::SPLIT)
       wg_add_part(acc, part);
-    if constexpr (F16) {
-      // Back from the sums' units; range guard: an input past fp16's range after the 2^6
-      // became inf (pairs: inf - inf), and every sum that reads it inf or NaN; so does an inf
-      // or NaN in the input or the weights, which the rerun then propagates as 3xTF32 does.
-      // Only the sums before the epilogue say so (mish maps -inf to 0).
-      bool finite = true;
-#pragma unroll
-      for (int ni = 0; ni < 8; ++ni) {
-        const float2 u = *reinterpret_cast<const float2 *>(unscale + ni * 8 + 2 * t);
-        acc[ni][0] *= u.x;
-        acc[ni][1] *= u.y;
-        acc[ni][2] *= u.x;
-        acc[ni][3] *= u.y;
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          finite = finite && isfinite(acc[ni][e]);
-      }
-      if (!finite && prm.range_guard != nullptr)
-        *prm.range_guard = 1u;
-    }
+    if constexpr (F16) // back from the sums' units; the range guard
+      unscale_sums_guarded(acc, unscale + 2 * t, prm.range_guard);
 
     char *sb = reinterpret_cast<char *>(staged + out_buf * BN * BM);
 #pragma unroll

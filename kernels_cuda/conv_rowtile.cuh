@@ -501,6 +501,32 @@ __device__ __forceinline__ int pair_weight_slot(int nl, int k, int bn) {
   return (k / 16 * 2 + slot / 8) * bn * 8 + (nl / 8) * 64 + (nl % 8) * 8 + slot % 8;
 }
 
+// fp16 products: the sums back from their channels' units (unscale_lane: the lane's first
+// channel's 2^-e, then its second's; channel + 8 ni at + 8 ni), and the range guard: an input
+// past fp16's 65504 became inf (pairs: inf - inf), and every sum that reads it inf or NaN; so
+// does an inf or NaN in the input or the weights, which the TF32 / 3xTF32 rerun then
+// propagates. Only the sums before the epilogue say so (mish maps -inf to 0): any that is not
+// finite sets *range_guard (if any).
+template <int NI>
+__device__ __forceinline__ void unscale_sums_guarded(float (&acc)[NI][4],
+                                                     const float *unscale_lane,
+                                                     uint32_t *range_guard) {
+  bool finite = true;
+#pragma unroll
+  for (int ni = 0; ni < NI; ++ni) {
+    const float2 u = *reinterpret_cast<const float2 *>(unscale_lane + ni * 8);
+    acc[ni][0] *= u.x;
+    acc[ni][1] *= u.y;
+    acc[ni][2] *= u.x;
+    acc[ni][3] *= u.y;
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      finite = finite && isfinite(acc[ni][e]);
+  }
+  if (!finite && range_guard != nullptr)
+    *range_guard = 1u;
+}
+
 // One batch of wgmma: the A fragments of k-steps kb0, kb0 + 8, ... (T::WG_KSTEPS of them, as
 // far as kcp reaches) are loaded into a (split for 3xTF32) and their wgmmas issued and
 // committed as one group. a must not be touched again until that group has completed.

@@ -377,26 +377,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
       wg_add_part(acc, part);
     release_stage(prev_buf);
     wg_pin(acc);
-    if constexpr (F16) {
-      // Range guard: an input past fp16's 65504 became inf (pairs: inf - inf), and every sum
-      // that reads it inf or NaN; so does an inf or NaN in the input or the weights, which the
-      // rerun then propagates as TF32 does. Only the sums before the epilogue say so (mish
-      // maps -inf to 0).
-      bool finite = true;
-#pragma unroll
-      for (int ni = 0; ni < NI; ++ni) {
-        const float2 u = *reinterpret_cast<const float2 *>(bias_sm + BN + ni * 8 + 2 * t);
-        acc[ni][0] *= u.x;
-        acc[ni][1] *= u.y;
-        acc[ni][2] *= u.x;
-        acc[ni][3] *= u.y;
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          finite = finite && isfinite(acc[ni][e]);
-      }
-      if (!finite && prm.range_guard != nullptr)
-        *prm.range_guard = 1u;
-    }
+    if constexpr (F16) // back from the sums' units; the range guard
+      unscale_sums_guarded(acc, bias_sm + BN + 2 * t, prm.range_guard);
 
     const RowTile rt = row_tile(prm, tile, BM);
     float *out_lane =

@@ -222,9 +222,8 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
             cr_assert(
                 cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
                 "%s: options do not fit", cs->name);
-            size_t used = strlen(options);
             if (rerun)
-              cr_assert(cf_cl_opt_append(options, sizeof options, &used, "CFM_RERUN", 1));
+              cr_assert(cf_cl_mma_options_as_rerun(options, sizeof options));
             int dup = 0;
             for (int j = 0; j < n_seen && !dup; ++j)
               dup = strcmp(seen[j], options) == 0;

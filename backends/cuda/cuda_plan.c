@@ -253,8 +253,7 @@ static cf_status range_guard_make(const cf_cuda_state *st, const cf_plan_spec *s
   rerun.tiles.f16 = 0;
   rerun.tiles.stages = spec->tiles.rerun_stages;
   rerun.tiles.shared_bytes = spec->tiles.rerun_shared_bytes;
-  if (spec->tiles.flat_tiles)
-    rerun.tiles.output_buffers = spec->tiles.rerun_output_buffers;
+  rerun.tiles.output_buffers = spec->tiles.rerun_output_buffers; /* 0 but for flat tiles */
   rerun.tiles.rerun_stages = 0;
   rerun.tiles.rerun_shared_bytes = 0;
   rerun.tiles.rerun_output_buffers = 0;

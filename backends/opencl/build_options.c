@@ -136,3 +136,8 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
+
+int cf_cl_mma_options_as_rerun(char *buf, size_t len) {
+  size_t used = strlen(buf);
+  return cf_cl_opt_append(buf, len, &used, "CFM_RERUN", 1);
+}

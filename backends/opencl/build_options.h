@@ -37,4 +37,9 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
                       const char *asm_kw, int max_registers, const int sw[CF_CL_SWITCHES],
                       char *buf, size_t len);
 
+/* Makes buf (options of a TF32 / 3xTF32 program, cf_cl_mma_options) the fp16 plan's rerun's:
+ * appends CFM_RERUN (conv2d_mma.cl: return at once unless the range guard is set). 0 if it
+ * does not fit in len bytes. */
+int cf_cl_mma_options_as_rerun(char *buf, size_t len);
+
 #endif

@@ -1455,12 +1455,9 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
   }
   char options[1024];
   s = mma_options(st, spec, max_registers, rerun_switches, options, sizeof options);
-  if (s == CF_OK) {
-    size_t used = strlen(options);
-    if (!cf_cl_opt_append(options, sizeof options, &used, "CFM_RERUN", 1))
-      s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
-                   sizeof options);
-  }
+  if (s == CF_OK && !cf_cl_mma_options_as_rerun(options, sizeof options))
+    s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
+                 sizeof options);
   if (s == CF_OK)
     s = create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, &g->rerun);
   if (s != CF_OK)
