@@ -74,6 +74,37 @@ __device__ __forceinline__ void stream_batch(float (&acc)[16][4], uint32_t (&a)[
   wg_commit();
 }
 
+// store_tile's job for one 16-pixel mma row per warp (T::MI == 1) in 8-byte stores: lanes g
+// and g ^ 1 (lane ^ 4) trade one value per fragment row, so that the even lane holds channel
+// ch_lane at pixels (g, g + 1) and the odd one channel ch_lane + 1 at (g - 1, g). Needs an
+// even output width and an 8-byte-aligned output (then every pair starts 8-byte aligned: q0,
+// the warp's first pixel and g - 1 or g are even, and so is every row's start); a pair is then
+// inside or outside the row whole, so the 4-byte path's bounds hold (bench/NOTES.md v55).
+template <class T, class Epi>
+__device__ __forceinline__ void store_tile_pairs(const Epi &epi, float (&acc)[T::NI][4],
+                                                 float *out_lane, int64_t pq, int ch_lane, int k,
+                                                 int q_left, int lane) {
+  static_assert(T::MI == 1, "one 16-pixel row per warp");
+  const bool odd = (lane >> 2) & 1;
+  // the even lane writes (ch, g), the odd one (ch + 1, g - 1): both start a pixel pair
+  float *o = out_lane + (int64_t)(ch_lane + odd) * pq - odd;
+  const bool in0 = 0 < q_left, in1 = 8 < q_left;
+#pragma unroll
+  for (int ni = 0; ni < T::NI; ++ni, o += 8 * pq) {
+    float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[ni]);
+    epi.apply(a);
+    const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a[0][0] : a[0][1], 4);
+    const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a[0][2] : a[0][3], 4);
+    const bool ok = ch_lane + ni * 8 + odd < k;
+    const float2 v0 = odd ? make_float2(r0, a[0][1]) : make_float2(a[0][0], r0);
+    const float2 v1 = odd ? make_float2(r1, a[0][3]) : make_float2(a[0][2], r1);
+    if (ok && in0)
+      __stcs(reinterpret_cast<float2 *>(o), v0);
+    if (ok && in1)
+      __stcs(reinterpret_cast<float2 *>(o + 8), v1);
+  }
+}
+
 // The same batch (16 K values) as one fp16 k-step (StreamF16Tile; kcp a multiple of 16): the
 // TF32 fragments of kb0 and kb0 + 8, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put in its
 // fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (as wg_pair_step does; stream_weights_kernel lays B out
@@ -280,6 +311,8 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
   __syncthreads();
 
+  const bool pairs = !T::SPLIT && prm.store_pairs && prm.g.q % 2 == 0 &&
+                     (reinterpret_cast<uintptr_t>(output) & 7) == 0;
   const int *koff_lane = koff + t;
   const int a_seg = m_warp / prm.seg_pixels;
   const int a_lane =
@@ -384,7 +417,10 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     float *out_lane =
         output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
     const int q_left = prm.g.q - rt.q0 - m_warp - g;
-    store_tile<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left);
+    if (!T::SPLIT && pairs) // entry 2 spills ~50-100 bytes for both paths at its 128 cap
+      store_tile_pairs<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left, lane);
+    else
+      store_tile<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left);
   }
 }
 

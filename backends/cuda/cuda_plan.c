@@ -8,6 +8,7 @@
 
 #include "cf_constants.h"
 #include "cuda_internal.h"
+#include "env.h"
 #include "kernels_cuda/launch.h"
 #include "mma_layout.h"
 #include "planner.h"
@@ -205,6 +206,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   k->plane_tiles = (int32_t)(t->flat_tiles ? plane_tiles : 0);
   k->div_plane_tiles = cf_fastdiv_make(t->flat_tiles ? k->plane_tiles : 1);
   k->div_q = cf_fastdiv_make(k->g.q);
+  k->store_pairs = m->streamed && cf_env_store_pairs();
   return CF_OK;
 }
 
