@@ -155,6 +155,29 @@ for s in $stages; do
              CONVFUSE_F16=$v run "f16ab$round-$m-$v" 60 $B/bench/convfuse bench \
                --backend cuda --workload mish-mish --math $m --iters 30
            done; done; done ;;
+    pairsab) # WG1's 8-byte pixel-pair stores (CONVFUSE_STORE_PAIRS, NOTES v54): mish-mish tf32
+             # (WG1 on one fp16 product) and, with CONVFUSE_F16=0, on TF32, off and on, three rounds
+             for round in 1 2 3; do for f in 1 0; do for v in 0 1; do
+               CONVFUSE_F16=$f CONVFUSE_STORE_PAIRS=$v run "pairsab$round-f$f-$v" 60 \
+                 $B/bench/convfuse bench --backend cuda --workload mish-mish --math tf32 --iters 30
+             done; done; done ;;
+    pairscheck) # the pixel-pair stores checked: WG1 forced (T6) on even output widths (68, 36,
+                # 12, 300) and an odd one (39: the 4-byte fallback), fp16 and TF32, every dist;
+                # racecheck and memcheck of one shape; full size
+                for f in 1 0; do
+                  for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 1,9,4,12,16,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 2,12,9,40,70,4,4,1,1,1; do
+                    CONVFUSE_F16=$f CONVFUSE_STORE_PAIRS=1 CONVFUSE_TILE=6 run "pairscheck-f$f-$sh" 120 \
+                      $B/bench/convfuse check --backend cuda --workload custom --shape $sh \
+                      --ops mish,relu --math tf32 --dist all
+                  done
+                done
+                for tool in memcheck racecheck; do
+                  CONVFUSE_STORE_PAIRS=1 CONVFUSE_TILE=6 run "$tool-pairs" 200 compute-sanitizer \
+                    --tool $tool --error-exitcode 9 $B/bench/convfuse check --backend cuda \
+                    --workload custom --shape 2,20,9,68,130,3,3,1,1,1 --ops mish --math tf32 --dist rand
+                done
+                CONVFUSE_STORE_PAIRS=1 run "pairscheck-full" 300 $B/bench/convfuse check \
+                  --backend cuda --workload mish-mish --math tf32 --dist all ;;
     flatcheck) # flat tiles (wgmma; CONVFUSE_TILE 5): odd shapes they take (one K chunk, no
                # padding, unit stride, p*q % 4 == 0): padded K with a partial plane tile, two
                # channel tiles, 5x5, 1x1, dilation 2, a 254-wide plane, 6-wide rows (44 output
@@ -388,6 +411,8 @@ for f in "$OUT"/stages[0-9]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log)
 for f in "$OUT"/f16ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/flatpairsab[123]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/flatpairs-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL"; done
+for f in "$OUT"/pairsab[123]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/pairscheck-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL"; done
 for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/clsw[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "cannot be forced" "$f")"; done
