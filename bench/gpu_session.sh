@@ -155,15 +155,16 @@ for s in $stages; do
              CONVFUSE_F16=$v run "f16ab$round-$m-$v" 60 $B/bench/convfuse bench \
                --backend cuda --workload mish-mish --math $m --iters 30
            done; done; done ;;
-    pairsab) # WG1's 8-byte pixel-pair stores (CONVFUSE_STORE_PAIRS, NOTES v54): mish-mish tf32
-             # (WG1 on one fp16 product) and, with CONVFUSE_F16=0, on TF32, off and on, three rounds
-             for round in 1 2 3; do for f in 1 0; do for v in 0 1; do
-               CONVFUSE_F16=$f CONVFUSE_STORE_PAIRS=$v run "pairsab$round-f$f-$v" 60 \
+    pairsab) # WG1's 8-byte pixel-pair stores (CONVFUSE_STORE_PAIRS, NOTES v56; fp16 only):
+             # mish-mish tf32 (WG1 on one fp16 product), off and on, three rounds
+             for round in 1 2 3; do for v in 0 1; do
+               CONVFUSE_STORE_PAIRS=$v run "pairsab$round-$v" 60 \
                  $B/bench/convfuse bench --backend cuda --workload mish-mish --math tf32 --iters 30
-             done; done; done ;;
+             done; done ;;
     pairscheck) # the pixel-pair stores checked: WG1 forced (T6) on even output widths (68, 36,
-                # 12, 300) and an odd one (39: the 4-byte fallback), fp16 and TF32, every dist;
-                # racecheck and memcheck of one shape; full size
+                # 12, 298) and an odd one (39: the 4-byte fallback), fp16 (the pairs) and TF32
+                # (4-byte stores whatever the switch), every dist; racecheck and memcheck of one
+                # shape; full size
                 for f in 1 0; do
                   for sh in 2,20,9,68,130,3,3,1,1,1 3,17,7,36,33,5,5,1,2,1 1,9,4,12,16,3,3,1,1,1 1,64,6,300,128,3,3,1,0,1 2,12,9,40,70,4,4,1,1,1; do
                     CONVFUSE_F16=$f CONVFUSE_STORE_PAIRS=1 CONVFUSE_TILE=6 run "pairscheck-f$f-$sh" 120 \

@@ -139,15 +139,7 @@ int cf_env_tma(void) { return env_switch("CONVFUSE_TMA"); }
 
 int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
 
-int cf_env_store_pairs(void) {
-  const char *v = getenv("CONVFUSE_STORE_PAIRS");
-  if (!v || !*v || (v[0] == '0' && !v[1]))
-    return 0;
-  if (v[0] == '1' && !v[1])
-    return 1;
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_STORE_PAIRS='%.32s' (use 0 or 1)\n", v);
-  return 0;
-}
+int cf_env_store_pairs(void) { return env_switch("CONVFUSE_STORE_PAIRS"); }
 
 int cf_env_f16(void) {
   const char *v = getenv("CONVFUSE_F16");

@@ -82,9 +82,9 @@ int cf_env_flat(void);
  * (an input past fp16's 65504, pairs' past 1023.98). */
 int cf_env_f16(void);
 
-/* CONVFUSE_STORE_PAIRS (CUDA, the streamed wgmma tiles; an experiment): "1" -> 1 (8-byte
- * stores of pixel pairs where the output width is even); unset, "" or "0" -> 0; anything
- * else -> 0 with a warning line on stderr. */
+/* CONVFUSE_STORE_PAIRS (CUDA, WG entry 1 on one fp16 product: 8-byte stores of pixel pairs
+ * where the output width is even; bench/NOTES.md v56): as CONVFUSE_TMA (unset, "" or "1" ->
+ * 1, "0" -> 0, anything else -> 1 with a warning line on stderr). */
 int cf_env_store_pairs(void);
 
 #endif

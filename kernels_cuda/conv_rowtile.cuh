@@ -62,8 +62,8 @@ __device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &sma
   small = __float_as_uint(x - __uint_as_float(big));
 }
 
-// x0, x1 as fp16 pairs hi + lo for the fp16-pair products (an experiment, conv_stream.cuh;
-// bench/NOTES.md v49, v51): hi = fp16(x) rounded to nearest even, lo = fp16(x - hi) (the
+// x0, x1 as fp16 pairs hi + lo for the fp16-pair products (conv_stream.cuh, conv_flat.cuh;
+// bench/NOTES.md v49, v51, v54): hi = fp16(x) rounded to nearest even, lo = fp16(x - hi) (the
 // residual is exact in fp32), x0 in each register's low half (the lower K of an mma
 // fragment). fp16 carries TF32's 11 significant bits: wherever hi and lo stay normal this is
 // 3xTF32's split with round-to-nearest; past 65504, hi is inf.

@@ -37,7 +37,7 @@ struct StreamTile {
 // Entry 2: the resident wgmma tile's shape and 3xTF32 k-step (wg_split_step), TMA patch.
 using StreamSplitTile = MmaTile<256, 64, 16, 64, true, false, true, true>;
 
-// Entries 1 and 2 on fp16 tensor cores (an experiment, CONVFUSE_F16; bench/NOTES.md v51): the
+// Entries 1 and 2 on fp16 tensor cores (the default; CONVFUSE_F16; bench/NOTES.md v51, v54): the
 // same tiles and pipeline, each k-step 16 K values (m64n128k16 for one product, m64n64k16 pairs
 // for 3xTF32's accuracy: wg_pair_step), half the tensor work of TF32's two k-steps; the weights
 // scaled per channel and laid out as fp16 (hi / lo planes for the pairs: stream_weights_kernel).
@@ -311,7 +311,7 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     stage_ring_init(stage_full, stage_done, prm.n_stages);
   __syncthreads();
 
-  const bool pairs = !T::SPLIT && prm.store_pairs && prm.g.q % 2 == 0 &&
+  const bool pairs = !T::SPLIT && F16 && prm.store_pairs && prm.g.q % 2 == 0 &&
                      (reinterpret_cast<uintptr_t>(output) & 7) == 0;
   const int *koff_lane = koff + t;
   const int a_seg = m_warp / prm.seg_pixels;
@@ -417,7 +417,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     float *out_lane =
         output + ((int64_t)rt.n * prm.g.k * prm.g.p + rt.p) * prm.g.q + rt.q0 + m_warp + g;
     const int q_left = prm.g.q - rt.q0 - m_warp - g;
-    if (!T::SPLIT && pairs) // entry 2 spills ~50-100 bytes for both paths at its 128 cap
+    // entry 2 spills ~50-100 bytes for both paths at its 128 cap; entry 1 on TF32 measured
+    // +1.2% with the pairs (bench/NOTES.md v56)
+    if (!T::SPLIT && F16 && pairs)
       store_tile_pairs<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left, lane);
     else
       store_tile<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left);

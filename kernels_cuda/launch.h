@@ -114,9 +114,9 @@ typedef struct cfk_mma_params {
    * and on which their TF32 / 3xTF32 reruns (and those reruns' weight layouts) return at once
    * while it is 0. NULL: no guard. */
   uint32_t *range_guard;
-  /* The streamed wgmma tiles store pixel pairs (8-byte stores; lanes g and g ^ 1 trade one
-   * value per fragment row) where the output width is even and the output 8-byte aligned
-   * (an experiment, CONVFUSE_STORE_PAIRS; bench/NOTES.md v55); 0: 4-byte fragment stores. */
+  /* WG entry 1 on one fp16 product stores pixel pairs (8-byte stores; lanes g and g ^ 1 trade
+   * one value per fragment row) where the output width is even and the output 8-byte aligned
+   * (CONVFUSE_STORE_PAIRS=0 turns it off; bench/NOTES.md v56); 0: 4-byte fragment stores. */
   int32_t store_pairs;
   cfk_tensor_map patch_map;
   cfk_tensor_map out_map;

@@ -121,7 +121,7 @@ CFK_WG_MMA64(wg_mma_m64n64k8, "m64n64k8.f32.tf32.tf32", "")
 
 // The same with B 8 x 128 (m64n128k8: 16 accumulator groups per thread), for the streamed
 // tile whose warpgroups own all 128 channels of the block; and with B 16 x 128 of fp16 values
-// (m64n128k16, an experiment: conv_stream.cuh's fp16 tiles).
+// (m64n128k16: conv_stream.cuh's fp16 tiles).
 #define CFK_WG_MMA128(name, types, trans_b)                                                     \
   __device__ __forceinline__ void name(float (&d)[16][4], const uint32_t (&a)[4],              \
                                        uint64_t desc_b, int accumulate = 1) {                  \
@@ -147,7 +147,7 @@ CFK_WG_MMA128(wg_mma_m64n128k16_f16, "m64n128k16.f32.f16.f16", ", 0")
 // d (+)= A (64 x 16 fp16, registers: each warp the mma.sync m16n8k16 A fragment of its 16
 // rows, two fp16 values per register) x B (16 x 64 fp16 from the descriptor, K-major core
 // matrices of 8 rows x 8 values, laid out as the TF32 ones are: same byte offsets per k-step).
-// For the streamed tile's fp16 pairs (an experiment: conv_stream.cuh).
+// For the fp16 pairs of the streamed and the flat tiles (conv_stream.cuh, conv_flat.cuh).
 CFK_WG_MMA64(wg_mma_m64n64k16_f16, "m64n64k16.f32.f16.f16", ", 0")
 
 #undef CFK_WG_MMA128
