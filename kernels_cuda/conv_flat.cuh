@@ -77,13 +77,7 @@ __device__ __forceinline__ void flat_pair_weights(const cfk_mma_params &prm, con
     const int ng = n0 + nl;
     const bool live = ng < prm.g.k;
     const float *src = weight + (int64_t)(live ? ng : 0) * prm.crs;
-    float m = 0.0f;
-    for (int k = lane; live && k < prm.crs; k += 32)
-      m = fmaxf(m, fabsf(__ldg(src + k)));
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2)
-      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    const float scale = live ? pair_weight_scale(m) : 1.0f;
+    const float scale = warp_pair_weight_scale(src, prm.crs, live, lane);
     for (int k = lane; k < prm.kcp; k += 32) {
       const float w = live && k < prm.crs ? __ldg(src + k) * scale : 0.0f; // one chunk
       const __half h = __float2half_rn(w);

@@ -492,6 +492,19 @@ __device__ __forceinline__ float pair_weight_scale(float m) {
   return m > 0.0f && isfinite(m) && sh >= -100 && sh <= 60 ? ldexpf(1.0f, sh) : 1.0f;
 }
 
+// pair_weight_scale of one channel's crs weights at src, computed by the 32 lanes of a warp
+// (each lane gets it); 1 for a channel that is not live (past K).
+__device__ __forceinline__ float warp_pair_weight_scale(const float *__restrict__ src, int crs,
+                                                        bool live, int lane) {
+  float m = 0.0f;
+  for (int k = lane; live && k < crs; k += 32)
+    m = fmaxf(m, fabsf(__ldg(src + k)));
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2)
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  return pair_weight_scale(m); // 1 for m == 0
+}
+
 // Where value k (< kcp, a multiple of 16) of channel nl (< bn) goes in an fp16 plane of bn x
 // kcp values (in halves from the plane's start): wgmma's K-major core matrices of 8 channels x
 // 8 fp16 values (16-byte rows), k-step k / 16's slot j holding its K value t + 4 (j % 2) +

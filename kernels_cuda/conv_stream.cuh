@@ -498,15 +498,11 @@ __global__ void stream_weight_scales_kernel(const float *__restrict__ weight,
   const int n = (int)((blockIdx.x * blockDim.x + threadIdx.x) / 32), lane = threadIdx.x % 32;
   if (n >= n_total)
     return;
-  float m = 0.0f;
-  if (n < k_total)
-    for (int k = lane; k < crs; k += 32)
-      m = fmaxf(m, fabsf(weight[(int64_t)n * crs + k]));
-#pragma unroll
-  for (int o = 16; o > 0; o /= 2)
-    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  const bool live = n < k_total;
+  const float scale =
+      warp_pair_weight_scale(weight + (int64_t)(live ? n : 0) * crs, crs, live, lane);
   if (lane == 0)
-    scales[n] = pair_weight_scale(m);
+    scales[n] = scale;
 }
 
 } // namespace
