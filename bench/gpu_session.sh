@@ -161,6 +161,12 @@ for s in $stages; do
                CONVFUSE_STORE_PAIRS=$v run "pairsab$round-$v" 60 \
                  $B/bench/convfuse bench --backend cuda --workload mish-mish --math tf32 --iters 30
              done; done ;;
+    rowsab) # the flat tiles' per-channel-row bulk stores (CONVFUSE_ROW_STORES, NOTES v57):
+            # sub-sub-mish both maths, off and on, three rounds
+            for round in 1 2 3; do for m in fp32 tf32; do for v in 0 1; do
+              CONVFUSE_ROW_STORES=$v run "rowsab$round-$m-$v" 60 \
+                $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --math $m --iters 30
+            done; done; done ;;
     pairscheck) # the pixel-pair stores checked: WG1 forced (T6) on even output widths (68, 36,
                 # 12, 298) and an odd one (39: the 4-byte fallback), fp16 (the pairs) and TF32
                 # (4-byte stores whatever the switch), every dist; racecheck and memcheck of one

@@ -141,6 +141,8 @@ int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
 
 int cf_env_store_pairs(void) { return env_switch("CONVFUSE_STORE_PAIRS"); }
 
+int cf_env_row_stores(void) { return env_switch("CONVFUSE_ROW_STORES"); }
+
 int cf_env_f16(void) {
   const char *v = getenv("CONVFUSE_F16");
   if (!v || !*v)

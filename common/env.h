@@ -87,4 +87,8 @@ int cf_env_f16(void);
  * 1, "0" -> 0, anything else -> 1 with a warning line on stderr). */
 int cf_env_store_pairs(void);
 
+/* CONVFUSE_ROW_STORES (CUDA flat tiles in lock-step: each output channel row of a tile leaves
+ * as one plain bulk copy instead of swizzled TMA boxes; bench/NOTES.md v57): as CONVFUSE_TMA. */
+int cf_env_row_stores(void);
+
 #endif

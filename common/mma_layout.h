@@ -225,9 +225,16 @@ static inline int64_t cf_flat_in_rows(int64_t bm, int64_t q, int64_t r, int64_t 
   return (cf_flat_out_rows(bm, q) - 1) * stride_h + (r - 1) * dil_h + 1;
 }
 
+/* Floats per channel row of a flat tile's staging buffer: bm pixels and 4 more, so that the
+ * epilogue's writes (lanes: 8 pixels x 4 channel pairs) fall in 32 distinct banks and each row
+ * can leave as one plain bulk copy (kernels_cuda/conv_flat.cuh; bench/NOTES.md v57). A macro:
+ * the kernel needs it at compile time. */
+#define CF_FLAT_STAGE_PITCH(bm) ((bm) + 4)
+
 /* The flat-tile wgmma kernel's layout (kernels_cuda/conv_flat.cuh; one K chunk of all c
- * channels, width w a multiple of 4, no column padding): out_buffers staging buffers of bn x bm
- * floats first (TMA's 128-byte swizzle wants 1024-byte alignment), the resident weights as in
+ * channels, width w a multiple of 4, no column padding): out_buffers staging buffers of bn rows
+ * of CF_FLAT_STAGE_PITCH(bm) floats first (TMA's 128-byte swizzle wants 1024-byte alignment;
+ * bn * (bm + 4) * 4 keeps each buffer's start on it for bn 64 and bm 256), the resident weights as in
  * cf_wg_layout_make (twice for split; f16, fp16 pairs for split only: hi and lo planes of
  * bn x kcp fp16 values, kcp a multiple of 16, then bn floats of each channel's 2^-e and bn of
  * its 2^e: conv_flat.cuh), n_stages patches of c x flat_rows x w floats (each a
@@ -251,9 +258,9 @@ static inline cf_mma_layout cf_flat_layout_make(int64_t bm, int64_t bn, int64_t 
   L.w_pitch = L.kcp;
   L.weight_floats = L.f16 ? (bn * L.kcp + 2 * bn + 31) / 32 * 32
                           : ((split ? 2 : 1) * bn * L.w_pitch + 31) / 32 * 32;
-  L.out_pitch = bm;
+  L.out_pitch = CF_FLAT_STAGE_PITCH(bm);
   L.out_buffers = out_buffers;
-  L.out_floats = out_buffers * bn * bm;
+  L.out_floats = out_buffers * bn * L.out_pitch;
   L.n_stages = n_stages;
   L.tma_segments = 1;
   L.seg_pixels = bm;

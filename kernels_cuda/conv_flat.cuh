@@ -35,6 +35,15 @@ __device__ __forceinline__ int flat_stage_offset(int ch, int m, int bn) {
   return ((m >> 5) * bn * 32 + ch * 32 + ((((m & 31) >> 2) ^ (ch & 7)) << 2) + (m & 3)) * 4;
 }
 
+// The same for row stores: row ch of PITCH floats, pixel m at column m. A fragment store's
+// lanes (pixel g, channel 2t + j) then fall in banks (2 PITCH t + g + c) % 32: with PITCH % 16 ==
+// 4, 8t + g + c, all 32 distinct.
+template <int PITCH>
+__device__ __forceinline__ int flat_row_stage_offset(int ch, int m) {
+  static_assert(PITCH % 16 == 4, "conflict-free fragment stores");
+  return (ch * PITCH + m) * 4;
+}
+
 // Where flat tile `tile` lies: image n, first pixel l0 of the plane, output row p0 of l0.
 struct FlatTile {
   int n, l0, p0;
@@ -132,17 +141,18 @@ __global__ void __launch_bounds__(T::THREADS, 1)
                      const float *__restrict__ bias, float *__restrict__ output) {
   static_assert(T::WG && T::TMA && T::STAGED && T::BM % 64 == 0, "flat tiles: the WG tile");
   constexpr int BM = T::BM, BN = T::BN;
+  constexpr int PITCH = CF_FLAT_STAGE_PITCH(BM), BUFFER = BN * PITCH; // staging: floats
+  static_assert(BUFFER * 4 % 1024 == 0, "each staging buffer 1024-byte aligned (the swizzle)");
   constexpr bool F16 = IsF16<T>::value; // fp16 pairs
   static_assert(!F16 || T::SPLIT, "fp16 pairs stand in for 3xTF32 only");
   // a rerun behind the fp16 kernel's range guard: nothing to do unless the guard tripped
   if (!F16 && prm.range_guard != nullptr && *prm.range_guard == 0)
     return;
-  (void)input;  // read through patch_map
-  (void)output; // written through out_map
+  (void)input; // read through patch_map
   // (named apart from conv_rowtile.cuh's, which is aligned to 128)
   extern __shared__ __align__(1024) float flat_smem[];
   float *smem = flat_smem;
-  float *staged = smem; // out_buffers staging buffers of BN x BM floats (swizzled boxes)
+  float *staged = smem; // out_buffers staging buffers of BN rows of PITCH floats
   float *wres = staged + prm.out_floats;
   float *stages = wres + prm.weight_floats;
   int *koff = reinterpret_cast<int *>(stages + prm.n_stages * prm.stage_floats);
@@ -158,7 +168,10 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   // Drifting warpgroups (3xTF32) or the whole block in lock-step (TF32): who syncs on the
   // staging buffer and stores which boxes.
   constexpr bool DRIFT = !FlatLockstep<T>::value;
-  const bool store_issuer = DRIFT ? (tid & 127) == 0 : tid == 0;
+  // Lock-step tiles may store each channel row as one bulk copy (its thread tid = the row)
+  // instead of swizzled boxes: one 1 KB run per channel (bench/NOTES.md v57).
+  const bool rows = !DRIFT && prm.row_stores;
+  const bool store_issuer = rows ? tid < BN : DRIFT ? (tid & 127) == 0 : tid == 0;
   const int box0 = DRIFT ? 2 * wg : 0, boxes = DRIFT ? 2 : BM / 32;
   auto staging_sync = [&]() {
     if constexpr (DRIFT)
@@ -215,11 +228,19 @@ __global__ void __launch_bounds__(T::THREADS, 1)
   const uint64_t desc_small =
       F16 ? desc_big + (uint64_t)(BN * prm.kcp * 2 / 16)
           : wg_desc(smem_addr(wres + BN * prm.w_pitch), BN * 16, 128);
-  // The lane's staging offsets: channel 2t + j, pixel m_lane + 8h (channel + 8 ni: + 1024 bytes)
-  const int st00 = flat_stage_offset(2 * t, m_lane, BN);
-  const int st10 = flat_stage_offset(2 * t + 1, m_lane, BN);
-  const int st01 = flat_stage_offset(2 * t, m_lane + 8, BN);
-  const int st11 = flat_stage_offset(2 * t + 1, m_lane + 8, BN);
+  // The lane's staging offsets: channel 2t + j, pixel m_lane + 8h; channel + 8 ni: + ni st_ch8
+  const int st00 = rows ? flat_row_stage_offset<PITCH>(2 * t, m_lane)
+                        : flat_stage_offset(2 * t, m_lane, BN);
+  const int st10 = rows ? flat_row_stage_offset<PITCH>(2 * t + 1, m_lane)
+                        : flat_stage_offset(2 * t + 1, m_lane, BN);
+  const int st01 = rows ? flat_row_stage_offset<PITCH>(2 * t, m_lane + 8)
+                        : flat_stage_offset(2 * t, m_lane + 8, BN);
+  const int st11 = rows ? flat_row_stage_offset<PITCH>(2 * t + 1, m_lane + 8)
+                        : flat_stage_offset(2 * t + 1, m_lane + 8, BN);
+  const int st_ch8 = rows ? 8 * PITCH * 4 : 8 * 32 * 4;
+  // A row store's channel (thread tid's), its place in the output planes and whether it is one
+  const bool row_live = rows && tid < BN && n0 + tid < prm.g.k;
+  const int64_t row_plane = (int64_t)(n0 + (row_live ? tid : 0)) * prm.pq;
   const int *koff_lane = koff + t;
 
   // ---- the tiles: block x owns a contiguous run of them ----
@@ -287,22 +308,28 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     if constexpr (F16) // back from the sums' units; the range guard
       unscale_sums_guarded(acc, unscale + 2 * t, prm.range_guard);
 
-    char *sb = reinterpret_cast<char *>(staged + out_buf * BN * BM);
+    float *buffer = staged + out_buf * BUFFER;
+    char *sb = reinterpret_cast<char *>(buffer);
 #pragma unroll
     for (int ni = 0; ni < 8; ++ni) {
       float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[ni]);
       epi.apply(a);
-      *reinterpret_cast<float *>(sb + st00 + ni * 1024) = a[0][0];
-      *reinterpret_cast<float *>(sb + st10 + ni * 1024) = a[0][1];
-      *reinterpret_cast<float *>(sb + st01 + ni * 1024) = a[0][2];
-      *reinterpret_cast<float *>(sb + st11 + ni * 1024) = a[0][3];
+      *reinterpret_cast<float *>(sb + st00 + ni * st_ch8) = a[0][0];
+      *reinterpret_cast<float *>(sb + st10 + ni * st_ch8) = a[0][1];
+      *reinterpret_cast<float *>(sb + st01 + ni * st_ch8) = a[0][2];
+      *reinterpret_cast<float *>(sb + st11 + ni * st_ch8) = a[0][3];
     }
     wg_fence_shared(); // the stores above, visible to the TMA unit's reads
     staging_sync();
-    if (store_issuer) { // boxes of 32 pixels from box0 (the warpgroup's two, or all)
-      const float *box = staged + out_buf * BN * BM;
+    if (rows) { // the tile's pixels of channel tid: a multiple of 4, 16-byte aligned (p q % 4)
+      if (row_live)
+        bulk_store(output + (f.n * prm.kpq + row_plane + f.l0), buffer + tid * PITCH,
+                   (uint32_t)min(BM, (int)prm.pq - f.l0) * 4);
+      if (store_issuer)
+        bulk_commit();
+    } else if (store_issuer) { // boxes of 32 pixels from box0 (the warpgroup's two, or all)
       for (int b = box0; b < box0 + boxes && f.l0 + 32 * b < prm.pq; ++b)
-        tma_store_3d(&prm.out_map, box + b * BN * 32, f.l0 + 32 * b, n0, f.n);
+        tma_store_3d(&prm.out_map, buffer + b * BN * 32, f.l0 + 32 * b, n0, f.n);
       bulk_commit();
     }
     out_buf = out_buf + 1 == prm.out_buffers ? 0 : out_buf + 1;

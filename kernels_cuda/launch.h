@@ -118,6 +118,10 @@ typedef struct cfk_mma_params {
    * one value per fragment row) where the output width is even and the output 8-byte aligned
    * (CONVFUSE_STORE_PAIRS=0 turns it off; bench/NOTES.md v56); 0: 4-byte fragment stores. */
   int32_t store_pairs;
+  /* Flat tiles in lock-step: each of a tile's channel rows leaves as one plain bulk copy from
+   * the staging buffer's rows (CONVFUSE_ROW_STORES=0 turns it off; bench/NOTES.md v57); 0: the
+   * swizzled boxes by TMA stores through out_map. */
+  int32_t row_stores;
   cfk_tensor_map patch_map;
   cfk_tensor_map out_map;
 } cfk_mma_params;

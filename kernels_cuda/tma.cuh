@@ -161,6 +161,23 @@ __device__ __forceinline__ void tma_store_3d(const void *map, const float *src, 
 #endif
 }
 
+// Copies bytes (a multiple of 16) from src in shared memory to dst in global memory (both
+// 16-byte aligned) as one bulk asynchronous copy of this thread's current bulk group. The
+// writers of src must have fenced their shared stores to the async proxy and synchronised
+// with this thread.
+__device__ __forceinline__ void bulk_store(float *dst, const float *src, uint32_t bytes) {
+#if CFK_HAVE_TMA
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst),
+               "r"(smem_addr(src)), "r"(bytes)
+               : "memory");
+#else
+  (void)dst;
+  (void)src;
+  (void)bytes;
+  __trap();
+#endif
+}
+
 // Closes this thread's current bulk group (the stores issued since the last commit).
 __device__ __forceinline__ void bulk_commit() {
 #if CFK_HAVE_TMA

@@ -30,6 +30,7 @@ static void clear_env(void) {
   unsetenv("CONVFUSE_OPENCL_SWITCHES");
   unsetenv("CONVFUSE_F16");
   unsetenv("CONVFUSE_STORE_PAIRS");
+  unsetenv("CONVFUSE_ROW_STORES");
 }
 
 /* Creates a context with CF_BACKEND_AUTO under CONVFUSE_BACKEND=value. */
@@ -560,21 +561,23 @@ Test(env, opencl_max_registers_reads_0_and_32_to_255_and_warns_on_the_rest) {
   }
 }
 
-/* ---- CONVFUSE_TMA, CONVFUSE_FLAT and CONVFUSE_STORE_PAIRS (the same switch; what they change
- * is the CUDA plan's patch loads, tiles and stores) ---- */
+/* ---- CONVFUSE_TMA, CONVFUSE_FLAT, CONVFUSE_STORE_PAIRS and CONVFUSE_ROW_STORES (the same
+ * switch; what they change is the CUDA plan's patch loads, tiles and stores) ---- */
 
 static int switch_value;
 static void read_tma_env(void) { switch_value = cf_env_tma(); }
 static void read_flat_env(void) { switch_value = cf_env_flat(); }
 static void read_store_pairs_env(void) { switch_value = cf_env_store_pairs(); }
+static void read_row_stores_env(void) { switch_value = cf_env_row_stores(); }
 
-Test(env, tma_flat_and_store_pairs_switches_read_like_the_others) {
+Test(env, tma_flat_and_store_switches_read_like_the_others) {
   const struct {
     const char *name;
     void (*read)(void);
   } switches[] = {{"CONVFUSE_TMA", read_tma_env},
                   {"CONVFUSE_FLAT", read_flat_env},
-                  {"CONVFUSE_STORE_PAIRS", read_store_pairs_env}};
+                  {"CONVFUSE_STORE_PAIRS", read_store_pairs_env},
+                  {"CONVFUSE_ROW_STORES", read_row_stores_env}};
   const char *values[] = {NULL, "", "1", "0", "yes"};
   const int want[] = {1, 1, 1, 0, 1};
   for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)

@@ -1189,7 +1189,7 @@ Test(planner, flat_tiles_where_the_backend_and_shape_allow) {
                     strstr(t.why, "stored by TMA") != NULL && t.grid_m == 128 * 253 &&
                     t.output_buffers == (m ? 2 : 1) && t.stages == 2 && L.flat_rows == 4 &&
                     L.patch_pitch == 256 && L.stage_floats == 8 * 4 * 256 &&
-                    L.out_floats == t.output_buffers * 64 * 256 &&
+                    L.out_pitch == 260 && L.out_floats == t.output_buffers * 64 * 260 &&
                     L.bytes == (int64_t)t.shared_bytes &&
                     L.bytes <= (int64_t)caps.shared_mem_per_block_max,
                 "[sub-sub-mish | %s] flat %d, grid_m %lld, %d staging buffers, %d stages, %lld "

@@ -209,6 +209,7 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   /* entry 1 on fp16 only: on TF32 the pairs measured +1.2% (bench/NOTES.md v56) */
   k->store_pairs =
       m->streamed && t->f16 && t->variant != CF_KERNEL_MMA_3XTF32 && cf_env_store_pairs();
+  k->row_stores = t->flat_tiles && cf_env_row_stores();
   return CF_OK;
 }
 
