@@ -5,7 +5,7 @@
 #   OUT=$OUT bash bench/variants.sh flat   # sub-sub-mish's flat tiles
 #   OUT=$OUT bash bench/variants.sh rows   # mish-mish's row tiles
 # Cuts (bench/NOTES.md, v24): nomma = no k-loop (accumulators = bias; stages, chain, stores
-# kept); nostore = no output stores (flat: no TMA stores; rows: stores gated behind a test the
+# kept); nostore = no output stores (flat: no TMA box or row stores; rows: stores gated behind a test the
 # compiler cannot fold, so the chain still runs); nopatch = each block's patch loaded for its
 # first stages only (later stages arrive with 0 bytes). Timings only: the cut variants compute
 # garbage. Prints one line per (round, variant, math, chain): the median ms of the bench.
@@ -22,16 +22,16 @@ export PATH=/usr/local/cuda/bin:$PATH
 # (the fp16 pairs' sums cut to zero, so that the range guard sees finite sums and its 3xTF32
 # rerun stays idle)
 FLAT_NOMMA='s/wg_chunk<T, 1, true>\(acc, part, koff_lane, prm.kcp, patch, a_lo, 4, desc_big, desc_small,\s*true, a_hi\);/{ (void)a_lo; (void)a_hi; (void)patch; }/; s/flat_pairs_chunk<T>\(part, koff_lane, prm.kcp, patch, a_lo, a_hi, desc_big, desc_small\);/{ for (int i_ = 0; i_ < 8; ++i_) for (int j_ = 0; j_ < 4; ++j_) part[i_][j_] = 0.0f; (void)a_lo; (void)a_hi; (void)patch; }/;'
-FLAT_NOSTORE='s/tma_store_3d\(&prm.out_map, box \+ b \* BN \* 32, f.l0 \+ 32 \* b, n0, f.n\);/;/;'
+FLAT_NOSTORE='s/tma_store_3d\(&prm.out_map, buffer \+ b \* BN \* 32, f.l0 \+ 32 \* b, n0, f.n\);/;/; s/bulk_store\(output[^;]*;/;/;'
 FLAT_NOPATCH='s/mbar_expect_bytes\(bar, \(uint32_t\)prm.tma_bytes\);\s*tma_load_4d/const bool real_ = tile < first_tile + prm.n_stages; mbar_expect_bytes(bar, real_ ? (uint32_t)prm.tma_bytes : 0u); if (real_) tma_load_4d/;'
 ROWS_NOMMA='s/wg_chunk<T, SW>\(acc, wg_part, koff_lane, prm.kcp, patch_b, a_lane, sw_bytes,\s*desc_big \+ k0, desc_small \+ k0, chunk == 0\);/(void)k0;/;'
 ROWS_NOSTORE='s/__stcs\((o[01] \+ mi \* 16(?: \+ 8)?), (a\[0\]\[\d\])\);/if ($2 == 1.2345e-30f) __stcs($1, $2);/g;'
 case $set in
-  flat) names="nomma nostore skel nopatch bare"
+  flat) names=${VARIANTS:-nomma nostore skel nopatch bare}
         expr_of() { case $1 in nomma) echo "$FLAT_NOMMA" ;; nostore) echo "$FLAT_NOSTORE" ;;
           skel) echo "$FLAT_NOMMA $FLAT_NOSTORE" ;; nopatch) echo "$FLAT_NOPATCH" ;;
           bare) echo "$FLAT_NOMMA $FLAT_NOSTORE $FLAT_NOPATCH" ;; esac; } ;;
-  rows) names="nomma nostore skel"
+  rows) names=${VARIANTS:-nomma nostore skel}
         expr_of() { case $1 in nomma) echo "$ROWS_NOMMA" ;; nostore) echo "$ROWS_NOSTORE" ;;
           skel) echo "$ROWS_NOMMA $ROWS_NOSTORE" ;; esac; } ;;
   *) echo "usage: bench/variants.sh flat|rows" >&2; exit 2 ;;
