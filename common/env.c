@@ -141,7 +141,15 @@ int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
 
 int cf_env_store_pairs(void) { return env_switch("CONVFUSE_STORE_PAIRS"); }
 
-int cf_env_row_stores(void) { return env_switch("CONVFUSE_ROW_STORES"); }
+int cf_env_row_stores(void) {
+  const char *v = getenv("CONVFUSE_ROW_STORES");
+  if (!v || !*v)
+    return -1;
+  if ((v[0] == '0' || v[0] == '1') && !v[1])
+    return v[0] - '0';
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_ROW_STORES='%.32s' (use 0 or 1)\n", v);
+  return -1;
+}
 
 int cf_env_f16(void) {
   const char *v = getenv("CONVFUSE_F16");

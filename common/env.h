@@ -88,7 +88,9 @@ int cf_env_f16(void);
 int cf_env_store_pairs(void);
 
 /* CONVFUSE_ROW_STORES (CUDA flat tiles in lock-step: each output channel row of a tile leaves
- * as one plain bulk copy instead of swizzled TMA boxes; bench/NOTES.md v57): as CONVFUSE_TMA. */
+ * as one plain bulk copy instead of swizzled TMA boxes; bench/NOTES.md v57, v60): unset or ""
+ * -> -1 (by the device: cf_cuda_row_stores_choose); "0" -> 0 (boxes); "1" -> 1 (rows);
+ * anything else -> -1 with a warning line on stderr. */
 int cf_env_row_stores(void);
 
 #endif

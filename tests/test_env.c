@@ -561,14 +561,13 @@ Test(env, opencl_max_registers_reads_0_and_32_to_255_and_warns_on_the_rest) {
   }
 }
 
-/* ---- CONVFUSE_TMA, CONVFUSE_FLAT, CONVFUSE_STORE_PAIRS and CONVFUSE_ROW_STORES (the same
- * switch; what they change is the CUDA plan's patch loads, tiles and stores) ---- */
+/* ---- CONVFUSE_TMA, CONVFUSE_FLAT and CONVFUSE_STORE_PAIRS (the same switch; what they
+ * change is the CUDA plan's patch loads, tiles and stores) ---- */
 
 static int switch_value;
 static void read_tma_env(void) { switch_value = cf_env_tma(); }
 static void read_flat_env(void) { switch_value = cf_env_flat(); }
 static void read_store_pairs_env(void) { switch_value = cf_env_store_pairs(); }
-static void read_row_stores_env(void) { switch_value = cf_env_row_stores(); }
 
 Test(env, tma_flat_and_store_switches_read_like_the_others) {
   const struct {
@@ -576,8 +575,7 @@ Test(env, tma_flat_and_store_switches_read_like_the_others) {
     void (*read)(void);
   } switches[] = {{"CONVFUSE_TMA", read_tma_env},
                   {"CONVFUSE_FLAT", read_flat_env},
-                  {"CONVFUSE_STORE_PAIRS", read_store_pairs_env},
-                  {"CONVFUSE_ROW_STORES", read_row_stores_env}};
+                  {"CONVFUSE_STORE_PAIRS", read_store_pairs_env}};
   const char *values[] = {NULL, "", "1", "0", "yes"};
   const int want[] = {1, 1, 1, 0, 1};
   for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)
@@ -593,23 +591,47 @@ Test(env, tma_flat_and_store_switches_read_like_the_others) {
     }
 }
 
-/* ---- CONVFUSE_F16 (-1: the default, fp16 for both maths; 0: never; 1: the default too) ---- */
+/* ---- CONVFUSE_F16 (-1: the default, fp16 for both maths; 0: never; 1: the default too) and
+ * CONVFUSE_ROW_STORES (-1: by the device; 0: boxes; 1: rows) ---- */
 
 static void read_f16_env(void) { switch_value = cf_env_f16(); }
+static void read_row_stores_env(void) { switch_value = cf_env_row_stores(); }
 
-Test(env, f16_default_unless_0_or_1) {
+Test(env, f16_and_row_stores_by_default_unless_0_or_1) {
+  const struct {
+    const char *name;
+    void (*read)(void);
+  } switches[] = {{"CONVFUSE_F16", read_f16_env}, {"CONVFUSE_ROW_STORES", read_row_stores_env}};
   const char *values[] = {NULL, "", "0", "1", "yes"};
   const int want[] = {-1, -1, 0, 1, -1};
-  for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-    char buf[1024];
-    read_env_as("CONVFUSE_F16", values[i], read_f16_env, buf, sizeof buf);
-    cr_expect(switch_value == want[i], "CONVFUSE_F16=%s: %d, want %d",
-              values[i] ? values[i] : "(unset)", switch_value, want[i]);
-    const int warned = strstr(buf, "CONVFUSE_F16='yes'") != NULL;
-    cr_expect(warned == (i == 4), "CONVFUSE_F16=%s printed: \"%s\"",
-              values[i] ? values[i] : "(unset)", buf);
-  }
+  for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+      char buf[1024], warning[64];
+      read_env_as(switches[k].name, values[i], switches[k].read, buf, sizeof buf);
+      cr_expect(switch_value == want[i], "%s=%s: %d, want %d", switches[k].name,
+                values[i] ? values[i] : "(unset)", switch_value, want[i]);
+      snprintf(warning, sizeof warning, "%s='yes'", switches[k].name);
+      const int warned = strstr(buf, warning) != NULL;
+      cr_expect(warned == (i == 4), "%s=%s printed: \"%s\"", switches[k].name,
+                values[i] ? values[i] : "(unset)", buf);
+    }
 }
+
+#ifdef CONVFUSE_TEST_HAVE_CUDA
+/* backends/cuda/cuda_internal.h (that header needs the CUDA runtime's) */
+int cf_cuda_row_stores_choose(int env, double dram_bytes_per_s);
+
+/* Rows below 4 TB/s of DRAM (H100 SXM: 3.35), boxes above (H200: 4.8) or where the driver
+ * does not say; the switch overrides either way. */
+Test(env, row_stores_by_the_dram_bandwidth_unless_forced) {
+  const double h100 = 3.35e12, h200 = 4.8e12;
+  cr_expect(cf_cuda_row_stores_choose(-1, h100) == 1);
+  cr_expect(cf_cuda_row_stores_choose(-1, h200) == 0);
+  cr_expect(cf_cuda_row_stores_choose(-1, 0.0) == 0);
+  cr_expect(cf_cuda_row_stores_choose(0, h100) == 0);
+  cr_expect(cf_cuda_row_stores_choose(1, h200) == 1);
+}
+#endif
 
 /* ---- CONVFUSE_STAGES (a tuning cap on the TMA kernels' pipeline depth) ---- */
 

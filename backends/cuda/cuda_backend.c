@@ -118,6 +118,24 @@ static void release_state(cf_cuda_state *st) {
   free(st);
 }
 
+/* Peak DRAM bytes per second from the memory clock (kHz, double data rate) and bus width
+ * (bits); 0 where the driver does not say. */
+static double dram_bandwidth(int dev) {
+  int khz = 0, bits = 0;
+  if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0.0;
+  }
+  return 2.0 * khz * 1e3 * bits / 8.0;
+}
+
+int cf_cuda_row_stores_choose(int env, double dram_bytes_per_s) {
+  if (env >= 0)
+    return env;
+  return dram_bytes_per_s > 0.0 && dram_bytes_per_s < 4e12;
+}
+
 static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_t name_len) {
   int dev = 0;
   CF_CHECK(find_device(&dev));
@@ -196,6 +214,7 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
   const int f16 = cf_env_f16();
   caps->wg_f16 = !(caps->has_wgmma && caps->has_tma) || f16 == 0 ? 0 : 2;
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
+  st->row_stores = cf_cuda_row_stores_choose(cf_env_row_stores(), dram_bandwidth(dev));
   caps->global_mem_bytes = (uint64_t)prop.totalGlobalMem;
   caps->max_alloc_bytes = (uint64_t)prop.totalGlobalMem;
   if (name && name_len > 0)

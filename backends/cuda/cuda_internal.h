@@ -9,14 +9,22 @@
 #include "error.h"
 #include "kernels_cuda/launch.h"
 
-/* One context: a device and a non-blocking stream (plus two timing events) owned by it, and
- * the driver's tensor-map encoder when the TMA kernels may run (caps has_tma), else NULL. */
+/* One context: a device and a non-blocking stream (plus two timing events) owned by it, the
+ * driver's tensor-map encoder when the TMA kernels may run (caps has_tma), else NULL, and
+ * whether the flat tiles store their output as channel rows (cf_cuda_row_stores_choose). */
 typedef struct cf_cuda_state {
   int device;
   cudaStream_t stream;
   cudaEvent_t ev_start, ev_stop;
   cfk_tensor_map_encoder encoder;
+  int row_stores;
 } cf_cuda_state;
+
+/* The flat tiles' store path for a device of peak DRAM bandwidth dram_bytes_per_s (0:
+ * unknown) and CONVFUSE_ROW_STORES (cf_env_row_stores: 1 on, 0 off, -1 by the device): channel
+ * rows below 4 TB/s, TMA boxes above (bench/NOTES.md v60: sub-sub-mish tf32 on an H100, 3.35
+ * TB/s, 1.07 -> 0.99 ms with rows; on an H200, 4.8 TB/s, 0.87 -> 0.97). */
+int cf_cuda_row_stores_choose(int env, double dram_bytes_per_s);
 
 /* Sets a message "cuda: <what> failed: <cudaGetErrorName>: <cudaGetErrorString>" (what is
  * printf-formatted), clears the runtime's non-sticky last error, and returns status. */

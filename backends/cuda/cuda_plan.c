@@ -209,7 +209,6 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   /* entry 1 on fp16 only: on TF32 the pairs measured +1.2% (bench/NOTES.md v56) */
   k->store_pairs =
       m->streamed && t->f16 && t->variant != CF_KERNEL_MMA_3XTF32 && cf_env_store_pairs();
-  k->row_stores = t->flat_tiles && cf_env_row_stores();
   return CF_OK;
 }
 
@@ -306,6 +305,9 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.f16 = spec->tiles.f16;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
+  /* (the drifting 3xTF32 flat tile keeps its boxes whatever the flag says) */
+  p->mma_params.row_stores =
+      p->mma_id.flat && (!p->mma_id.split || p->mma_id.f16) && st->row_stores;
   /* flat tiles: the wgmma tile, staged, by TMA, unit column stride, whole planes of 4k pixels */
   if (s == CF_OK && p->mma_id.flat &&
       (!p->mma_id.wgmma || !p->mma_id.tma || !p->mma_id.staged || !p->mma_id.unit_stride ||
@@ -565,12 +567,17 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
   return CF_OK;
 }
 
-/* The fp16 plans' range guard (the planner's description names the fp16 products). */
+/* The fp16 plans' range guard (the planner's description names the fp16 products) and the
+ * flat tiles' store path. */
 const char *cf_cuda_plan_detail(const void *compiled) {
   const cuda_plan *p = compiled;
+  const int rows = p->mma && p->mma_params.row_stores;
   if (!p->range_guard)
-    return NULL;
-  return p->spec.tiles.variant == CF_KERNEL_MMA_3XTF32
-             ? "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6)"
-             : "cuda: range guard with a TF32 rerun";
+    return rows ? "cuda: output by 1 KB channel rows" : NULL;
+  if (p->spec.tiles.variant == CF_KERNEL_MMA_3XTF32)
+    return rows ? "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6); output by 1 KB "
+                  "channel rows"
+                : "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6)";
+  return rows ? "cuda: range guard with a TF32 rerun; output by 1 KB channel rows"
+              : "cuda: range guard with a TF32 rerun";
 }
