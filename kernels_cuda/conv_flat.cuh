@@ -17,8 +17,8 @@
 // conflict-free); fence to the async proxy; one thread per warpgroup stores its boxes (clipped to
 // the plane and to K). In lock-step (below) the staging buffer is instead BN plain rows of 260
 // floats (conflict-free too) and BN threads store one channel row each: a 1 KB run of the output
-// plane by one plain bulk copy (CONVFUSE_ROW_STORES; sub-sub-mish tf32 -8% on the H100 against
-// the boxes, bench/NOTES.md v57). 3xTF32 has no block barrier after the set-up: a warpgroup waits only for
+// plane by one plain bulk copy (where the backend chooses it: sub-sub-mish tf32 -8% on the
+// H100 against the boxes, +11% on the H200; bench/NOTES.md v57, v60). 3xTF32 has no block barrier after the set-up: a warpgroup waits only for
 // its stage's bytes and (a warpgroup barrier) its own staging boxes, so the four drift apart and
 // one's epilogue overlaps another's tensor-core work (36% of its time on sub-sub-mish). TF32
 // (tensor cores 17% busy) measured 26% slower that way than in lock-step, where a block barrier

@@ -119,8 +119,9 @@ typedef struct cfk_mma_params {
    * (CONVFUSE_STORE_PAIRS=0 turns it off; bench/NOTES.md v56); 0: 4-byte fragment stores. */
   int32_t store_pairs;
   /* Flat tiles in lock-step: each of a tile's channel rows leaves as one plain bulk copy from
-   * the staging buffer's rows (CONVFUSE_ROW_STORES=0 turns it off; bench/NOTES.md v57); 0: the
-   * swizzled boxes by TMA stores through out_map. */
+   * the staging buffer's rows; 0: the swizzled boxes by TMA stores through out_map. The backend
+   * sets it by the device's DRAM bandwidth and CONVFUSE_ROW_STORES (cuda_internal.h:
+   * cf_cuda_row_stores_choose; bench/NOTES.md v57, v60). */
   int32_t row_stores;
   cfk_tensor_map patch_map;
   cfk_tensor_map out_map;
