@@ -207,6 +207,91 @@ __global__ void __launch_bounds__(256) row_carry(float *out) {
   }
 }
 
+// The flat kernel's row stores (kernels_cuda/conv_flat.cuh, bench/NOTES.md v57-v61) with no
+// arithmetic: flat tiles of 256 pixels, one 512-thread block per SM owning a contiguous run of
+// them, each tile's 64 channel rows written by the threads into one of two staging buffers
+// (rows of 260 floats after a 256-float lead), then each row stored by one plain bulk copy
+// (cp.async.bulk) from thread `row` (ONE: thread 0 issues all 64); a buffer is written again
+// once its copies of two tiles back have been read out. PLANE: PQ (real planes, every other
+// one starting 16 bytes into a 32-byte sector) or PQ_PAD (planes on 128-byte lines). ALIGN:
+// odd rows leave their last 4 pixels to the block's next tile, which stores them in front of
+// its own (from the previous row's spare columns), so that every copy covers whole sectors.
+constexpr int FLAT256_PER_IMAGE = (int)((PQ + 255) / 256), FLAT256_TILES = N * FLAT256_PER_IMAGE;
+constexpr int ROW_PITCH = 260, ROW_LEAD = 256, ROW_BUFFER = K * ROW_PITCH;
+constexpr int BULK_ROWS_SMEM = (ROW_LEAD + 2 * ROW_BUFFER) * 4;
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+template <int64_t PLANE, bool ALIGN, bool ONE>
+__global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
+  extern __shared__ __align__(1024) float smem[];
+  float *staged = smem + ROW_LEAD;
+  const int tid = threadIdx.x;
+  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  const bool issuer = ONE ? tid == 0 : tid < K;
+  int buf = 0;
+  for (int tile = begin; tile < end; ++tile) {
+    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    const int n_px = (int)min((int64_t)256, PQ - l0);
+    float *buffer = staged + buf * ROW_BUFFER;
+    if (issuer) // this buffer's copies of two tiles back have read it
+      asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");
+    __syncthreads();
+    for (int i = tid; i < K * 256; i += 512) // stand-in for the epilogue's fragment stores
+      buffer[(i >> 8) * ROW_PITCH + (i & 255)] = value(tile, i >> 8);
+    // row r's span [c0, c1) of columns relative to its pixel 0 (c0 = -4: the carried pixels)
+    auto span = [&](int r, int &c0, int &c1) {
+      const int64_t at = (int64_t)(n * K + r) * PLANE + l0;
+      const bool odd = ALIGN && (at & 7) != 0;
+      c0 = odd && tile > begin && l0 > 0 ? -4 : 0;
+      c1 = n_px - (odd && tile + 1 < end && l0 + 256 < PQ ? 4 : 0);
+    };
+    if (ALIGN && tid < K) {
+      int c0, c1;
+      span(tid, c0, c1);
+      if (c0 < 0) // the previous tile's last 4 pixels, from the other buffer
+        *reinterpret_cast<float4 *>(buffer + tid * ROW_PITCH - 4) =
+            *reinterpret_cast<const float4 *>(staged + (buf ^ 1) * ROW_BUFFER + tid * ROW_PITCH +
+                                              252);
+    }
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    if (issuer) {
+      for (int r = ONE ? 0 : tid; r < (ONE ? K : tid + 1); ++r) {
+        int c0, c1;
+        span(r, c0, c1);
+        float *dst = out + (int64_t)(n * K + r) * PLANE + l0 + c0;
+        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst),
+                     "r"(smem_u32(buffer + r * ROW_PITCH + c0)), "r"((c1 - c0) * 4)
+                     : "memory");
+      }
+      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+    }
+    buf ^= 1;
+  }
+  if (issuer)
+    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+}
+
+// bulk_rows<PLANE, ...> must write every pixel of every plane as its tile's value.
+template <int64_t PLANE>
+static void verify_flat256(const float *out, const char *name) {
+  std::vector<float> h((size_t)N * K * PLANE);
+  CHECK(cudaMemcpy(h.data(), out, h.size() * 4, cudaMemcpyDeviceToHost));
+  int64_t bad = 0;
+  for (int n = 0; n < N; ++n)
+    for (int ch = 0; ch < K; ++ch)
+      for (int64_t l = 0; l < PQ; ++l) {
+        const int tile = n * FLAT256_PER_IMAGE + (int)(l / 256);
+        if (h[((int64_t)n * K + ch) * PLANE + l] != (float)(tile ^ ch) * 1e-3f && bad++ < 3)
+          std::printf("%s wrong at n %d ch %d pixel %lld\n", name, n, ch, (long long)l);
+      }
+  std::printf("%s: %lld wrong of %lld\n", name, (long long)bad, (long long)N * K * PQ);
+}
+
 // The floor: the tensor written front to back, 16 bytes per lane.
 __global__ void __launch_bounds__(256) linear_v4(float4 *out, int64_t n4) {
   for (int64_t i = blockIdx.x * 256LL + threadIdx.x; i < n4; i += (int64_t)gridDim.x * 256) {
@@ -280,6 +365,26 @@ int main() {
     time_it("row128 v4 real", elems * 4, [&] { row_v4_real<128, false><<<grid, 256>>>(out); });
     time_it("row256 v4 real cs", elems * 4, [&] { row_v4_real<256, true><<<grid, 256>>>(out); });
     time_it("row256 v4 real", elems * 4, [&] { row_v4_real<256, false><<<grid, 256>>>(out); });
+  }
+  {
+    std::printf("-- flat tiles of 256 by bulk row copies (1 block of 512 threads per SM)\n");
+    auto run = [&](auto kernel, const char *name, bool padded_planes) {
+      CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 BULK_ROWS_SMEM));
+      time_it(name, elems * 4, [&] { kernel<<<sms, 512, BULK_ROWS_SMEM>>>(out); });
+      CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
+      kernel<<<sms, 512, BULK_ROWS_SMEM>>>(out);
+      CHECK(cudaDeviceSynchronize());
+      if (padded_planes)
+        verify_flat256<PQ_PAD>(out, name);
+      else
+        verify_flat256<PQ>(out, name);
+    };
+    run(bulk_rows<PQ, false, false>, "rows 64 issuers", false);
+    run(bulk_rows<PQ, false, true>, "rows 1 issuer", false);
+    run(bulk_rows<PQ, true, false>, "rows sector-aligned", false);
+    run(bulk_rows<PQ, true, true>, "rows aligned 1 issuer", false);
+    run(bulk_rows<PQ_PAD, false, false>, "rows padded planes", true);
   }
   verify(out);
   time_it("linear v4", elems * 4,
