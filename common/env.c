@@ -141,22 +141,18 @@ int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
 
 int cf_env_store_pairs(void) { return env_switch("CONVFUSE_STORE_PAIRS"); }
 
-int cf_env_row_stores(void) {
-  const char *v = getenv("CONVFUSE_ROW_STORES");
+/* name unset or "" -> -1 (the caller's default), "0" / "1" -> 0 / 1, anything else -> -1 with
+ * a warning line on stderr. */
+static int env_tristate(const char *name) {
+  const char *v = getenv(name);
   if (!v || !*v)
     return -1;
   if ((v[0] == '0' || v[0] == '1') && !v[1])
     return v[0] - '0';
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_ROW_STORES='%.32s' (use 0 or 1)\n", v);
+  fprintf(stderr, "convfuse: ignoring %s='%.32s' (use 0 or 1)\n", name, v);
   return -1;
 }
 
-int cf_env_f16(void) {
-  const char *v = getenv("CONVFUSE_F16");
-  if (!v || !*v)
-    return -1;
-  if ((v[0] == '0' || v[0] == '1') && !v[1])
-    return v[0] - '0';
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_F16='%.32s' (use 0 or 1)\n", v);
-  return -1;
-}
+int cf_env_row_stores(void) { return env_tristate("CONVFUSE_ROW_STORES"); }
+
+int cf_env_f16(void) { return env_tristate("CONVFUSE_F16"); }

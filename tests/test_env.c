@@ -565,21 +565,18 @@ Test(env, opencl_max_registers_reads_0_and_32_to_255_and_warns_on_the_rest) {
  * change is the CUDA plan's patch loads, tiles and stores) ---- */
 
 static int switch_value;
-static void read_tma_env(void) { switch_value = cf_env_tma(); }
-static void read_flat_env(void) { switch_value = cf_env_flat(); }
-static void read_store_pairs_env(void) { switch_value = cf_env_store_pairs(); }
 
-Test(env, tma_flat_and_store_switches_read_like_the_others) {
-  const struct {
-    const char *name;
-    void (*read)(void);
-  } switches[] = {{"CONVFUSE_TMA", read_tma_env},
-                  {"CONVFUSE_FLAT", read_flat_env},
-                  {"CONVFUSE_STORE_PAIRS", read_store_pairs_env}};
-  const char *values[] = {NULL, "", "1", "0", "yes"};
-  const int want[] = {1, 1, 1, 0, 1};
-  for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)
-    for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
+/* A switch's name and the function that reads it into switch_value. */
+typedef struct {
+  const char *name;
+  void (*read)(void);
+} switch_reader;
+
+/* Each switch read under each of values[5] gives want[i]; only values[4] ("yes") warns. */
+static void expect_switch_reads(const switch_reader *switches, size_t n,
+                                const char *const values[5], const int want[5]) {
+  for (size_t k = 0; k < n; ++k)
+    for (size_t i = 0; i < 5; ++i) {
       char buf[1024], warning[64];
       read_env_as(switches[k].name, values[i], switches[k].read, buf, sizeof buf);
       cr_expect(switch_value == want[i], "%s=%s: %d, want %d", switches[k].name,
@@ -591,6 +588,19 @@ Test(env, tma_flat_and_store_switches_read_like_the_others) {
     }
 }
 
+static void read_tma_env(void) { switch_value = cf_env_tma(); }
+static void read_flat_env(void) { switch_value = cf_env_flat(); }
+static void read_store_pairs_env(void) { switch_value = cf_env_store_pairs(); }
+
+Test(env, tma_flat_and_store_switches_read_like_the_others) {
+  const switch_reader switches[] = {{"CONVFUSE_TMA", read_tma_env},
+                                    {"CONVFUSE_FLAT", read_flat_env},
+                                    {"CONVFUSE_STORE_PAIRS", read_store_pairs_env}};
+  const char *const values[5] = {NULL, "", "1", "0", "yes"};
+  const int want[5] = {1, 1, 1, 0, 1};
+  expect_switch_reads(switches, sizeof switches / sizeof switches[0], values, want);
+}
+
 /* ---- CONVFUSE_F16 (-1: the default, fp16 for both maths; 0: never; 1: the default too) and
  * CONVFUSE_ROW_STORES (-1: by the device; 0: boxes; 1: rows) ---- */
 
@@ -598,23 +608,11 @@ static void read_f16_env(void) { switch_value = cf_env_f16(); }
 static void read_row_stores_env(void) { switch_value = cf_env_row_stores(); }
 
 Test(env, f16_and_row_stores_by_default_unless_0_or_1) {
-  const struct {
-    const char *name;
-    void (*read)(void);
-  } switches[] = {{"CONVFUSE_F16", read_f16_env}, {"CONVFUSE_ROW_STORES", read_row_stores_env}};
-  const char *values[] = {NULL, "", "0", "1", "yes"};
-  const int want[] = {-1, -1, 0, 1, -1};
-  for (size_t k = 0; k < sizeof switches / sizeof switches[0]; ++k)
-    for (size_t i = 0; i < sizeof values / sizeof values[0]; ++i) {
-      char buf[1024], warning[64];
-      read_env_as(switches[k].name, values[i], switches[k].read, buf, sizeof buf);
-      cr_expect(switch_value == want[i], "%s=%s: %d, want %d", switches[k].name,
-                values[i] ? values[i] : "(unset)", switch_value, want[i]);
-      snprintf(warning, sizeof warning, "%s='yes'", switches[k].name);
-      const int warned = strstr(buf, warning) != NULL;
-      cr_expect(warned == (i == 4), "%s=%s printed: \"%s\"", switches[k].name,
-                values[i] ? values[i] : "(unset)", buf);
-    }
+  const switch_reader switches[] = {{"CONVFUSE_F16", read_f16_env},
+                                    {"CONVFUSE_ROW_STORES", read_row_stores_env}};
+  const char *const values[5] = {NULL, "", "0", "1", "yes"};
+  const int want[5] = {-1, -1, 0, 1, -1};
+  expect_switch_reads(switches, sizeof switches / sizeof switches[0], values, want);
 }
 
 #ifdef CONVFUSE_TEST_HAVE_CUDA
