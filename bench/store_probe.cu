@@ -10,6 +10,8 @@
 #include <cuda_runtime.h>
 
 #include "bench/probe_check.h"
+#include "kernels_cuda/tma.cuh"   // bulk_store and its bulk groups, as the flat kernel uses them
+#include "kernels_cuda/wgmma.cuh" // wg_fence_shared
 
 constexpr int N = 128, K = 64, P = 254, Q = 254, BM = 128;
 constexpr int Q_TILES = (Q + BM - 1) / BM;
@@ -220,10 +222,6 @@ constexpr int FLAT256_PER_IMAGE = (int)((PQ + 255) / 256), FLAT256_TILES = N * F
 constexpr int ROW_PITCH = 260, ROW_LEAD = 256, ROW_BUFFER = K * ROW_PITCH;
 constexpr int BULK_ROWS_SMEM = (ROW_LEAD + 2 * ROW_BUFFER) * 4;
 
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 template <int64_t PLANE, bool ALIGN, bool ONE>
 __global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
   extern __shared__ __align__(1024) float smem[];
@@ -238,7 +236,7 @@ __global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
     const int n_px = (int)min((int64_t)256, PQ - l0);
     float *buffer = staged + buf * ROW_BUFFER;
     if (issuer) // this buffer's copies of two tiles back have read it
-      asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory");
+      bulk_wait_read<1>();
     __syncthreads();
     for (int i = tid; i < K * 256; i += 512) // stand-in for the epilogue's fragment stores
       buffer[(i >> 8) * ROW_PITCH + (i & 255)] = value(tile, i >> 8);
@@ -257,23 +255,21 @@ __global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
             *reinterpret_cast<const float4 *>(staged + (buf ^ 1) * ROW_BUFFER + tid * ROW_PITCH +
                                               252);
     }
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    wg_fence_shared();
     __syncthreads();
     if (issuer) {
       for (int r = ONE ? 0 : tid; r < (ONE ? K : tid + 1); ++r) {
         int c0, c1;
         span(r, c0, c1);
-        float *dst = out + (int64_t)(n * K + r) * PLANE + l0 + c0;
-        asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst),
-                     "r"(smem_u32(buffer + r * ROW_PITCH + c0)), "r"((c1 - c0) * 4)
-                     : "memory");
+        bulk_store(out + (int64_t)(n * K + r) * PLANE + l0 + c0, buffer + r * ROW_PITCH + c0,
+                   (uint32_t)(c1 - c0) * 4);
       }
-      asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      bulk_commit();
     }
     buf ^= 1;
   }
   if (issuer)
-    asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+    bulk_wait<0>();
 }
 
 // bulk_rows<PLANE, ...> must write every pixel of every plane as its tile's value.
