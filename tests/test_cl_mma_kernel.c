@@ -206,11 +206,11 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
               (t.variant != CF_KERNEL_MMA_TF32 && t.variant != CF_KERNEL_MMA_3XTF32))
             continue; /* FFMA, or a forced tile that does not apply */
           int sw[CF_CL_SWITCHES];
-          cf_cl_mma_switches(&sh, &t, NULL, sw);
+          cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
           if (flip >= 0) {
             cf_cl_switches forced = {{-1, -1, -1, -1, -1}};
             forced.forced[flip] = !sw[flip];
-            if (cf_cl_mma_switches(&sh, &t, &forced, sw) != 0)
+            if (cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &forced, sw) != 0)
               continue; /* this program cannot take it */
           }
           /* an fp16 program comes with its TF32 / 3xTF32 rerun (f16 off, CFM_RERUN) */
@@ -285,20 +285,21 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   int def[CF_CL_SWITCHES], sw[CF_CL_SWITCHES];
 
   h200_plan(0, CF_MATH_TF32, 0, &sh, &t); /* sub-sub-mish: one chunk, resident weights */
-  cr_expect(cf_cl_mma_switches(&sh, &t, NULL, def) == 0);
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def) == 0);
   cf_cl_switches flipped;
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
     flipped.forced[i] = !def[i];
-  cr_expect(cf_cl_mma_switches(&sh, &t, &flipped, sw) == 0, "sub-sub-mish refused a switch");
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &flipped, sw) == 0,
+            "sub-sub-mish refused a switch");
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
     cr_expect(sw[i] == !def[i], "sub-sub-mish: %s stayed %d", cf_cl_switch_names[i], sw[i]);
 
   h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
-  cf_cl_mma_switches(&sh, &t, NULL, def);
+  cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);
   cr_assert(def[CF_CL_SWITCH_LDSM] == 1 && def[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "mish-mish tf32 is no longer planned on T0's swizzled weights");
   const cf_cl_switches refused_here = {{0, 1, -1, -1, -1}};
-  cr_expect(cf_cl_mma_switches(&sh, &t, &refused_here, sw) ==
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &refused_here, sw) ==
                 (1u << CF_CL_SWITCH_LDSM | 1u << CF_CL_SWITCH_ONE_CHUNK),
             "mish-mish took ldsm=0 or one_chunk=1");
   cr_expect(sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_ONE_CHUNK] == 0,
@@ -307,7 +308,8 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */
   const cf_cl_switches off32_on = {{-1, -1, -1, -1, 1, -1}};
-  cr_expect(cf_cl_mma_switches(&sh, &t, &off32_on, sw) == 1u << CF_CL_SWITCH_OFF32 &&
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &off32_on, sw) ==
+                    1u << CF_CL_SWITCH_OFF32 &&
                 sw[CF_CL_SWITCH_OFF32] == 0,
             "32-bit offsets forced on an image past 2^31 elements");
 }
@@ -328,11 +330,67 @@ Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32_with_streamed_weights) {
     int sw[CF_CL_SWITCHES];
     h200_plan(cases[i].shape, cases[i].math, 0, &sh, &t);
     const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
-    cr_expect(cf_cl_mma_switches(&sh, &t, NULL, sw) == 0);
+    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0);
     cr_expect(sw[CF_CL_SWITCH_F16] == cases[i].want,
               "%s %s (%s, weights %s): f16 %d by default, want %d", shapes[cases[i].shape].name,
               cases[i].math == CF_MATH_FP32 ? "fp32" : "tf32",
               cf_kernel_variant_name(t.variant), L.resident ? "resident" : "streamed",
               sw[CF_CL_SWITCH_F16], cases[i].want);
   }
+}
+
+/* The H100's defaults (bench/NOTES.md v63): an NVIDIA device of at most 100 GiB takes them,
+ * anything else the H200's; they differ only on the resident-weight programs (sub-sub-mish:
+ * tf32 with 64-bit offsets, fp32 with the k-loop rolled and ldmatrix), mish-mish's are the
+ * same, a forced switch still wins, and the H100's programs compile. */
+Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weights) {
+  cr_expect(cf_cl_tuning_of(1, 80ull << 30) == CF_CL_TUNED_H100 &&
+                cf_cl_tuning_of(1, 100ull << 30) == CF_CL_TUNED_H100 &&
+                cf_cl_tuning_of(1, 141ull << 30) == CF_CL_TUNED_H200 &&
+                cf_cl_tuning_of(0, 16ull << 30) == CF_CL_TUNED_H200,
+            "tuning by device");
+  char why[512];
+  const int toolchain = toolchain_ok(why, sizeof why);
+  temp_source ts;
+  if (toolchain)
+    write_kernel_source(&ts);
+  const cf_op ops[1] = {{CF_OP_MISH, 0.0f}};
+  cf_epilogue epi;
+  cf_epilogue_fold(ops, 1, &epi);
+  for (size_t i = 0; i < 2; ++i)
+    for (int m = 0; m < 2; ++m) {
+      const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
+      cf_conv_shape sh;
+      cf_tile_plan t;
+      int h200[CF_CL_SWITCHES], h100[CF_CL_SWITCHES];
+      h200_plan(i, math, 0, &sh, &t);
+      cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, h200) == 0);
+      cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, h100) == 0);
+      int want[CF_CL_SWITCHES];
+      memcpy(want, h200, sizeof want);
+      if (i == 0 && m) {
+        want[CF_CL_SWITCH_OFF32] = 0;
+      } else if (i == 0) {
+        want[CF_CL_SWITCH_K_UNROLLED] = 0;
+        want[CF_CL_SWITCH_LDSM] = 1;
+      }
+      for (int k = 0; k < CF_CL_SWITCHES; ++k)
+        cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",
+                  shapes[i].name, m ? "tf32" : "fp32", cf_cl_switch_names[k], h100[k], want[k],
+                  h200[k]);
+      cf_cl_switches forced = {{-1, -1, -1, -1, -1, -1}};
+      forced.forced[CF_CL_SWITCH_OFF32] = h200[CF_CL_SWITCH_OFF32];
+      cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &forced, h100);
+      cr_expect(h100[CF_CL_SWITCH_OFF32] == h200[CF_CL_SWITCH_OFF32], "forced off32 lost");
+      if (!toolchain || i != 0)
+        continue;
+      cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, h100);
+      char options[1024], log[4096];
+      cr_assert(cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, h100, options, sizeof options));
+      cr_expect(compile(&ts, options, log, sizeof log) == 0,
+                "[sub-sub-mish | %s] the H100's program does not compile with\n  %s\n%s",
+                m ? "tf32" : "fp32", options, log);
+    }
+  if (toolchain)
+    temp_source_remove(&ts);
 }

@@ -45,7 +45,12 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   }
 }
 
-unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
+cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
+  return is_nvidia && global_mem_bytes <= CF_CL_H100_TUNING_MAX_MEMORY ? CF_CL_TUNED_H100
+                                                                      : CF_CL_TUNED_H200;
+}
+
+unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_cl_tuning tuning,
                             const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   const cf_mma_layout L = cf_plan_mma_layout(sh, t);
@@ -73,6 +78,18 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
    * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
    * fp32 1.69 -> 1.93, tf32 1.11 -> 1.36) */
   sw[CF_CL_SWITCH_F16] = split && !L.resident;
+  /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
+   * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
+   * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
+   * rolled loop cost the H200 7%, v48); mish-mish measured no change or worse either way */
+  if (tuning == CF_CL_TUNED_H100 && L.resident) {
+    if (split) {
+      sw[CF_CL_SWITCH_K_UNROLLED] = 0;
+      sw[CF_CL_SWITCH_LDSM] = switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, &L);
+    } else {
+      sw[CF_CL_SWITCH_OFF32] = 0;
+    }
+  }
 
   unsigned refused = 0;
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {

@@ -21,11 +21,23 @@ int cf_cl_opt_append(char *buf, size_t len, size_t *used, const char *name, int 
 int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
                               const cf_epilogue *epi);
 
+/* Whose measurements a device's switch defaults follow (bench/NOTES.md v63). They were tuned
+ * on an H200 (HBM3e, 141 GB); on an H100 (HBM3, 80 GB) two programs measured faster the other
+ * way, with the same driver and so the same machine code: sub-sub-mish tf32 with 64-bit
+ * offsets (1.35 -> 1.21 ms), fp32 with the k-loop rolled and ldmatrix (2.3 -> 2.0). */
+typedef enum cf_cl_tuning { CF_CL_TUNED_H200 = 0, CF_CL_TUNED_H100 } cf_cl_tuning;
+
+/* OpenCL reports no memory bandwidth: NVIDIA devices with at most this much global memory (the
+ * H100's 80 GB and its 94 / 96 GB HBM3 relatives) take the H100's defaults, every other device
+ * the H200's. */
+#define CF_CL_H100_TUNING_MAX_MEMORY (100ull << 30)
+cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes);
+
 /* The tensor-core program's switches (common/env.h's cf_cl_switch_names) for plan t of shape
- * sh: the measured defaults, then each value in forced (may be NULL) that the program can take.
- * Returns the switches forced to a value the program cannot take (bit i: switch i), which
- * keep their defaults. */
-unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t,
+ * sh: the defaults measured on the device class `tuning`, then each value in forced (may be
+ * NULL) that the program can take. Returns the switches forced to a value the program cannot
+ * take (bit i: switch i), which keep their defaults. */
+unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_cl_tuning tuning,
                             const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]);
 
 /* The tensor-core program's options (kernels_cl/conv2d_mma.cl) for plan t of shape sh, which

@@ -1557,7 +1557,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
 
   const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
   int switches[CF_CL_SWITCHES];
-  warn_refused_switches(cf_cl_mma_switches(sh, t, &st->forced_switches, switches), t);
+  const cf_cl_tuning tuning = cf_cl_tuning_of(st->is_nvidia, st->global_mem);
+  warn_refused_switches(cf_cl_mma_switches(sh, t, tuning, &st->forced_switches, switches), t);
   char options[1024];
   CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
   cl_kernel kernel = NULL;
@@ -1602,6 +1603,12 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                           "call, inputs x 2^6), range guard with a 3xTF32 rerun"
                         : "opencl: one fp16 product (switch f16: weights scaled and packed "
                           "per call), range guard with a TF32 rerun";
+    else if (tuning == CF_CL_TUNED_H100 && L.resident && /* cf_cl_mma_switches, not forced */
+             (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
+      c->detail = split ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
+                          "k-loop rolled, B by ldmatrix"
+                        : "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
+                          "64-bit offsets";
     return CF_OK;
   }
 
