@@ -464,6 +464,10 @@ static void cl_destroy(void *state_) {
  * spill: 6.45-6.51 ms on mish-mish tf32 against 5.56 at 168 (three groups per SM; NOTES v46).
  * 256-wide groups (T0) keep 128, two groups per SM: 5.06 ms against 6.42 at 168 (one; v47). */
 #define MMA_MAX_REGISTERS_TALL 168
+/* 3xTF32 with resident weights on the H100's defaults (the k-loop rolled, ldmatrix:
+ * cf_cl_mma_switches): sub-sub-mish fp32 2.04-2.05 ms at 128 (or uncapped), 1.75-1.76 at 144,
+ * 1.77-1.79 at 152-200, 2.44 at 96 (an H100, bench/NOTES.md v63). */
+#define MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT 144
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -1332,12 +1336,14 @@ static void warn_refused_switches(unsigned refused, const cf_tile_plan *t) {
 
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
-static int mma_register_cap(const cl_state *st, int split, int resident, int threads,
-                            int tall) {
+static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, int resident,
+                            int threads, int tall) {
   if (!st->register_cap_ok || st->mma_max_registers == 0)
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
+  if (tuning == CF_CL_TUNED_H100 && split && resident)
+    return MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (tall)
     return threads <= 128 ? MMA_MAX_REGISTERS_TALL : MMA_MAX_REGISTERS;
   return !split && resident && threads <= 128 ? MMA_MAX_REGISTERS_TF32_RESIDENT
@@ -1555,9 +1561,9 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                     (long long)sh->gemm_k, (long long)t->grid_m, (long long)t->grid_n);
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
-  const int max_registers = mma_register_cap(st, split, L.resident, threads, tall);
-  int switches[CF_CL_SWITCHES];
   const cf_cl_tuning tuning = cf_cl_tuning_of(st->is_nvidia, st->global_mem);
+  const int max_registers = mma_register_cap(st, tuning, split, L.resident, threads, tall);
+  int switches[CF_CL_SWITCHES];
   warn_refused_switches(cf_cl_mma_switches(sh, t, tuning, &st->forced_switches, switches), t);
   char options[1024];
   CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
@@ -1605,10 +1611,13 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                           "per call), range guard with a TF32 rerun";
     else if (tuning == CF_CL_TUNED_H100 && L.resident && /* cf_cl_mma_switches, not forced */
              (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
-      c->detail = split ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
-                          "k-loop rolled, B by ldmatrix"
-                        : "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
-                          "64-bit offsets";
+      c->detail = !split ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
+                           "64-bit offsets"
+                  : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
+                      ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
+                        "k-loop rolled, B by ldmatrix, 144 registers"
+                      : "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
+                        "k-loop rolled, B by ldmatrix";
     return CF_OK;
   }
 
