@@ -1611,13 +1611,12 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                           "per call), range guard with a TF32 rerun";
     else if (tuning == CF_CL_TUNED_H100 && L.resident && /* cf_cl_mma_switches, not forced */
              (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
-      c->detail = !split ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
-                           "64-bit offsets"
+#define H100_DETAIL "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
+      c->detail = !split ? H100_DETAIL "64-bit offsets"
                   : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
-                      ? "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
-                        "k-loop rolled, B by ldmatrix, 144 registers"
-                      : "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): the "
-                        "k-loop rolled, B by ldmatrix";
+                      ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
+                      : H100_DETAIL "the k-loop rolled, B by ldmatrix";
+#undef H100_DETAIL
     return CF_OK;
   }
 
