@@ -331,6 +331,26 @@ for s in $stages; do
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
           run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
+    cltuning) # OpenCL sub-sub-mish, the device's defaults against the other class's values
+              # forced (bench/NOTES.md v63: the H100's are off32=0 for one TF32 product,
+              # k_unrolled=0,ldsm=1 at 144 registers for 3xTF32; the H200's the opposite), two
+              # rounds; the plan line says which defaults the device took
+              for round in 1 2; do for m in tf32 fp32; do for v in default other; do
+                sw=; cap=
+                if [ $v = other ]; then
+                  if $B/bench/convfuse bench --backend opencl --workload sub-sub-mish --math $m \
+                       --iters 1 2>&1 | grep -q "the H100's defaults"; then
+                    sw=$([ $m = tf32 ] && echo off32=1 || echo k_unrolled=1,ldsm=0)
+                    cap=$([ $m = fp32 ] && echo 128)
+                  else
+                    sw=$([ $m = tf32 ] && echo off32=0 || echo k_unrolled=0,ldsm=1)
+                    cap=$([ $m = fp32 ] && echo 144)
+                  fi
+                fi
+                CONVFUSE_OPENCL_SWITCHES=$sw CONVFUSE_OPENCL_MAX_REGISTERS=$cap \
+                  run "cltuning$round-$m-$v" 120 $B/bench/convfuse bench --backend opencl \
+                  --workload sub-sub-mish --math $m --iters 30
+              done; done; done ;;
     plantime) # OpenCL context + plan creation with convfuse's program cache cold, warm and off
               # (convfuse plantime). NVIDIA's own compute cache (~/.nv/ComputeCache) is off, so
               # that cold and off really compile; PoCL's too, for a PoCL device.
@@ -422,6 +442,7 @@ for f in "$OUT"/pairsab[123]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log
 for f in "$OUT"/pairscheck-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL"; done
 for f in "$OUT"/sab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "tile=[0-9x]+ warp=[0-9x]+ threads=[0-9]+ stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/ab[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/cltuning[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "the H100's defaults[^|]*" "$f")"; done
 for f in "$OUT"/clsw[12]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -o "cannot be forced" "$f")"; done
 for f in "$OUT"/abprof-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "^ +[a-z_]+__" "$f" | sed 's/  */ /g'; }; done
 for f in "$OUT"/tile-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
