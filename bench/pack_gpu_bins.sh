@@ -10,6 +10,10 @@ grep -q '^CMAKE_BUILD_TYPE:STRING=Release' "$B/CMakeCache.txt" ||
   { echo "$B is not a Release build" >&2; exit 1; }
 grep -qE '^CMAKE_CUDA_ARCHITECTURES:[A-Z]+=90$' "$B/CMakeCache.txt" ||
   { echo "$B is not built for CUDA architecture 90 (-DCMAKE_CUDA_ARCHITECTURES=90)" >&2; exit 1; }
+# the OpenCL rows of a device run need it; CMake caches OFF when it was configured before
+# scripts/install_deps.sh brought the OpenCL headers (twenty-fifth session)
+grep -q '^CONVFUSE_OPENCL:BOOL=ON' "$B/CMakeCache.txt" ||
+  { echo "$B has no OpenCL backend (reconfigure with -DCONVFUSE_OPENCL=ON)" >&2; exit 1; }
 cmake --build "$B"
 mkdir -p build/gpu_carry
 # the CLI, the suites and the generated constants header (for the probes that include the
