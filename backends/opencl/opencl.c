@@ -468,6 +468,8 @@ static void cl_destroy(void *state_) {
  * cf_cl_mma_switches): sub-sub-mish fp32 2.04-2.05 ms at 128 (or uncapped), 1.75-1.76 at 144,
  * 1.77-1.79 at 152-200, 2.44 at 96 (an H100, bench/NOTES.md v63). */
 #define MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT 144
+/* The plan detail's opening where a program runs on the H100's defaults */
+#define H100_DETAIL "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tensor-core probe (NVIDIA)                                                                  */
@@ -1611,12 +1613,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                           "per call), range guard with a TF32 rerun";
     else if (tuning == CF_CL_TUNED_H100 && L.resident && /* cf_cl_mma_switches, not forced */
              (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
-#define H100_DETAIL "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
       c->detail = !split ? H100_DETAIL "64-bit offsets"
                   : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
                       ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
                       : H100_DETAIL "the k-loop rolled, B by ldmatrix";
-#undef H100_DETAIL
     return CF_OK;
   }
 
