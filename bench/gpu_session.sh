@@ -335,17 +335,17 @@ for s in $stages; do
               # forced (bench/NOTES.md v63: the H100's are off32=0 for one TF32 product,
               # k_unrolled=0,ldsm=1 at 144 registers for 3xTF32; the H200's the opposite), two
               # rounds; the plan line says which defaults the device took
+              h100=0 # which class the device is in: its plan line says so (one short run)
+              $B/bench/convfuse bench --backend opencl --workload sub-sub-mish --math tf32 \
+                --iters 1 2>&1 | grep -q "the H100's defaults" && h100=1
               for round in 1 2; do for m in tf32 fp32; do for v in default other; do
                 sw=; cap=
-                if [ $v = other ]; then
-                  if $B/bench/convfuse bench --backend opencl --workload sub-sub-mish --math $m \
-                       --iters 1 2>&1 | grep -q "the H100's defaults"; then
-                    sw=$([ $m = tf32 ] && echo off32=1 || echo k_unrolled=1,ldsm=0)
-                    cap=$([ $m = fp32 ] && echo 128)
-                  else
-                    sw=$([ $m = tf32 ] && echo off32=0 || echo k_unrolled=0,ldsm=1)
-                    cap=$([ $m = fp32 ] && echo 144)
-                  fi
+                if [ $v = other ] && [ $h100 = 1 ]; then
+                  sw=$([ $m = tf32 ] && echo off32=1 || echo k_unrolled=1,ldsm=0)
+                  cap=$([ $m = fp32 ] && echo 128)
+                elif [ $v = other ]; then
+                  sw=$([ $m = tf32 ] && echo off32=0 || echo k_unrolled=0,ldsm=1)
+                  cap=$([ $m = fp32 ] && echo 144)
                 fi
                 CONVFUSE_OPENCL_SWITCHES=$sw CONVFUSE_OPENCL_MAX_REGISTERS=$cap \
                   run "cltuning$round-$m-$v" 120 $B/bench/convfuse bench --backend opencl \
