@@ -174,6 +174,14 @@ static const case_shape shapes[] = {
     {"image past 2^31 elements", 1, 64, 8192, 4100, 8, 3, 3, 1, 0, 1},
 };
 
+/* Every switch at its default (-1), however many switches there are. */
+static cf_cl_switches defaults_only(void) {
+  cf_cl_switches s;
+  for (int i = 0; i < CF_CL_SWITCHES; ++i)
+    s.forced[i] = -1;
+  return s;
+}
+
 Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
      .timeout = 600) {
   char why[512];
@@ -208,7 +216,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           int sw[CF_CL_SWITCHES];
           cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
           if (flip >= 0) {
-            cf_cl_switches forced = {{-1, -1, -1, -1, -1}};
+            cf_cl_switches forced = defaults_only();
             forced.forced[flip] = !sw[flip];
             if (cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &forced, sw) != 0)
               continue; /* this program cannot take it */
@@ -298,7 +306,9 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);
   cr_assert(def[CF_CL_SWITCH_LDSM] == 1 && def[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "mish-mish tf32 is no longer planned on T0's swizzled weights");
-  const cf_cl_switches refused_here = {{0, 1, -1, -1, -1}};
+  cf_cl_switches refused_here = defaults_only();
+  refused_here.forced[CF_CL_SWITCH_LDSM] = 0;
+  refused_here.forced[CF_CL_SWITCH_ONE_CHUNK] = 1;
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &refused_here, sw) ==
                 (1u << CF_CL_SWITCH_LDSM | 1u << CF_CL_SWITCH_ONE_CHUNK),
             "mish-mish took ldsm=0 or one_chunk=1");
@@ -307,7 +317,8 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
 
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */
-  const cf_cl_switches off32_on = {{-1, -1, -1, -1, 1, -1}};
+  cf_cl_switches off32_on = defaults_only();
+  off32_on.forced[CF_CL_SWITCH_OFF32] = 1;
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &off32_on, sw) ==
                     1u << CF_CL_SWITCH_OFF32 &&
                 sw[CF_CL_SWITCH_OFF32] == 0,
@@ -378,7 +389,7 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
         cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",
                   shapes[i].name, m ? "tf32" : "fp32", cf_cl_switch_names[k], h100[k], want[k],
                   h200[k]);
-      cf_cl_switches forced = {{-1, -1, -1, -1, -1, -1}};
+      cf_cl_switches forced = defaults_only();
       forced.forced[CF_CL_SWITCH_OFF32] = h200[CF_CL_SWITCH_OFF32];
       cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &forced, h100);
       cr_expect(h100[CF_CL_SWITCH_OFF32] == h200[CF_CL_SWITCH_OFF32], "forced off32 lost");

@@ -50,6 +50,10 @@ cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes)
                                                                       : CF_CL_TUNED_H200;
 }
 
+int cf_cl_h100_defaults_apply(cf_cl_tuning tuning, int resident) {
+  return tuning == CF_CL_TUNED_H100 && resident;
+}
+
 unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_cl_tuning tuning,
                             const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
@@ -82,7 +86,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
    * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
    * rolled loop cost the H200 7%, v48); mish-mish measured no change or worse either way */
-  if (tuning == CF_CL_TUNED_H100 && L.resident) {
+  if (cf_cl_h100_defaults_apply(tuning, L.resident)) {
     if (split) {
       sw[CF_CL_SWITCH_K_UNROLLED] = 0;
       sw[CF_CL_SWITCH_LDSM] = switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, &L);

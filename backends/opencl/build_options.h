@@ -33,6 +33,11 @@ typedef enum cf_cl_tuning { CF_CL_TUNED_H200 = 0, CF_CL_TUNED_H100 } cf_cl_tunin
 #define CF_CL_H100_TUNING_MAX_MEMORY (100ull << 30)
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes);
 
+/* Whether a program takes the H100's defaults: only those with resident weights measured
+ * differently there (bench/NOTES.md v63). One predicate for the switches, the register cap and
+ * the plan's detail, so that the three cannot disagree. */
+int cf_cl_h100_defaults_apply(cf_cl_tuning tuning, int resident);
+
 /* The tensor-core program's switches (common/env.h's cf_cl_switch_names) for plan t of shape
  * sh: the defaults measured on the device class `tuning`, then each value in forced (may be
  * NULL) that the program can take. Returns the switches forced to a value the program cannot

@@ -1344,7 +1344,7 @@ static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, 
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
-  if (tuning == CF_CL_TUNED_H100 && split && resident)
+  if (split && cf_cl_h100_defaults_apply(tuning, resident))
     return MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (tall)
     return threads <= 128 ? MMA_MAX_REGISTERS_TALL : MMA_MAX_REGISTERS;
@@ -1611,7 +1611,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                           "call, inputs x 2^6), range guard with a 3xTF32 rerun"
                         : "opencl: one fp16 product (switch f16: weights scaled and packed "
                           "per call), range guard with a TF32 rerun";
-    else if (tuning == CF_CL_TUNED_H100 && L.resident && /* cf_cl_mma_switches, not forced */
+    else if (cf_cl_h100_defaults_apply(tuning, L.resident) && /* not forced otherwise */
              (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
       c->detail = !split ? H100_DETAIL "64-bit offsets"
                   : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
