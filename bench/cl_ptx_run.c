@@ -8,12 +8,16 @@
  * backend's reproduce its work.
  *
  *   cl_ptx_run <cache dir> sub-sub-mish|mish-mish [iterations]
- * picks the cache file whose PTX has the entry cf_conv2d_mma, runs the workload at full size
+ * picks the cache file whose PTX has the entry cf_conv2d_mma, not an fp16 plan's rerun (which
+ * does nothing without its range guard set), and with CL_PTX_KEY set whose key holds that
+ * text (e.g. "-DCFM_F16=1"), runs the workload at full size
  * with random inputs and prints the median time and a spot-check of 64 outputs against a
  * double-precision reference (so a profile is known to be of a kernel doing the real work).
  * The tile, warp tile and channels per chunk are read from the build options in the cache
  * file's key (-DCFM_BM= ...); the grid is the OpenCL backend's (MMA_GROUPS_PER_CU = 60 groups
- * per SM, spread over the channel tiles).
+ * per SM, spread over the channel tiles). An fp16 program (-DCFM_F16=1) gets its weights from
+ * its own cf_f16_scale_weights, run once before the timed launches, as the backend's plan does
+ * per call (not timed here); its range guard is read back and printed.
  *   cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o cl_ptx_run bench/cl_ptx_run.c \
  *      -L/usr/local/cuda/lib64/stubs -lcuda -lm */
 #define _POSIX_C_SOURCE 200809L
@@ -40,7 +44,7 @@
 
 /* The PTX of the first cache file in dir that holds the entry cf_conv2d_mma (malloc'd), and in
  * *key (malloc'd) the file's key, which holds the program's build options. */
-static char *load_kernel_ptx(const char *dir, char **key) {
+static char *load_kernel_ptx(const char *dir, const char *want, char **key) {
   DIR *d = opendir(dir);
   if (!d) {
     perror(dir);
@@ -68,7 +72,8 @@ static char *load_kernel_ptx(const char *dir, char **key) {
       if (ptx && k && fread(k, 1, key_len, f) == key_len && fread(ptx, 1, bin_len, f) == bin_len) {
         ptx[bin_len] = '\0';
         k[key_len] = '\0';
-        if (strstr(ptx, ".entry cf_conv2d_mma")) {
+        if (strstr(ptx, ".entry cf_conv2d_mma") && !strstr(k, "-DCFM_RERUN=1") &&
+            (!want || strstr(k, want))) {
           found = ptx;
           *key = k;
           printf("kernel PTX from %s (%llu bytes)\n", path, (unsigned long long)bin_len);
@@ -169,7 +174,7 @@ int main(int argc, char **argv) {
   }
   const int iters = argc > 3 ? atoi(argv[3]) : 20;
   char *key = NULL;
-  char *ptx = load_kernel_ptx(argv[1], &key);
+  char *ptx = load_kernel_ptx(argv[1], getenv("CL_PTX_KEY"), &key);
   if (!ptx) {
     fprintf(stderr, "no cache file with cf_conv2d_mma in %s\n", argv[1]);
     return 1;
@@ -188,9 +193,11 @@ int main(int argc, char **argv) {
   }
   const int BM = option_int(key, "CFM_BM"), BN = option_int(key, "CFM_BN");
   const int WM = option_int(key, "CFM_WM"), WN = option_int(key, "CFM_WN");
-  const int cc = option_int(key, "CFM_CC");
-  if (BM <= 0 || BN <= 0 || WM <= 0 || WN <= 0 || cc <= 0) {
-    fprintf(stderr, "the cache key lacks the tile options (-DCFM_BM/BN/WM/WN/CC): %s\n", key);
+  const int cc = option_int(key, "CFM_CC"), kcp = option_int(key, "CFM_KCP");
+  const int f16 = option_int(key, "CFM_F16") == 1;
+  if (BM <= 0 || BN <= 0 || WM <= 0 || WN <= 0 || cc <= 0 || (f16 && kcp <= 0)) {
+    fprintf(stderr, "the cache key lacks the tile options (-DCFM_BM/BN/WM/WN/CC, and KCP for "
+                    "fp16): %s\n", key);
     return 1;
   }
   const int threads = 32 * (BM / WM) * (BN / WN);
@@ -254,10 +261,25 @@ int main(int argc, char **argv) {
   int ints[13] = {wl->c, wl->h, wl->w, wl->k, P, Q, 1, 0, 0, 1, n_chunks, q_tiles, m_tiles};
   const cf_fastdiv by_q_tiles = cf_fastdiv_make(q_tiles), by_p = cf_fastdiv_make(P);
   unsigned divs[4] = {by_q_tiles.mul, by_q_tiles.shift, by_p.mul, by_p.shift};
+  /* fp16: the weights scaled and packed by the program's own kernel, its unscale factors and
+   * range guard as the two trailing arguments (NULL for the others) */
+  CUdeviceptr d_packed = 0, d_unscale = 0, d_guard = 0;
+  if (f16) {
+    CUfunction scale;
+    CU_OK(cuModuleGetFunction(&scale, mod, "cf_f16_scale_weights"));
+    CU_OK(cuMemAlloc(&d_packed, (size_t)wl->k * n_chunks * kcp * 4));
+    CU_OK(cuMemAlloc(&d_unscale, (size_t)wl->k * 4));
+    CU_OK(cuMemAlloc(&d_guard, 4));
+    CU_OK(cuMemsetD32(d_guard, 0, 1));
+    int crs = wl->c * R * S, chunks = n_chunks;
+    void *sargs[5] = {&d_w, &d_packed, &d_unscale, &crs, &chunks};
+    CU_OK(cuLaunchKernel(scale, (unsigned)wl->k, 1, 1, 64, 1, 1, 0, 0, sargs, NULL));
+    CU_OK(cuCtxSynchronize());
+  }
   float shift = wl->shift, epi[8] = {0};
-  void *args[4 + 13 + 4 + 1 + 8];
+  void *args[4 + 13 + 4 + 1 + 8 + 2];
   args[0] = &d_in;
-  args[1] = &d_w;
+  args[1] = f16 ? &d_packed : &d_w;
   args[2] = &d_b;
   args[3] = &d_out;
   for (int i = 0; i < 13; ++i)
@@ -267,6 +289,8 @@ int main(int argc, char **argv) {
   args[21] = &shift;
   for (int i = 0; i < 8; ++i)
     args[22 + i] = &epi[i];
+  args[30] = &d_unscale;
+  args[31] = &d_guard;
 
   CUevent e0, e1;
   CU_OK(cuEventCreate(&e0, 0));
@@ -308,6 +332,13 @@ int main(int argc, char **argv) {
   }
   printf("%s: spot-check of 64 outputs: %s (worst relative error %.2e)\n", wl->name,
          bad ? "FAIL" : "PASS", worst);
+  if (f16) {
+    unsigned guard = 0;
+    CU_OK(cuMemcpyDtoH(&guard, d_guard, 4));
+    printf("%s: fp16 range guard %s\n", wl->name,
+           guard ? "SET (the outputs are not valid)" : "clear");
+    bad += guard != 0;
+  }
   free(ms);
   free(h_in);
   free(h_w);

@@ -396,7 +396,9 @@ for s in $stages; do
                run clwgmma 60 /tmp/cl_wgmma_probe ;;
     clprof) # the OpenCL tensor-core kernel under Nsight Compute: its program (PTX) from a fresh
             # program cache, run by the CUDA driver API (bench/cl_ptx_run.c); timing, spot-check,
-            # then the prof stage's metrics. CLPROF_RUNS narrows it (workload:math ...)
+            # then the prof stage's metrics. CLPROF_RUNS narrows it (workload:math ..., or
+            # workload:math:switches for a CONVFUSE_OPENCL_SWITCHES value; with f16=1 the fp16
+            # program is the one run, not its rerun's)
             mets=$(stall_metrics)
             mets+="sm__inst_executed.sum,sm__cycles_elapsed.avg,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,"
             mets+="l1tex__data_bank_conflicts_pipe_lsu_mem_shared_op_ld.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared_op_ld.sum,smsp__inst_executed_op_shared_ld.sum,"
@@ -407,12 +409,15 @@ for s in $stages; do
             run clprof-build 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
               bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
             for wm in ${CLPROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32 sub-sub-mish:fp32 mish-mish:fp32}; do
-              w=${wm%:*}; m=${wm#*:}; d=/tmp/clprof-$w-$m; rm -rf $d; mkdir -p $d
-              XDG_CACHE_HOME=$d run "clprof-cl-$w-$m" 120 $B/bench/convfuse bench --backend opencl \
-                --workload $w --math $m --iters 10
-              CL_PTX_DUMP=$OUT/clprof-$w-$m.ptx run "clprof-cu-$w-$m" 120 /tmp/cl_ptx_run $d/convfuse $w 20
-              run "clprof-ncu-$w-$m" 300 ncu --clock-control none -k cf_conv2d_mma -c 1 --metrics "$mets" \
-                /tmp/cl_ptx_run $d/convfuse $w 0
+              IFS=: read -r w m sw <<< "$wm"; tag=$w-$m${sw:+-${sw//[=,]/_}}
+              key=; [[ ",$sw," == *",f16=1,"* ]] && key="-DCFM_F16=1"
+              d=/tmp/clprof-$tag; rm -rf $d; mkdir -p $d
+              XDG_CACHE_HOME=$d CONVFUSE_OPENCL_SWITCHES=$sw run "clprof-cl-$tag" 120 \
+                $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 10
+              CL_PTX_KEY=$key CL_PTX_DUMP=$OUT/clprof-$tag.ptx run "clprof-cu-$tag" 120 \
+                /tmp/cl_ptx_run $d/convfuse $w 20
+              CL_PTX_KEY=$key run "clprof-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
+                -c 1 --metrics "$mets" /tmp/cl_ptx_run $d/convfuse $w 0
             done ;;
     cllocal) # how much local memory one OpenCL work-group really gets (bench/cl_local_probe.c)
              run cllocal-build 60 cc -O2 -std=c11 -o /tmp/cl_local_probe bench/cl_local_probe.c -lOpenCL &&
