@@ -55,6 +55,8 @@
  *                                           per-channel scaled copy cf_f16_scale_weights
  *                                           writes, unscale its 2^-e, and range_guard the
  *                                           word the kernel sets if any sum is not finite
+ *   -DCFM_UNSCALE_REGS=0/1                  fp16 only: unscale's factors held in registers from
+ *                                           the set-up on (else read per sum, cached)
  *   -DCFM_RERUN=0/1                         the fp16 plan's TF32 / 3xTF32 rerun (CFM_F16=0):
  *                                           returns at once unless range_guard is set
  *   -DCFM_OFF32=0/1                         one image's input and output, their channels
@@ -370,6 +372,9 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #ifndef CFM_RERUN
 #define CFM_RERUN 0
 #endif
+#ifndef CFM_UNSCALE_REGS
+#define CFM_UNSCALE_REGS 0
+#endif
 #if CFM_RERUN && CFM_F16
 #error "CFM_RERUN is the TF32 / 3xTF32 rerun of an fp16 plan: build it with CFM_F16=0"
 #endif
@@ -663,6 +668,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 
   /* The group's channel tile never changes: its bias (+ folded shift) is loaded once. */
   float bias_lane[CFM_NI][2];
+#if CFM_F16 && CFM_UNSCALE_REGS
+  float unscale_lane[CFM_NI][2];
+#endif
 #pragma unroll
   for (int ni = 0; ni < CFM_NI; ++ni)
 #pragma unroll
@@ -673,9 +681,12 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #else
       bias_lane[ni][j] = bias_shift;
 #endif
+#if CFM_F16 && CFM_UNSCALE_REGS
+      unscale_lane[ni][j] = cfm_unscale_of(unscale, ch, K);
+#endif
 #if CFM_F16 && !CFM_SPLIT
       /* one fp16 product starts at the bias in the products' scaled units (a power of two) */
-      bias_lane[ni][j] /= ch < K ? unscale[ch] : 1.0f;
+      bias_lane[ni][j] /= cfm_unscale_of(unscale, ch, K);
 #endif
       (void)ch;
     }
@@ -687,7 +698,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 /* fp16: the sums come in each channel's scaled units; back to fp32's once per tile, before
  * the bias (pairs) and the guard's test. The factors are read where used (cached loads, once
  * per tile): a local copy would take local memory the planner's layout does not count. */
-#if CFM_F16
+#if CFM_F16 && CFM_UNSCALE_REGS
+#define CFM_UNSCALED(x, ni, j) ((x) * unscale_lane[ni][j])
+#define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
+#elif CFM_F16
 #define CFM_UNSCALED(x, ni, j)                                                                  \
   ((x) * cfm_unscale_of(unscale, n0 + n_warp + (ni) * 8 + 2 * t + (j), K))
 #define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))

@@ -225,7 +225,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           const int with_rerun = sw[CF_CL_SWITCH_F16];
           for (int rerun = 0; rerun <= with_rerun; ++rerun) {
             if (rerun)
-              sw[CF_CL_SWITCH_F16] = 0;
+              sw[CF_CL_SWITCH_F16] = sw[CF_CL_SWITCH_UNSCALE_REGS] = 0;
             char options[1024];
             cr_assert(
                 cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
@@ -314,6 +314,18 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
             "mish-mish took ldsm=0 or one_chunk=1");
   cr_expect(sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "refused switches changed");
+
+  /* unscale_regs only where the program is fp16 (mish-mish tf32 is not, unless forced) */
+  cf_cl_switches unscale_only = defaults_only();
+  unscale_only.forced[CF_CL_SWITCH_UNSCALE_REGS] = 1;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &unscale_only, sw) ==
+                    1u << CF_CL_SWITCH_UNSCALE_REGS &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 0,
+            "unscale_regs=1 taken by a program without fp16");
+  unscale_only.forced[CF_CL_SWITCH_F16] = 1;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &unscale_only, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1,
+            "unscale_regs=1 refused with f16=1");
 
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */

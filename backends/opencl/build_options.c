@@ -82,6 +82,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
    * fp32 1.69 -> 1.93, tf32 1.11 -> 1.36) */
   sw[CF_CL_SWITCH_F16] = split && !L.resident;
+  /* fp16 only: the per-channel unscale factors in registers, read once per group as the bias
+   * is, instead of from global memory for every sum (bench/NOTES.md v64; not measured yet) */
+  sw[CF_CL_SWITCH_UNSCALE_REGS] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
    * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
@@ -99,7 +102,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
     if (forced->forced[i] < 0)
       continue;
-    if (switch_applies(i, forced->forced[i], sh, t, &L))
+    /* unscale_regs means something only in an fp16 program (f16, forced or not, comes first) */
+    const int inert = i == CF_CL_SWITCH_UNSCALE_REGS && forced->forced[i] && !sw[CF_CL_SWITCH_F16];
+    if (!inert && switch_applies(i, forced->forced[i], sh, t, &L))
       sw[i] = forced->forced[i];
     else
       refused |= 1u << i;
@@ -154,6 +159,9 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", sw[CF_CL_SWITCH_ALIGNED_STORES]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_OFF32", sw[CF_CL_SWITCH_OFF32]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_F16", sw[CF_CL_SWITCH_F16]) &&
+         /* meaningless without fp16: left out there, so such builds share one cache key */
+         (!sw[CF_CL_SWITCH_F16] ||
+          cf_cl_opt_append(buf, len, &used, "CFM_UNSCALE_REGS", sw[CF_CL_SWITCH_UNSCALE_REGS])) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
