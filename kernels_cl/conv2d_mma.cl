@@ -55,6 +55,9 @@
  *                                           per-channel scaled copy cf_f16_scale_weights
  *                                           writes, unscale its 2^-e, and range_guard the
  *                                           word the kernel sets if any sum is not finite
+ *   -DCFM_PATCH_SPLIT=0/1                   fp16 pairs only: each stage's patch split once, in
+ *                                           place, by the work-items that copied it (see
+ *                                           cfm_split_patch), not per use in the k-loop
  *   -DCFM_UNSCALE_REGS=0/1                  fp16 only: unscale's factors held in registers from
  *                                           the set-up on (else read per sum, cached)
  *   -DCFM_RERUN=0/1                         the fp16 plan's TF32 / 3xTF32 rerun (CFM_F16=0):
@@ -375,6 +378,12 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #ifndef CFM_UNSCALE_REGS
 #define CFM_UNSCALE_REGS 0
 #endif
+#ifndef CFM_PATCH_SPLIT
+#define CFM_PATCH_SPLIT 0
+#endif
+#if CFM_PATCH_SPLIT && !(CFM_F16 && CFM_SPLIT)
+#error "CFM_PATCH_SPLIT is for fp16 pairs (CFM_F16=1, CFM_SPLIT=1)"
+#endif
 #if CFM_RERUN && CFM_F16
 #error "CFM_RERUN is the TF32 / 3xTF32 rerun of an fp16 plan: build it with CFM_F16=0"
 #endif
@@ -386,6 +395,42 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #define CFM_A_SHIFT 0
 #endif
 #define CFM_A_SCALE ((float)(1 << CFM_A_SHIFT))
+#if CFM_PATCH_SPLIT
+/* Pairs on a split patch: each input x became one word, fp16 hi of x * 2^CFM_A_SHIFT in the
+ * lower half and its lo in the upper, once per stage (cfm_split_patch) instead of once per
+ * use (R*S uses per chunk: the split is ~8 instructions per two values, bench/NOTES.md v64).
+ * Two words (K values t and t + 4 of one row) give the hi and lo fragment registers. */
+/* (a's lower half, b's lower half) and (a's upper half, b's upper half), the first in the
+ * lower half: one prmt each (clang's NVPTX and shift-and-mask forms took two or three) */
+#if !CFM_EMULATE
+static inline uint cfm_lower_halves(uint a, uint b) {
+  uint d;
+  CF_ASM("prmt.b32 %0, %1, %2, 0x5410;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+static inline uint cfm_upper_halves(uint a, uint b) {
+  uint d;
+  CF_ASM("prmt.b32 %0, %1, %2, 0x7632;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+#else
+static inline uint cfm_lower_halves(uint a, uint b) { return (a & 0xffffu) | (b << 16); }
+static inline uint cfm_upper_halves(uint a, uint b) { return (a >> 16) | (b & 0xffff0000u); }
+#endif
+static inline void cfm_split_words(__local float *p, int n) {
+  for (int i = 0; i < n; i += 2) {
+    uint hi, lo;
+    cfm_f16x2_split(p[i] * CFM_A_SCALE, i + 1 < n ? p[i + 1] * CFM_A_SCALE : 0.0f, &hi, &lo);
+    p[i] = as_float(cfm_lower_halves(hi, lo));
+    if (i + 1 < n)
+      p[i + 1] = as_float(cfm_upper_halves(hi, lo));
+  }
+}
+static inline void cfm_pair_words(float p0, float p1, uint *hi, uint *lo) {
+  *hi = cfm_lower_halves(as_uint(p0), as_uint(p1));
+  *lo = cfm_upper_halves(as_uint(p0), as_uint(p1));
+}
+#endif
 /* fp16 weights, packed per chunk row by cf_f16_scale_weights so that the TF32 fragment loads
  * (words kb + t and kb + t + 4 of channel g's row, CFM_LOAD_B) give the m16n8k16 B fragments:
  * per block of 16 K values (the last may hold 8), word 4h + t of a fragment set holds K values
@@ -596,6 +641,37 @@ static inline void cfm_tile_coords(int tile, int q_tiles, uint q_tiles_mul, uint
   *p = np - *n * P;
 }
 
+#if CFM_PATCH_SPLIT
+/* Splits the patch values this work-item copied into `stage` (the fetch's own positions, the
+ * same for every stage), once its copies have landed: before the barrier that publishes the
+ * stage, so the k-loop reads split words only. The zero run past the patch rows stays 0, which
+ * is a split 0. */
+static inline void cfm_split_patch(__local float *stage, int tid, int warp, int lane) {
+#if CFM_P16
+#pragma unroll
+  for (int j = 0; j < CFM_PSLOTS; ++j) {
+    const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
+    if (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
+      cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 4);
+  }
+  (void)warp;
+  (void)lane;
+#else
+#pragma unroll
+  for (int j = 0; j < CFM_PRJ; ++j) {
+    const int row = warp + j * CFM_WARPS;
+#pragma unroll
+    for (int u = 0; u < CFM_PCU; ++u) {
+      const int x = lane + 32 * u;
+      if ((CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && (CFM_PW % 32 == 0 || x < CFM_PW))
+        cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 1);
+    }
+  }
+  (void)tid;
+#endif
+}
+#endif
+
 __kernel __attribute__((reqd_work_group_size(CFM_THREADS, 1, 1))) void
 cf_conv2d_mma(__global const float *restrict input, __global const float *restrict weight,
               __global const float *restrict bias, __global float *restrict output,
@@ -731,6 +807,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   int ltile = (int)get_group_id(0), lchunk = 0, lbuf = 0; /* the next stage to fetch */
   int ctile = ltile, cchunk = 0, cbuf = 0;                /* the next stage to compute */
   int lag = CFM_STAGES - 1; /* iterations before the first compute */
+#if CFM_PATCH_SPLIT
+  /* the stage whose copies the wait at the end of an iteration completes: iteration i's is
+   * stage i - (STAGES - 2), the next one computed */
+  int split_lag = CFM_STAGES - 2, split_buf = 0;
+#endif
 #if CFM_P16
   /* this work-item's patch copies for the fetched tile: each one's chunk-0 source and byte
    * count, worked out once per tile; a chunk then only offsets the source by its channels
@@ -896,7 +977,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #define CFM_F16_PACK(hi, lo, x0, x1) ((hi) = cfm_f16x2(x0, x1))
 #endif
 /* A (the input) times pairs' fixed 2^CFM_A_SHIFT; B (the weights) came scaled */
+#if CFM_PATCH_SPLIT
+#define CFM_F16_PACK_A(hi, lo, x0, x1) cfm_pair_words(x0, x1, &(hi), &(lo))
+#else
 #define CFM_F16_PACK_A(hi, lo, x0, x1) CFM_F16_PACK(hi, lo, (x0) * CFM_A_SCALE, (x1) * CFM_A_SCALE)
+#endif
 #if CFM_K_UNROLLED
 #pragma unroll
 #else
@@ -1155,6 +1240,14 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
      * the set-up above); closes the reads of the stage just computed before its buffer is
      * filled again. */
     CFM_WAIT_NEXT();
+#if CFM_PATCH_SPLIT
+    if (split_lag > 0) {
+      --split_lag;
+    } else { /* past the last fetch this splits a stage already computed: never read again */
+      cfm_split_patch(stages + split_buf * CFM_STAGE_FLOATS, tid, warp, lane);
+      split_buf = split_buf + 1 == CFM_STAGES ? 0 : split_buf + 1;
+    }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
 
     if (more) {

@@ -38,7 +38,9 @@ typedef struct emulated_case {
  * tensor cores (f16=1: a chunk of 36 K values as two m16n8k16 and an m16n8k8 with half its K
  * zero), both maths, and T0's swizzled weights on them (packed fp16 words, the swizzle's
  * halves unchanged). Last, the odd width's resident weights on fp16, both maths, with the
- * unscale factors held in registers (unscale_regs=1). */
+ * unscale factors held in registers (unscale_regs=1), pairs also on a patch split once per
+ * stage (patch_split=1: its 4-byte copies), and the two K chunks' pairs on a split patch (its
+ * 16-byte copies). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -64,8 +66,11 @@ static const emulated_case cases[] = {
      {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1"},
     {"odd width, resident weights, fp16 products, unscale in registers",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "f16=1,unscale_regs=1"},
-    {"odd width, resident weights, fp16 pairs, unscale in registers",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "f16=1,unscale_regs=1"},
+    {"odd width, resident weights, fp16 pairs, unscale in registers, patch split",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
+     "f16=1,unscale_regs=1,patch_split=1"},
+    {"two K chunks, fp16 pairs, patch split",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,

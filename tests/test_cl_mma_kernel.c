@@ -225,7 +225,8 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           const int with_rerun = sw[CF_CL_SWITCH_F16];
           for (int rerun = 0; rerun <= with_rerun; ++rerun) {
             if (rerun)
-              sw[CF_CL_SWITCH_F16] = sw[CF_CL_SWITCH_UNSCALE_REGS] = 0;
+              sw[CF_CL_SWITCH_F16] = sw[CF_CL_SWITCH_UNSCALE_REGS] =
+                  sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
             char options[1024];
             cr_assert(
                 cf_cl_mma_options(&sh, &t, &epi, "__asm__", 128, sw, options, sizeof options),
@@ -297,10 +298,23 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_cl_switches flipped;
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
     flipped.forced[i] = !def[i];
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &flipped, sw) == 0,
-            "sub-sub-mish refused a switch");
+  /* every one but patch_split (fp16 pairs only: this is one product) */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &flipped, sw) ==
+                1u << CF_CL_SWITCH_PATCH_SPLIT,
+            "sub-sub-mish tf32 refused a switch, or took patch_split");
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
-    cr_expect(sw[i] == !def[i], "sub-sub-mish: %s stayed %d", cf_cl_switch_names[i], sw[i]);
+    cr_expect(sw[i] == (i == CF_CL_SWITCH_PATCH_SPLIT ? def[i] : !def[i]),
+              "sub-sub-mish: %s is %d", cf_cl_switch_names[i], sw[i]);
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* the same in fp32: pairs once f16 is forced */
+  cf_cl_switches pairs_split = defaults_only();
+  pairs_split.forced[CF_CL_SWITCH_PATCH_SPLIT] = 1;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &pairs_split, sw) ==
+                1u << CF_CL_SWITCH_PATCH_SPLIT,
+            "patch_split=1 taken by 3xTF32 on fp32 products");
+  pairs_split.forced[CF_CL_SWITCH_F16] = 1;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &pairs_split, sw) == 0 &&
+                sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
+            "patch_split=1 refused by fp16 pairs");
 
   h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
   cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);

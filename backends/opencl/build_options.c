@@ -85,6 +85,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   /* fp16 only: the per-channel unscale factors in registers, read once per group as the bias
    * is, instead of from global memory for every sum (bench/NOTES.md v64; not measured yet) */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = 0;
+  /* fp16 pairs only: each stage's patch split once by the work-items that copied it, not per
+   * use (bench/NOTES.md v64; not measured yet) */
+  sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
    * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
@@ -102,8 +105,11 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
     if (forced->forced[i] < 0)
       continue;
-    /* unscale_regs means something only in an fp16 program (f16, forced or not, comes first) */
-    const int inert = i == CF_CL_SWITCH_UNSCALE_REGS && forced->forced[i] && !sw[CF_CL_SWITCH_F16];
+    /* unscale_regs means something only in an fp16 program, patch_split only in fp16 pairs
+     * (f16, forced or not, comes first) */
+    const int inert = forced->forced[i] &&
+                      ((i == CF_CL_SWITCH_UNSCALE_REGS && !sw[CF_CL_SWITCH_F16]) ||
+                       (i == CF_CL_SWITCH_PATCH_SPLIT && !(sw[CF_CL_SWITCH_F16] && split)));
     if (!inert && switch_applies(i, forced->forced[i], sh, t, &L))
       sw[i] = forced->forced[i];
     else
@@ -162,6 +168,8 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          /* meaningless without fp16: left out there, so such builds share one cache key */
          (!sw[CF_CL_SWITCH_F16] ||
           cf_cl_opt_append(buf, len, &used, "CFM_UNSCALE_REGS", sw[CF_CL_SWITCH_UNSCALE_REGS])) &&
+         (!(sw[CF_CL_SWITCH_F16] && split) ||
+          cf_cl_opt_append(buf, len, &used, "CFM_PATCH_SPLIT", sw[CF_CL_SWITCH_PATCH_SPLIT])) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }
