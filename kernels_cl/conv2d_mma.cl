@@ -399,9 +399,9 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 /* Pairs on a split patch: each input x became one word, fp16 hi of x * 2^CFM_A_SHIFT in the
  * lower half and its lo in the upper, once per stage (cfm_split_patch) instead of once per
  * use (R*S uses per chunk: the split is ~8 instructions per two values, bench/NOTES.md v64).
- * Two words (K values t and t + 4 of one row) give the hi and lo fragment registers. */
-/* (a's lower half, b's lower half) and (a's upper half, b's upper half), the first in the
- * lower half: one prmt each (clang's NVPTX and shift-and-mask forms took two or three) */
+ * Two words (K values t and t + 4 of one row) give the hi and lo fragment registers:
+ * (a's lower half, b's lower half) and (a's upper half, b's upper half), one prmt each
+ * (clang's NVPTX code of the shift-and-mask form took two or three instructions). */
 #if !CFM_EMULATE
 static inline uint cfm_lower_halves(uint a, uint b) {
   uint d;
@@ -773,7 +773,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
    * started at the bias, sub-sub-mish fp32 went 1.59 -> 1.72 (bench/NOTES.md v52). */
 /* fp16: the sums come in each channel's scaled units; back to fp32's once per tile, before
  * the bias (pairs) and the guard's test. The factors are read where used (cached loads, once
- * per tile): a local copy would take local memory the planner's layout does not count. */
+ * per tile; a local copy would take local memory the planner's layout does not count), or
+ * with unscale_regs held in registers from the set-up on. */
 #if CFM_F16 && CFM_UNSCALE_REGS
 #define CFM_UNSCALED(x, ni, j) ((x) * unscale_lane[ni][j])
 #define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
