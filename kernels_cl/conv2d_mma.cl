@@ -597,6 +597,16 @@ static inline void cfm_cp_async16(__local float *dst, __global const float *src,
 #endif
 #define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
 #define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
+/* Where a work-item's patch copies go, the same for every stage (the fetch's and, with
+ * CFM_PATCH_SPLIT, the split's): 16-byte copy j of work-item tid is copy e of the stage, to
+ * patch row `row` from column `x`, where CFM_P16_COPY_EXISTS (declarations, not a function:
+ * this form keeps the fetch's code as it was measured); 4-byte copies go to row warp + j *
+ * WARPS and column lane + 32u of a warp, where both are in. */
+#define CFM_P16_COPY(j)                                                                           \
+  const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4
+#define CFM_P16_COPY_EXISTS (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
+#define CFM_ROW_IN(row) (CFM_ROWS % CFM_WARPS == 0 || (row) < CFM_ROWS)
+#define CFM_COLUMN_IN(x) (CFM_PW % 32 == 0 || (x) < CFM_PW)
 
 /* Stores one channel's 2 * MI blocks of 8 pixels (v[b]: this lane's pixel 8b + g of the warp's
  * WM, starting at `row`) in runs that start on 32-byte sector boundaries: run k takes, in each
@@ -650,8 +660,8 @@ static inline void cfm_split_patch(__local float *stage, int tid, int warp, int 
 #if CFM_P16
 #pragma unroll
   for (int j = 0; j < CFM_PSLOTS; ++j) {
-    const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
-    if (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
+    CFM_P16_COPY(j);
+    if (CFM_P16_COPY_EXISTS)
       cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 4);
   }
   (void)warp;
@@ -663,7 +673,7 @@ static inline void cfm_split_patch(__local float *stage, int tid, int warp, int 
 #pragma unroll
     for (int u = 0; u < CFM_PCU; ++u) {
       const int x = lane + 32 * u;
-      if ((CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS) && (CFM_PW % 32 == 0 || x < CFM_PW))
+      if (CFM_ROW_IN(row) && CFM_COLUMN_IN(x))
         cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 1);
     }
   }
@@ -851,10 +861,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         tile_in = input + ((long)n * C * HW + (long)ih0 * W + iw0);
 #pragma unroll
         for (int j = 0; j < CFM_PSLOTS; ++j) {
-          const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
+          CFM_P16_COPY(j);
           const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
-          const int in = (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) && ih0 + rd >= 0 &&
-                         ih0 + rd < H && iw0 + x >= 0;
+          const int in = CFM_P16_COPY_EXISTS && ih0 + rd >= 0 && ih0 + rd < H && iw0 + x >= 0;
           const int quads = clamp(W - (iw0 + x), 0, 4); /* image columns from x on */
           const cfm_off off = cl * HW + (cfm_off)rd * W + x;
 #if CFM_OFF32
@@ -868,8 +877,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       const cfm_off chunk_off = (cfm_off)c0 * HW;
 #pragma unroll
       for (int j = 0; j < CFM_PSLOTS; ++j) {
-        const int e = j * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4;
-        if (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES) {
+        CFM_P16_COPY(j);
+        if (CFM_P16_COPY_EXISTS) {
 #if CFM_OFF32
           const int bytes = c0 + row / CFM_R < C ? (int)(pslot[j] & 7u) * 4 : 0;
           __global const float *src = tile_in + ((int)(pslot[j] >> 3) * 4 + chunk_off);
@@ -894,15 +903,14 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
       for (int j = 0; j < CFM_PRJ; ++j) {
         const int row = warp + j * CFM_WARPS;
         const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
-        const int row_in = CFM_ROWS % CFM_WARPS == 0 || row < CFM_ROWS;
+        const int row_in = CFM_ROW_IN(row);
         const int row_ok = row_in && c0 + cl < C && ih0 + rd >= 0 && ih0 + rd < H;
         __global const float *src = input + base + cl * HW + (long)rd * W;
 #pragma unroll
         for (int u = 0; u < CFM_PCU; ++u) {
           const int x = lane + 32 * u;
-          const int ok = row_ok && (CFM_PW % 32 == 0 || x < CFM_PW) && iw0 + x >= 0 &&
-                         iw0 + x < W;
-          if (row_in && (CFM_PW % 32 == 0 || x < CFM_PW)) /* a 0-byte copy fills zeros */
+          const int ok = row_ok && CFM_COLUMN_IN(x) && iw0 + x >= 0 && iw0 + x < W;
+          if (row_in && CFM_COLUMN_IN(x)) /* a 0-byte copy fills zeros */
             cfm_cp_async4(stage + row * CFM_PATCH_PITCH + x, ok ? src + x : input, ok);
         }
       }
