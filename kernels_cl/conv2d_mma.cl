@@ -785,12 +785,13 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
  * the bias (pairs) and the guard's test. The factors are read where used (cached loads, once
  * per tile; a local copy would take local memory the planner's layout does not count), or
  * with unscale_regs held in registers from the set-up on. */
-#if CFM_F16 && CFM_UNSCALE_REGS
+#if CFM_F16
+#if CFM_UNSCALE_REGS
 #define CFM_UNSCALED(x, ni, j) ((x) * unscale_lane[ni][j])
-#define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
-#elif CFM_F16
+#else
 #define CFM_UNSCALED(x, ni, j)                                                                  \
   ((x) * cfm_unscale_of(unscale, n0 + n_warp + (ni) * 8 + 2 * t + (j), K))
+#endif
 #define CFM_GUARD(x) (finite = finite && CFM_FINITE(x))
 #else
 #define CFM_UNSCALED(x, ni, j) (x)

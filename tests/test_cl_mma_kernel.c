@@ -182,6 +182,19 @@ static cf_cl_switches defaults_only(void) {
   return s;
 }
 
+/* Switch s (meaningful only in fp16 programs) forced alone on plan t of shape sh, a program
+ * that is not fp16 by default, is refused and keeps 0; forced with f16=1 it is taken. */
+static void expect_only_with_f16(const cf_conv_shape *sh, const cf_tile_plan *t, int s) {
+  int sw[CF_CL_SWITCHES];
+  cf_cl_switches forced = defaults_only();
+  forced.forced[s] = 1;
+  cr_expect(cf_cl_mma_switches(sh, t, CF_CL_TUNED_H200, &forced, sw) == 1u << s && sw[s] == 0,
+            "%s=1 taken by a program without fp16", cf_cl_switch_names[s]);
+  forced.forced[CF_CL_SWITCH_F16] = 1;
+  cr_expect(cf_cl_mma_switches(sh, t, CF_CL_TUNED_H200, &forced, sw) == 0 && sw[s] == 1,
+            "%s=1 refused with f16=1", cf_cl_switch_names[s]);
+}
+
 Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
      .timeout = 600) {
   char why[512];
@@ -306,15 +319,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
     cr_expect(sw[i] == (i == CF_CL_SWITCH_PATCH_SPLIT ? def[i] : !def[i]),
               "sub-sub-mish: %s is %d", cf_cl_switch_names[i], sw[i]);
   h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* the same in fp32: pairs once f16 is forced */
-  cf_cl_switches pairs_split = defaults_only();
-  pairs_split.forced[CF_CL_SWITCH_PATCH_SPLIT] = 1;
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &pairs_split, sw) ==
-                1u << CF_CL_SWITCH_PATCH_SPLIT,
-            "patch_split=1 taken by 3xTF32 on fp32 products");
-  pairs_split.forced[CF_CL_SWITCH_F16] = 1;
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &pairs_split, sw) == 0 &&
-                sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
-            "patch_split=1 refused by fp16 pairs");
+  expect_only_with_f16(&sh, &t, CF_CL_SWITCH_PATCH_SPLIT);
 
   h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
   cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);
@@ -330,16 +335,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
             "refused switches changed");
 
   /* unscale_regs only where the program is fp16 (mish-mish tf32 is not, unless forced) */
-  cf_cl_switches unscale_only = defaults_only();
-  unscale_only.forced[CF_CL_SWITCH_UNSCALE_REGS] = 1;
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &unscale_only, sw) ==
-                    1u << CF_CL_SWITCH_UNSCALE_REGS &&
-                sw[CF_CL_SWITCH_UNSCALE_REGS] == 0,
-            "unscale_regs=1 taken by a program without fp16");
-  unscale_only.forced[CF_CL_SWITCH_F16] = 1;
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &unscale_only, sw) == 0 &&
-                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1,
-            "unscale_regs=1 refused with f16=1");
+  expect_only_with_f16(&sh, &t, CF_CL_SWITCH_UNSCALE_REGS);
 
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */

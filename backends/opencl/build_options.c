@@ -26,10 +26,16 @@ int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
 }
 
 /* Whether the program can be built with switch i at value v (the kernel's #errors, and the
- * 32-bit offsets' and the one-chunk build's preconditions). */
+ * 32-bit offsets' and the one-chunk build's preconditions), given whether it is fp16 (f16) as
+ * decided so far: unscale_regs means something only in an fp16 program, patch_split only in
+ * fp16 pairs. */
 static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_plan *t,
-                          const cf_mma_layout *L) {
+                          const cf_mma_layout *L, int f16) {
   switch (i) {
+  case CF_CL_SWITCH_UNSCALE_REGS:
+    return !v || f16;
+  case CF_CL_SWITCH_PATCH_SPLIT:
+    return !v || (f16 && t->variant == CF_KERNEL_MMA_3XTF32);
   case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
     return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
                    L->weight_floats % 4 == 0
@@ -76,7 +82,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * 3xTF32 with resident weights (H200, bench/NOTES.md v52: sub-sub-mish tf32 1.20 -> 1.12 ms
    * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it) */
   sw[CF_CL_SWITCH_OFF32] =
-      !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L);
+      !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L, 0);
   /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
    * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 with streamed weights
    * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
@@ -95,7 +101,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   if (cf_cl_h100_defaults_apply(tuning, L.resident)) {
     if (split) {
       sw[CF_CL_SWITCH_K_UNROLLED] = 0;
-      sw[CF_CL_SWITCH_LDSM] = switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, &L);
+      sw[CF_CL_SWITCH_LDSM] = switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, &L, 0);
     } else {
       sw[CF_CL_SWITCH_OFF32] = 0;
     }
@@ -105,12 +111,8 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   for (int i = 0; forced && i < CF_CL_SWITCHES; ++i) {
     if (forced->forced[i] < 0)
       continue;
-    /* unscale_regs means something only in an fp16 program, patch_split only in fp16 pairs
-     * (f16, forced or not, comes first) */
-    const int inert = forced->forced[i] &&
-                      ((i == CF_CL_SWITCH_UNSCALE_REGS && !sw[CF_CL_SWITCH_F16]) ||
-                       (i == CF_CL_SWITCH_PATCH_SPLIT && !(sw[CF_CL_SWITCH_F16] && split)));
-    if (!inert && switch_applies(i, forced->forced[i], sh, t, &L))
+    /* f16, forced or not, is settled before the switches that depend on it */
+    if (switch_applies(i, forced->forced[i], sh, t, &L, sw[CF_CL_SWITCH_F16]))
       sw[i] = forced->forced[i];
     else
       refused |= 1u << i;
