@@ -419,6 +419,22 @@ for s in $stages; do
               CL_PTX_KEY=$key run "clprof-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
                 -c 1 --metrics "$mets" /tmp/cl_ptx_run $d/convfuse $w 0
             done ;;
+    clsource) # where the OpenCL tensor-core program's warps stall, per SASS instruction: ncu's
+              # source page (stall samples, executed instructions) of the program clprof runs,
+              # as CSV under $OUT for bench/sass_hotspots.py; CLPROF_RUNS as for clprof
+              run clsource-build 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
+                bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
+              for wm in ${CLPROF_RUNS:-mish-mish:fp32}; do
+                IFS=: read -r w m sw <<< "$wm"; tag=$w-$m${sw:+-${sw//[=,]/_}}
+                key=; [[ ",$sw," == *",f16=1,"* ]] && key="-DCFM_F16=1"
+                d=/tmp/clsource-$tag; rm -rf $d; mkdir -p $d
+                XDG_CACHE_HOME=$d CONVFUSE_OPENCL_SWITCHES=$sw run "clsource-cl-$tag" 120 \
+                  $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 3
+                CL_PTX_KEY=$key run "clsource-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
+                  -c 1 --section SourceCounters --section WarpStateStats --page source --csv \
+                  --print-source sass /tmp/cl_ptx_run $d/convfuse $w 0
+                cp "$OUT/clsource-ncu-$tag.log" "$OUT/clsource-$tag.csv"
+              done ;;
     cllocal) # how much local memory one OpenCL work-group really gets (bench/cl_local_probe.c)
              run cllocal-build 60 cc -O2 -std=c11 -o /tmp/cl_local_probe bench/cl_local_probe.c -lOpenCL &&
                run cllocal 60 /tmp/cl_local_probe ;;
