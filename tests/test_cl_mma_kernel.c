@@ -272,7 +272,9 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
                         "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
                         "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
                         "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1", "-DCFM_OFF32=0",
-                        "-DCFM_OFF32=1",       "-DCFM_F16=1",         "-DCFM_RERUN=1"};
+                        "-DCFM_OFF32=1",       "-DCFM_F16=1",         "-DCFM_RERUN=1",
+                        "-DCFM_UNSCALE_REGS=0", "-DCFM_UNSCALE_REGS=1", "-DCFM_PATCH_SPLIT=0",
+                        "-DCFM_PATCH_SPLIT=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)
@@ -370,6 +372,40 @@ Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32_with_streamed_weights) {
               cf_kernel_variant_name(t.variant), L.resident ? "resident" : "streamed",
               sw[CF_CL_SWITCH_F16], cases[i].want);
   }
+}
+
+/* unscale_regs and patch_split, where not forced, follow f16 as finally set (bench/NOTES.md
+ * v65): on in mish-mish fp32's default pairs, off with f16 forced off, on with f16 forced on
+ * (unscale_regs alone for one fp16 product), and a forced value wins. */
+Test(cl_mma_kernel, fp16_switches_follow_f16) {
+  cf_conv_shape sh;
+  cf_tile_plan t;
+  int sw[CF_CL_SWITCHES];
+  h200_plan(1, CF_MATH_FP32, 0, &sh, &t); /* mish-mish fp32: pairs by default */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
+            "mish-mish fp32's pairs without unscale_regs or patch_split by default");
+  cf_cl_switches f16_off = defaults_only();
+  f16_off.forced[CF_CL_SWITCH_F16] = 0;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_off, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 0 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
+            "fp16's own switches left on in a 3xTF32 program");
+  cf_cl_switches split_off = defaults_only();
+  split_off.forced[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &split_off, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
+            "patch_split=0 not taken");
+
+  cf_cl_switches f16_on = defaults_only();
+  f16_on.forced[CF_CL_SWITCH_F16] = 1;
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: 3xTF32 by default */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
+            "sub-sub-mish fp32 with f16=1: pairs without fp16's own switches");
+  h200_plan(0, CF_MATH_TF32, 0, &sh, &t); /* one product: no pairs to split */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
+                sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
+            "sub-sub-mish tf32 with f16=1: unscale_regs off or patch_split on");
 }
 
 /* The H100's defaults (bench/NOTES.md v63): an NVIDIA device of at most 100 GiB takes them,

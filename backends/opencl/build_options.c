@@ -51,6 +51,18 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   }
 }
 
+/* The fp16 program's own switches, where not forced, on wherever the program (f16 as forced
+ * or not) can take them. H100, bench/NOTES.md v65, two rounds: mish-mish fp32 (pairs) 8.52 ->
+ * 8.01 ms with both (unscale_regs alone 8.42, patch_split alone 8.25); sub-sub-mish fp32 with
+ * f16 forced 2.64 -> 2.26 (unscale_regs: its epilogue read each sum's factor from memory). */
+static void fp16_switches_follow(const cf_cl_switches *forced, int split,
+                                 int sw[CF_CL_SWITCHES]) {
+  if (!forced || forced->forced[CF_CL_SWITCH_UNSCALE_REGS] < 0)
+    sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_F16];
+  if (!forced || forced->forced[CF_CL_SWITCH_PATCH_SPLIT] < 0)
+    sw[CF_CL_SWITCH_PATCH_SPLIT] = sw[CF_CL_SWITCH_F16] && split;
+}
+
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
   return is_nvidia && global_mem_bytes <= CF_CL_H100_TUNING_MAX_MEMORY ? CF_CL_TUNED_H100
                                                                       : CF_CL_TUNED_H200;
@@ -88,12 +100,8 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
    * fp32 1.69 -> 1.93, tf32 1.11 -> 1.36) */
   sw[CF_CL_SWITCH_F16] = split && !L.resident;
-  /* fp16 only: the per-channel unscale factors in registers, read once per group as the bias
-   * is, instead of from global memory for every sum (bench/NOTES.md v64; not measured yet) */
-  sw[CF_CL_SWITCH_UNSCALE_REGS] = 0;
-  /* fp16 pairs only: each stage's patch split once by the work-items that copied it, not per
-   * use (bench/NOTES.md v64; not measured yet) */
-  sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+  /* unscale_regs and patch_split follow f16 as finally set (below, after the forced ones) */
+  sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
    * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
@@ -117,6 +125,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
     else
       refused |= 1u << i;
   }
+  fp16_switches_follow(forced, split, sw);
   return refused;
 }
 
