@@ -34,6 +34,18 @@ stall_metrics() { # ncu's stall reasons per issued instruction, comma-terminated
     printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $x
   done
 }
+cl_ptx_program() { # stage, workload:math[:switches]: builds /tmp/cl_ptx_run and fills
+                   # a fresh program cache with that OpenCL program; sets w, tag, key (the
+                   # cache file's build-option text: the fp16 program where f16=1) and d (the cache)
+  local sw
+  run "$1-build" 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include \
+    -o /tmp/cl_ptx_run bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
+  IFS=: read -r w m sw <<< "$2"; tag=$w-$m${sw:+-${sw//[=,]/_}}
+  key=; [[ ",$sw," == *",f16=1,"* ]] && key="-DCFM_F16=1"
+  d=/tmp/$1-$tag; rm -rf $d; mkdir -p $d
+  XDG_CACHE_HOME=$d CONVFUSE_OPENCL_SWITCHES=$sw run "$1-cl-$tag" 120 \
+    $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 3
+}
 for s in $stages; do
   case $s in
     build) run build 400 bash -c "cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
@@ -406,14 +418,8 @@ for s in $stages; do
             mets+="lts__t_sectors_op_write.sum,lts__t_sectors_op_read.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum,launch__registers_per_thread,launch__occupancy_limit_registers,launch__occupancy_limit_shared_mem,"
             mets+="lts__throughput.avg.pct_of_peak_sustained_elapsed,dram__throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_active,"
             mets+="l1tex__t_bytes_pipe_lsu_mem_local_op_ld.sum,l1tex__t_bytes_pipe_lsu_mem_local_op_st.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_active"
-            run clprof-build 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
-              bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
             for wm in ${CLPROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32 sub-sub-mish:fp32 mish-mish:fp32}; do
-              IFS=: read -r w m sw <<< "$wm"; tag=$w-$m${sw:+-${sw//[=,]/_}}
-              key=; [[ ",$sw," == *",f16=1,"* ]] && key="-DCFM_F16=1"
-              d=/tmp/clprof-$tag; rm -rf $d; mkdir -p $d
-              XDG_CACHE_HOME=$d CONVFUSE_OPENCL_SWITCHES=$sw run "clprof-cl-$tag" 120 \
-                $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 10
+              cl_ptx_program clprof "$wm"
               CL_PTX_KEY=$key CL_PTX_DUMP=$OUT/clprof-$tag.ptx run "clprof-cu-$tag" 120 \
                 /tmp/cl_ptx_run $d/convfuse $w 20
               CL_PTX_KEY=$key run "clprof-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
@@ -422,14 +428,8 @@ for s in $stages; do
     clsource) # where the OpenCL tensor-core program's warps stall, per SASS instruction: ncu's
               # source page (stall samples, executed instructions) of the program clprof runs,
               # as CSV under $OUT for bench/sass_hotspots.py; CLPROF_RUNS as for clprof
-              run clsource-build 60 cc -O2 -std=c11 -I. -I/usr/local/cuda/include -o /tmp/cl_ptx_run \
-                bench/cl_ptx_run.c -L/usr/local/cuda/lib64/stubs -lcuda -lm
               for wm in ${CLPROF_RUNS:-mish-mish:fp32}; do
-                IFS=: read -r w m sw <<< "$wm"; tag=$w-$m${sw:+-${sw//[=,]/_}}
-                key=; [[ ",$sw," == *",f16=1,"* ]] && key="-DCFM_F16=1"
-                d=/tmp/clsource-$tag; rm -rf $d; mkdir -p $d
-                XDG_CACHE_HOME=$d CONVFUSE_OPENCL_SWITCHES=$sw run "clsource-cl-$tag" 120 \
-                  $B/bench/convfuse bench --backend opencl --workload $w --math $m --iters 3
+                cl_ptx_program clsource "$wm"
                 CL_PTX_KEY=$key run "clsource-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
                   -c 1 --section SourceCounters --section WarpStateStats --page source --csv \
                   --print-source sass /tmp/cl_ptx_run $d/convfuse $w 0

@@ -55,12 +55,13 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
  * or not) can take them. H100, bench/NOTES.md v65, two rounds: mish-mish fp32 (pairs) 8.52 ->
  * 8.01 ms with both (unscale_regs alone 8.42, patch_split alone 8.25); sub-sub-mish fp32 with
  * f16 forced 2.64 -> 2.26 (unscale_regs: its epilogue read each sum's factor from memory). */
-static void fp16_switches_follow(const cf_cl_switches *forced, int split,
+static void fp16_switches_follow(const cf_conv_shape *sh, const cf_tile_plan *t,
+                                 const cf_mma_layout *L, const cf_cl_switches *forced,
                                  int sw[CF_CL_SWITCHES]) {
-  if (!forced || forced->forced[CF_CL_SWITCH_UNSCALE_REGS] < 0)
-    sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_F16];
-  if (!forced || forced->forced[CF_CL_SWITCH_PATCH_SPLIT] < 0)
-    sw[CF_CL_SWITCH_PATCH_SPLIT] = sw[CF_CL_SWITCH_F16] && split;
+  static const int follow[] = {CF_CL_SWITCH_UNSCALE_REGS, CF_CL_SWITCH_PATCH_SPLIT};
+  for (size_t j = 0; j < sizeof follow / sizeof follow[0]; ++j)
+    if (!forced || forced->forced[follow[j]] < 0)
+      sw[follow[j]] = switch_applies(follow[j], 1, sh, t, L, sw[CF_CL_SWITCH_F16]);
 }
 
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
@@ -125,7 +126,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
     else
       refused |= 1u << i;
   }
-  fp16_switches_follow(forced, split, sw);
+  fp16_switches_follow(sh, t, &L, forced, sw);
   return refused;
 }
 
