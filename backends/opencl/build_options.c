@@ -140,6 +140,10 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
   /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
    * BM * stride_w columns) */
   const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
+  const int unscale_regs_meant =
+      switch_applies(CF_CL_SWITCH_UNSCALE_REGS, 1, sh, t, &L, sw[CF_CL_SWITCH_F16]);
+  const int patch_split_meant =
+      switch_applies(CF_CL_SWITCH_PATCH_SPLIT, 1, sh, t, &L, sw[CF_CL_SWITCH_F16]);
 
   size_t used = 0;
   const int n = snprintf(buf, len, "-DCF_ASM=%s", asm_kw);
@@ -177,10 +181,11 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_ALIGNED_STORES", sw[CF_CL_SWITCH_ALIGNED_STORES]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_OFF32", sw[CF_CL_SWITCH_OFF32]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_F16", sw[CF_CL_SWITCH_F16]) &&
-         /* meaningless without fp16: left out there, so such builds share one cache key */
-         (!sw[CF_CL_SWITCH_F16] ||
+         /* left out where the program cannot take them (switch_applies: fp16 only), so such
+          * builds, an fp16 plan's rerun among them, share one cache key */
+         (!unscale_regs_meant ||
           cf_cl_opt_append(buf, len, &used, "CFM_UNSCALE_REGS", sw[CF_CL_SWITCH_UNSCALE_REGS])) &&
-         (!(sw[CF_CL_SWITCH_F16] && split) ||
+         (!patch_split_meant ||
           cf_cl_opt_append(buf, len, &used, "CFM_PATCH_SPLIT", sw[CF_CL_SWITCH_PATCH_SPLIT])) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);

@@ -1575,8 +1575,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   cl_f16_guard *f16 = NULL;
   cf_status s = CF_OK;
   if (switches[CF_CL_SWITCH_F16]) {
-    switches[CF_CL_SWITCH_F16] = 0; /* the rerun: the same program without fp16 */
-    switches[CF_CL_SWITCH_UNSCALE_REGS] = switches[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+    /* the rerun: the same program without fp16 (whose own switches its options then omit) */
+    switches[CF_CL_SWITCH_F16] = 0;
     s = f16_guard_make(st, spec, kernel, max_registers, switches, threads, &f16);
     if (s != CF_OK)
       goto fail;
