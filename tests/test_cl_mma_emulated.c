@@ -40,7 +40,8 @@ typedef struct emulated_case {
  * halves unchanged). Last, the odd width's resident weights on fp16, both maths, with the
  * unscale factors held in registers (unscale_regs=1), pairs also on a patch split once per
  * stage (patch_split=1: its 4-byte copies), and the two K chunks' pairs on a split patch (its
- * 16-byte copies). */
+ * 16-byte copies). Last, the H100's default for resident 3xTF32: pairs (f16=1; unscale_regs,
+ * patch_split and sector-aligned stores follow it) with the k-loop rolled and ldmatrix. */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -71,6 +72,9 @@ static const emulated_case cases[] = {
      "f16=1,unscale_regs=1,patch_split=1"},
     {"two K chunks, fp16 pairs, patch split",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1"},
+    {"odd width, resident weights, fp16 pairs as the H100 runs them",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
+     "f16=1,k_unrolled=0,ldsm=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,

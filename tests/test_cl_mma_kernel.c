@@ -349,28 +349,34 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
 }
 
 /* The fp16 products (switch f16: scaled, packed weights and a range guard) are the default only
- * where they were measured faster (H200, bench/NOTES.md v54): 3xTF32 with streamed weights
- * (mish-mish fp32, as fp16 pairs); one TF32 product and resident weights stay on TF32. */
-Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32_with_streamed_weights) {
+ * where they were measured faster (bench/NOTES.md v54, v66): 3xTF32 as fp16 pairs with
+ * streamed weights (mish-mish fp32), and on the H100's defaults with resident weights too
+ * (sub-sub-mish fp32, with sector-aligned stores); one TF32 product stays on TF32. */
+Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32) {
   static const struct {
     size_t shape;
     cf_math math;
-    int want;
-  } cases[] = {
-      {0, CF_MATH_FP32, 0}, {0, CF_MATH_TF32, 0}, {1, CF_MATH_FP32, 1}, {1, CF_MATH_TF32, 0}};
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-    cf_conv_shape sh;
-    cf_tile_plan t;
-    int sw[CF_CL_SWITCHES];
-    h200_plan(cases[i].shape, cases[i].math, 0, &sh, &t);
-    const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
-    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0);
-    cr_expect(sw[CF_CL_SWITCH_F16] == cases[i].want,
-              "%s %s (%s, weights %s): f16 %d by default, want %d", shapes[cases[i].shape].name,
-              cases[i].math == CF_MATH_FP32 ? "fp32" : "tf32",
-              cf_kernel_variant_name(t.variant), L.resident ? "resident" : "streamed",
-              sw[CF_CL_SWITCH_F16], cases[i].want);
-  }
+    int want_h200, want_h100;
+  } cases[] = {{0, CF_MATH_FP32, 0, 1},
+               {0, CF_MATH_TF32, 0, 0},
+               {1, CF_MATH_FP32, 1, 1},
+               {1, CF_MATH_TF32, 0, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+    for (int h100 = 0; h100 < 2; ++h100) {
+      cf_conv_shape sh;
+      cf_tile_plan t;
+      int sw[CF_CL_SWITCHES];
+      h200_plan(cases[i].shape, cases[i].math, 0, &sh, &t);
+      const cf_mma_layout L = cf_plan_mma_layout(&sh, &t);
+      const int want = h100 ? cases[i].want_h100 : cases[i].want_h200;
+      cr_expect(cf_cl_mma_switches(&sh, &t, h100 ? CF_CL_TUNED_H100 : CF_CL_TUNED_H200, NULL,
+                                   sw) == 0);
+      cr_expect(sw[CF_CL_SWITCH_F16] == want,
+                "%s %s (%s, weights %s, %s's defaults): f16 %d by default, want %d",
+                shapes[cases[i].shape].name, cases[i].math == CF_MATH_FP32 ? "fp32" : "tf32",
+                cf_kernel_variant_name(t.variant), L.resident ? "resident" : "streamed",
+                h100 ? "H100" : "H200", sw[CF_CL_SWITCH_F16], want);
+    }
 }
 
 /* unscale_regs and patch_split, where not forced, follow f16 as finally set (bench/NOTES.md
@@ -397,7 +403,7 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
 
   cf_cl_switches f16_on = defaults_only();
   f16_on.forced[CF_CL_SWITCH_F16] = 1;
-  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: 3xTF32 by default */
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: 3xTF32 on the H200's defaults */
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
             "sub-sub-mish fp32 with f16=1: pairs without fp16's own switches");
@@ -407,9 +413,48 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
             "sub-sub-mish tf32 with f16=1: unscale_regs off or patch_split on");
 }
 
-/* The H100's defaults (bench/NOTES.md v63): an NVIDIA device of at most 100 GiB takes them,
- * anything else the H200's; they differ only on the resident-weight programs (sub-sub-mish:
- * tf32 with 64-bit offsets, fp32 with the k-loop rolled and ldmatrix), mish-mish's are the
+/* 3xTF32 with resident weights stores sector-aligned runs where it runs as pairs, not as
+ * 3xTF32 (bench/NOTES.md v66: pairs 2.24 -> 1.39 ms with them; 3xTF32 spilled, v47): pairs
+ * by default on the H100's defaults, by f16=1 on the H200's; f16=0 gives 3xTF32 back as it
+ * was, a forced value wins, and streamed weights keep their plain stores. */
+Test(cl_mma_kernel, resident_pairs_store_aligned_runs) {
+  cf_conv_shape sh;
+  cf_tile_plan t;
+  int sw[CF_CL_SWITCHES];
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: resident weights */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 1,
+            "sub-sub-mish fp32 (H100): f16 %d, aligned_stores %d by default",
+            sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES]);
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_F16] == 0 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
+            "sub-sub-mish fp32 (H200): f16 %d, aligned_stores %d by default",
+            sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES]);
+  cf_cl_switches f16_on = defaults_only();
+  f16_on.forced[CF_CL_SWITCH_F16] = 1;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
+                sw[CF_CL_SWITCH_ALIGNED_STORES] == 1,
+            "the H200's pairs (f16=1) without aligned stores");
+  cf_cl_switches f16_off = defaults_only();
+  f16_off.forced[CF_CL_SWITCH_F16] = 0;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &f16_off, sw) == 0 &&
+                sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
+            "3xTF32 (f16=0) kept the pairs' aligned stores");
+  cf_cl_switches plain = defaults_only();
+  plain.forced[CF_CL_SWITCH_ALIGNED_STORES] = 0;
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &plain, sw) == 0 &&
+                sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
+            "aligned_stores=0 not taken by the pairs");
+  h200_plan(1, CF_MATH_FP32, 0, &sh, &t); /* mish-mish fp32: streamed pairs */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
+            "mish-mish fp32's streamed pairs store aligned runs by default");
+}
+
+/* The H100's defaults (bench/NOTES.md v63, v66): an NVIDIA device of at most 100 GiB takes
+ * them, anything else the H200's; they differ only on the resident-weight programs (sub-sub-mish:
+ * tf32 with 64-bit offsets, fp32 as fp16 pairs with sector-aligned stores, the k-loop rolled
+ * and ldmatrix), mish-mish's are the
  * same, a forced switch still wins, and the H100's programs compile. */
 Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weights) {
   cr_expect(cf_cl_tuning_of(1, 80ull << 30) == CF_CL_TUNED_H100 &&
@@ -438,9 +483,11 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
       memcpy(want, h200, sizeof want);
       if (i == 0 && m) {
         want[CF_CL_SWITCH_OFF32] = 0;
-      } else if (i == 0) {
+      } else if (i == 0) { /* fp16 pairs with sector-aligned stores (v66) */
         want[CF_CL_SWITCH_K_UNROLLED] = 0;
         want[CF_CL_SWITCH_LDSM] = 1;
+        want[CF_CL_SWITCH_F16] = want[CF_CL_SWITCH_ALIGNED_STORES] = 1;
+        want[CF_CL_SWITCH_UNSCALE_REGS] = want[CF_CL_SWITCH_PATCH_SPLIT] = 1;
       }
       for (int k = 0; k < CF_CL_SWITCHES; ++k)
         cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",

@@ -64,6 +64,15 @@ static void fp16_switches_follow(const cf_conv_shape *sh, const cf_tile_plan *t,
       sw[follow[j]] = switch_applies(follow[j], 1, sh, t, L, sw[CF_CL_SWITCH_F16]);
 }
 
+/* 3xTF32 with resident weights stores sector-aligned runs where, and only where, it runs as
+ * fp16 pairs (not forced): the 3xTF32 program spills with them (H200, v47: 1.59 -> 2.27 ms),
+ * the pairs program gains (H100, v66: 2.24 -> 1.39), so f16=0 alone gives back 3xTF32 as it was. */
+static void resident_pairs_follow(int split, const cf_mma_layout *L,
+                                  const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
+  if (split && L->resident && (!forced || forced->forced[CF_CL_SWITCH_ALIGNED_STORES] < 0))
+    sw[CF_CL_SWITCH_ALIGNED_STORES] = sw[CF_CL_SWITCH_F16];
+}
+
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
   return is_nvidia && global_mem_bytes <= CF_CL_H100_TUNING_MAX_MEMORY ? CF_CL_TUNED_H100
                                                                       : CF_CL_TUNED_H200;
@@ -86,10 +95,10 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
    * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
   sw[CF_CL_SWITCH_K_UNROLLED] = split || !L.resident;
-  /* the output in sector-aligned runs for one TF32 product with resident weights only (H200,
-   * NOTES v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
+  /* the output in sector-aligned runs for one product with resident weights (H200, NOTES
+   * v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
    * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
-   * at their register caps) */
+   * at their register caps). 3xTF32 with resident weights takes them as fp16 pairs, below. */
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
   /* offsets within an image in 32 bits where an image's input and output both fit, but for
    * 3xTF32 with resident weights (H200, bench/NOTES.md v52: sub-sub-mish tf32 1.20 -> 1.12 ms
@@ -97,11 +106,16 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   sw[CF_CL_SWITCH_OFF32] =
       !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L, 0);
   /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
-   * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 with streamed weights
-   * only (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, sub-sub-mish
-   * fp32 1.69 -> 1.93, tf32 1.11 -> 1.36) */
-  sw[CF_CL_SWITCH_F16] = split && !L.resident;
-  /* unscale_regs and patch_split follow f16 as finally set (below, after the forced ones) */
+   * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 (H200, bench/NOTES.md
+   * v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, tf32 resident (sub-sub-mish)
+   * 1.11 -> 1.36). With resident weights pairs pay only with sector-aligned stores, which
+   * follow f16 there (resident_pairs_follow): sub-sub-mish fp32 1.74 ms as 3xTF32, 2.24 as
+   * pairs, 1.39 as pairs with those stores (an H100, v66); the H200's resident weights stay
+   * on 3xTF32 until measured there (its 3xTF32 defaults differ: k-loop unrolled, 128
+   * registers) */
+  sw[CF_CL_SWITCH_F16] = split && (!L.resident || cf_cl_h100_defaults_apply(tuning, L.resident));
+  /* unscale_regs and patch_split follow f16 as finally set (below, after the forced ones), and
+   * so do resident pairs' aligned stores */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
@@ -127,6 +141,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
       refused |= 1u << i;
   }
   fp16_switches_follow(sh, t, &L, forced, sw);
+  resident_pairs_follow(split, &L, forced, sw);
   return refused;
 }
 

@@ -1607,13 +1607,25 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (s == CF_OK) {
     cl_compiled *c = (cl_compiled *)*compiled;
     c->f16 = f16;
-    if (f16)
+    const int h100_split_resident = split && cf_cl_h100_defaults_apply(tuning, L.resident) &&
+                                    !switches[CF_CL_SWITCH_K_UNROLLED]; /* not forced otherwise */
+    if (f16 && split && L.resident && switches[CF_CL_SWITCH_ALIGNED_STORES])
+      c->detail = h100_split_resident && max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
+                      ? H100_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, "
+                                    "inputs x 2^6) with sector-aligned stores, the k-loop "
+                                    "rolled, B by ldmatrix, 144 registers; range guard with "
+                                    "a 3xTF32 rerun"
+                      : "opencl: fp16 pairs (switch f16: weights scaled and packed per call, "
+                        "inputs x 2^6) with sector-aligned stores, range guard with a 3xTF32 "
+                        "rerun";
+    else if (f16)
       c->detail = split ? "opencl: fp16 pairs (switch f16: weights scaled and packed per "
                           "call, inputs x 2^6), range guard with a 3xTF32 rerun"
                         : "opencl: one fp16 product (switch f16: weights scaled and packed "
                           "per call), range guard with a TF32 rerun";
-    else if (cf_cl_h100_defaults_apply(tuning, L.resident) && /* not forced otherwise */
-             (split ? !switches[CF_CL_SWITCH_K_UNROLLED] : !switches[CF_CL_SWITCH_OFF32]))
+    else if (split ? h100_split_resident
+                   : cf_cl_h100_defaults_apply(tuning, L.resident) &&
+                         !switches[CF_CL_SWITCH_OFF32]) /* not forced otherwise */
       c->detail = !split ? H100_DETAIL "64-bit offsets"
                   : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
                       ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
