@@ -182,12 +182,18 @@ static cf_cl_switches defaults_only(void) {
   return s;
 }
 
+/* The defaults with switch s forced to v. */
+static cf_cl_switches one_forced(int s, int v) {
+  cf_cl_switches f = defaults_only();
+  f.forced[s] = v;
+  return f;
+}
+
 /* Switch s (meaningful only in fp16 programs) forced alone on plan t of shape sh, a program
  * that is not fp16 by default, is refused and keeps 0; forced with f16=1 it is taken. */
 static void expect_only_with_f16(const cf_conv_shape *sh, const cf_tile_plan *t, int s) {
   int sw[CF_CL_SWITCHES];
-  cf_cl_switches forced = defaults_only();
-  forced.forced[s] = 1;
+  cf_cl_switches forced = one_forced(s, 1);
   cr_expect(cf_cl_mma_switches(sh, t, CF_CL_TUNED_H200, &forced, sw) == 1u << s && sw[s] == 0,
             "%s=1 taken by a program without fp16", cf_cl_switch_names[s]);
   forced.forced[CF_CL_SWITCH_F16] = 1;
@@ -229,8 +235,7 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
           int sw[CF_CL_SWITCHES];
           cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
           if (flip >= 0) {
-            cf_cl_switches forced = defaults_only();
-            forced.forced[flip] = !sw[flip];
+            const cf_cl_switches forced = one_forced(flip, !sw[flip]);
             if (cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &forced, sw) != 0)
               continue; /* this program cannot take it */
           }
@@ -326,8 +331,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);
   cr_assert(def[CF_CL_SWITCH_LDSM] == 1 && def[CF_CL_SWITCH_ONE_CHUNK] == 0,
             "mish-mish tf32 is no longer planned on T0's swizzled weights");
-  cf_cl_switches refused_here = defaults_only();
-  refused_here.forced[CF_CL_SWITCH_LDSM] = 0;
+  cf_cl_switches refused_here = one_forced(CF_CL_SWITCH_LDSM, 0);
   refused_here.forced[CF_CL_SWITCH_ONE_CHUNK] = 1;
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &refused_here, sw) ==
                 (1u << CF_CL_SWITCH_LDSM | 1u << CF_CL_SWITCH_ONE_CHUNK),
@@ -340,8 +344,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
 
   const size_t big = sizeof shapes / sizeof shapes[0] - 1; /* an image past 2^31 elements */
   h200_plan(big, CF_MATH_TF32, 2, &sh, &t); /* 8 channels: FFMA unless forced */
-  cf_cl_switches off32_on = defaults_only();
-  off32_on.forced[CF_CL_SWITCH_OFF32] = 1;
+  const cf_cl_switches off32_on = one_forced(CF_CL_SWITCH_OFF32, 1);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &off32_on, sw) ==
                     1u << CF_CL_SWITCH_OFF32 &&
                 sw[CF_CL_SWITCH_OFF32] == 0,
@@ -390,19 +393,16 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
             "mish-mish fp32's pairs without unscale_regs or patch_split by default");
-  cf_cl_switches f16_off = defaults_only();
-  f16_off.forced[CF_CL_SWITCH_F16] = 0;
+  const cf_cl_switches f16_off = one_forced(CF_CL_SWITCH_F16, 0);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_off, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 0 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
             "fp16's own switches left on in a 3xTF32 program");
-  cf_cl_switches split_off = defaults_only();
-  split_off.forced[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+  const cf_cl_switches split_off = one_forced(CF_CL_SWITCH_PATCH_SPLIT, 0);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &split_off, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
             "patch_split=0 not taken");
 
-  cf_cl_switches f16_on = defaults_only();
-  f16_on.forced[CF_CL_SWITCH_F16] = 1;
+  const cf_cl_switches f16_on = one_forced(CF_CL_SWITCH_F16, 1);
   h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: 3xTF32 on the H200's defaults */
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
@@ -430,18 +430,15 @@ Test(cl_mma_kernel, resident_pairs_store_aligned_runs) {
                 sw[CF_CL_SWITCH_F16] == 0 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
             "sub-sub-mish fp32 (H200): f16 %d, aligned_stores %d by default",
             sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES]);
-  cf_cl_switches f16_on = defaults_only();
-  f16_on.forced[CF_CL_SWITCH_F16] = 1;
+  const cf_cl_switches f16_on = one_forced(CF_CL_SWITCH_F16, 1);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
                 sw[CF_CL_SWITCH_ALIGNED_STORES] == 1,
             "the H200's pairs (f16=1) without aligned stores");
-  cf_cl_switches f16_off = defaults_only();
-  f16_off.forced[CF_CL_SWITCH_F16] = 0;
+  const cf_cl_switches f16_off = one_forced(CF_CL_SWITCH_F16, 0);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &f16_off, sw) == 0 &&
                 sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
             "3xTF32 (f16=0) kept the pairs' aligned stores");
-  cf_cl_switches plain = defaults_only();
-  plain.forced[CF_CL_SWITCH_ALIGNED_STORES] = 0;
+  const cf_cl_switches plain = one_forced(CF_CL_SWITCH_ALIGNED_STORES, 0);
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &plain, sw) == 0 &&
                 sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
             "aligned_stores=0 not taken by the pairs");
@@ -493,8 +490,7 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
         cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",
                   shapes[i].name, m ? "tf32" : "fp32", cf_cl_switch_names[k], h100[k], want[k],
                   h200[k]);
-      cf_cl_switches forced = defaults_only();
-      forced.forced[CF_CL_SWITCH_OFF32] = h200[CF_CL_SWITCH_OFF32];
+      const cf_cl_switches forced = one_forced(CF_CL_SWITCH_OFF32, h200[CF_CL_SWITCH_OFF32]);
       cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &forced, h100);
       cr_expect(h100[CF_CL_SWITCH_OFF32] == h200[CF_CL_SWITCH_OFF32], "forced off32 lost");
       if (!toolchain || i != 0)

@@ -51,26 +51,24 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   }
 }
 
-/* The fp16 program's own switches, where not forced, on wherever the program (f16 as forced
- * or not) can take them. H100, bench/NOTES.md v65, two rounds: mish-mish fp32 (pairs) 8.52 ->
- * 8.01 ms with both (unscale_regs alone 8.42, patch_split alone 8.25); sub-sub-mish fp32 with
- * f16 forced 2.64 -> 2.26 (unscale_regs: its epilogue read each sum's factor from memory). */
-static void fp16_switches_follow(const cf_conv_shape *sh, const cf_tile_plan *t,
-                                 const cf_mma_layout *L, const cf_cl_switches *forced,
-                                 int sw[CF_CL_SWITCHES]) {
-  static const int follow[] = {CF_CL_SWITCH_UNSCALE_REGS, CF_CL_SWITCH_PATCH_SPLIT};
-  for (size_t j = 0; j < sizeof follow / sizeof follow[0]; ++j)
-    if (!forced || forced->forced[follow[j]] < 0)
-      sw[follow[j]] = switch_applies(follow[j], 1, sh, t, L, sw[CF_CL_SWITCH_F16]);
-}
-
-/* 3xTF32 with resident weights stores sector-aligned runs where, and only where, it runs as
- * fp16 pairs (not forced): the 3xTF32 program spills with them (H200, v47: 1.59 -> 2.27 ms),
- * the pairs program gains (H100, v66: 2.24 -> 1.39), so f16=0 alone gives back 3xTF32 as it was. */
-static void resident_pairs_follow(int split, const cf_mma_layout *L,
-                                  const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
-  if (split && L->resident && (!forced || forced->forced[CF_CL_SWITCH_ALIGNED_STORES] < 0))
-    sw[CF_CL_SWITCH_ALIGNED_STORES] = sw[CF_CL_SWITCH_F16];
+/* The switches that follow f16 as finally set (forced or not), where they are not forced
+ * themselves: the fp16 program's own, on wherever the program can take them (H100, bench/NOTES.md
+ * v65, two rounds: mish-mish fp32 (pairs) 8.52 -> 8.01 ms with both, unscale_regs alone 8.42,
+ * patch_split alone 8.25; sub-sub-mish fp32 with f16 forced 2.64 -> 2.26), and, for 3xTF32 with
+ * resident weights, sector-aligned stores: the pairs program gains by them (H100, v66: 2.24 ->
+ * 1.39 ms), the 3xTF32 program spills with them (H200, v47: 1.59 -> 2.27), so f16=0 alone gives
+ * back 3xTF32 as it was. */
+static void switches_follow_f16(const cf_conv_shape *sh, const cf_tile_plan *t,
+                                const cf_mma_layout *L, const cf_cl_switches *forced,
+                                int sw[CF_CL_SWITCHES]) {
+  const int f16 = sw[CF_CL_SWITCH_F16];
+  static const int fp16_own[] = {CF_CL_SWITCH_UNSCALE_REGS, CF_CL_SWITCH_PATCH_SPLIT};
+  for (size_t j = 0; j < sizeof fp16_own / sizeof fp16_own[0]; ++j)
+    if (!forced || forced->forced[fp16_own[j]] < 0)
+      sw[fp16_own[j]] = switch_applies(fp16_own[j], 1, sh, t, L, f16);
+  if (t->variant == CF_KERNEL_MMA_3XTF32 && L->resident &&
+      (!forced || forced->forced[CF_CL_SWITCH_ALIGNED_STORES] < 0))
+    sw[CF_CL_SWITCH_ALIGNED_STORES] = f16;
 }
 
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
@@ -109,13 +107,13 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 (H200, bench/NOTES.md
    * v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, tf32 resident (sub-sub-mish)
    * 1.11 -> 1.36). With resident weights pairs pay only with sector-aligned stores, which
-   * follow f16 there (resident_pairs_follow): sub-sub-mish fp32 1.74 ms as 3xTF32, 2.24 as
+   * follow f16 there (switches_follow_f16): sub-sub-mish fp32 1.74 ms as 3xTF32, 2.24 as
    * pairs, 1.39 as pairs with those stores (an H100, v66); the H200's resident weights stay
    * on 3xTF32 until measured there (its 3xTF32 defaults differ: k-loop unrolled, 128
    * registers) */
   sw[CF_CL_SWITCH_F16] = split && (!L.resident || cf_cl_h100_defaults_apply(tuning, L.resident));
-  /* unscale_regs and patch_split follow f16 as finally set (below, after the forced ones), and
-   * so do resident pairs' aligned stores */
+  /* unscale_regs and patch_split (and resident 3xTF32's aligned stores) follow f16 as finally
+   * set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
@@ -140,8 +138,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
     else
       refused |= 1u << i;
   }
-  fp16_switches_follow(sh, t, &L, forced, sw);
-  resident_pairs_follow(split, &L, forced, sw);
+  switches_follow_f16(sh, t, &L, forced, sw);
   return refused;
 }
 

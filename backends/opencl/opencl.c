@@ -1509,6 +1509,34 @@ fail:
  * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) */
 #define MMA_GROUPS_PER_CU 60
 
+#define PAIRS_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, inputs x 2^6)"
+
+/* What cf_plan_describe adds for a tensor-core program (NULL: nothing): fp16 and its range
+ * guard, the sector-aligned stores of resident pairs, the H100's defaults where they were not
+ * forced otherwise (sw as built, f16 cleared for the rerun). */
+static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tuning tuning,
+                                   const int sw[CF_CL_SWITCHES], int max_registers) {
+  const int h100 = cf_cl_h100_defaults_apply(tuning, resident) &&
+                   (split ? !sw[CF_CL_SWITCH_K_UNROLLED] : !sw[CF_CL_SWITCH_OFF32]);
+  const int h100_cap = max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
+  if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES])
+    return h100 && h100_cap ? H100_DETAIL PAIRS_DETAIL " with sector-aligned stores, the k-loop "
+                                                       "rolled, B by ldmatrix, 144 registers; "
+                                                       "range guard with a 3xTF32 rerun"
+                            : "opencl: " PAIRS_DETAIL " with sector-aligned stores, range guard "
+                                                      "with a 3xTF32 rerun";
+  if (f16)
+    return split ? "opencl: " PAIRS_DETAIL ", range guard with a 3xTF32 rerun"
+                 : "opencl: one fp16 product (switch f16: weights scaled and packed per call), "
+                   "range guard with a TF32 rerun";
+  if (!h100)
+    return NULL;
+  if (!split)
+    return H100_DETAIL "64-bit offsets";
+  return h100_cap ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
+                  : H100_DETAIL "the k-loop rolled, B by ldmatrix";
+}
+
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
   const cf_tile_plan *t = &spec->tiles;
   const cf_conv_shape *sh = &spec->shape;
@@ -1607,29 +1635,7 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   if (s == CF_OK) {
     cl_compiled *c = (cl_compiled *)*compiled;
     c->f16 = f16;
-    const int h100_split_resident = split && cf_cl_h100_defaults_apply(tuning, L.resident) &&
-                                    !switches[CF_CL_SWITCH_K_UNROLLED]; /* not forced otherwise */
-    if (f16 && split && L.resident && switches[CF_CL_SWITCH_ALIGNED_STORES])
-      c->detail = h100_split_resident && max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
-                      ? H100_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, "
-                                    "inputs x 2^6) with sector-aligned stores, the k-loop "
-                                    "rolled, B by ldmatrix, 144 registers; range guard with "
-                                    "a 3xTF32 rerun"
-                      : "opencl: fp16 pairs (switch f16: weights scaled and packed per call, "
-                        "inputs x 2^6) with sector-aligned stores, range guard with a 3xTF32 "
-                        "rerun";
-    else if (f16)
-      c->detail = split ? "opencl: fp16 pairs (switch f16: weights scaled and packed per "
-                          "call, inputs x 2^6), range guard with a 3xTF32 rerun"
-                        : "opencl: one fp16 product (switch f16: weights scaled and packed "
-                          "per call), range guard with a TF32 rerun";
-    else if (split ? h100_split_resident
-                   : cf_cl_h100_defaults_apply(tuning, L.resident) &&
-                         !switches[CF_CL_SWITCH_OFF32]) /* not forced otherwise */
-      c->detail = !split ? H100_DETAIL "64-bit offsets"
-                  : max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT
-                      ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
-                      : H100_DETAIL "the k-loop rolled, B by ldmatrix";
+    c->detail = mma_plan_detail(split, L.resident, f16 != NULL, tuning, switches, max_registers);
     return CF_OK;
   }
 
