@@ -34,7 +34,9 @@ struct cf_plan {
   cf_plan_spec spec;
   void *compiled;
   size_t input_bytes, weight_bytes, bias_bytes, output_bytes;
-  char description[512];
+  /* one line: the header (~200 chars), the planner's why (< 256) and the backend's detail
+   * (< 300) fit whole */
+  char description[1024];
 };
 
 /* ---- backends ---- */

@@ -27,21 +27,23 @@ typedef struct emulated_case {
   const char *switches; /* CONVFUSE_OPENCL_SWITCHES, NULL for the measured defaults */
 } emulated_case;
 
-/* An odd output width (35) over a 32-pixel row tile with resident weights (sector-aligned
- * stores in TF32, plain stores in 3xTF32); two K chunks with streamed weights on 128 x 64
- * tiles of tall warps (ldmatrix, 16-byte copies of patch and weights, the stage ring); T0's
- * 256-pixel rows with its weights unpadded and swizzled (4-channel chunks in 48 KB); a 5 x 5
- * kernel at stride 2 with padding (strided A gathers, padded K, 4-byte patch copies). The odd
- * width again with every switch the first two turn over (CONVFUSE_OPENCL_SWITCHES' A/B builds:
- * plain stores, whole unroll and one chunk in TF32; sector-aligned stores, the k-loop by two,
- * ldmatrix on resident weights and 64-bit offsets in 3xTF32). The two K chunks again on fp16
- * tensor cores (f16=1: a chunk of 36 K values as two m16n8k16 and an m16n8k8 with half its K
- * zero), both maths, and T0's swizzled weights on them (packed fp16 words, the swizzle's
- * halves unchanged). Last, the odd width's resident weights on fp16, both maths, with the
- * unscale factors held in registers (unscale_regs=1), pairs also on a patch split once per
- * stage (patch_split=1: its 4-byte copies), and the two K chunks' pairs on a split patch (its
- * 16-byte copies). Last, the H100's default for resident 3xTF32: pairs (f16=1; unscale_regs,
- * patch_split and sector-aligned stores follow it) with the k-loop rolled and ldmatrix. */
+/* An odd output width (35) over a 32-pixel row tile with resident weights (TF32: sector-aligned
+ * stores, one chunk compiled out, the k-loop unrolled whole; 3xTF32 as fp16 pairs: weights
+ * packed, unscale factors in registers, the patch split once per stage by its 4-byte copies,
+ * sector-aligned stores, the k-loop rolled, ldmatrix, 32-bit offsets); two K chunks with
+ * streamed weights on 128 x 64 tiles of tall warps (ldmatrix, 16-byte copies of patch and
+ * weights, the stage ring); T0's 256-pixel rows with its weights unpadded and swizzled
+ * (4-channel chunks in 48 KB); a 5 x 5 kernel at stride 2 with padding (strided A gathers,
+ * padded K, 4-byte patch copies). The odd width again with the switches turned over
+ * (CONVFUSE_OPENCL_SWITCHES' A/B builds: plain stores, the chunk loop and the k-loop by two in
+ * TF32, as the H100 runs it; 3xTF32 itself, f16=0, with sector-aligned stores, the k-loop by
+ * two, ldmatrix and 64-bit offsets, and 3xTF32 as the H200 ran it: plain stores, the k-loop
+ * unrolled, scalar B). The two K chunks again on fp16 tensor cores (f16=1: a chunk of 36 K
+ * values as two m16n8k16 and an m16n8k8 with half its K zero), both maths, and T0's swizzled
+ * weights on them (packed fp16 words, the swizzle's halves unchanged). Last, the odd width's
+ * one fp16 product with the unscale factors in registers (unscale_regs=1), its pairs on the
+ * 3xTF32 program's unrolled loop with scalar B, the two K chunks' pairs on a split patch (its
+ * 16-byte copies), and the H100's resident pairs (64-bit offsets). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -55,10 +57,12 @@ static const emulated_case cases[] = {
      {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32, NULL},
     {"odd width, switches turned over",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32,
-     "aligned_stores=0,k_unrolled=1,one_chunk=1"},
+     "aligned_stores=0,k_unrolled=0,one_chunk=0,off32=0"},
     {"odd width, switches turned over",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
-     "aligned_stores=1,k_unrolled=0,ldsm=1,off32=0"},
+     "f16=0,aligned_stores=1,k_unrolled=0,ldsm=1,off32=0"},
+    {"odd width, 3xTF32 as the H200 ran it",
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "f16=0"},
     {"two K chunks, fp16 products",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1"},
     {"two K chunks, fp16 pairs",
@@ -67,14 +71,13 @@ static const emulated_case cases[] = {
      {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1"},
     {"odd width, resident weights, fp16 products, unscale in registers",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "f16=1,unscale_regs=1"},
-    {"odd width, resident weights, fp16 pairs, unscale in registers, patch split",
+    {"odd width, resident weights, fp16 pairs on the unrolled loop with scalar B",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
-     "f16=1,unscale_regs=1,patch_split=1"},
+     "k_unrolled=1,ldsm=0"},
     {"two K chunks, fp16 pairs, patch split",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1"},
     {"odd width, resident weights, fp16 pairs as the H100 runs them",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
-     "f16=1,k_unrolled=0,ldsm=1"},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,

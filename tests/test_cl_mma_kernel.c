@@ -189,11 +189,12 @@ static cf_cl_switches one_forced(int s, int v) {
   return f;
 }
 
-/* Switch s (meaningful only in fp16 programs) forced alone on plan t of shape sh, a program
- * that is not fp16 by default, is refused and keeps 0; forced with f16=1 it is taken. */
+/* Switch s (meaningful only in fp16 programs) forced on plan t of shape sh with f16=0 is
+ * refused and keeps 0; forced with f16=1 it is taken. */
 static void expect_only_with_f16(const cf_conv_shape *sh, const cf_tile_plan *t, int s) {
   int sw[CF_CL_SWITCHES];
   cf_cl_switches forced = one_forced(s, 1);
+  forced.forced[CF_CL_SWITCH_F16] = 0;
   cr_expect(cf_cl_mma_switches(sh, t, CF_CL_TUNED_H200, &forced, sw) == 1u << s && sw[s] == 0,
             "%s=1 taken by a program without fp16", cf_cl_switch_names[s]);
   forced.forced[CF_CL_SWITCH_F16] = 1;
@@ -324,7 +325,7 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
     cr_expect(sw[i] == (i == CF_CL_SWITCH_PATCH_SPLIT ? def[i] : !def[i]),
               "sub-sub-mish: %s is %d", cf_cl_switch_names[i], sw[i]);
-  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* the same in fp32: pairs once f16 is forced */
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* the same in fp32: pairs, unless f16=0 */
   expect_only_with_f16(&sh, &t, CF_CL_SWITCH_PATCH_SPLIT);
 
   h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
@@ -352,15 +353,16 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
 }
 
 /* The fp16 products (switch f16: scaled, packed weights and a range guard) are the default only
- * where they were measured faster (bench/NOTES.md v54, v66): 3xTF32 as fp16 pairs with
- * streamed weights (mish-mish fp32), and on the H100's defaults with resident weights too
- * (sub-sub-mish fp32, with sector-aligned stores); one TF32 product stays on TF32. */
+ * where they were measured faster (bench/NOTES.md v54, v66, v67): 3xTF32 as fp16 pairs, with
+ * streamed weights (mish-mish fp32) and with resident ones (sub-sub-mish fp32, with their own
+ * k-loop and sector-aligned stores), on either device's defaults; one TF32 product stays on
+ * TF32. */
 Test(cl_mma_kernel, fp16_by_default_only_for_3xtf32) {
   static const struct {
     size_t shape;
     cf_math math;
     int want_h200, want_h100;
-  } cases[] = {{0, CF_MATH_FP32, 0, 1},
+  } cases[] = {{0, CF_MATH_FP32, 1, 1},
                {0, CF_MATH_TF32, 0, 0},
                {1, CF_MATH_FP32, 1, 1},
                {1, CF_MATH_TF32, 0, 0}};
@@ -403,7 +405,7 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
             "patch_split=0 not taken");
 
   const cf_cl_switches f16_on = one_forced(CF_CL_SWITCH_F16, 1);
-  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: 3xTF32 on the H200's defaults */
+  h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: resident pairs */
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
                 sw[CF_CL_SWITCH_UNSCALE_REGS] == 1 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 1,
             "sub-sub-mish fp32 with f16=1: pairs without fp16's own switches");
@@ -413,46 +415,73 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
             "sub-sub-mish tf32 with f16=1: unscale_regs off or patch_split on");
 }
 
-/* 3xTF32 with resident weights stores sector-aligned runs where it runs as pairs, not as
- * 3xTF32 (bench/NOTES.md v66: pairs 2.24 -> 1.39 ms with them; 3xTF32 spilled, v47): pairs
- * by default on the H100's defaults, by f16=1 on the H200's; f16=0 gives 3xTF32 back as it
- * was, a forced value wins, and streamed weights keep their plain stores. */
-Test(cl_mma_kernel, resident_pairs_store_aligned_runs) {
+/* 3xTF32 with resident weights runs as pairs by default on either device, with the pairs' own
+ * k-loop and stores where those are not forced (bench/NOTES.md v66, v67): sector-aligned runs
+ * (pairs 2.24 -> 1.39 ms with them on an H100; 3xTF32 spilled, v47), the k-loop rolled with B
+ * by ldmatrix, and 32-bit offsets on the H200's defaults; f16=0 gives 3xTF32 back as it was
+ * on each device, a forced value wins, and streamed weights keep their plain stores. */
+Test(cl_mma_kernel, resident_pairs_take_their_own_loop_and_stores) {
   cf_conv_shape sh;
   cf_tile_plan t;
   int sw[CF_CL_SWITCHES];
   h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* sub-sub-mish fp32: resident weights */
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, sw) == 0 &&
-                sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 1,
-            "sub-sub-mish fp32 (H100): f16 %d, aligned_stores %d by default",
-            sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES]);
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
-                sw[CF_CL_SWITCH_F16] == 0 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
-            "sub-sub-mish fp32 (H200): f16 %d, aligned_stores %d by default",
-            sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES]);
-  const cf_cl_switches f16_on = one_forced(CF_CL_SWITCH_F16, 1);
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &f16_on, sw) == 0 &&
-                sw[CF_CL_SWITCH_ALIGNED_STORES] == 1,
-            "the H200's pairs (f16=1) without aligned stores");
-  const cf_cl_switches f16_off = one_forced(CF_CL_SWITCH_F16, 0);
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &f16_off, sw) == 0 &&
-                sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
-            "3xTF32 (f16=0) kept the pairs' aligned stores");
-  const cf_cl_switches plain = one_forced(CF_CL_SWITCH_ALIGNED_STORES, 0);
-  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, &plain, sw) == 0 &&
-                sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
-            "aligned_stores=0 not taken by the pairs");
+  for (int h100 = 0; h100 < 2; ++h100) {
+    const cf_cl_tuning tuning = h100 ? CF_CL_TUNED_H100 : CF_CL_TUNED_H200;
+    const char *dev = h100 ? "H100" : "H200";
+    cr_expect(cf_cl_mma_switches(&sh, &t, tuning, NULL, sw) == 0 && sw[CF_CL_SWITCH_F16] == 1 &&
+                  sw[CF_CL_SWITCH_ALIGNED_STORES] == 1 && sw[CF_CL_SWITCH_K_UNROLLED] == 0 &&
+                  sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_OFF32] == !h100,
+              "sub-sub-mish fp32 (%s): f16 %d, aligned_stores %d, k_unrolled %d, ldsm %d, off32 "
+              "%d by default",
+              dev, sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES],
+              sw[CF_CL_SWITCH_K_UNROLLED], sw[CF_CL_SWITCH_LDSM], sw[CF_CL_SWITCH_OFF32]);
+    /* 3xTF32 as it ran before the pairs: the H200's k-loop unrolled with scalar B loads, the
+     * H100's rolled with ldmatrix; plain stores and 64-bit offsets on both */
+    const cf_cl_switches f16_off = one_forced(CF_CL_SWITCH_F16, 0);
+    cr_expect(cf_cl_mma_switches(&sh, &t, tuning, &f16_off, sw) == 0 &&
+                  sw[CF_CL_SWITCH_ALIGNED_STORES] == 0 && sw[CF_CL_SWITCH_OFF32] == 0 &&
+                  sw[CF_CL_SWITCH_K_UNROLLED] == !h100 && sw[CF_CL_SWITCH_LDSM] == h100,
+              "3xTF32 (f16=0, %s) kept the pairs' loop or stores", dev);
+    const cf_cl_switches plain = one_forced(CF_CL_SWITCH_ALIGNED_STORES, 0);
+    cr_expect(cf_cl_mma_switches(&sh, &t, tuning, &plain, sw) == 0 && sw[CF_CL_SWITCH_F16] == 1 &&
+                  sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
+              "aligned_stores=0 not taken by the pairs (%s)", dev);
+    const cf_cl_switches unrolled = one_forced(CF_CL_SWITCH_K_UNROLLED, 1);
+    cr_expect(cf_cl_mma_switches(&sh, &t, tuning, &unrolled, sw) == 0 &&
+                  sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_K_UNROLLED] == 1 &&
+                  sw[CF_CL_SWITCH_LDSM] == 1,
+              "k_unrolled=1 not taken by the pairs, or it moved ldsm (%s)", dev);
+  }
   h200_plan(1, CF_MATH_FP32, 0, &sh, &t); /* mish-mish fp32: streamed pairs */
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
                 sw[CF_CL_SWITCH_F16] == 1 && sw[CF_CL_SWITCH_ALIGNED_STORES] == 0,
             "mish-mish fp32's streamed pairs store aligned runs by default");
 }
 
-/* The H100's defaults (bench/NOTES.md v63, v66): an NVIDIA device of at most 100 GiB takes
+/* One TF32 product with resident weights and one K chunk (sub-sub-mish tf32) compiles the chunk
+ * loop out and unrolls its k-loop whole on the H200's defaults (bench/NOTES.md v67: 1.118 ->
+ * 1.054 ms), not on the H100's (v63: both slower there); with several chunks the k-loop stays
+ * by two. */
+Test(cl_mma_kernel, one_chunk_tf32_resident_unrolls_on_the_h200) {
+  cf_conv_shape sh;
+  cf_tile_plan t;
+  int sw[CF_CL_SWITCHES];
+  h200_plan(0, CF_MATH_TF32, 0, &sh, &t);
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_ONE_CHUNK] == 1 && sw[CF_CL_SWITCH_K_UNROLLED] == 1,
+            "sub-sub-mish tf32 (H200): one_chunk %d, k_unrolled %d", sw[CF_CL_SWITCH_ONE_CHUNK],
+            sw[CF_CL_SWITCH_K_UNROLLED]);
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_ONE_CHUNK] == 0 && sw[CF_CL_SWITCH_K_UNROLLED] == 0,
+            "sub-sub-mish tf32 (H100): one_chunk %d, k_unrolled %d", sw[CF_CL_SWITCH_ONE_CHUNK],
+            sw[CF_CL_SWITCH_K_UNROLLED]);
+}
+
+/* The H100's defaults (bench/NOTES.md v63, v66, v67): an NVIDIA device of at most 100 GiB takes
  * them, anything else the H200's; they differ only on the resident-weight programs (sub-sub-mish:
- * tf32 with 64-bit offsets, fp32 as fp16 pairs with sector-aligned stores, the k-loop rolled
- * and ldmatrix), mish-mish's are the
- * same, a forced switch still wins, and the H100's programs compile. */
+ * tf32 with 64-bit offsets, the chunk loop and the k-loop by two; fp32's pairs with 64-bit
+ * offsets), mish-mish's are the same, a forced switch still wins, and the H100's programs
+ * compile. */
 Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weights) {
   cr_expect(cf_cl_tuning_of(1, 80ull << 30) == CF_CL_TUNED_H100 &&
                 cf_cl_tuning_of(1, 100ull << 30) == CF_CL_TUNED_H100 &&
@@ -478,14 +507,10 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
       cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, h100) == 0);
       int want[CF_CL_SWITCHES];
       memcpy(want, h200, sizeof want);
-      if (i == 0 && m) {
+      if (i == 0 && m)
+        want[CF_CL_SWITCH_OFF32] = want[CF_CL_SWITCH_ONE_CHUNK] = want[CF_CL_SWITCH_K_UNROLLED] = 0;
+      else if (i == 0) /* the pairs otherwise as on the H200 (v67) */
         want[CF_CL_SWITCH_OFF32] = 0;
-      } else if (i == 0) { /* fp16 pairs with sector-aligned stores (v66) */
-        want[CF_CL_SWITCH_K_UNROLLED] = 0;
-        want[CF_CL_SWITCH_LDSM] = 1;
-        want[CF_CL_SWITCH_F16] = want[CF_CL_SWITCH_ALIGNED_STORES] = 1;
-        want[CF_CL_SWITCH_UNSCALE_REGS] = want[CF_CL_SWITCH_PATCH_SPLIT] = 1;
-      }
       for (int k = 0; k < CF_CL_SWITCHES; ++k)
         cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",
                   shapes[i].name, m ? "tf32" : "fp32", cf_cl_switch_names[k], h100[k], want[k],

@@ -409,7 +409,7 @@ Test(env, tile_bad_values_warn_and_are_ignored) {
 
 /* A wide-row problem (the MMA kernels' shape) planned on an OpenCL context; its description
  * in desc (empty when OpenCL is unavailable). */
-static char tc_desc[512];
+static char tc_desc[1024];
 static void plan_wide_on_opencl(void) {
   tc_desc[0] = '\0';
   if (!cf_backend_available(CF_BACKEND_OPENCL))

@@ -51,24 +51,40 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   }
 }
 
+/* Where switch i is not forced, sets it to v. */
+static void set_unforced(const cf_cl_switches *forced, int sw[CF_CL_SWITCHES], int i, int v) {
+  if (!forced || forced->forced[i] < 0)
+    sw[i] = v;
+}
+
 /* The switches that follow f16 as finally set (forced or not), where they are not forced
  * themselves: the fp16 program's own, on wherever the program can take them (H100, bench/NOTES.md
  * v65, two rounds: mish-mish fp32 (pairs) 8.52 -> 8.01 ms with both, unscale_regs alone 8.42,
- * patch_split alone 8.25; sub-sub-mish fp32 with f16 forced 2.64 -> 2.26), and, for 3xTF32 with
- * resident weights, sector-aligned stores: the pairs program gains by them (H100, v66: 2.24 ->
- * 1.39 ms), the 3xTF32 program spills with them (H200, v47: 1.59 -> 2.27), so f16=0 alone gives
- * back 3xTF32 as it was. */
+ * patch_split alone 8.25; sub-sub-mish fp32 with f16 forced 2.64 -> 2.26); and, for 3xTF32 with
+ * resident weights, the pairs program's own k-loop and stores. Sector-aligned stores: the pairs
+ * gain by them (H100, v66: 2.24 -> 1.39 ms), the 3xTF32 program spills with them (H200, v47:
+ * 1.59 -> 2.27). The k-loop rolled with B by ldmatrix and, on the H200's defaults, 32-bit
+ * offsets at 128 registers (H200, v67, sub-sub-mish fp32: 1.34-1.37 ms with the 3xTF32
+ * program's unrolled loop and scalar B, 1.265 with these; the H100's 144-register program
+ * 1.38, with 32-bit offsets 1.32; the H100 keeps its 64-bit offsets until measured there). So
+ * f16=0 alone gives back 3xTF32 as it was on either device. */
 static void switches_follow_f16(const cf_conv_shape *sh, const cf_tile_plan *t,
-                                const cf_mma_layout *L, const cf_cl_switches *forced,
-                                int sw[CF_CL_SWITCHES]) {
+                                const cf_mma_layout *L, cf_cl_tuning tuning,
+                                const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
   const int f16 = sw[CF_CL_SWITCH_F16];
   static const int fp16_own[] = {CF_CL_SWITCH_UNSCALE_REGS, CF_CL_SWITCH_PATCH_SPLIT};
   for (size_t j = 0; j < sizeof fp16_own / sizeof fp16_own[0]; ++j)
-    if (!forced || forced->forced[fp16_own[j]] < 0)
-      sw[fp16_own[j]] = switch_applies(fp16_own[j], 1, sh, t, L, f16);
-  if (t->variant == CF_KERNEL_MMA_3XTF32 && L->resident &&
-      (!forced || forced->forced[CF_CL_SWITCH_ALIGNED_STORES] < 0))
-    sw[CF_CL_SWITCH_ALIGNED_STORES] = f16;
+    set_unforced(forced, sw, fp16_own[j], switch_applies(fp16_own[j], 1, sh, t, L, f16));
+  if (t->variant != CF_KERNEL_MMA_3XTF32 || !L->resident)
+    return;
+  set_unforced(forced, sw, CF_CL_SWITCH_ALIGNED_STORES, f16);
+  if (!f16)
+    return;
+  set_unforced(forced, sw, CF_CL_SWITCH_K_UNROLLED, 0);
+  set_unforced(forced, sw, CF_CL_SWITCH_LDSM, switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, L, f16));
+  set_unforced(forced, sw, CF_CL_SWITCH_OFF32,
+               !cf_cl_h100_defaults_apply(tuning, L->resident) &&
+                   switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, L, f16));
 }
 
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
@@ -84,15 +100,18 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
                             const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
   const int split = t->variant == CF_KERNEL_MMA_3XTF32;
   const cf_mma_layout L = cf_plan_mma_layout(sh, t);
-  /* B fragments by ldmatrix where the weights are streamed; the chunk loop compiled out for
-   * 3xTF32 with one K chunk. Both are measured choices (H200, T1/T2, bench/NOTES.md v45):
-   * ldmatrix took mish-mish tf32 6.38 -> 6.17 ms and cost sub-sub-mish tf32 (resident) 3%;
-   * one chunk at compile time took sub-sub-mish fp32 1.85 -> 1.71 and tf32 1.43 -> 1.51. */
+  /* B fragments by ldmatrix where the weights are streamed (H200, T1/T2, bench/NOTES.md v45:
+   * mish-mish tf32 6.38 -> 6.17 ms; it cost sub-sub-mish tf32 (resident) 3%). Where K is one
+   * chunk the chunk loop is compiled out for 3xTF32 (v45: sub-sub-mish fp32 1.85 -> 1.71) and,
+   * with its k-loop unrolled whole, for one TF32 product with resident weights (H200, v67:
+   * sub-sub-mish tf32 1.118 -> 1.054 ms, one chunk alone 1.075; v45 and v46 had measured each
+   * slower, before the sector-aligned stores and 32-bit offsets). Elsewhere the k-loop is
+   * unrolled whole except for one TF32 product with resident weights (H200, v46: mish-mish
+   * tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%). */
+  const int one_chunk = L.n_chunks == 1 && (split || L.resident);
   sw[CF_CL_SWITCH_LDSM] = !L.resident;
-  sw[CF_CL_SWITCH_ONE_CHUNK] = split && L.n_chunks == 1;
-  /* the k-loop unrolled whole except for one TF32 product with resident weights (H200, NOTES
-   * v46: mish-mish tf32 -3%, fp32 -5%, sub-sub-mish fp32 -7%; sub-sub-mish tf32 +7%) */
-  sw[CF_CL_SWITCH_K_UNROLLED] = split || !L.resident;
+  sw[CF_CL_SWITCH_ONE_CHUNK] = one_chunk;
+  sw[CF_CL_SWITCH_K_UNROLLED] = split || !L.resident || one_chunk;
   /* the output in sector-aligned runs for one product with resident weights (H200, NOTES
    * v47): sub-sub-mish tf32 1.43 -> 1.32 ms (L2 at 75% of its peak before, mostly
    * partial-sector writes); 3xTF32 there 1.59 -> 2.27 and mish-mish tf32 5.05 -> 5.25 (spills
@@ -100,31 +119,32 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   sw[CF_CL_SWITCH_ALIGNED_STORES] = !split && L.resident;
   /* offsets within an image in 32 bits where an image's input and output both fit, but for
    * 3xTF32 with resident weights (H200, bench/NOTES.md v52: sub-sub-mish tf32 1.20 -> 1.12 ms
-   * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it) */
+   * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it; its pairs
+   * take them on the H200: switches_follow_f16) */
   sw[CF_CL_SWITCH_OFF32] =
       !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L, 0);
   /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
-   * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32 (H200, bench/NOTES.md
-   * v54: mish-mish fp32 11.3 -> 9.0 ms; tf32 4.89 -> 4.99, tf32 resident (sub-sub-mish)
-   * 1.11 -> 1.36). With resident weights pairs pay only with sector-aligned stores, which
-   * follow f16 there (switches_follow_f16): sub-sub-mish fp32 1.74 ms as 3xTF32, 2.24 as
-   * pairs, 1.39 as pairs with those stores (an H100, v66); the H200's resident weights stay
-   * on 3xTF32 until measured there (its 3xTF32 defaults differ: k-loop unrolled, 128
-   * registers) */
-  sw[CF_CL_SWITCH_F16] = split && (!L.resident || cf_cl_h100_defaults_apply(tuning, L.resident));
-  /* unscale_regs and patch_split (and resident 3xTF32's aligned stores) follow f16 as finally
-   * set: switches_follow_f16, after the forced ones */
+   * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32: with streamed weights
+   * (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms) and with resident weights, whose
+   * pairs take their own k-loop and stores (switches_follow_f16): sub-sub-mish fp32 1.60 ->
+   * 1.27 ms on the H200 (v67), 1.74 -> 1.39 on the H100 (v66). One TF32 product stays on TF32
+   * (v54: tf32 4.89 -> 4.99, tf32 resident 1.11 -> 1.36). */
+  sw[CF_CL_SWITCH_F16] = split;
+  /* unscale_regs and patch_split (and resident pairs' k-loop and stores) follow f16 as
+   * finally set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
-   * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets (off32 took it 1.20 -> 1.12 on the
-   * H200, v52), fp32 2.26-2.38 -> 1.96-2.06 with the k-loop rolled and B by ldmatrix (the
-   * rolled loop cost the H200 7%, v48); mish-mish measured no change or worse either way */
+   * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
+   * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
+   * the other way on all three, v52, v67), fp32's 3xTF32 2.26-2.38 -> 1.96-2.06 with the
+   * k-loop rolled and B by ldmatrix (the rolled loop cost the H200's 3xTF32 7%, v48);
+   * mish-mish measured no change or worse either way */
   if (cf_cl_h100_defaults_apply(tuning, L.resident)) {
     if (split) {
       sw[CF_CL_SWITCH_K_UNROLLED] = 0;
       sw[CF_CL_SWITCH_LDSM] = switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, &L, 0);
     } else {
-      sw[CF_CL_SWITCH_OFF32] = 0;
+      sw[CF_CL_SWITCH_OFF32] = sw[CF_CL_SWITCH_ONE_CHUNK] = sw[CF_CL_SWITCH_K_UNROLLED] = 0;
     }
   }
 
@@ -138,7 +158,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
     else
       refused |= 1u << i;
   }
-  switches_follow_f16(sh, t, &L, forced, sw);
+  switches_follow_f16(sh, t, &L, tuning, forced, sw);
   return refused;
 }
 

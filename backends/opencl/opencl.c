@@ -1519,12 +1519,17 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
   const int h100 = cf_cl_h100_defaults_apply(tuning, resident) &&
                    (split ? !sw[CF_CL_SWITCH_K_UNROLLED] : !sw[CF_CL_SWITCH_OFF32]);
   const int h100_cap = max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
-  if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES])
-    return h100 && h100_cap ? H100_DETAIL PAIRS_DETAIL " with sector-aligned stores, the k-loop "
-                                                       "rolled, B by ldmatrix, 144 registers; "
-                                                       "range guard with a 3xTF32 rerun"
-                            : "opencl: " PAIRS_DETAIL " with sector-aligned stores, range guard "
-                                                      "with a 3xTF32 rerun";
+  if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES]) {
+    const int pairs_loop = !sw[CF_CL_SWITCH_K_UNROLLED] && sw[CF_CL_SWITCH_LDSM];
+    if (h100 && h100_cap)
+      return H100_DETAIL PAIRS_DETAIL " with sector-aligned stores, the k-loop rolled, B by "
+                                      "ldmatrix, 144 registers; range guard with a 3xTF32 rerun";
+    if (pairs_loop && sw[CF_CL_SWITCH_OFF32])
+      return "opencl: " PAIRS_DETAIL " with sector-aligned stores, the k-loop rolled, B by "
+                                     "ldmatrix, 32-bit offsets; range guard with a 3xTF32 rerun";
+    return "opencl: " PAIRS_DETAIL " with sector-aligned stores, range guard with a 3xTF32 "
+                                   "rerun";
+  }
   if (f16)
     return split ? "opencl: " PAIRS_DETAIL ", range guard with a 3xTF32 rerun"
                  : "opencl: one fp16 product (switch f16: weights scaled and packed per call), "
