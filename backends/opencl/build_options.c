@@ -42,6 +42,9 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
              : !L->w_swizzled;
   case CF_CL_SWITCH_ONE_CHUNK:
     return !v || L->n_chunks == 1;
+  case CF_CL_SWITCH_STAGES3: /* a third stage beside the plan's two, in the same local memory */
+    return !v || (L->n_stages == 2 &&
+                  L->bytes + L->stage_floats * 4 <= (int64_t)CF_CL_MMA_LOCAL_BYTES);
   case CF_CL_SWITCH_OFF32: /* the kernel also forms offsets of channels past C and K, up to
                               the last chunk's and the last channel tile's (never used) */
     return !v || (L->n_chunks * t->chunk_channels * sh->h * sh->w <= INT_MAX &&
@@ -133,6 +136,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   /* unscale_regs and patch_split (and resident pairs' k-loop and stores) follow f16 as
    * finally set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+  /* a third stage in the ring (the copies for the stage computed next then land one
+   * iteration earlier): not measured yet, forced only (bench/NOTES.md v67) */
+  sw[CF_CL_SWITCH_STAGES3] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
@@ -204,7 +210,8 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          cf_cl_opt_append(buf, len, &used, "CFM_W_SWIZZLE", L.w_swizzled) &&
          cf_cl_opt_append(buf, len, &used, "CFM_WEIGHT_FLOATS", (int)L.weight_floats) &&
          cf_cl_opt_append(buf, len, &used, "CFM_STAGE_FLOATS", (int)L.stage_floats) &&
-         cf_cl_opt_append(buf, len, &used, "CFM_STAGES", (int)L.n_stages) &&
+         cf_cl_opt_append(buf, len, &used, "CFM_STAGES",
+                          (int)L.n_stages + sw[CF_CL_SWITCH_STAGES3]) &&
          cf_cl_opt_append(buf, len, &used, "CFM_W16", w16) &&
          cf_cl_opt_append(buf, len, &used, "CFM_P16", p16) &&
          cf_cl_opt_append(buf, len, &used, "CFM_LDSM", sw[CF_CL_SWITCH_LDSM]) &&

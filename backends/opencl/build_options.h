@@ -38,6 +38,11 @@ cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes)
  * the plan's detail, so that the three cannot disagree. */
 int cf_cl_h100_defaults_apply(cf_cl_tuning tuning, int resident);
 
+/* The local memory NVIDIA's OpenCL gives a work-group (bench/cl_local_probe.c: no more
+ * launches), which the tensor-core programs are planned for (emulated elsewhere as there): a
+ * third stage (switch stages3) is taken only where it still fits. */
+#define CF_CL_MMA_LOCAL_BYTES (48 * 1024)
+
 /* The tensor-core program's switches (common/env.h's cf_cl_switch_names) for plan t of shape
  * sh: the defaults measured on the device class `tuning`, then each value in forced (may be
  * NULL) that the program can take. Returns the switches forced to a value the program cannot
