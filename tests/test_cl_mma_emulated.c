@@ -44,8 +44,8 @@ typedef struct emulated_case {
  * one fp16 product with the unscale factors in registers (unscale_regs=1), its pairs on the
  * 3xTF32 program's unrolled loop with scalar B, the two K chunks' pairs on a split patch (its
  * 16-byte copies), and the H100's resident pairs (64-bit offsets). Last, a third stage in the
- * ring (stages3=1: the split and the waits one stage further behind the fetch), on the odd
- * width's pairs and on three K chunks of resident weights in TF32. */
+ * ring (stages3=1: the split and the waits one stage further behind the fetch) on the odd
+ * width's pairs. */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -82,8 +82,6 @@ static const emulated_case cases[] = {
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0"},
     {"odd width, resident pairs, three stages",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "stages3=1"},
-    {"three K chunks, resident weights, three stages",
-     {1, 20, 6, 37, 40, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "4", CF_MATH_TF32, "stages3=1"},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
