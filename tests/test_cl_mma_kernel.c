@@ -466,8 +466,7 @@ Test(cl_mma_kernel, resident_pairs_take_their_own_loop_and_stores) {
 
 /* One TF32 product with resident weights and one K chunk (sub-sub-mish tf32) compiles the chunk
  * loop out and unrolls its k-loop whole on the H200's defaults (bench/NOTES.md v67: 1.118 ->
- * 1.054 ms), not on the H100's (v63: both slower there); with several chunks the k-loop stays
- * by two. */
+ * 1.054 ms), not on the H100's (v63: both slower there). */
 Test(cl_mma_kernel, one_chunk_tf32_resident_unrolls_on_the_h200) {
   cf_conv_shape sh;
   cf_tile_plan t;

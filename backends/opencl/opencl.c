@@ -1510,6 +1510,9 @@ fail:
 #define MMA_GROUPS_PER_CU 60
 
 #define PAIRS_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, inputs x 2^6)"
+#define ALIGNED_PAIRS_DETAIL PAIRS_DETAIL " with sector-aligned stores"
+#define ROLLED_LDSM_DETAIL "the k-loop rolled, B by ldmatrix"
+#define GUARD_3XTF32_DETAIL "range guard with a 3xTF32 rerun"
 
 /* What cf_plan_describe adds for a tensor-core program (NULL: nothing): fp16 and its range
  * guard, the sector-aligned stores of resident pairs, the H100's defaults where they were not
@@ -1520,26 +1523,25 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
                    (split ? !sw[CF_CL_SWITCH_K_UNROLLED] : !sw[CF_CL_SWITCH_OFF32]);
   const int h100_cap = max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES]) {
-    const int pairs_loop = !sw[CF_CL_SWITCH_K_UNROLLED] && sw[CF_CL_SWITCH_LDSM];
+    const int rolled_ldsm = !sw[CF_CL_SWITCH_K_UNROLLED] && sw[CF_CL_SWITCH_LDSM];
     if (h100 && h100_cap)
-      return H100_DETAIL PAIRS_DETAIL " with sector-aligned stores, the k-loop rolled, B by "
-                                      "ldmatrix, 144 registers; range guard with a 3xTF32 rerun";
-    if (pairs_loop && sw[CF_CL_SWITCH_OFF32])
-      return "opencl: " PAIRS_DETAIL " with sector-aligned stores, the k-loop rolled, B by "
-                                     "ldmatrix, 32-bit offsets; range guard with a 3xTF32 rerun";
-    return "opencl: " PAIRS_DETAIL " with sector-aligned stores, range guard with a 3xTF32 "
-                                   "rerun";
+      return H100_DETAIL ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL
+                         ", 144 registers; " GUARD_3XTF32_DETAIL;
+    if (rolled_ldsm && sw[CF_CL_SWITCH_OFF32])
+      return "opencl: " ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL
+             ", 32-bit offsets; " GUARD_3XTF32_DETAIL;
+    return "opencl: " ALIGNED_PAIRS_DETAIL ", " GUARD_3XTF32_DETAIL;
   }
   if (f16)
-    return split ? "opencl: " PAIRS_DETAIL ", range guard with a 3xTF32 rerun"
+    return split ? "opencl: " PAIRS_DETAIL ", " GUARD_3XTF32_DETAIL
                  : "opencl: one fp16 product (switch f16: weights scaled and packed per call), "
                    "range guard with a TF32 rerun";
   if (!h100)
     return NULL;
   if (!split)
     return H100_DETAIL "64-bit offsets";
-  return h100_cap ? H100_DETAIL "the k-loop rolled, B by ldmatrix, 144 registers"
-                  : H100_DETAIL "the k-loop rolled, B by ldmatrix";
+  return h100_cap ? H100_DETAIL ROLLED_LDSM_DETAIL ", 144 registers"
+                  : H100_DETAIL ROLLED_LDSM_DETAIL;
 }
 
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
