@@ -21,7 +21,8 @@ typedef struct cf_device_caps {
                                       (OpenCL on NVIDIA: no register cap there); 0: none */
   int mma_split_resident_max_threads; /* below mma_max_threads for the 3xTF32 kernel with
                                       resident weights, where wider groups measured slower
-                                      (OpenCL on NVIDIA: 128); 0: none */
+                                      (OpenCL on NVIDIA: 128); 0: none. A preference,
+                                      not a limit: CONVFUSE_TILE passes it */
   int mma_tall_warps;              /* one TF32 product with streamed weights on mma.sync row
                                       tiles runs warps of 2*WM x WN (half the warps, twice
                                       the accumulators each) where the tile allows (OpenCL

@@ -379,8 +379,10 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     /* row tiles, or flat tiles of whole planes: <= n*p*q, fits int64 */
     int64_t m_tiles = flat ? sh->n * ceil_div(sh->p * sh->q, t->bm) : sh->n * sh->p * q_tiles;
     int64_t grid_n = ceil_div(sh->k, t->bn);
-    /* the backend's limits on work-group width (OpenCL: measured, see its caps) */
-    const int max_threads = split && L.resident && caps->mma_split_resident_max_threads > 0
+    /* the backend's limits on work-group width (OpenCL: measured, see its caps); the
+     * split-resident one is a measured preference, not a limit, so a forced tile passes it */
+    const int max_threads = split && L.resident && caps->mma_split_resident_max_threads > 0 &&
+                                    !forced
                                 ? caps->mma_split_resident_max_threads
                                 : caps->mma_max_threads;
     if (threads > caps->max_threads_per_block || (max_threads > 0 && threads > max_threads) ||

@@ -559,6 +559,27 @@ Test(planner, tensor_core_note_is_quoted) {
             "why: \"%s\"", t.why);
 }
 
+/* mma_split_resident_max_threads is a measured preference: the planner keeps 3xTF32 with
+ * resident weights within it, and a forced tile (CONVFUSE_TILE, for tuning) passes it. */
+Test(planner, forced_tile_passes_the_split_resident_width_preference) {
+  cf_device_caps caps = caps_h200_opencl();
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[0], &sh, &epi);
+  cf_tile_plan t;
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
+  cr_expect(t.variant == CF_KERNEL_MMA_3XTF32 && t.weights_resident &&
+                t.threads <= caps.mma_split_resident_max_threads,
+            "planned: %s T%d, %d threads, resident %d", cf_kernel_variant_name(t.variant),
+            t.menu_index, t.threads, t.weights_resident);
+  caps.force_tile = 2; /* T1: 256 work-items */
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
+  cr_expect(t.variant == CF_KERNEL_MMA_3XTF32 && t.weights_resident && t.menu_index == 1 &&
+                t.threads == 256,
+            "forced T1: %s T%d, %d threads, resident %d", cf_kernel_variant_name(t.variant),
+            t.menu_index, t.threads, t.weights_resident);
+}
+
 Test(planner, workloads_fill_big_gpus) {
   /* both workloads have millions of output pixels: every SM gets at least two blocks */
   named_caps devs[3] = {{"H200", caps_h200()}, {"small GPU", caps_small_gpu()},

@@ -468,6 +468,10 @@ static void cl_destroy(void *state_) {
  * cf_cl_mma_switches): sub-sub-mish fp32 2.04-2.05 ms at 128 (or uncapped), 1.75-1.76 at 144,
  * 1.77-1.79 at 152-200, 2.44 at 96 (an H100, bench/NOTES.md v63). */
 #define MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT 144
+/* Its fp16 pairs (the same loop, sector-aligned stores): sub-sub-mish fp32 1.393-1.405 ms at
+ * 144, 1.373-1.383 at 152 (five rounds), 1.40-1.43 at 136 / 160 / 168, 1.90 at 128 (an H100,
+ * v68). 144 and 152 both leave three 128-wide groups per SM. */
+#define MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT 152
 /* The plan detail's opening where a program runs on the H100's defaults */
 #define H100_DETAIL "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
 
@@ -1338,14 +1342,14 @@ static void warn_refused_switches(unsigned refused, const cf_tile_plan *t) {
 
 /* The register cap of a tensor-core program: none where the probe did not prove the route or
  * CONVFUSE_OPENCL_MAX_REGISTERS=0, its value where set, else the measured defaults. */
-static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, int resident,
-                            int threads, int tall) {
+static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, int f16,
+                            int resident, int threads, int tall) {
   if (!st->register_cap_ok || st->mma_max_registers == 0)
     return 0;
   if (st->mma_max_registers > 0)
     return st->mma_max_registers;
   if (split && cf_cl_h100_defaults_apply(tuning, resident))
-    return MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
+    return f16 ? MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT : MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (tall)
     return threads <= 128 ? MMA_MAX_REGISTERS_TALL : MMA_MAX_REGISTERS;
   return !split && resident && threads <= 128 ? MMA_MAX_REGISTERS_TF32_RESIDENT
@@ -1513,6 +1517,9 @@ fail:
 #define ALIGNED_PAIRS_DETAIL PAIRS_DETAIL " with sector-aligned stores"
 #define ROLLED_LDSM_DETAIL "the k-loop rolled, B by ldmatrix"
 #define GUARD_3XTF32_DETAIL "range guard with a 3xTF32 rerun"
+/* a register cap's macro as a detail's text */
+#define CF_CL_STR_(x) #x
+#define CF_CL_STR(x) CF_CL_STR_(x)
 
 /* What cf_plan_describe adds for a tensor-core program (NULL: nothing): fp16 and its range
  * guard, the sector-aligned stores of resident pairs, the H100's defaults where they were not
@@ -1524,9 +1531,9 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
   const int h100_cap = max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES]) {
     const int rolled_ldsm = !sw[CF_CL_SWITCH_K_UNROLLED] && sw[CF_CL_SWITCH_LDSM];
-    if (h100 && h100_cap)
-      return H100_DETAIL ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL
-                         ", 144 registers; " GUARD_3XTF32_DETAIL;
+    if (h100 && max_registers == MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT)
+      return H100_DETAIL ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL ", "
+          CF_CL_STR(MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT) " registers; " GUARD_3XTF32_DETAIL;
     if (rolled_ldsm && sw[CF_CL_SWITCH_OFF32])
       return "opencl: " ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL
              ", 32-bit offsets; " GUARD_3XTF32_DETAIL;
@@ -1540,7 +1547,8 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
     return NULL;
   if (!split)
     return H100_DETAIL "64-bit offsets";
-  return h100_cap ? H100_DETAIL ROLLED_LDSM_DETAIL ", 144 registers"
+  return h100_cap ? H100_DETAIL ROLLED_LDSM_DETAIL
+                        ", " CF_CL_STR(MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT) " registers"
                   : H100_DETAIL ROLLED_LDSM_DETAIL;
 }
 
@@ -1599,9 +1607,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   CF_CHECK(cf_epilogue_check_folded("opencl", epi));
 
   const cf_cl_tuning tuning = cf_cl_tuning_of(st->is_nvidia, st->global_mem);
-  const int max_registers = mma_register_cap(st, tuning, split, L.resident, threads, tall);
   int switches[CF_CL_SWITCHES];
   warn_refused_switches(cf_cl_mma_switches(sh, t, tuning, &st->forced_switches, switches), t);
+  const int max_registers = mma_register_cap(st, tuning, split, switches[CF_CL_SWITCH_F16],
+                                             L.resident, threads, tall);
   char options[1024];
   CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
   cl_kernel kernel = NULL;
