@@ -344,9 +344,9 @@ for s in $stages; do
           run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
     cltuning) # OpenCL sub-sub-mish, the device's defaults against the other class's values
-              # forced (bench/NOTES.md v63, v67: the H100's are off32=0, one_chunk=0,
-              # k_unrolled=0 for one TF32 product and 64-bit offsets at 144 registers for the
-              # fp32 pairs; the H200's the opposite), two rounds; the plan line says which
+              # forced (bench/NOTES.md v63, v67, v68: the H100's are off32=0, one_chunk=0,
+              # k_unrolled=0 for one TF32 product and 152 registers for the fp32 pairs; the
+              # H200's the opposite and 128), two rounds; the plan line says which
               # defaults the device took
               h100=0 # which class the device is in: its plan line says so (one short run)
               $B/bench/convfuse bench --backend opencl --workload sub-sub-mish --math tf32 \
@@ -354,11 +354,11 @@ for s in $stages; do
               for round in 1 2; do for m in tf32 fp32; do for v in default other; do
                 sw=; cap=
                 if [ $v = other ] && [ $h100 = 1 ]; then
-                  sw=$([ $m = tf32 ] && echo off32=1,one_chunk=1,k_unrolled=1 || echo off32=1)
+                  sw=$([ $m = tf32 ] && echo off32=1,one_chunk=1,k_unrolled=1)
                   cap=$([ $m = fp32 ] && echo 128)
                 elif [ $v = other ]; then
-                  sw=$([ $m = tf32 ] && echo off32=0,one_chunk=0,k_unrolled=0 || echo off32=0)
-                  cap=$([ $m = fp32 ] && echo 144)
+                  sw=$([ $m = tf32 ] && echo off32=0,one_chunk=0,k_unrolled=0)
+                  cap=$([ $m = fp32 ] && echo 152)
                 fi
                 CONVFUSE_OPENCL_SWITCHES=$sw CONVFUSE_OPENCL_MAX_REGISTERS=$cap \
                   run "cltuning$round-$m-$v" 120 $B/bench/convfuse bench --backend opencl \

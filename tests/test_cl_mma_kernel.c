@@ -424,7 +424,7 @@ Test(cl_mma_kernel, fp16_switches_follow_f16) {
 /* 3xTF32 with resident weights runs as pairs by default on either device, with the pairs' own
  * k-loop and stores where those are not forced (bench/NOTES.md v66, v67): sector-aligned runs
  * (pairs 2.24 -> 1.39 ms with them on an H100; 3xTF32 spilled, v47), the k-loop rolled with B
- * by ldmatrix, and 32-bit offsets on the H200's defaults; f16=0 gives 3xTF32 back as it was
+ * by ldmatrix, and 32-bit offsets (v68: the H100 too); f16=0 gives 3xTF32 back as it was
  * on each device, a forced value wins, and streamed weights keep their plain stores. */
 Test(cl_mma_kernel, resident_pairs_take_their_own_loop_and_stores) {
   cf_conv_shape sh;
@@ -436,7 +436,7 @@ Test(cl_mma_kernel, resident_pairs_take_their_own_loop_and_stores) {
     const char *dev = h100 ? "H100" : "H200";
     cr_expect(cf_cl_mma_switches(&sh, &t, tuning, NULL, sw) == 0 && sw[CF_CL_SWITCH_F16] == 1 &&
                   sw[CF_CL_SWITCH_ALIGNED_STORES] == 1 && sw[CF_CL_SWITCH_K_UNROLLED] == 0 &&
-                  sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_OFF32] == !h100,
+                  sw[CF_CL_SWITCH_LDSM] == 1 && sw[CF_CL_SWITCH_OFF32] == 1,
               "sub-sub-mish fp32 (%s): f16 %d, aligned_stores %d, k_unrolled %d, ldsm %d, off32 "
               "%d by default",
               dev, sw[CF_CL_SWITCH_F16], sw[CF_CL_SWITCH_ALIGNED_STORES],
@@ -482,11 +482,11 @@ Test(cl_mma_kernel, one_chunk_tf32_resident_unrolls_on_the_h200) {
             sw[CF_CL_SWITCH_K_UNROLLED]);
 }
 
-/* The H100's defaults (bench/NOTES.md v63, v66, v67): an NVIDIA device of at most 100 GiB takes
- * them, anything else the H200's; they differ only on the resident-weight programs (sub-sub-mish:
- * tf32 with 64-bit offsets, the chunk loop and the k-loop by two; fp32's pairs with 64-bit
- * offsets), mish-mish's are the same, a forced switch still wins, and the H100's programs
- * compile. */
+/* The H100's defaults (bench/NOTES.md v63, v66, v67, v68): an NVIDIA device of at most 100 GiB
+ * takes them, anything else the H200's; their switches differ only on one TF32 product with
+ * resident weights (sub-sub-mish tf32: 64-bit offsets, the chunk loop and the k-loop by two;
+ * fp32's pairs differ by their register cap alone), mish-mish's are the same, a forced switch
+ * still wins, and the H100's programs compile. */
 Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weights) {
   cr_expect(cf_cl_tuning_of(1, 80ull << 30) == CF_CL_TUNED_H100 &&
                 cf_cl_tuning_of(1, 100ull << 30) == CF_CL_TUNED_H100 &&
@@ -514,8 +514,6 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
       memcpy(want, h200, sizeof want);
       if (i == 0 && m)
         want[CF_CL_SWITCH_OFF32] = want[CF_CL_SWITCH_ONE_CHUNK] = want[CF_CL_SWITCH_K_UNROLLED] = 0;
-      else if (i == 0) /* the pairs otherwise as on the H200 (v67) */
-        want[CF_CL_SWITCH_OFF32] = 0;
       for (int k = 0; k < CF_CL_SWITCHES; ++k)
         cr_expect(h100[k] == want[k], "[%s | %s] H100 %s = %d, want %d (H200 %d)",
                   shapes[i].name, m ? "tf32" : "fp32", cf_cl_switch_names[k], h100[k], want[k],

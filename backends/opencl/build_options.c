@@ -66,14 +66,14 @@ static void set_unforced(const cf_cl_switches *forced, int sw[CF_CL_SWITCHES], i
  * patch_split alone 8.25; sub-sub-mish fp32 with f16 forced 2.64 -> 2.26); and, for 3xTF32 with
  * resident weights, the pairs program's own k-loop and stores. Sector-aligned stores: the pairs
  * gain by them (H100, v66: 2.24 -> 1.39 ms), the 3xTF32 program spills with them (H200, v47:
- * 1.59 -> 2.27). The k-loop rolled with B by ldmatrix and, on the H200's defaults, 32-bit
- * offsets at 128 registers (H200, v67, sub-sub-mish fp32: 1.34-1.37 ms with the 3xTF32
- * program's unrolled loop and scalar B, 1.265 with these; the H100's 144-register program
- * 1.38, with 32-bit offsets 1.32; the H100 keeps its 64-bit offsets until measured there). So
- * f16=0 alone gives back 3xTF32 as it was on either device. */
+ * 1.59 -> 2.27). The k-loop rolled with B by ldmatrix and 32-bit offsets
+ * (H200, v67, sub-sub-mish fp32 at 128 registers: 1.34-1.37 ms with the 3xTF32
+ * program's unrolled loop and scalar B, 1.265 with these; an H100, v68, at its 152: 1.37-1.39
+ * with 64-bit offsets, 1.35-1.37 with 32-bit ones). So f16=0 alone gives back 3xTF32 as it was
+ * on either device. */
 static void switches_follow_f16(const cf_conv_shape *sh, const cf_tile_plan *t,
-                                const cf_mma_layout *L, cf_cl_tuning tuning,
-                                const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]) {
+                                const cf_mma_layout *L, const cf_cl_switches *forced,
+                                int sw[CF_CL_SWITCHES]) {
   const int f16 = sw[CF_CL_SWITCH_F16];
   static const int fp16_own[] = {CF_CL_SWITCH_UNSCALE_REGS, CF_CL_SWITCH_PATCH_SPLIT};
   for (size_t j = 0; j < sizeof fp16_own / sizeof fp16_own[0]; ++j)
@@ -86,8 +86,7 @@ static void switches_follow_f16(const cf_conv_shape *sh, const cf_tile_plan *t,
   set_unforced(forced, sw, CF_CL_SWITCH_K_UNROLLED, 0);
   set_unforced(forced, sw, CF_CL_SWITCH_LDSM, switch_applies(CF_CL_SWITCH_LDSM, 1, sh, t, L, f16));
   set_unforced(forced, sw, CF_CL_SWITCH_OFF32,
-               !cf_cl_h100_defaults_apply(tuning, L->resident) &&
-                   switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, L, f16));
+               switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, L, f16));
 }
 
 cf_cl_tuning cf_cl_tuning_of(int is_nvidia, unsigned long long global_mem_bytes) {
@@ -123,14 +122,14 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   /* offsets within an image in 32 bits where an image's input and output both fit, but for
    * 3xTF32 with resident weights (H200, bench/NOTES.md v52: sub-sub-mish tf32 1.20 -> 1.12 ms
    * with it and the bias start; sub-sub-mish fp32 1.64 without it, 1.77 with it; its pairs
-   * take them on the H200: switches_follow_f16) */
+   * take them: switches_follow_f16) */
   sw[CF_CL_SWITCH_OFF32] =
       !(split && L.resident) && switch_applies(CF_CL_SWITCH_OFF32, 1, sh, t, &L, 0);
   /* products on fp16 tensor cores (conv2d_mma.cl's CFM_F16: weights scaled and packed per
    * call, a range guard with a TF32 / 3xTF32 rerun) as pairs for 3xTF32: with streamed weights
    * (H200, bench/NOTES.md v54: mish-mish fp32 11.3 -> 9.0 ms) and with resident weights, whose
    * pairs take their own k-loop and stores (switches_follow_f16): sub-sub-mish fp32 1.60 ->
-   * 1.27 ms on the H200 (v67), 1.74 -> 1.39 on the H100 (v66). One TF32 product stays on TF32
+   * 1.27 ms on the H200 (v67), 1.74 -> 1.36 on the H100 (v66, v68). One TF32 product stays on TF32
    * (v54: tf32 4.89 -> 4.99, tf32 resident 1.11 -> 1.36). */
   sw[CF_CL_SWITCH_F16] = split;
   /* unscale_regs and patch_split (and resident pairs' k-loop and stores) follow f16 as
@@ -164,7 +163,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
     else
       refused |= 1u << i;
   }
-  switches_follow_f16(sh, t, &L, tuning, forced, sw);
+  switches_follow_f16(sh, t, &L, forced, sw);
   return refused;
 }
 

@@ -468,9 +468,11 @@ static void cl_destroy(void *state_) {
  * cf_cl_mma_switches): sub-sub-mish fp32 2.04-2.05 ms at 128 (or uncapped), 1.75-1.76 at 144,
  * 1.77-1.79 at 152-200, 2.44 at 96 (an H100, bench/NOTES.md v63). */
 #define MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT 144
-/* Its fp16 pairs (the same loop, sector-aligned stores): sub-sub-mish fp32 1.393-1.405 ms at
- * 144, 1.373-1.383 at 152 (five rounds), 1.40-1.43 at 136 / 160 / 168, 1.90 at 128 (an H100,
- * v68). 144 and 152 both leave three 128-wide groups per SM. */
+/* Its fp16 pairs (the same loop, sector-aligned stores): sub-sub-mish fp32 with 64-bit offsets
+ * 1.393-1.405 ms at 144, 1.373-1.383 at 152 (five rounds), 1.40-1.43 at 136 / 160 / 168, 1.90
+ * at 128; with 32-bit offsets (their default since) 1.35-1.37 at 152 (five rounds), alike at
+ * 160-192, 1.60 at 144, 1.85 at 128 (an H100, bench/NOTES.md v68). 152 leaves three 128-wide
+ * groups per SM, as 144 does. */
 #define MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT 152
 /* The plan detail's opening where a program runs on the H100's defaults */
 #define H100_DETAIL "opencl: the H100's defaults (an NVIDIA device of <= 100 GiB): "
@@ -1531,8 +1533,9 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
   const int h100_cap = max_registers == MMA_MAX_REGISTERS_H100_SPLIT_RESIDENT;
   if (f16 && split && resident && sw[CF_CL_SWITCH_ALIGNED_STORES]) {
     const int rolled_ldsm = !sw[CF_CL_SWITCH_K_UNROLLED] && sw[CF_CL_SWITCH_LDSM];
-    if (h100 && max_registers == MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT)
-      return H100_DETAIL ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL ", "
+    if (h100 && rolled_ldsm && sw[CF_CL_SWITCH_OFF32] &&
+        max_registers == MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT)
+      return H100_DETAIL ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL ", 32-bit offsets, "
           CF_CL_STR(MMA_MAX_REGISTERS_H100_PAIRS_RESIDENT) " registers; " GUARD_3XTF32_DETAIL;
     if (rolled_ldsm && sw[CF_CL_SWITCH_OFF32])
       return "opencl: " ALIGNED_PAIRS_DETAIL ", " ROLLED_LDSM_DETAIL
