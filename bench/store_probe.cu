@@ -347,6 +347,7 @@ int main() {
     time_it("row v2", elems * 4, [&] { row_v2<<<grid, 256>>>(out); });
     time_it("row v4 (Q'=256)", padded * 4, [&] { row_v4_padded<<<grid, 256>>>(out); });
     time_it("flat v4", elems * 4, [&] { flat_v4<PQ, true><<<grid, 256>>>(out); });
+    time_it("flat v4 st", elems * 4, [&] { flat_v4<PQ, false><<<grid, 256>>>(out); });
     time_it("flat v4 128B-aligned cs", elems * 4, [&] { flat_v4<PQ_PAD, true><<<grid, 256>>>(out); });
     time_it("flat v4 128B-aligned", elems * 4, [&] { flat_v4<PQ_PAD, false><<<grid, 256>>>(out); });
     time_it("flat v4 aligned runs", elems * 4, [&] { flat_v4_runs<<<grid, 256>>>(out); });
