@@ -381,10 +381,9 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
     int64_t grid_n = ceil_div(sh->k, t->bn);
     /* the backend's limits on work-group width (OpenCL: measured, see its caps); the
      * split-resident one is a measured preference, not a limit, so a forced tile passes it */
-    const int max_threads = split && L.resident && caps->mma_split_resident_max_threads > 0 &&
-                                    !forced
-                                ? caps->mma_split_resident_max_threads
-                                : caps->mma_max_threads;
+    const int split_resident_cap =
+        split && L.resident && !forced ? caps->mma_split_resident_max_threads : 0;
+    const int max_threads = split_resident_cap > 0 ? split_resident_cap : caps->mma_max_threads;
     if (threads > caps->max_threads_per_block || (max_threads > 0 && threads > max_threads) ||
         L.bytes > (int64_t)caps->shared_mem_per_block_max || grid_n > 65535 ||
         m_tiles > INT32_MAX)

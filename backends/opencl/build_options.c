@@ -66,11 +66,10 @@ static void set_unforced(const cf_cl_switches *forced, int sw[CF_CL_SWITCHES], i
  * patch_split alone 8.25; sub-sub-mish fp32 with f16 forced 2.64 -> 2.26); and, for 3xTF32 with
  * resident weights, the pairs program's own k-loop and stores. Sector-aligned stores: the pairs
  * gain by them (H100, v66: 2.24 -> 1.39 ms), the 3xTF32 program spills with them (H200, v47:
- * 1.59 -> 2.27). The k-loop rolled with B by ldmatrix and 32-bit offsets
- * (H200, v67, sub-sub-mish fp32 at 128 registers: 1.34-1.37 ms with the 3xTF32
- * program's unrolled loop and scalar B, 1.265 with these; an H100, v68, at its 152: 1.37-1.39
- * with 64-bit offsets, 1.35-1.37 with 32-bit ones). So f16=0 alone gives back 3xTF32 as it was
- * on either device. */
+ * 1.59 -> 2.27). The k-loop rolled with B by ldmatrix and 32-bit offsets (H200, v67,
+ * sub-sub-mish fp32 at 128 registers: 1.34-1.37 ms with the 3xTF32 program's unrolled loop and
+ * scalar B, 1.265 with these; an H100, v68, at its 152: 1.37-1.39 with 64-bit offsets,
+ * 1.35-1.37 with 32-bit ones). So f16=0 alone gives back 3xTF32 as it was on either device. */
 static void switches_follow_f16(const cf_conv_shape *sh, const cf_tile_plan *t,
                                 const cf_mma_layout *L, const cf_cl_switches *forced,
                                 int sw[CF_CL_SWITCHES]) {
