@@ -135,7 +135,8 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * finally set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* a third stage in the ring (the copies for the stage computed next then land one
-   * iteration earlier): not measured yet, forced only (bench/NOTES.md v67) */
+   * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
+   * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop

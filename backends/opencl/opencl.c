@@ -631,7 +631,7 @@ static void set_tensor_core_caps(cf_device_caps *caps, int capped) {
  * its warp's fragments in local memory between two work-group barriers. */
 static void enable_emulated_tensor_cores(cl_state *st, cf_device_caps *caps) {
   /* the kernel's emulation scratch: 6 words per work-item, groups of up to 256 */
-  enum { H200_LOCAL_BYTES = 48 * 1024, H200_SMS = 132, EMULATION_BYTES = 6 * 4 * 256 };
+  enum { H200_SMS = 132, EMULATION_BYTES = 6 * 4 * 256 };
   st->tensor_cores = 1;
   st->emulate_mma = 1;
   st->asm_kw = "asm"; /* not read: no inline assembly is built */
@@ -640,7 +640,7 @@ static void enable_emulated_tensor_cores(cl_state *st, cf_device_caps *caps) {
   size_t local = caps->shared_mem_per_block;
   local = local > EMULATION_BYTES ? local - EMULATION_BYTES : 0;
   caps->shared_mem_per_block = caps->shared_mem_per_block_max =
-      local < H200_LOCAL_BYTES ? local : H200_LOCAL_BYTES;
+      local < CF_CL_MMA_LOCAL_BYTES ? local : CF_CL_MMA_LOCAL_BYTES;
   caps->compute_units = H200_SMS;
   caps->tensor_core_note[0] = '\0';
   set_tensor_core_caps(caps, 1);
