@@ -407,6 +407,11 @@ for s in $stages; do
     clwgmma) # can OpenCL on NVIDIA's driver run wgmma (three routes, bench/cl_wgmma_probe.c)
              run clwgmma-build 60 cc -O2 -std=c11 -o /tmp/cl_wgmma_probe bench/cl_wgmma_probe.c -lOpenCL &&
                run clwgmma 60 /tmp/cl_wgmma_probe ;;
+    clwgmmamm) # mish-mish on wgmma from OpenCL C (bench/cl_wgmma_mm.cl): TF32, fp16, fp16 pairs,
+               # each checked on sampled outputs and timed (bench/NOTES.md v69)
+               run clwgmmamm-build 60 cc -O2 -std=c11 -I. -o /tmp/cl_wgmma_mm_probe \
+                 bench/cl_wgmma_mm_probe.c backends/opencl/ptx_patch.c -lOpenCL -lm &&
+                 run clwgmmamm 400 bash -c 'for m in 0 1 2; do /tmp/cl_wgmma_mm_probe $m 128 30; done' ;;
     clprof) # the OpenCL tensor-core kernel under Nsight Compute: its program (PTX) from a fresh
             # program cache, run by the CUDA driver API (bench/cl_ptx_run.c); timing, spot-check,
             # then the prof stage's metrics. CLPROF_RUNS narrows it (workload:math ..., or
@@ -478,6 +483,7 @@ hdr=1; for f in "$OUT"/plantime-*.log; do [ -f "$f" ] || continue
 [ -f "$OUT/splitprobe.log" ] && cat "$OUT/splitprobe.log"
 [ -f "$OUT/wideprobe.log" ] && cat "$OUT/wideprobe.log"
 [ -f "$OUT/clwgmma.log" ] && cat "$OUT/clwgmma.log"
+[ -f "$OUT/clwgmmamm.log" ] && grep -E "median|wrong" "$OUT/clwgmmamm.log"
 [ -f "$OUT/cllocal.log" ] && cat "$OUT/cllocal.log"
 for f in "$OUT"/clprof-cl-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f")"; done
 for f in "$OUT"/clprof-cu-*.log; do [ -f "$f" ] && { echo "== $f"; grep -E "registers|median|spot-check" "$f"; }; done
