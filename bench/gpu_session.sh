@@ -383,6 +383,17 @@ for s in $stages; do
                run "clcheck-$sh" 120 $B/bench/convfuse check --backend opencl --workload custom \
                  --shape $sh --ops mish,relu --math all --dist rand
              done ;;
+    clwgcheck) # the OpenCL wgmma program (kernels_cl/conv2d_wgmma.cl) forced on shapes it takes:
+               # streamed and resident weights, channels not a multiple of 16 or of the tile with
+               # padding, an odd output width (one float per store), 1x1 with three channel
+               # tiles, an output row over three 128-pixel tiles; then mish-mish at full size in
+               # every distribution (huge: the range guard's rerun)
+               for sh in 2,64,5,40,128,3,3,1,0,1 2,20,6,68,40,3,3,1,4,1 2,16,10,44,64,2,2,1,0,1 \
+                         3,32,6,52,136,1,1,1,0,1 1,16,4,260,64,3,3,1,0,1; do
+                 CONVFUSE_OPENCL_SWITCHES=wgmma=1 run "clwgcheck-$sh" 120 $B/bench/convfuse check \
+                   --backend opencl --workload custom --shape $sh --ops mish,relu --math all --dist rand
+               done
+               run clwgcheck-mm 300 $B/bench/convfuse check --backend opencl --workload mish-mish ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4 7; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \
@@ -458,6 +469,7 @@ for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/streamcheck-*.log "$OUT"/*-stream-*.log; do [ -f "$f" ] && echo "$(basename $f .log): rc $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+|ERROR SUMMARY: [0-9]+|RACECHECK SUMMARY: [0-9]+ hazards?" "$f" | head -1)"; done
 for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
 for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/clwgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "wgmma program" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
 for f in "$OUT"/c144-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "smem=[0-9]+B" "$f")"; done

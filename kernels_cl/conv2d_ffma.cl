@@ -25,9 +25,9 @@
  * Flat tensor offsets are 64-bit (long); single extents and in-plane coordinates are int (the
  * host checks they fit).
  *
- * Not compiled in a tensor-core program (-DCF_MMA_KERNEL): that build holds conv2d_mma.cl's
- * kernel only. */
-#ifndef CF_MMA_KERNEL
+ * Not compiled in a tensor-core program (-DCF_MMA_KERNEL: conv2d_mma.cl's kernel only) nor in
+ * the wgmma program or its layout kernel (-DCF_WGMMA_KERNEL). */
+#if !defined(CF_MMA_KERNEL) && !defined(CF_WGMMA_KERNEL)
 
 #ifndef CF_BM
 #define CF_BM CFK_FFMA_T1_BM
@@ -373,4 +373,4 @@ cf_conv2d_ffma(__global const float *restrict input, __global const float *restr
   }
 }
 
-#endif /* !CF_MMA_KERNEL */
+#endif /* !CF_MMA_KERNEL && !CF_WGMMA_KERNEL */

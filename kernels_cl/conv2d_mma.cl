@@ -76,8 +76,9 @@
  * offset, offsets within it are cfm_off.
  * The last two arguments serve the fp16 build's range guard: unscale (fp16 only) and
  * range_guard (fp16 and its rerun, CFM_RERUN); every other build ignores both, at compile
- * time: a run-time NULL test cost plain mish-mish tf32 2.6% (bench/NOTES.md v54). */
-#ifdef CF_MMA_KERNEL
+ * time: a run-time NULL test cost plain mish-mish tf32 2.6% (bench/NOTES.md v54).
+ * Not compiled in the wgmma program (-DCF_WGMMA_KERNEL: conv2d_wgmma.cl's kernels only). */
+#if defined(CF_MMA_KERNEL) && !defined(CF_WGMMA_KERNEL)
 
 #ifndef CFM_BM
 #define CFM_BM CFK_MMA_T2_BM
@@ -1347,4 +1348,4 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
 }
 #endif
 
-#endif /* CF_MMA_KERNEL */
+#endif /* CF_MMA_KERNEL && !CF_WGMMA_KERNEL */

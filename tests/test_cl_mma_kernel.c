@@ -533,3 +533,321 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
   if (toolchain)
     temp_source_remove(&ts);
 }
+
+/* ---- the wgmma program (kernels_cl/conv2d_wgmma.cl, bench/NOTES.md v69) ---- */
+
+/* Streamed weights take the wgmma program by default where it takes the shape (stride 1, no
+ * dilation, W and pad_w multiples of 4, two stages in 48 KB); resident ones only when forced;
+ * shapes it cannot take refuse it. */
+Test(cl_mma_kernel, wgmma_by_default_for_streamed_weights_where_it_takes_the_shape) {
+  for (int m = 0; m < 2; ++m) {
+    const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
+    cf_conv_shape sh;
+    cf_tile_plan t;
+    int sw[CF_CL_SWITCHES];
+    h200_plan(1, math, 0, &sh, &t); /* mish-mish: streamed */
+    cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "mish-mish %s: no wgmma", m ? "tf32" : "fp32");
+    h200_plan(0, math, 0, &sh, &t); /* sub-sub-mish: resident (slower there: 1.9 vs 1.2 ms) */
+    cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "sub-sub-mish %s: wgmma by default", m ? "tf32" : "fp32");
+    const cf_cl_switches on = one_forced(CF_CL_SWITCH_WGMMA, 1);
+    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 0 &&
+              sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish: wgmma=1 refused");
+    h200_plan(2, math, 0, &sh, &t); /* odd width 37: the patch's 16-byte copies cannot */
+    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 1u << CF_CL_SWITCH_WGMMA &&
+              sw[CF_CL_SWITCH_WGMMA] == 0, "odd width: wgmma=1 taken");
+  }
+}
+
+static cf_conv_shape wgmma_shape(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t r,
+                                 int64_t s, int64_t stride, int64_t pad, int64_t dil) {
+  const cf_conv2d_desc d = {n, c, h, w, k, r, s, stride, stride, pad, pad, dil, dil, 1};
+  cf_conv_shape sh;
+  cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s", cf_last_error());
+  return sh;
+}
+
+Test(cl_mma_kernel, wgmma_geometry) {
+  cf_cl_wgmma_geometry g;
+  const cf_conv_shape mm = wgmma_shape(64, 64, 256, 256, 128, 3, 3, 1, 0, 1);
+  cr_assert(cf_cl_wgmma_geometry_of(&mm, 0, &g));
+  /* one product: 128 channels, chunks of 16 channels x one kernel row = 3 k-steps of 16 */
+  cr_expect(g.bn == 128 && g.pitch == 132 && g.chunk_bytes == 3 * 16 * 128 * 2 &&
+            g.stage_bytes == g.chunk_bytes + 16 * 132 * 4 && g.n_chunks == 12 && g.q_tiles == 2 &&
+            g.k_tiles == 1 && g.pair_stores && g.groups == 64LL * 254 * 2 &&
+            g.laid_bytes == 12LL * g.chunk_bytes);
+  cr_assert(cf_cl_wgmma_geometry_of(&mm, 1, &g));
+  /* pairs: hi and lo of 64 channels in the same bytes, two channel tiles */
+  cr_expect(g.pairs && g.bn == 64 && g.chunk_bytes == 3 * 16 * 64 * 2 * 2 && g.k_tiles == 2 &&
+            g.groups == 64LL * 254 * 2 * 2 && g.laid_bytes == 2LL * 12 * g.chunk_bytes);
+  cr_expect(2 * g.stage_bytes <= CF_CL_MMA_LOCAL_BYTES);
+  /* odd output width: one float per store; 1x1: pitch 132 still (128 columns, == 4 mod 32) */
+  const cf_conv_shape odd_q = wgmma_shape(2, 16, 10, 44, 64, 2, 2, 1, 0, 1);
+  cr_expect(cf_cl_wgmma_geometry_of(&odd_q, 0, &g) && !g.pair_stores && g.q_tiles == 1);
+  const cf_conv_shape one = wgmma_shape(3, 32, 6, 52, 136, 1, 1, 1, 0, 1);
+  cr_expect(cf_cl_wgmma_geometry_of(&one, 1, &g) && g.pitch == 132 && g.k_tiles == 3 &&
+            g.n_chunks == 2);
+  /* what it refuses: stride 2, dilation 2, W or pad_w not multiples of 4, 5x5 (two stages of
+   * 5 k-steps do not fit 48 KB) */
+  const cf_conv_shape refused[] = {
+      wgmma_shape(1, 16, 20, 40, 64, 3, 3, 2, 0, 1), wgmma_shape(1, 16, 20, 40, 64, 3, 3, 1, 0, 2),
+      wgmma_shape(1, 16, 20, 42, 64, 3, 3, 1, 0, 1), wgmma_shape(1, 16, 20, 40, 64, 3, 3, 1, 2, 1),
+      wgmma_shape(1, 16, 20, 40, 64, 5, 5, 1, 0, 1)};
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; ++i)
+    for (int pairs = 0; pairs < 2; ++pairs)
+      cr_expect(!cf_cl_wgmma_geometry_of(&refused[i], pairs, &g), "shape %zu taken", i);
+}
+
+#include "ptx_patch.h"
+
+/* clang's PTX as NVIDIA's OpenCL gives it for sm_90 (clang here targets sm_80 / PTX 7.0, where
+ * it has no sm_90), then the backend's own edit for sm_90a, then ptxas for sm_90a: 0 on
+ * success, what failed in log. */
+static int compile_sm90a(const temp_source *ts, const char *options, char *log, size_t log_len) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "clang -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O2 -S -w -o %s %s %s "
+           "-Xclang -target-feature -Xclang +ptx70 -Xclang -target-cpu -Xclang sm_80 2>&1 && "
+           "sed -i -e 's/^\\.target sm_80/.target sm_90/' -e 's/^\\.version 7\\.0/.version 8.0/' %s",
+           ts->ptx, ts->path, options, ts->ptx);
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  size_t n = fread(log, 1, log_len - 1, p);
+  log[n] = '\0';
+  if (pclose(p) != 0)
+    return 1;
+  FILE *f = fopen(ts->ptx, "rb");
+  if (!f)
+    return -1;
+  static char ptx[1 << 21];
+  const size_t len = fread(ptx, 1, sizeof ptx, f);
+  fclose(f);
+  size_t out_len = 0;
+  char *patched = cf_ptx_for_sm90a(ptx, len, &out_len);
+  if (!patched) {
+    snprintf(log, log_len, "cf_ptx_for_sm90a refused clang's PTX (%zu bytes)", len);
+    return 1;
+  }
+  f = fopen(ts->ptx, "wb");
+  const int wrote = f && fwrite(patched, 1, out_len, f) == out_len;
+  if (f)
+    fclose(f);
+  free(patched);
+  if (!wrote)
+    return -1;
+  snprintf(cmd, sizeof cmd, "%s -arch=sm_90a -o /dev/null %s 2>&1", CF_PTXAS, ts->ptx);
+  p = popen(cmd, "r");
+  if (!p)
+    return -1;
+  n = fread(log, 1, log_len - 1, p);
+  log[n] = '\0';
+  return pclose(p);
+}
+
+/* The wgmma program compiles for sm_90a, through the backend's own PTX edit, for both maths on
+ * every shape of the list it takes, with the backend's options. */
+Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
+  char why[512];
+  if (!toolchain_ok(why, sizeof why))
+    cr_skip("%s", why);
+  temp_source ts;
+  FILE *out = temp_source_open(&ts);
+  cr_assert(out != NULL, "mkstemp");
+  fputs(prelude, out);
+  /* the layout kernel's half conversions and isfinite, which clang's NVPTX target lacks as
+   * OpenCL built-ins (the layout kernel's results are checked on PoCL, below) */
+  fputs("#define isfinite(x) __builtin_isfinite(x)\n"
+        "#define vstore_half_rte(x, i, p) (((__global ushort *)(p))[i] = (ushort)(x))\n"
+        "#define vload_half(i, p) ((float)((__global const ushort *)(p))[i])\n",
+        out);
+  cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_wgmma.cl"),
+            "cannot read the kernel sources under %s", CF_SOURCE_DIR);
+  fclose(out);
+  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
+  cf_epilogue epi;
+  cf_epilogue_fold(ops, 2, &epi);
+  /* the workloads; channels not a multiple of 16 or of the tile with padding; several chunks;
+   * an odd output width (one float per store); 1x1 with three channel tiles of pairs */
+  static const case_shape wg_shapes[] = {
+      {"sub-sub-mish", 2, 8, 256, 256, 64, 3, 3, 1, 0, 1},
+      {"mish-mish", 1, 64, 256, 256, 128, 3, 3, 1, 0, 1},
+      {"20 channels pad 4", 2, 20, 6, 68, 40, 3, 3, 1, 4, 1},
+      {"several chunks", 2, 64, 5, 40, 128, 3, 3, 1, 0, 1},
+      {"2x2, odd output width", 2, 16, 10, 44, 64, 2, 2, 1, 0, 1},
+      {"1x1", 3, 32, 6, 52, 136, 1, 1, 1, 0, 1},
+  };
+  int n_built = 0, seen_odd_q = 0;
+  for (size_t i = 0; i < sizeof wg_shapes / sizeof wg_shapes[0]; ++i)
+    for (int pairs = 0; pairs < 2; ++pairs) {
+      const case_shape *cs = &wg_shapes[i];
+      const cf_conv_shape sh = wgmma_shape(cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
+                                           cs->stride, cs->pad, cs->dil);
+      cf_cl_wgmma_geometry g;
+      cr_assert(cf_cl_wgmma_geometry_of(&sh, pairs, &g), "%s: not taken", cs->name);
+      char options[1024], log[8192];
+      cr_assert(cf_cl_wgmma_options(&sh, &g, &epi, "__asm__", 128, options, sizeof options));
+      cr_expect(compile_sm90a(&ts, options, log, sizeof log) == 0,
+                "[%s, %s] the wgmma program does not compile for sm_90a with\n  %s\n%s",
+                cs->name, pairs ? "pairs" : "one product", options, log);
+      ++n_built;
+      seen_odd_q += !g.pair_stores;
+    }
+  cr_expect(seen_odd_q > 0, "no build with one float per store");
+  temp_source_remove(&ts);
+  cr_log_info("%d wgmma builds compiled", n_built);
+}
+
+/* ---- the wgmma program's weight layout, run on PoCL (or any OpenCL device) ---- */
+#include <CL/cl.h>
+#include <math.h>
+#include <stdint.h>
+
+extern const char cf_cl_program_source[];
+extern const size_t cf_cl_program_source_len;
+
+/* x as IEEE half, rounded to nearest even (normal and subnormal; |x| < 65520) */
+static uint16_t half_bits(float x) {
+  const uint16_t sign = signbit(x) ? 0x8000u : 0u;
+  const float a = fabsf(x);
+  if (a < 0x1p-14f) /* subnormal: multiples of 2^-24 */
+    return (uint16_t)(sign | (uint16_t)nearbyintf(a * 0x1p24f));
+  int e;
+  const float f = frexpf(a, &e); /* a = f 2^e, f in [0.5, 1) */
+  const float m = nearbyintf(ldexpf(f, 11));  /* 11 significant bits, 1024..2048 */
+  int exp = e - 1 + 15;
+  uint32_t mant = (uint32_t)m;
+  if (mant == 2048u) {
+    mant = 1024u;
+    ++exp;
+  }
+  return (uint16_t)(sign | (uint16_t)(exp << 10) | (uint16_t)(mant - 1024u));
+}
+static float half_float(uint16_t h) {
+  const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  const float v = e ? ldexpf((float)(m | 0x400), e - 25) : ldexpf((float)m, -24);
+  return (h & 0x8000u) ? -v : v;
+}
+
+/* cf_wgmma_lay_out_weights against the layout wgmma reads (K-major core matrices of 8 channels
+ * x 8 fp16 values: (k / 8) BN 16 + (n / 8) 128 + (n % 8) 16 + (k % 8) 2 bytes into the block of
+ * channel tile n / BN and chunk (16-channel group, kernel row)), bit for bit: per-channel power
+ * of two scales, hi and lo of the pairs, zeros past C and for the channels past K, and the
+ * unscale factors. */
+Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .timeout = 300) {
+  cl_platform_id plats[8];
+  cl_uint n_plats = 0;
+  cl_device_id dev = NULL;
+  if (clGetPlatformIDs(8, plats, &n_plats) == CL_SUCCESS)
+    for (cl_uint i = 0; i < n_plats && !dev; ++i)
+      if (clGetDeviceIDs(plats[i], CL_DEVICE_TYPE_ALL, 1, &dev, NULL) != CL_SUCCESS)
+        dev = NULL;
+  cr_assert(dev != NULL, "no OpenCL device (CI has PoCL)");
+  cl_int err;
+  cl_context ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
+  cr_assert(err == CL_SUCCESS);
+  cl_command_queue q = clCreateCommandQueue(ctx, dev, 0, &err);
+  cr_assert(err == CL_SUCCESS);
+  /* C 20: a chunk group of 16 and one of 4 (12 zero channels); K 136: the last channel tile
+   * part empty; R x S 3 x 3 and 2 x 1 */
+  const struct { int pairs, bn, c, k, r, s; } cases[] = {
+      {0, 128, 20, 136, 3, 3}, {1, 64, 20, 136, 3, 3}, {1, 64, 5, 70, 2, 1}};
+  for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ++ci) {
+    const int pairs = cases[ci].pairs, bn = cases[ci].bn, C = cases[ci].c, K = cases[ci].k;
+    const int R = cases[ci].r, S = cases[ci].s, crs = C * R * S;
+    const int n_chunks = (C + 15) / 16 * R, k_tiles = (K + bn - 1) / bn;
+    const size_t chunk_bytes = (size_t)S * 2 * bn * 16 * (pairs ? 2 : 1);
+    const size_t laid_bytes = (size_t)k_tiles * n_chunks * chunk_bytes;
+    float *w = malloc((size_t)K * crs * sizeof *w), *unscale = malloc((size_t)K * sizeof *unscale);
+    unsigned char *laid = calloc(laid_bytes, 1);
+    cr_assert(w && unscale && laid);
+    uint32_t seed = 12345u + (uint32_t)ci;
+    for (int i = 0; i < K * crs; ++i) { /* channels of magnitudes 1e-3 .. 1e3, one all zero */
+      seed = seed * 1664525u + 1013904223u;
+      const int ko = i / crs;
+      w[i] = ko == 7 ? 0.0f
+                     : ((float)(seed >> 8) * 0x1p-24f - 0.5f) * powf(10.0f, (float)(ko % 7 - 3));
+    }
+    char options[256];
+    snprintf(options, sizeof options,
+             "-DCF_WGMMA_KERNEL=1 -DCFW_LAYOUT_ONLY=1 -DCFW_PAIRS=%d -DCFW_BN=%d -DCFW_S=%d",
+             pairs, bn, S);
+    const char *src = cf_cl_program_source;
+    const size_t src_len = cf_cl_program_source_len;
+    cl_program prog = clCreateProgramWithSource(ctx, 1, &src, &src_len, &err);
+    cr_assert(err == CL_SUCCESS);
+    err = clBuildProgram(prog, 1, &dev, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+      static char log[8192];
+      clGetProgramBuildInfo(prog, dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
+      cr_assert_fail("the layout kernel does not build with %s:\n%.4000s", options, log);
+    }
+    cl_kernel kern = clCreateKernel(prog, "cf_wgmma_lay_out_weights", &err);
+    cr_assert(err == CL_SUCCESS);
+    cl_mem dw = clCreateBuffer(ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                               (size_t)K * crs * sizeof *w, w, &err);
+    cl_mem dl = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, laid_bytes, laid,
+                               &err);
+    cl_mem du = clCreateBuffer(ctx, CL_MEM_READ_WRITE, (size_t)K * sizeof *unscale, NULL, &err);
+    cr_assert(err == CL_SUCCESS);
+    err = clSetKernelArg(kern, 0, sizeof dw, &dw);
+    err |= clSetKernelArg(kern, 1, sizeof dl, &dl);
+    err |= clSetKernelArg(kern, 2, sizeof du, &du);
+    err |= clSetKernelArg(kern, 3, sizeof(cl_int), &C);
+    err |= clSetKernelArg(kern, 4, sizeof(cl_int), &R);
+    err |= clSetKernelArg(kern, 5, sizeof(cl_int), &n_chunks);
+    cr_assert(err == CL_SUCCESS);
+    const size_t local = 64, global = (size_t)K * 64;
+    cr_assert(clEnqueueNDRangeKernel(q, kern, 1, NULL, &global, &local, 0, NULL, NULL) ==
+              CL_SUCCESS);
+    cr_assert(clEnqueueReadBuffer(q, dl, CL_TRUE, 0, laid_bytes, laid, 0, NULL, NULL) ==
+              CL_SUCCESS);
+    cr_assert(clEnqueueReadBuffer(q, du, CL_TRUE, 0, (size_t)K * sizeof *unscale, unscale, 0,
+                                  NULL, NULL) == CL_SUCCESS);
+    int wrong = 0;
+    for (int ko = 0; ko < k_tiles * bn; ++ko) {
+      float big = 0.0f;
+      for (int i = 0; ko < K && i < crs; ++i)
+        big = fmaxf(big, fabsf(w[(size_t)ko * crs + i]));
+      int e2 = 0;
+      frexpf(big, &e2); /* big in [2^(e2-1), 2^e2): scaled into [2^14, 2^15) */
+      const int e = big > 0.0f ? 15 - e2 : 0;
+      if (ko < K && unscale[ko] != ldexpf(1.0f, -e - (pairs ? 6 : 0)) && wrong++ < 5)
+        cr_log_error("case %zu channel %d: unscale %g, want 2^%d", ci, ko, (double)unscale[ko],
+                     -e - (pairs ? 6 : 0));
+      const int nt = ko / bn, n = ko % bn;
+      for (int j = 0; j < n_chunks; ++j)
+        for (int k = 0; k < S * 16; ++k) {
+          const int s = k / 16, c = k % 16, cg = j / R, r = j % R, cin = cg * 16 + c;
+          const float x = ko < K && cin < C
+                              ? ldexpf(w[(size_t)ko * crs + ((size_t)cin * R + r) * S + s], e)
+                              : 0.0f;
+          const uint16_t hi = half_bits(x), lo = half_bits(x - half_float(hi));
+          const size_t at = ((size_t)nt * n_chunks + j) * chunk_bytes + (size_t)(k / 8) * bn * 16 +
+                            (size_t)(n / 8) * 128 + (size_t)(n % 8) * 16 + (size_t)(k % 8) * 2;
+          uint16_t got_hi, got_lo = lo;
+          memcpy(&got_hi, laid + at, 2);
+          if (pairs)
+            memcpy(&got_lo, laid + at + chunk_bytes / 2, 2);
+          if ((got_hi != hi || got_lo != lo) && wrong++ < 5)
+            cr_log_error("case %zu channel %d chunk %d k %d: hi %04x lo %04x, want %04x %04x", ci,
+                         ko, j, k, got_hi, got_lo, hi, lo);
+        }
+    }
+    cr_expect(wrong == 0, "case %zu (%s, BN %d, C %d, K %d, %dx%d): %d wrong", ci,
+              pairs ? "pairs" : "one product", bn, C, K, R, S, wrong);
+    clReleaseMemObject(dw);
+    clReleaseMemObject(dl);
+    clReleaseMemObject(du);
+    clReleaseKernel(kern);
+    clReleaseProgram(prog);
+    free(laid);
+    free(unscale);
+    free(w);
+  }
+  clReleaseCommandQueue(q);
+  clReleaseContext(ctx);
+}

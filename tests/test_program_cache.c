@@ -804,6 +804,47 @@ Test(ptx_patch, refuses_what_it_cannot_cap) {
   cr_expect(len == 7, "a refusal wrote the length");
 }
 
+/* ---- ptx_patch.h: the wgmma program's PTX made sm_90a (kernels_cl/conv2d_wgmma.cl) ---- */
+static const char marked[] =
+    "//\n.version 9.0\n.target sm_90, texmode_independent\n.address_size 64\n"
+    ".entry k(\n)\n{\n\t// CFWG wgmma.fence.sync.aligned;\n"
+    "\t{\n.reg .pred p;\nsetp.ne.b32 p, %r1, 0;\n// CFWG wgmma.mma_async.sync.aligned."
+    "m64n64k16.f32.f16.f16 {%f1}, {%r2}, %rd1, p, 1, 1, 0;\n}\n"
+    "\t// a comment of the compiler's own\n\tret;\n}\n";
+
+Test(ptx_patch, sm90a_turns_the_markers_into_instructions) {
+  size_t len = 0;
+  char *out = cf_ptx_for_sm90a(marked, sizeof marked - 1, &len);
+  cr_assert(out != NULL);
+  cr_expect(len == strlen(out) && len == sizeof marked - 1 - 2 * strlen(CF_PTX_WGMMA_MARKER) + 1);
+  cr_expect(strstr(out, "\n.target sm_90a, texmode_independent\n") != NULL, "%s", out);
+  cr_expect(strstr(out, "{\n\twgmma.fence.sync.aligned;\n") != NULL, "%s", out);
+  cr_expect(strstr(out, "\nwgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%f1}") != NULL,
+            "%s", out);
+  cr_expect(strstr(out, "CFWG") == NULL && strstr(out, "// a comment of the compiler's own"),
+            "%s", out);
+  free(out);
+}
+
+Test(ptx_patch, sm90a_refuses_other_targets_and_unmarked_ptx) {
+  size_t len = 7;
+  /* no marker: nothing to rebuild (a program built without them would compute garbage) */
+  cr_expect(cf_ptx_for_sm90a(two_entries, sizeof two_entries - 1, &len) == NULL);
+  /* targets that are not exactly sm_90 */
+  static const char *const others[] = {".target sm_90a\n// CFWG x\n", ".target sm_80\n// CFWG x\n",
+                                       ".target sm_900\n// CFWG x\n", "// CFWG x\n"};
+  for (size_t i = 0; i < sizeof others / sizeof others[0]; ++i)
+    cr_expect(cf_ptx_for_sm90a(others[i], strlen(others[i]), &len) == NULL, "%s", others[i]);
+  cr_expect(cf_ptx_for_sm90a(NULL, 0, &len) == NULL);
+  cr_expect(len == 7, "a refusal wrote the length");
+  /* a target line at the very end, no newline */
+  const char tail[] = "// CFWG y\n.target sm_90";
+  char *out = cf_ptx_for_sm90a(tail, sizeof tail - 1, &len);
+  cr_assert(out != NULL);
+  cr_expect(strcmp(out, "y\n.target sm_90a") == 0 && len == strlen(out), "%s", out);
+  free(out);
+}
+
 Test(ptx_patch, reads_only_len_bytes) {
   /* the driver's binary need not end in a NUL: the text past len is not PTX */
   char buf[sizeof two_entries + 16];

@@ -45,6 +45,10 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   case CF_CL_SWITCH_STAGES3: /* a third stage beside the plan's two, in the same local memory */
     return !v || (L->n_stages == 2 &&
                   L->bytes + L->stage_floats * 4 <= (int64_t)CF_CL_MMA_LOCAL_BYTES);
+  case CF_CL_SWITCH_WGMMA: {
+    cf_cl_wgmma_geometry g;
+    return !v || cf_cl_wgmma_geometry_of(sh, t->variant == CF_KERNEL_MMA_3XTF32, &g);
+  }
   case CF_CL_SWITCH_OFF32: /* the kernel also forms offsets of channels past C and K, up to
                               the last chunk's and the last channel tile's (never used) */
     return !v || (L->n_chunks * t->chunk_channels * sh->h * sh->w <= INT_MAX &&
@@ -138,6 +142,10 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
    * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
+  /* streamed weights on the wgmma program where it takes the shape (kernels_cl/conv2d_wgmma.cl;
+   * H100, bench/NOTES.md v69, its prototype: mish-mish tf32 4.70 -> 3.04-3.08 ms, fp32 8.11 ->
+   * 5.29); resident ones (one K chunk, as sub-sub-mish's) have not been measured on it */
+  sw[CF_CL_SWITCH_WGMMA] = !L.resident && switch_applies(CF_CL_SWITCH_WGMMA, 1, sh, t, &L, 0);
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
@@ -232,4 +240,72 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
 int cf_cl_mma_options_as_rerun(char *buf, size_t len) {
   size_t used = strlen(buf);
   return cf_cl_opt_append(buf, len, &used, "CFM_RERUN", 1);
+}
+
+/* The patch row pitch: 128 + S - 1 columns rounded up to whole 16-byte copies, then up to 4
+ * mod 32 floats, where the A loads (channels 2t, 2t + 1, 2t + 8, 2t + 9 at pixel g) of a warp
+ * fall in 32 distinct banks. */
+static int wgmma_pitch(int s) {
+  int pitch = (128 + s - 1 + 3) / 4 * 4;
+  while (pitch % 32 != 4)
+    pitch += 4;
+  return pitch;
+}
+
+int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geometry *g) {
+  if (sh->stride_h != 1 || sh->stride_w != 1 || sh->dil_h != 1 || sh->dil_w != 1 ||
+      sh->w % 4 != 0 || sh->pad_w % 4 != 0 || sh->p < 1 || sh->q < 1 || sh->s < 1 || sh->s > 16)
+    return 0;
+  cf_cl_wgmma_geometry x;
+  x.pairs = pairs != 0;
+  x.bn = x.pairs ? 64 : 128;
+  x.pitch = wgmma_pitch((int)sh->s);
+  x.chunk_bytes = (int)sh->s * 2 * x.bn * 16 * (x.pairs ? 2 : 1);
+  x.stage_bytes = x.chunk_bytes + 16 * x.pitch * 4;
+  if (2 * (int64_t)x.stage_bytes > CF_CL_MMA_LOCAL_BYTES)
+    return 0;
+  const int64_t n_chunks = (sh->c + 15) / 16 * sh->r;
+  const int64_t q_tiles = (sh->q + 127) / 128, k_tiles = (sh->k + x.bn - 1) / x.bn;
+  const int64_t groups = sh->n * sh->p * q_tiles * k_tiles;
+  /* int in the kernel: group ids, tile indices, channel indices across the batch (n C, n K
+   * up to the last channel tile), the layout kernel's positions within a channel's chunks;
+   * element offsets are 64-bit */
+  if (groups > INT_MAX || sh->n * (sh->c + 16) > INT_MAX || sh->n * k_tiles * x.bn > INT_MAX ||
+      n_chunks * 16 * sh->s > INT_MAX)
+    return 0;
+  x.n_chunks = (int)n_chunks;
+  x.q_tiles = (int)q_tiles;
+  x.k_tiles = (int)k_tiles;
+  x.pair_stores = sh->q % 2 == 0;
+  x.groups = groups;
+  x.laid_bytes = (long long)k_tiles * n_chunks * x.chunk_bytes;
+  *g = x;
+  return 1;
+}
+
+int cf_cl_wgmma_options(const cf_conv_shape *sh, const cf_cl_wgmma_geometry *g,
+                        const cf_epilogue *epi, const char *asm_kw, int max_registers,
+                        char *buf, size_t len) {
+  const int n = snprintf(buf, len, "-DCF_ASM=%s", asm_kw);
+  if (n < 0 || (size_t)n >= len)
+    return 0;
+  size_t used = (size_t)n;
+  return cf_cl_opt_append(buf, len, &used, "CF_MMA_KERNEL", 1) &&
+         cf_cl_opt_append(buf, len, &used, "CF_WGMMA_KERNEL", 1) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_PAIRS", g->pairs) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_BN", g->bn) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_S", (int)sh->s) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_PITCH", g->pitch) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_PAIR_STORES", g->pair_stores) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_C", (int)sh->c) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_H", (int)sh->h) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_W", (int)sh->w) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_K", (int)sh->k) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_P", (int)sh->p) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_Q", (int)sh->q) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_R", (int)sh->r) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_PAD_H", (int)sh->pad_h) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_PAD_W", (int)sh->pad_w) &&
+         cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
+         cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }

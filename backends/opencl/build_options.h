@@ -46,7 +46,9 @@ int cf_cl_h100_defaults_apply(cf_cl_tuning tuning, int resident);
 /* The tensor-core program's switches (common/env.h's cf_cl_switch_names) for plan t of shape
  * sh: the defaults measured on the device class `tuning`, then each value in forced (may be
  * NULL) that the program can take. Returns the switches forced to a value the program cannot
- * take (bit i: switch i), which keep their defaults. */
+ * take (bit i: switch i), which keep their defaults. wgmma says whether the shape and plan
+ * take the wgmma program (on by default for streamed weights); whether the device can run it
+ * is the backend's to add. */
 unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_cl_tuning tuning,
                             const cf_cl_switches *forced, int sw[CF_CL_SWITCHES]);
 
@@ -58,6 +60,35 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
 int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_epilogue *epi,
                       const char *asm_kw, int max_registers, const int sw[CF_CL_SWITCHES],
                       char *buf, size_t len);
+
+/* The wgmma program (kernels_cl/conv2d_wgmma.cl) for shape sh: fp16 pairs for 3xTF32 plans
+ * (pairs), else one fp16 product. Filled by cf_cl_wgmma_geometry_of. */
+typedef struct cf_cl_wgmma_geometry {
+  int pairs;          /* hi / lo pairs (FP32 accuracy) or one product */
+  int bn;             /* output channels per tile: 128, or 64 for pairs */
+  int pitch;          /* the patch rows' pitch in floats */
+  int chunk_bytes;    /* one chunk's laid-out weights: 16 channels x one kernel row */
+  int stage_bytes;    /* a stage: the chunk's weights and its 16 patch rows */
+  int n_chunks;       /* ceil(C / 16) x R */
+  int q_tiles;        /* 128-pixel tiles per output row */
+  int k_tiles;        /* channel tiles */
+  int pair_stores;    /* Q even: 8-byte pixel-pair stores */
+  long long groups;   /* work-groups of 256: N x P x q_tiles x k_tiles */
+  long long laid_bytes; /* the laid-out weights: k_tiles x n_chunks chunks */
+} cf_cl_wgmma_geometry;
+
+/* Whether the wgmma program takes shape sh (1, g filled) or not (0): stride 1 and no
+ * dilation; W and pad_w multiples of 4 (the patch's 16-byte copies); two stages within
+ * CF_CL_MMA_LOCAL_BYTES; the launch's group count and the kernel's int offsets in range. */
+int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geometry *g);
+
+/* The wgmma program's options (the key of its cache entry): asm_kw, the geometry, the shape
+ * but for the batch (compile-time: as arguments they cost the k-loop registers, v69), the
+ * register cap (max_registers: tells capped builds apart), then the epilogue. 0 if they do not
+ * fit in len bytes. */
+int cf_cl_wgmma_options(const cf_conv_shape *sh, const cf_cl_wgmma_geometry *g,
+                        const cf_epilogue *epi, const char *asm_kw, int max_registers,
+                        char *buf, size_t len);
 
 /* Makes buf (options of a TF32 / 3xTF32 program, cf_cl_mma_options) the fp16 plan's rerun's:
  * appends CFM_RERUN (conv2d_mma.cl: return at once unless the range guard is set). 0 if it

@@ -359,6 +359,8 @@ typedef struct cl_state {
   int mma_max_registers; /* CONVFUSE_OPENCL_MAX_REGISTERS: -1 unset (mma_register_cap's
                             defaults), 0 no cap, else the cap */
   int register_cap_ok;   /* the probe, rebuilt from its PTX with a register cap, passed */
+  int wgmma_ok;          /* sm_90 with the PTX rebuild working: the wgmma program may run
+                            (kernels_cl/conv2d_wgmma.cl; its build is its own proof) */
   cf_cl_switches forced_switches; /* CONVFUSE_OPENCL_SWITCHES (-1: the measured default) */
   const char *asm_kw;   /* the inline-assembly keyword the probe built with */
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
@@ -374,10 +376,12 @@ typedef struct cl_state {
  * program on the caller's weights, which returns at once unless the fp16 kernel set the word
  * (a sum past fp16's range, or inf / NaN). */
 typedef struct cl_f16_guard {
-  cl_kernel scale; /* cf_f16_scale_weights */
+  cl_kernel scale; /* cf_f16_scale_weights, or the wgmma plan's cf_wgmma_lay_out_weights */
   cl_kernel rerun;
   cl_mem scaled, unscale, guard;
   size_t scale_global, scale_local;
+  size_t rerun_global[2], rerun_local[2]; /* the rerun's own geometry (the wgmma plan's
+                                             mma.sync rerun); zero: the plan's */
 } cl_f16_guard;
 
 typedef struct cl_compiled {
@@ -923,6 +927,8 @@ static cf_status cl_init(void **state_out, cf_device_caps *caps, char *name, siz
     caps->tensor_core_note[0] = '\0';
     st->mma_max_registers = cf_env_opencl_max_registers(-1);
     set_tensor_core_caps(caps, st->register_cap_ok && st->mma_max_registers != 0);
+    /* sm_90a code runs on compute capability 9.0 alone */
+    st->wgmma_ok = st->nv_cc == 90 && st->register_cap_ok;
   }
   cf_env_opencl_switches(&st->forced_switches);
   st->disk_cache = open_disk_cache(st);
@@ -1055,14 +1061,16 @@ static cf_status build_failure(cl_state *st, cl_program prog, const char *option
   return s;
 }
 
-/* prog rebuilt from its own PTX with ptxas's register cap max_registers (NVIDIA: the binary
- * is PTX text; ptx_patch.h), or NULL where the driver gives no binary or refuses the edited
- * one: the caller keeps prog, uncapped, and CONVFUSE_VERBOSE=1 says why. */
-static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_program prog,
-                                             const char *options, int max_registers) {
+/* prog rebuilt from its own PTX (NVIDIA's program binaries are PTX text), edited: for sm_90a
+ * (sm90a: the wgmma markers deleted, cf_ptx_for_sm90a) and / or with a register cap
+ * (max_registers > 0, cf_ptx_with_max_registers). NULL where the driver gives no PTX or
+ * refuses the edited text; `why` (may be NULL) then says what failed. */
+static cl_program rebuild_from_ptx(cl_state *st, cl_context ctx, cl_program prog,
+                                   const char *options, int max_registers, int sm90a,
+                                   char *why, size_t why_len) {
   size_t size = 0;
   unsigned char *bin = NULL;
-  char *ptx = NULL;
+  char *ptx = NULL, *capped = NULL;
   cl_program out = NULL;
   const char *failed = NULL;
   cl_int err = CL_SUCCESS, bin_status = CL_SUCCESS;
@@ -1078,11 +1086,20 @@ static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_pr
         CL_SUCCESS)
       failed = "clGetProgramInfo(CL_PROGRAM_BINARIES)";
   }
-  size_t len = 0;
-  if (!failed && !(ptx = cf_ptx_with_max_registers((const char *)bin, size, max_registers, &len)))
-    failed = "the binary is not PTX with entries to cap";
+  size_t len = size;
+  const char *text = (const char *)bin;
+  if (!failed && sm90a) {
+    if (!(ptx = cf_ptx_for_sm90a(text, len, &len)))
+      failed = "the binary is not PTX for sm_90 with wgmma markers";
+    text = ptx;
+  }
+  if (!failed && max_registers > 0) {
+    if (!(capped = cf_ptx_with_max_registers(text, len, max_registers, &len)))
+      failed = "the binary is not PTX with entries to cap";
+    text = capped;
+  }
   if (!failed) {
-    const unsigned char *ptxs[1] = {(const unsigned char *)ptx};
+    const unsigned char *ptxs[1] = {(const unsigned char *)text};
     out = clCreateProgramWithBinary(ctx, 1, &st->device, &len, ptxs, &bin_status, &err);
     if (err != CL_SUCCESS || !out || bin_status != CL_SUCCESS)
       failed = "clCreateProgramWithBinary";
@@ -1093,20 +1110,38 @@ static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_pr
     clReleaseProgram(out);
     out = NULL;
   }
+  if (failed && why)
+    snprintf(why, why_len, "%s: %s (%d)", failed, cl_error_name(err), (int)err);
   if (st->verbose) {
     if (failed)
-      fprintf(stderr, "convfuse: opencl: no register cap %d: %s: %s (%d)\n", max_registers,
-              failed, cl_error_name(err), (int)err);
+      fprintf(stderr, "convfuse: opencl: no rebuild from PTX (%sregister cap %d): %s: %s (%d)\n",
+              sm90a ? "sm_90a, " : "", max_registers, failed, cl_error_name(err), (int)err);
     else
       print_build_log(st, out, options);
   }
+  free(capped);
   free(ptx);
   free(bin);
   return out;
 }
 
+/* prog rebuilt from its own PTX with ptxas's register cap max_registers, or NULL where the
+ * driver gives no binary or refuses the edited one: the caller keeps prog, uncapped, and
+ * CONVFUSE_VERBOSE=1 says why. */
+static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_program prog,
+                                             const char *options, int max_registers) {
+  return rebuild_from_ptx(st, ctx, prog, options, max_registers, 0, NULL, 0);
+}
+
+/* The wgmma program (its options say so) holds its wgmma instructions as PTX comments until
+ * rebuilt for sm_90a: built as it is, it would compute garbage. */
+static int options_need_sm90a(const char *options) {
+  return strstr(options, "-DCF_WGMMA_KERNEL=1") != NULL;
+}
+
 /* Builds the program of `options` from the embedded source; max_registers > 0: then rebuilds
- * it with that register cap where the driver takes it (rebuild_with_max_registers). */
+ * it with that register cap where the driver takes it (rebuild_with_max_registers). The wgmma
+ * program is rebuilt for sm_90a (and capped) or not at all: an error. */
 static cf_status program_from_source(cl_state *st, const char *options, int max_registers,
                                      cl_program *out) {
   cl_int err = CL_SUCCESS;
@@ -1123,6 +1158,17 @@ static cf_status program_from_source(cl_state *st, const char *options, int max_
   }
   if (st->verbose)
     print_build_log(st, prog, options);
+  if (options_need_sm90a(options)) {
+    char why[160] = "";
+    cl_program patched = rebuild_from_ptx(st, st->context, prog, options, max_registers, 1, why,
+                                          sizeof why);
+    clReleaseProgram(prog);
+    if (!patched)
+      return cf_error(CF_ERR_UNSUPPORTED,
+                      "opencl: the wgmma program could not be rebuilt for sm_90a: %s", why);
+    *out = patched;
+    return CF_OK;
+  }
   cl_program capped = max_registers > 0
                           ? rebuild_with_max_registers(st, st->context, prog, options,
                                                        max_registers)
@@ -1556,6 +1602,143 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
                   : H100_DETAIL ROLLED_LDSM_DETAIL;
 }
 
+/* The wgmma program (kernels_cl/conv2d_wgmma.cl): 256 work-items, two groups per SM at 128
+ * registers (NVIDIA's compiler gave its prototype 128 uncapped, bench/NOTES.md v69); the layout
+ * kernel's work-group (conv2d_wgmma.cl's CFW_LAYOUT_THREADS). */
+#define WGMMA_THREADS 256
+#define WGMMA_MAX_REGISTERS 128
+#define WGMMA_LAYOUT_THREADS 64
+
+/* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
+ * spread over the channel tiles, never more than there are row tiles. */
+static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                         size_t global[2], size_t local[2]) {
+  int64_t groups_m = (int64_t)st->compute_units * MMA_GROUPS_PER_CU / t->grid_n;
+  if (groups_m < 1)
+    groups_m = 1;
+  if (groups_m > t->grid_m)
+    groups_m = t->grid_m;
+  local[0] = (size_t)threads;
+  local[1] = 1;
+  global[0] = (size_t)groups_m * (size_t)threads;
+  global[1] = (size_t)t->grid_n;
+}
+
+/* A wgmma plan: the wgmma kernel on weights laid out per call (cf_wgmma_lay_out_weights), its
+ * range guard, and the plan's own mma.sync program (rerun_options: TF32 / 3xTF32, CFM_RERUN)
+ * as the rerun, on its own geometry. The cl_f16_guard carries the three as for an fp16 plan. */
+static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
+                                    const cf_cl_wgmma_geometry *g, const char *rerun_options,
+                                    int rerun_max_registers, int rerun_threads,
+                                    void **compiled) {
+  const cf_conv_shape *sh = &spec->shape;
+  const cf_tile_plan *t = &spec->tiles;
+  const cf_epilogue *epi = &spec->epilogue;
+  const uint64_t size_limit = st->address_bits == 32 ? UINT32_MAX : (uint64_t)SIZE_MAX;
+  if ((uint64_t)g->groups > size_limit / WGMMA_THREADS || (size_t)WGMMA_THREADS > st->max_wg)
+    return cf_error(CF_ERR_UNSUPPORTED,
+                    "opencl: the wgmma program's launch (%lld groups of %d) is beyond the "
+                    "device's limits",
+                    g->groups, WGMMA_THREADS);
+  /* CONVFUSE_OPENCL_MAX_REGISTERS applies here too (0: none) */
+  const int max_registers = st->mma_max_registers >= 0 ? st->mma_max_registers : WGMMA_MAX_REGISTERS;
+  char options[1024];
+  int ok = cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, sizeof options);
+  const size_t used = ok ? strlen(options) : 0;
+  if (ok && st->nv_options && st->verbose) {
+    const int n = snprintf(options + used, sizeof options - used, " -cl-nv-verbose");
+    ok = n > 0 && (size_t)n < sizeof options - used;
+  }
+  if (!ok)
+    return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
+                    sizeof options);
+  cl_kernel kernel = NULL;
+  CF_CHECK(create_fitting_kernel(st, options, max_registers, "cf_conv2d_wgmma", WGMMA_THREADS,
+                                 &kernel));
+  cf_status s = CF_OK;
+  cl_int err = CL_SUCCESS;
+  cl_f16_guard *guard = (cl_f16_guard *)calloc(1, sizeof *guard);
+  if (!guard) {
+    s = cf_error(CF_ERR_OUT_OF_MEMORY, "opencl: out of host memory (%zu bytes)", sizeof *guard);
+    goto fail;
+  }
+  cl_program prog = NULL;
+  err = clGetKernelInfo(kernel, CL_KERNEL_PROGRAM, sizeof prog, &prog, NULL);
+  if (err == CL_SUCCESS)
+    guard->scale = clCreateKernel(prog, "cf_wgmma_lay_out_weights", &err);
+  if (err != CL_SUCCESS || !guard->scale) {
+    guard->scale = NULL;
+    s = cl_fail_op("clCreateKernel", err, "cf_wgmma_lay_out_weights");
+    goto fail;
+  }
+  s = create_fitting_kernel(st, rerun_options, rerun_max_registers, "cf_conv2d_mma",
+                            rerun_threads, &guard->rerun);
+  if (s == CF_OK)
+    s = f16_buffer(st, (size_t)g->laid_bytes, "laid-out weights", &guard->scaled);
+  if (s == CF_OK)
+    s = f16_buffer(st, (size_t)sh->k * sizeof(float), "channel scales", &guard->unscale);
+  if (s == CF_OK)
+    s = f16_buffer(st, sizeof(cl_uint), "range guard", &guard->guard);
+  if (s != CF_OK)
+    goto fail;
+  /* the channels past K in the last channel tile stay zero (the layout kernel writes K rows) */
+  const cl_uint zero = 0;
+  err = clEnqueueFillBuffer(st->queue, guard->scaled, &zero, sizeof zero, 0,
+                            (size_t)g->laid_bytes, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    s = cl_fail_op("clEnqueueFillBuffer", err, "zeroing the wgmma plan's laid-out weights");
+    goto fail;
+  }
+  const cl_int c_in = (cl_int)sh->c, r = (cl_int)sh->r, n_chunks = (cl_int)g->n_chunks;
+  err = clSetKernelArg(guard->scale, 1, sizeof(cl_mem), &guard->scaled);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(guard->scale, 2, sizeof(cl_mem), &guard->unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(guard->scale, 3, sizeof(cl_int), &c_in);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(guard->scale, 4, sizeof(cl_int), &r);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(guard->scale, 5, sizeof(cl_int), &n_chunks);
+  /* cf_conv2d_wgmma's arguments from 4 on: bias_shift, the op values, unscale, range_guard */
+  if (err == CL_SUCCESS)
+    err = set_epilogue_args(kernel, 4, epi);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 5 + CF_MAX_OPS, sizeof(cl_mem), &guard->unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 6 + CF_MAX_OPS, sizeof(cl_mem), &guard->guard);
+  if (err == CL_SUCCESS)
+    err = mma_set_scalar_args(guard->rerun, sh, t, epi, NULL, guard->guard);
+  if (err != CL_SUCCESS) {
+    s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "the wgmma plan's arguments");
+    goto fail;
+  }
+  guard->scale_local = WGMMA_LAYOUT_THREADS;
+  guard->scale_global = (size_t)sh->k * WGMMA_LAYOUT_THREADS;
+  mma_geometry(st, t, rerun_threads, guard->rerun_global, guard->rerun_local);
+
+  const size_t local[2] = {WGMMA_THREADS, 1};
+  const size_t global[2] = {(size_t)g->groups * WGMMA_THREADS, 1};
+  s = compiled_make(kernel, g->pairs ? "cf_conv2d_wgmma (fp16 pairs)" : "cf_conv2d_wgmma (fp16)",
+                    local, global, sh->has_bias, compiled);
+  if (s != CF_OK)
+    goto fail;
+  cl_compiled *c = (cl_compiled *)*compiled;
+  c->f16 = guard;
+  snprintf(c->detail_text, sizeof c->detail_text,
+           "opencl: wgmma program (sm_90a through its PTX, switch wgmma): 128 pixels x %d "
+           "channels per group of %d, %s (weights laid out per call%s); range guard with "
+           "a %s rerun on tile T%d",
+           g->bn, WGMMA_THREADS, g->pairs ? "fp16 pairs" : "one fp16 product",
+           g->pairs ? ", inputs x 2^6" : "", g->pairs ? "3xTF32" : "TF32", t->menu_index);
+  c->detail = c->detail_text;
+  return CF_OK;
+
+fail:
+  f16_guard_free(guard);
+  clReleaseKernel(kernel);
+  return s;
+}
+
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
   const cf_tile_plan *t = &spec->tiles;
   const cf_conv_shape *sh = &spec->shape;
@@ -1617,6 +1800,30 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
                                              L.resident, threads, tall);
   char options[1024];
   CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
+  cf_cl_wgmma_geometry wg;
+  if (switches[CF_CL_SWITCH_WGMMA] && st->wgmma_ok && cf_cl_wgmma_geometry_of(sh, split, &wg)) {
+    /* the rerun: this plan's TF32 / 3xTF32 program, as an fp16 plan's */
+    int rerun_switches[CF_CL_SWITCHES];
+    memcpy(rerun_switches, switches, sizeof rerun_switches);
+    rerun_switches[CF_CL_SWITCH_F16] = 0;
+    char rerun_options[1024];
+    cf_status s = mma_options(st, spec, max_registers, rerun_switches, rerun_options,
+                              sizeof rerun_options);
+    if (s == CF_OK && !cf_cl_mma_options_as_rerun(rerun_options, sizeof rerun_options))
+      s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
+                   sizeof rerun_options);
+    if (s == CF_OK)
+      s = wgmma_plan_compile(st, spec, &wg, rerun_options, max_registers, threads, compiled);
+    if (s == CF_OK)
+      return CF_OK;
+    /* the mma.sync program below computes the same, slower */
+    if (st->verbose || st->forced_switches.forced[CF_CL_SWITCH_WGMMA] == 1)
+      fprintf(stderr, "convfuse: opencl: the wgmma program is not used: %s\n",
+              cf_last_error());
+  } else if (st->forced_switches.forced[CF_CL_SWITCH_WGMMA] == 1 && switches[CF_CL_SWITCH_WGMMA]) {
+    fprintf(stderr, "convfuse: CONVFUSE_OPENCL_SWITCHES: wgmma=1, but this device cannot run the "
+                    "wgmma program (it needs compute capability 9.0 and NVIDIA's PTX rebuild)\n");
+  }
   cl_kernel kernel = NULL;
   CF_CHECK(create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads,
                                  &kernel));
@@ -1630,14 +1837,6 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
       goto fail;
   }
 
-  /* Persistent work-groups: MMA_GROUPS_PER_CU per compute unit, spread over the channel
-   * tiles, never more than there are row tiles. */
-  int64_t groups_m = (int64_t)st->compute_units * MMA_GROUPS_PER_CU / t->grid_n;
-  if (groups_m < 1)
-    groups_m = 1;
-  if (groups_m > t->grid_m)
-    groups_m = t->grid_m;
-
   cl_int err = mma_set_scalar_args(kernel, sh, t, epi, f16 ? f16->unscale : NULL,
                                    f16 ? f16->guard : NULL);
   if (err == CL_SUCCESS && f16)
@@ -1647,8 +1846,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     goto fail;
   }
 
-  const size_t local[2] = {(size_t)threads, 1};
-  const size_t global[2] = {(size_t)groups_m * (size_t)threads, (size_t)t->grid_n};
+  size_t local[2], global[2];
+  mma_geometry(st, t, threads, global, local);
   const char *name = f16 ? (split ? "cf_conv2d_mma (fp16 pairs)" : "cf_conv2d_mma (fp16)")
                          : (split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)");
   s = compiled_make(kernel, name, local, global, sh->has_bias, compiled);
@@ -1838,8 +2037,13 @@ static cf_status enqueue_guarded(cl_state *st, const cl_compiled *c, cl_mem in, 
   if (err != CL_SUCCESS)
     return cl_fail_op("clEnqueueFillBuffer", err, "clearing the fp16 kernel's range guard");
   CF_CHECK(enqueue_kernel(st, c, c->kernel, c->name, in, g->scaled, b, out, NULL));
-  return enqueue_kernel(st, c, g->rerun, "cf_conv2d_mma (the fp16 plan's rerun)", in, wt, b,
-                        out, last);
+  cl_compiled rerun_geometry = *c; /* the rerun's own geometry where it has one */
+  if (g->rerun_local[0] > 0) {
+    memcpy(rerun_geometry.global, g->rerun_global, sizeof g->rerun_global);
+    memcpy(rerun_geometry.local, g->rerun_local, sizeof g->rerun_local);
+  }
+  return enqueue_kernel(st, &rerun_geometry, g->rerun, "cf_conv2d_mma (the fp16 plan's rerun)",
+                        in, wt, b, out, last);
 }
 
 /* Enqueues the plan's commands: one kernel, or an fp16 plan's four. first / last (optional,

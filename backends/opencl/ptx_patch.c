@@ -48,3 +48,56 @@ char *cf_ptx_with_max_registers(const char *ptx, size_t len, int max_registers,
   free(text);
   return out;
 }
+
+/* The `.target sm_90` directive's architecture ends at a comma, a space or the line's end:
+ * sm_90a, sm_900 and the like are other targets, left alone (NULL). */
+static const char *sm90_target(const char *text) {
+  for (const char *t = strstr(text, ".target sm_90"); t; t = strstr(t + 1, ".target sm_90")) {
+    const char after = t[strlen(".target sm_90")];
+    if ((t == text || t[-1] == '\n') && (after == ',' || after == ' ' || after == '\n' ||
+                                         after == '\r' || after == '\0'))
+      return t;
+  }
+  return NULL;
+}
+
+char *cf_ptx_for_sm90a(const char *ptx, size_t len, size_t *out_len) {
+  if (!ptx)
+    return NULL;
+  char *text = (char *)malloc(len + 1);
+  if (!text)
+    return NULL;
+  memcpy(text, ptx, len);
+  text[len] = '\0';
+  const size_t marker = strlen(CF_PTX_WGMMA_MARKER);
+  const char *target = sm90_target(text);
+  char *out = NULL;
+  if (target && strstr(text, CF_PTX_WGMMA_MARKER) && (out = (char *)malloc(len + 2)) != NULL) {
+    size_t o = 0;
+    for (const char *from = text;;) {
+      const char *hit = strstr(from, CF_PTX_WGMMA_MARKER);
+      const char *next = hit && (!target || hit < target) ? hit : target ? target : NULL;
+      if (!next) {
+        const size_t rest = strlen(from);
+        memcpy(out + o, from, rest + 1);
+        o += rest;
+        break;
+      }
+      memcpy(out + o, from, (size_t)(next - from));
+      o += (size_t)(next - from);
+      if (next == target) { /* ".target sm_90" then an 'a' */
+        const size_t dlen = strlen(".target sm_90");
+        memcpy(out + o, target, dlen);
+        o += dlen;
+        out[o++] = 'a';
+        from = target + dlen;
+        target = NULL;
+      } else {
+        from = hit + marker;
+      }
+    }
+    *out_len = o;
+  }
+  free(text);
+  return out;
+}

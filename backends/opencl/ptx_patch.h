@@ -13,4 +13,16 @@
 char *cf_ptx_with_max_registers(const char *ptx, size_t len, int max_registers,
                                 size_t *out_len);
 
+/* The marker that kernels_cl/conv2d_wgmma.cl writes before each wgmma-family instruction,
+ * turning it into a PTX comment that NVIDIA's OpenCL compiler (targeting plain sm_90, where
+ * ptxas refuses wgmma) passes through with its operands filled in. */
+#define CF_PTX_WGMMA_MARKER "// CFWG "
+
+/* A copy of ptx (len bytes, not necessarily NUL-terminated) for sm_90a: every
+ * CF_PTX_WGMMA_MARKER deleted (the comment becomes the instruction) and the `.target sm_90`
+ * directive made `.target sm_90a` (wgmma's architecture-specific target). NUL-terminated, its
+ * length in *out_len; free() it. NULL when ptx holds no marker, its target is not exactly
+ * sm_90, or memory runs out. */
+char *cf_ptx_for_sm90a(const char *ptx, size_t len, size_t *out_len);
+
 #endif

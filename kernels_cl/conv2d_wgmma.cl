@@ -1,0 +1,409 @@
+/* Fused convolution on Hopper's warpgroup MMA (wgmma) from OpenCL C: the OpenCL backend's
+ * program for streamed-weight problems on sm_90 (bench/NOTES.md v69, prototype
+ * bench/cl_wgmma_mm.cl), fp16 products only (one for CF_MATH_TF32, hi / lo pairs for
+ * CF_MATH_FP32), each with a range guard whose rerun is the mma.sync program (conv2d_mma.cl).
+ *
+ * Compiled only with -DCF_WGMMA_KERNEL (with CF_MMA_KERNEL, for the epilogue's SFU mish). NVIDIA's
+ * OpenCL compiler targets plain sm_90, where ptxas refuses wgmma, so every wgmma-family
+ * instruction below is a PTX comment behind the marker "// CFWG "; the host deletes the markers
+ * and rebuilds the program's PTX for sm_90a (backends/opencl/ptx_patch.c, cf_ptx_for_sm90a).
+ * The layout kernel alone (CFW_LAYOUT_ONLY) has no inline PTX and runs anywhere (the tests run
+ * it on PoCL).
+ *
+ * A work-group is two warpgroups (256 work-items) and owns 128 consecutive pixels of one output
+ * row (q0 = 128 i) times CFW_BN output channels (channel tile nt): warpgroup wg the pixels
+ * 64 wg .. 64 wg + 63 as one m64nBNk16 product per k-step, A (the patch) from registers, B (the
+ * chunk's weights) from local memory by descriptor. Stride 1, no dilation (the host's checks).
+ * K runs in chunks of (16 input channels, one kernel row r), ordered (s, c): k-step s is kernel
+ * column s, so A[m][c] = patch[c][m + s], and with CFW_PITCH == 4 (mod 32) a lane's loads
+ * (c = 2t, 2t + 1, 2t + 8, 2t + 9; m = g) hit 32 distinct banks. Channels past C are zeros in
+ * both (zero-filled copies, zero weights); channels past K are zero weights, never stored.
+ * Weights arrive laid out per call by cf_wgmma_lay_out_weights in wgmma's K-major core
+ * matrices, one linear block per (channel tile, chunk), so a stage's weights are one run of
+ * 16-byte copies; the patch rows come by 16-byte cp.async, zero-filled outside the image
+ * (needs W and pad_w multiples of 4). Two stages: at chunk j each work-item waits for its own
+ * copies of j and for its warpgroup's wgmmas of j - 1, one barrier, the copies of j + 1 go into
+ * j - 1's stage, then j's fragments and wgmmas, which run under the next chunk's wait.
+ * Numbers (as conv2d_mma.cl's fp16 programs): weights scaled per channel into [2^14, 2^15), pairs'
+ * input by 2^6, each pairs chunk summed in a fresh accumulator; the sums are unscaled per
+ * channel and, where one is not finite, set range_guard, after which the host's rerun recomputes
+ * the launch on TF32 / 3xTF32.
+ *
+ * Build options:
+ *   -DCFW_PAIRS=0/1     one fp16 product / hi x hi + hi x lo + lo x hi
+ *   -DCFW_BN=128/64     output channels per tile (128: one product; 64: pairs, whose hi and
+ *                       lo weights would not fit two stages at 128)
+ *   -DCFW_S             the kernel's width (k-steps per chunk)
+ *   -DCFW_PITCH         patch row pitch in floats (>= 128 + S - 1 rounded up to 4, == 4 mod 32)
+ *   -DCFW_PAIR_STORES=0/1  pixel-pair 8-byte stores (Q even) or one float per store
+ *   -DCFW_C, CFW_H, CFW_W, CFW_K, CFW_P, CFW_Q, CFW_R, CFW_PAD_H, CFW_PAD_W  the shape (not the
+ *                       batch): as run-time arguments they cost the k-loop the registers that
+ *                       kept its wgmmas apart (ptxas then serialized them), so a program is
+ *                       built per shape (bench/NOTES.md v69)
+ *   -DCF_ASM, -DCF_HAS_BIAS, -DCF_EPI_N, -DCF_EPI_OP<i> as for conv2d_mma.cl */
+#ifdef CF_WGMMA_KERNEL
+
+#ifndef CFW_PAIRS
+#error "CFW_PAIRS missing"
+#endif
+#ifndef CFW_BN
+#error "CFW_BN missing"
+#endif
+#ifndef CFW_S
+#error "CFW_S missing"
+#endif
+#if CFW_BN != 128 && CFW_BN != 64
+#error "CFW_BN is 128 or 64"
+#endif
+#if CFW_PAIRS && CFW_BN != 64
+#error "pairs run 64-channel tiles"
+#endif
+
+#define CFW_THREADS 256
+#define CFW_BM 128              /* pixels per tile */
+#define CFW_CH 16               /* input channels per chunk */
+#define CFW_KSTEP_BYTES (2 * CFW_BN * 16) /* 16 fp16 K values: two core matrices of K */
+#define CFW_HI_BYTES (CFW_S * CFW_KSTEP_BYTES)
+#define CFW_B_BYTES (CFW_HI_BYTES * (CFW_PAIRS ? 2 : 1)) /* a chunk's weights */
+#define CFW_A_SHIFT (CFW_PAIRS ? 6 : 0) /* the input's scale, 2^CFW_A_SHIFT */
+#define CFW_LAYOUT_THREADS 64
+
+/* Where weight value k (= s 16 + c) of chunk row n (0..BN-1) sits in a chunk's block, in
+ * fp16 units: wgmma's K-major core matrices of 8 rows x 8 values, BN * 16 bytes apart in K and
+ * 128 bytes apart in N. */
+static inline int cfw_b_half(int n, int k) {
+  return (k / 8) * (CFW_BN * 8) + (n / 8) * 64 + (n % 8) * 8 + k % 8;
+}
+
+/* The weights of one output channel per work-group, every call (the weights may change):
+ * scaled by the power of two that brings the largest |w| into [2^14, 2^15) (NaN left out of
+ * the maximum; NaN or inf weights still give non-finite sums, and the guard then reruns), as
+ * fp16 (pairs: hi, then lo in the chunk's second half), and unscale[channel] = 2^-(e + A_SHIFT).
+ * The buffer's rows for channels past K stay as the host zeroed them. */
+__kernel __attribute__((reqd_work_group_size(CFW_LAYOUT_THREADS, 1, 1))) void
+cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *restrict laid,
+                         __global float *restrict unscale, const int C, const int R,
+                         const int n_chunks) {
+  __local uint top[CFW_LAYOUT_THREADS];
+  const int tid = (int)get_local_id(0), ko = (int)get_group_id(0);
+  const int crs = C * R * CFW_S;
+  __global const float *w = weight + (long)ko * crs;
+  uint m = 0u;
+  for (int k = tid; k < crs; k += CFW_LAYOUT_THREADS) {
+    const uint a = as_uint(w[k]) & 0x7fffffffu;
+    m = a <= 0x7f800000u && a > m ? a : m;
+  }
+  top[tid] = m;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int span = CFW_LAYOUT_THREADS / 2; span > 0; span /= 2) {
+    if (tid < span && top[tid + span] > top[tid])
+      top[tid] = top[tid + span];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  m = top[0];
+  const int e = 14 - ((int)(m >> 23) - 127);
+  const int ok = m != 0u && m < 0x7f800000u && m >= 0x00800000u && e >= -100 && e <= 60;
+  const float scale = ok ? as_float((uint)(e + 127) << 23) : 1.0f;
+  const int nt = ko / CFW_BN, n = ko % CFW_BN, per_chunk = CFW_S * CFW_CH;
+  for (int i = tid; i < n_chunks * per_chunk; i += CFW_LAYOUT_THREADS) {
+    const int j = i / per_chunk, k = i - j * per_chunk;
+    const int s = k / CFW_CH, c = k % CFW_CH, cg = j / R, r = j - cg * R, ci = cg * CFW_CH + c;
+    const float x = ci < C ? w[(ci * R + r) * CFW_S + s] * scale : 0.0f;
+    const long at = ((long)nt * n_chunks + j) * (CFW_B_BYTES / 2) + cfw_b_half(n, k);
+    vstore_half_rte(x, (size_t)at, laid);
+#if CFW_PAIRS
+    vstore_half_rte(x - vload_half((size_t)at, laid), (size_t)(at + CFW_HI_BYTES / 2), laid);
+#endif
+  }
+  if (tid == 0)
+    unscale[ko] = as_float((uint)(127 - (ok ? e : 0) - CFW_A_SHIFT) << 23);
+}
+
+#ifndef CFW_LAYOUT_ONLY
+#ifndef CFW_PITCH
+#error "CFW_PITCH missing"
+#endif
+#ifndef CFW_PAIR_STORES
+#error "CFW_PAIR_STORES missing"
+#endif
+#if !defined(CFW_C) || !defined(CFW_H) || !defined(CFW_W) || !defined(CFW_K) || !defined(CFW_P) || \
+    !defined(CFW_Q) || !defined(CFW_R) || !defined(CFW_PAD_H) || !defined(CFW_PAD_W)
+#error "the shape's defines are missing"
+#endif
+#if CFW_PITCH % 32 != 4 || CFW_PITCH < CFW_BM + CFW_S - 1
+#error "CFW_PITCH must hold 128 + S - 1 floats and be 4 mod 32"
+#endif
+#ifndef CF_ASM
+#define CF_ASM asm
+#endif
+#ifndef CF_HAS_BIAS
+#define CF_HAS_BIAS 0
+#endif
+
+#define CFW_PATCH_VECS ((CFW_BM + CFW_S - 1 + 3) / 4) /* 16-byte copies per patch row */
+#define CFW_STAGE_BYTES (CFW_B_BYTES + CFW_CH * CFW_PITCH * 4)
+#define CFW_NACC (CFW_BN / 2) /* accumulators per work-item */
+#define CFWG "// CFWG "
+
+static inline void cfw_cp16_cg(__local float *dst, __global const float *src) {
+  CF_ASM volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((uint)(size_t)dst), "l"(src)
+                  : "memory");
+}
+/* `bytes` (16 or 0) of src, the rest zero-filled; through L1 (neighbouring tiles share rows) */
+static inline void cfw_cp16_ca(__local float *dst, __global const float *src, int bytes) {
+  CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
+                  "l"(src), "r"(bytes)
+                  : "memory");
+}
+
+/* (lo, hi) rounded to fp16, lo in the lower half (the lower K index) */
+static inline uint cfw_f16x2(float lo, float hi) {
+  uint d;
+  CF_ASM("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+  return d;
+}
+/* x0, x1 as fp16 pairs: hi = f16(x), lo = f16(x - hi) */
+static inline void cfw_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  CF_ASM("{ .reg .b16 h0, h1; .reg .f32 f0, f1;\n\t"
+         "cvt.rn.f16.f32 h0, %2;\n\tcvt.rn.f16.f32 h1, %3;\n\tmov.b32 %0, {h0, h1};\n\t"
+         "cvt.f32.f16 f0, h0;\n\tcvt.f32.f16 f1, h1;\n\tsub.f32 f0, %2, f0;\n\t"
+         "sub.f32 f1, %3, f1;\n\tcvt.rn.f16x2.f32 %1, f1, f0;\n\t}"
+         : "=r"(*hi), "=r"(*lo)
+         : "f"(x0), "f"(x1));
+}
+static inline float cfw_shfl_xor4(float x) {
+  uint r;
+  CF_ASM volatile("shfl.sync.bfly.b32 %0, %1, 4, 31, -1;" : "=r"(r) : "r"(as_uint(x)));
+  return as_float(r);
+}
+
+#define CFW_ACC32(d)                                                                              \
+  "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),            \
+      "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+      "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),               \
+      "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),               \
+      "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+#if CFW_BN == 128
+#define CFW_ACC(d)                                                                                \
+  CFW_ACC32(d), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]),    \
+      "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]),               \
+      "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),               \
+      "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),               \
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]),               \
+      "+f"(d[62]), "+f"(d[63])
+#define CFW_MMA_TEXT                                                                              \
+  "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "    \
+  "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "    \
+  "%27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "   \
+  "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, "   \
+  "%63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;"
+#define CFW_FLAG "%69"
+#else
+#define CFW_ACC(d) CFW_ACC32(d)
+#define CFW_MMA_TEXT                                                                              \
+  "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, " \
+  "%10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, "   \
+  "%28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;"
+#define CFW_FLAG "%37"
+#endif
+
+/* d (64 x BN per warpgroup; per work-item the m16n8 accumulator layout of its warp's 16 rows,
+ * [4 jb + e]) = A x B + (accumulate ? d : 0); a: the mma.sync m16n8k16 A fragment. */
+#define CFW_MMA(d, a, desc, accumulate)                                                           \
+  CF_ASM volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " CFW_FLAG ", 0;\n" CFWG CFW_MMA_TEXT       \
+                  "\n}\n"                                                                         \
+                  : CFW_ACC(d)                                                                    \
+                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate))
+
+/* K-major, no swizzle: core matrices BN * 16 bytes apart in K, 128 bytes apart in N */
+static inline ulong cfw_desc(uint addr) {
+  return (ulong)((addr >> 4) & 0x3FFFu) | ((ulong)((CFW_BN * 16) >> 4) << 16) |
+         ((ulong)(128u >> 4) << 32);
+}
+
+/* Chunk j's copies into stage st (one commit group): the chunk's weights, one linear block,
+ * and its 16 input rows of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
+static inline void cfw_copy_chunk(__local float *stage, __global const float *wsrc,
+                                  __global const float *input, int j, int n, int p, int q0,
+                                  int C, int H, int W, int R, int pad_h, int pad_w, int tid) {
+  for (int v = tid; v < CFW_B_BYTES / 16; v += CFW_THREADS)
+    cfw_cp16_cg(stage + 4 * v, wsrc + 4 * v);
+  const int cg = j / R, r = j - cg * R;
+  const int ih = p + r - pad_h, iw0 = q0 - pad_w, c0 = cg * CFW_CH;
+  const int row_in = ih >= 0 && ih < H;
+  __global const float *base = input + ((long)(n * C + c0) * H + ih) * W + iw0;
+  __local float *patch = stage + CFW_B_BYTES / 4;
+  for (int i = tid; i < CFW_CH * CFW_PATCH_VECS; i += CFW_THREADS) {
+    const int c = i / CFW_PATCH_VECS, v = i - c * CFW_PATCH_VECS, iw = iw0 + 4 * v;
+    const int bytes = row_in && c0 + c < C && iw >= 0 && iw < W ? 16 : 0;
+    cfw_cp16_ca(patch + c * CFW_PITCH + 4 * v, bytes ? base + (long)c * H * W + 4 * v : input,
+                bytes);
+  }
+  CF_ASM volatile("cp.async.commit_group;" ::: "memory");
+}
+
+/* One chunk's A fragments (k-step s: rows m0 + s and m0 + 8 + s of the patch, channels 2t,
+ * 2t + 1, 2t + 8, 2t + 9) and wgmmas, committed as one group. */
+#if CFW_PAIRS
+#define CFW_SUMS part
+#else
+#define CFW_SUMS acc
+#endif
+
+__kernel __attribute__((reqd_work_group_size(CFW_THREADS, 1, 1))) void
+cf_conv2d_wgmma(__global const float *restrict input, __global const float *restrict weight,
+                __global const float *restrict bias, __global float *restrict output,
+                const float bias_shift,
+                const float epi_v0, const float epi_v1, const float epi_v2, const float epi_v3,
+                const float epi_v4, const float epi_v5, const float epi_v6, const float epi_v7,
+                __global const float *restrict unscale, __global uint *restrict range_guard) {
+  __local float smem[2 * CFW_STAGE_BYTES / 4] __attribute__((aligned(128)));
+  const int C = CFW_C, H = CFW_H, W = CFW_W, K = CFW_K, P = CFW_P, Q = CFW_Q, R = CFW_R;
+  const int pad_h = CFW_PAD_H, pad_w = CFW_PAD_W;
+  const int n_chunks = (C + CFW_CH - 1) / CFW_CH * R, q_tiles = (Q + CFW_BM - 1) / CFW_BM;
+  const int k_tiles = (K + CFW_BN - 1) / CFW_BN;
+  const int tid = (int)get_local_id(0), wg = tid >> 7, lane = tid & 31;
+  const int g = lane >> 2, t = lane & 3, m0 = wg * 64 + ((tid >> 5) & 3) * 16 + g;
+  const int gid = (int)get_group_id(0), nt = gid % k_tiles, tile = gid / k_tiles;
+  const int pq_tiles = P * q_tiles, n = tile / pq_tiles, rem = tile - n * pq_tiles;
+  const int p = rem / q_tiles, q0 = (rem - p * q_tiles) * CFW_BM;
+  const uint smem_addr = (uint)(size_t)smem;
+  __global const float *wtile = weight + (long)nt * n_chunks * (CFW_B_BYTES / 4);
+
+  float acc[CFW_NACC];
+#if CFW_PAIRS
+  float part[CFW_NACC]; /* the chunk's sum: the wgmmas' accumulator */
+#endif
+#pragma unroll
+  for (int i = 0; i < CFW_NACC; ++i) {
+    acc[i] = 0.0f;
+#if CFW_PAIRS
+    part[i] = 0.0f;
+#endif
+  }
+
+  cfw_copy_chunk(smem, wtile, input, 0, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
+  for (int j = 0; j < n_chunks; ++j) {
+    CF_ASM volatile("cp.async.wait_group 0;" ::: "memory");
+    CF_ASM volatile(CFWG "wgmma.wait_group.sync.aligned 0;" : CFW_ACC(CFW_SUMS)::"memory");
+#if CFW_PAIRS
+#pragma unroll
+    for (int i = 0; i < CFW_NACC; ++i)
+      acc[i] += part[i];
+#endif
+    CF_ASM volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (j + 1 < n_chunks)
+      cfw_copy_chunk(smem + ((j + 1) & 1) * (CFW_STAGE_BYTES / 4),
+                     wtile + (long)(j + 1) * (CFW_B_BYTES / 4), input, j + 1, n, p, q0, C, H, W,
+                     R, pad_h, pad_w, tid);
+    const int st = j & 1;
+    __local const float *patch = smem + st * (CFW_STAGE_BYTES / 4) + CFW_B_BYTES / 4;
+    const uint b_addr = smem_addr + (uint)(st * CFW_STAGE_BYTES);
+    uint a[CFW_S][4];
+#if CFW_PAIRS
+    uint a_lo[CFW_S][4];
+#endif
+#pragma unroll
+    for (int s = 0; s < CFW_S; ++s) {
+      __local const float *r0 = patch + m0 + s, *r1 = r0 + 8;
+      const float x[8] = {r0[(2 * t) * CFW_PITCH],     r0[(2 * t + 1) * CFW_PITCH],
+                          r1[(2 * t) * CFW_PITCH],     r1[(2 * t + 1) * CFW_PITCH],
+                          r0[(2 * t + 8) * CFW_PITCH], r0[(2 * t + 9) * CFW_PITCH],
+                          r1[(2 * t + 8) * CFW_PITCH], r1[(2 * t + 9) * CFW_PITCH]};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+#if CFW_PAIRS
+        const float in_scale = (float)(1 << CFW_A_SHIFT);
+        cfw_f16x2_split(in_scale * x[2 * e], in_scale * x[2 * e + 1], &a[s][e], &a_lo[s][e]);
+#else
+        a[s][e] = cfw_f16x2(x[2 * e], x[2 * e + 1]);
+#endif
+      }
+    }
+    CF_ASM volatile(CFWG "wgmma.fence.sync.aligned;" : CFW_ACC(CFW_SUMS)::"memory");
+#pragma unroll
+    for (int s = 0; s < CFW_S; ++s) {
+      const ulong hi = cfw_desc(b_addr + (uint)(CFW_KSTEP_BYTES * s));
+#if CFW_PAIRS /* the small products first, the chunk's first into a fresh sum */
+      const ulong lo = cfw_desc(b_addr + (uint)(CFW_HI_BYTES + CFW_KSTEP_BYTES * s));
+      CFW_MMA(part, a[s], lo, s > 0);
+      CFW_MMA(part, a_lo[s], hi, 1);
+      CFW_MMA(part, a[s], hi, 1);
+#else
+      CFW_MMA(acc, a[s], hi, 1);
+#endif
+    }
+    CF_ASM volatile(CFWG "wgmma.commit_group.sync.aligned;" ::: "memory");
+  }
+  CF_ASM volatile(CFWG "wgmma.wait_group.sync.aligned 0;" : CFW_ACC(CFW_SUMS)::"memory");
+
+  /* The sums back from the weights' and the input's scales, the bias, the guard, the chain. */
+  const int ch0 = nt * CFW_BN + 2 * t; /* this lane's channels ch0 + 8 jb and ch0 + 8 jb + 1 */
+  int finite = 1;
+#pragma unroll
+  for (int jb = 0; jb < CFW_BN / 8; ++jb) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ch = ch0 + 8 * jb + h, in = ch < K;
+      const float u = in ? unscale[ch] : 0.0f;
+      float b = bias_shift;
+#if CF_HAS_BIAS
+      b += in ? bias[ch] : 0.0f;
+#else
+      (void)bias;
+#endif
+#pragma unroll
+      for (int row = 0; row < 2; ++row) {
+        const int i = 4 * jb + 2 * row + h;
+#if CFW_PAIRS
+        float x = (acc[i] + part[i]) * u;
+#else
+        float x = acc[i] * u;
+#endif
+        finite &= isfinite(x) != 0;
+        x += b;
+        CF_EPI_APPLY(x);
+        acc[i] = x;
+      }
+    }
+  }
+  if (!finite)
+    *range_guard = 1u;
+
+#if CFW_PAIR_STORES
+  /* Lanes g and g ^ 1 trade one value per row so that each stores a pixel pair of one channel:
+   * the even lane channel ch at pixels (m, m + 1), the odd one ch + 1 at (m - 1, m). Q and q0
+   * even: every pair is 8-byte aligned and inside the row whole or not at all. */
+  const int odd = g & 1, q = q0 + m0 - odd;
+  __global float *o = output + ((long)(n * K + ch0 + odd) * P + p) * Q + q;
+#pragma unroll
+  for (int jb = 0; jb < CFW_BN / 8; ++jb, o += (long)8 * P * Q) {
+    const float x0 = acc[4 * jb], x1 = acc[4 * jb + 1], x2 = acc[4 * jb + 2], x3 = acc[4 * jb + 3];
+    const float r0 = cfw_shfl_xor4(odd ? x0 : x1), r1 = cfw_shfl_xor4(odd ? x2 : x3);
+    if (ch0 + 8 * jb + odd < K) {
+      if (q < Q)
+        *(__global float2 *)o = odd ? (float2)(r0, x1) : (float2)(x0, r0);
+      if (q + 8 < Q)
+        *(__global float2 *)(o + 8) = odd ? (float2)(r1, x3) : (float2)(x2, r1);
+    }
+  }
+#else
+  const int q = q0 + m0;
+  __global float *o = output + ((long)(n * K + ch0) * P + p) * Q + q;
+#pragma unroll
+  for (int jb = 0; jb < CFW_BN / 8; ++jb, o += (long)8 * P * Q) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      if (ch0 + 8 * jb + h < K) {
+        if (q < Q)
+          o[(long)h * P * Q] = acc[4 * jb + h];
+        if (q + 8 < Q)
+          o[(long)h * P * Q + 8] = acc[4 * jb + 2 + h];
+      }
+  }
+#endif
+}
+#endif /* !CFW_LAYOUT_ONLY */
+
+#endif /* CF_WGMMA_KERNEL */
