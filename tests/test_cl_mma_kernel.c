@@ -537,8 +537,8 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
 /* ---- the wgmma program (kernels_cl/conv2d_wgmma.cl, bench/NOTES.md v69) ---- */
 
 /* Streamed weights take the wgmma program by default where it takes the shape (stride 1, no
- * dilation, W and pad_w multiples of 4, two stages in 48 KB); resident ones only when forced;
- * shapes it cannot take refuse it. */
+ * dilation, W and pad_w multiples of 4, two stages in 48 KB) and fills its tile (C >= 16, K a
+ * channel tile or more); resident ones only when forced; shapes it cannot take refuse it. */
 Test(cl_mma_kernel, wgmma_by_default_for_streamed_weights_where_it_takes_the_shape) {
   for (int m = 0; m < 2; ++m) {
     const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
@@ -554,6 +554,9 @@ Test(cl_mma_kernel, wgmma_by_default_for_streamed_weights_where_it_takes_the_sha
     const cf_cl_switches on = one_forced(CF_CL_SWITCH_WGMMA, 1);
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 0 &&
               sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish: wgmma=1 refused");
+    h200_plan(7, math, 0, &sh, &t); /* several chunks: C 64, K 128, W 40 */
+    cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "several chunks %s: no wgmma", m ? "tf32" : "fp32");
     h200_plan(2, math, 0, &sh, &t); /* odd width 37: the patch's 16-byte copies cannot */
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 1u << CF_CL_SWITCH_WGMMA &&
               sw[CF_CL_SWITCH_WGMMA] == 0, "odd width: wgmma=1 taken");

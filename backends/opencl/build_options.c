@@ -142,10 +142,14 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
    * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
-  /* streamed weights on the wgmma program where it takes the shape (kernels_cl/conv2d_wgmma.cl;
-   * H100, bench/NOTES.md v69, its prototype: mish-mish tf32 4.70 -> 3.04-3.08 ms, fp32 8.11 ->
-   * 5.29); resident ones (one K chunk, as sub-sub-mish's) have not been measured on it */
-  sw[CF_CL_SWITCH_WGMMA] = !L.resident && switch_applies(CF_CL_SWITCH_WGMMA, 1, sh, t, &L, 0);
+  /* streamed weights on the wgmma program where it takes the shape and fills its tile: at
+   * least 16 input channels (a chunk's) and a channel tile's worth of output channels
+   * (kernels_cl/conv2d_wgmma.cl; H100, bench/NOTES.md v69: mish-mish tf32 4.58-4.62 -> 3.07
+   * ms, fp32 7.99-8.01 -> 5.47-5.62); resident weights measured slower on it (sub-sub-mish
+   * 1.22 / 1.35 -> 1.91 / 2.07 ms), and smaller problems have not been measured */
+  cf_cl_wgmma_geometry wg;
+  sw[CF_CL_SWITCH_WGMMA] = !L.resident && cf_cl_wgmma_geometry_of(sh, split, &wg) &&
+                           sh->c >= 16 && sh->k >= wg.bn;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
