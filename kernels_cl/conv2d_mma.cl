@@ -1281,15 +1281,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 }
 
 #if CFM_F16
-/* fp16 products: each output channel's weights (weight [K][crs]) times the power of two 2^e
- * that brings its largest |w| into [2^14, 2^15), so that hi and lo stay normal fp16 numbers
- * down to 2^-24 of it (an unscaled weight of ~0.04 has its lo below 2^-14), rounded to fp16
- * (pairs: hi and lo) and packed as the k-loop reads them (CFM_B16_HI), into packed: per
- * channel n_chunks rows of KCP words, zero past the chunk's K values and past C*R*S; the
- * channel's 2^-(e + CFM_A_SHIFT) into unscale. e = 0 for a channel of zeros, with an inf, or
- * whose e would leave [-100, 60] (so 2^-e and the bias in scaled units stay normal floats).
- * NaN weights are skipped by the maximum and still give NaN sums (the guard then reruns).
- * One work-group of CFM_SCALE_THREADS per channel, every call: the weights may change. */
+/* fp16 products: each output channel's weights (weight [K][crs]) times its power of two 2^e
+ * (cf_f16_scale.h), rounded to fp16 (pairs: hi and lo) and packed as the k-loop reads them
+ * (CFM_B16_HI), into packed: per channel n_chunks rows of KCP words, zero past the chunk's K
+ * values and past C*R*S; the channel's 2^-(e + CFM_A_SHIFT) into unscale. One work-group of
+ * CFM_SCALE_THREADS per channel, every call: the weights may change. */
 #define CFM_SCALE_THREADS 64
 /* value k of chunk `chunk` of row w (zero past the chunk and past C*R*S), times scale */
 static inline float cfm_scaled_weight(__global const float *w, int chunk, int k, int crs,
@@ -1304,24 +1300,8 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
   const int tid = (int)get_local_id(0);
   __global const float *w = weight + (long)get_group_id(0) * crs;
   __global uint *row = packed + (long)get_group_id(0) * n_chunks * CFM_KCP;
-  /* |w| on the bits: non-negative floats order as their bit patterns; NaN left out */
-  uint m = 0u;
-  for (int k = tid; k < crs; k += CFM_SCALE_THREADS) {
-    const uint a = as_uint(w[k]) & 0x7fffffffu;
-    m = a <= 0x7f800000u && a > m ? a : m;
-  }
-  top[tid] = m;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int span = CFM_SCALE_THREADS / 2; span > 0; span /= 2) {
-    if (tid < span && top[tid + span] > top[tid])
-      top[tid] = top[tid + span];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  m = top[0];
-  /* m in [2^b, 2^(b+1)) with b its unbiased exponent: 2^(14 - b) */
-  const int e = 14 - ((int)(m >> 23) - 127);
-  const int ok = m != 0u && m < 0x7f800000u && m >= 0x00800000u && e >= -100 && e <= 60;
-  const float scale = ok ? as_float((uint)(e + 127) << 23) : 1.0f;
+  const int e = cf_f16_weight_exponent(w, crs, top, tid, CFM_SCALE_THREADS);
+  const float scale = as_float((uint)(e + 127) << 23);
   for (int i = tid; i < n_chunks * CFM_KCP; i += CFM_SCALE_THREADS) {
     const int chunk = i / CFM_KCP, p = i - chunk * CFM_KCP;
 #if CFM_SPLIT
@@ -1344,7 +1324,7 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
 #endif
   }
   if (tid == 0)
-    unscale[get_group_id(0)] = as_float((uint)(127 - (ok ? e : 0) - CFM_A_SHIFT) << 23);
+    unscale[get_group_id(0)] = as_float((uint)(127 - e - CFM_A_SHIFT) << 23);
 }
 #endif
 

@@ -76,10 +76,9 @@ static inline int cfw_b_half(int n, int k) {
 }
 
 /* The weights of one output channel per work-group, every call (the weights may change):
- * scaled by the power of two that brings the largest |w| into [2^14, 2^15) (NaN left out of
- * the maximum; NaN or inf weights still give non-finite sums, and the guard then reruns), as
- * fp16 (pairs: hi, then lo in the chunk's second half), and unscale[channel] = 2^-(e + A_SHIFT).
- * The buffer's rows for channels past K stay as the host zeroed them. */
+ * scaled by the channel's power of two 2^e (cf_f16_scale.h), as fp16 (pairs: hi, then lo in the
+ * chunk's second half), and unscale[channel] = 2^-(e + A_SHIFT). The buffer's rows for
+ * channels past K stay as the host zeroed them. */
 __kernel __attribute__((reqd_work_group_size(CFW_LAYOUT_THREADS, 1, 1))) void
 cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *restrict laid,
                          __global float *restrict unscale, const int C, const int R,
@@ -88,22 +87,8 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
   const int tid = (int)get_local_id(0), ko = (int)get_group_id(0);
   const int crs = C * R * CFW_S;
   __global const float *w = weight + (long)ko * crs;
-  uint m = 0u;
-  for (int k = tid; k < crs; k += CFW_LAYOUT_THREADS) {
-    const uint a = as_uint(w[k]) & 0x7fffffffu;
-    m = a <= 0x7f800000u && a > m ? a : m;
-  }
-  top[tid] = m;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int span = CFW_LAYOUT_THREADS / 2; span > 0; span /= 2) {
-    if (tid < span && top[tid + span] > top[tid])
-      top[tid] = top[tid + span];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  m = top[0];
-  const int e = 14 - ((int)(m >> 23) - 127);
-  const int ok = m != 0u && m < 0x7f800000u && m >= 0x00800000u && e >= -100 && e <= 60;
-  const float scale = ok ? as_float((uint)(e + 127) << 23) : 1.0f;
+  const int e = cf_f16_weight_exponent(w, crs, top, tid, CFW_LAYOUT_THREADS);
+  const float scale = as_float((uint)(e + 127) << 23);
   const int nt = ko / CFW_BN, n = ko % CFW_BN, per_chunk = CFW_S * CFW_CH;
   for (int i = tid; i < n_chunks * per_chunk; i += CFW_LAYOUT_THREADS) {
     const int j = i / per_chunk, k = i - j * per_chunk;
@@ -116,7 +101,7 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #endif
   }
   if (tid == 0)
-    unscale[ko] = as_float((uint)(127 - (ok ? e : 0) - CFW_A_SHIFT) << 23);
+    unscale[ko] = as_float((uint)(127 - e - CFW_A_SHIFT) << 23);
 }
 
 #ifndef CFW_LAYOUT_ONLY

@@ -146,6 +146,7 @@ static void write_kernel_source(temp_source *ts) {
   fputs(prelude, out);
   cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_f16_scale.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_mma.cl"),
             "cannot read the kernel sources under %s", CF_SOURCE_DIR);
   fclose(out);
@@ -668,6 +669,7 @@ Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
         out);
   cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
+                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_f16_scale.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_wgmma.cl"),
             "cannot read the kernel sources under %s", CF_SOURCE_DIR);
   fclose(out);

@@ -4,17 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ptx's len bytes as a NUL-terminated string (a program binary need not end in one); NULL
+ * when ptx is NULL or memory runs out. free() it. */
+static char *text_copy(const char *ptx, size_t len) {
+  char *text = ptx ? (char *)malloc(len + 1) : NULL;
+  if (text) {
+    memcpy(text, ptx, len);
+    text[len] = '\0';
+  }
+  return text;
+}
+
 /* PTX's performance directives (.maxnreg, .maxntid, .reqntid, ...) sit between an entry's
  * parameter list and the `{` that opens its body, which starts a line. */
 char *cf_ptx_with_max_registers(const char *ptx, size_t len, int max_registers,
                                 size_t *out_len) {
-  if (max_registers < 1 || max_registers > 255 || !ptx)
-    return NULL;
-  char *text = (char *)malloc(len + 1);
+  char *text = max_registers >= 1 && max_registers <= 255 ? text_copy(ptx, len) : NULL;
   if (!text)
     return NULL;
-  memcpy(text, ptx, len);
-  text[len] = '\0';
   size_t entries = 0;
   for (const char *e = text; (e = strstr(e, ".entry ")) != NULL; ++e)
     entries++;
@@ -62,13 +69,9 @@ static const char *sm90_target(const char *text) {
 }
 
 char *cf_ptx_for_sm90a(const char *ptx, size_t len, size_t *out_len) {
-  if (!ptx)
-    return NULL;
-  char *text = (char *)malloc(len + 1);
+  char *text = text_copy(ptx, len);
   if (!text)
     return NULL;
-  memcpy(text, ptx, len);
-  text[len] = '\0';
   const size_t marker = strlen(CF_PTX_WGMMA_MARKER);
   const char *target = sm90_target(text);
   char *out = NULL;
