@@ -360,7 +360,8 @@ typedef struct cl_state {
                             defaults), 0 no cap, else the cap */
   int register_cap_ok;   /* the probe, rebuilt from its PTX with a register cap, passed */
   int wgmma_ok;          /* sm_90 with the PTX rebuild working: the wgmma program may run
-                            (kernels_cl/conv2d_wgmma.cl; its build is its own proof) */
+                            (kernels_cl/conv2d_wgmma.cl) once its probe passes */
+  int wgmma_probed;      /* the wgmma probe: 0 not run yet, 1 passed, -1 failed */
   cf_cl_switches forced_switches; /* CONVFUSE_OPENCL_SWITCHES (-1: the measured default) */
   const char *asm_kw;   /* the inline-assembly keyword the probe built with */
   int verbose;          /* CONVFUSE_VERBOSE=1: build logs of successful builds to stderr */
@@ -1739,6 +1740,142 @@ fail:
   return s;
 }
 
+/* The wgmma route proven once per context, at its first plan (as the mma.sync route is by its
+ * probe at context creation): the wgmma program built for a small shape (1 x 16 x 3 x 132 ->
+ * 128 channels, 3 x 3: two 128-pixel tiles, the second short), run with its layout kernel on
+ * small integers with no bias and no chain, where every fp16 product, the weights' power-of-two
+ * scale and every fp32 sum are exact, must give the exact sums. 1 if it does; else 0 and `why`. */
+static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
+  const cf_conv2d_desc d = {1, 16, 3, 132, 128, 3, 3, 1, 1, 0, 0, 1, 1, 0};
+  cf_conv_shape sh;
+  cf_cl_wgmma_geometry g;
+  cf_epilogue epi;
+  cf_epilogue_fold(NULL, 0, &epi);
+  if (cf_shape_resolve("opencl wgmma probe", &d, &sh) != CF_OK || !cf_cl_wgmma_geometry_of(&sh, 0, &g)) {
+    snprintf(why, why_len, "the probe's shape is not the wgmma program's (convfuse's bug)");
+    return 0;
+  }
+  const int max_registers = st->mma_max_registers >= 0 ? st->mma_max_registers : WGMMA_MAX_REGISTERS;
+  char options[1024];
+  if (!cf_cl_wgmma_options(&sh, &g, &epi, st->asm_kw, max_registers, options, sizeof options)) {
+    snprintf(why, why_len, "build options too long");
+    return 0;
+  }
+  enum { IN = 16 * 3 * 132, W = 128 * 16 * 9, OUT = 128 * 130 };
+  float *host = (float *)malloc((IN + W + OUT) * sizeof(float));
+  cl_kernel conv = NULL, layout = NULL;
+  cl_mem bufs[6] = {NULL, NULL, NULL, NULL, NULL, NULL}; /* in, w, laid, unscale, guard, out */
+  int ok = 0;
+  cl_int err = CL_SUCCESS;
+  if (!host) {
+    snprintf(why, why_len, "out of host memory");
+    return 0;
+  }
+  float *in = host, *w = host + IN, *out = host + IN + W;
+  for (int i = 0; i < IN; ++i) /* small integers: exact in fp16, their sums exact in fp32 */
+    in[i] = (float)((i * 7 + 3) % 5 - 2);
+  for (int i = 0; i < W; ++i)
+    w[i] = (float)((i * 11 + 5) % 5 - 2);
+  if (create_fitting_kernel(st, options, max_registers, "cf_conv2d_wgmma", WGMMA_THREADS, &conv) !=
+      CF_OK) {
+    snprintf(why, why_len, "%s", cf_last_error());
+    goto done;
+  }
+  cl_program prog = NULL;
+  err = clGetKernelInfo(conv, CL_KERNEL_PROGRAM, sizeof prog, &prog, NULL);
+  if (err == CL_SUCCESS)
+    layout = clCreateKernel(prog, "cf_wgmma_lay_out_weights", &err);
+  const size_t sizes[6] = {IN * sizeof(float), W * sizeof(float), (size_t)g.laid_bytes,
+                           128 * sizeof(float), sizeof(cl_uint), OUT * sizeof(float)};
+  for (int i = 0; i < 6 && err == CL_SUCCESS; ++i)
+    bufs[i] = clCreateBuffer(st->context, CL_MEM_READ_WRITE, sizes[i], NULL, &err);
+  const cl_uint zero = 0;
+  if (err == CL_SUCCESS)
+    err = clEnqueueWriteBuffer(st->queue, bufs[0], CL_FALSE, 0, sizes[0], in, 0, NULL, NULL);
+  if (err == CL_SUCCESS)
+    err = clEnqueueWriteBuffer(st->queue, bufs[1], CL_FALSE, 0, sizes[1], w, 0, NULL, NULL);
+  for (int i = 2; i < 6 && err == CL_SUCCESS; i += i == 2 ? 2 : 1) /* laid, guard, out */
+    err = clEnqueueFillBuffer(st->queue, bufs[i], &zero, sizeof zero, 0, sizes[i], 0, NULL, NULL);
+  const cl_int c_in = 16, r = 3, n_chunks = g.n_chunks;
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 0, sizeof(cl_mem), &bufs[1]);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 1, sizeof(cl_mem), &bufs[2]);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 2, sizeof(cl_mem), &bufs[3]);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 3, sizeof(cl_int), &c_in);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 4, sizeof(cl_int), &r);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 5, sizeof(cl_int), &n_chunks);
+  const cl_mem conv_bufs[4] = {bufs[0], bufs[2], bufs[0], bufs[5]}; /* no bias: any buffer */
+  for (cl_uint i = 0; i < 4 && err == CL_SUCCESS; ++i)
+    err = clSetKernelArg(conv, i, sizeof(cl_mem), &conv_bufs[i]);
+  if (err == CL_SUCCESS)
+    err = set_epilogue_args(conv, 4, &epi);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(conv, 5 + CF_MAX_OPS, sizeof(cl_mem), &bufs[3]);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(conv, 6 + CF_MAX_OPS, sizeof(cl_mem), &bufs[4]);
+  const size_t layout_local = WGMMA_LAYOUT_THREADS, layout_global = 128 * WGMMA_LAYOUT_THREADS;
+  const size_t conv_local = WGMMA_THREADS, conv_global = (size_t)g.groups * WGMMA_THREADS;
+  if (err == CL_SUCCESS)
+    err = clEnqueueNDRangeKernel(st->queue, layout, 1, NULL, &layout_global, &layout_local, 0,
+                                 NULL, NULL);
+  if (err == CL_SUCCESS)
+    err = clEnqueueNDRangeKernel(st->queue, conv, 1, NULL, &conv_global, &conv_local, 0, NULL,
+                                 NULL);
+  if (err == CL_SUCCESS)
+    err = clEnqueueReadBuffer(st->queue, bufs[5], CL_TRUE, 0, sizes[5], out, 0, NULL, NULL);
+  if (err != CL_SUCCESS) {
+    snprintf(why, why_len, "the probe's run failed: %s (%d)", cl_error_name(err), (int)err);
+    goto done;
+  }
+  int wrong = 0, first = -1;
+  for (int k = 0; k < 128; ++k)
+    for (int q = 0; q < 130; ++q) {
+      float want = 0.0f; /* exact: at most 144 products of magnitude <= 4 */
+      for (int c = 0; c < 16; ++c)
+        for (int rr = 0; rr < 3; ++rr)
+          for (int s2 = 0; s2 < 3; ++s2)
+            want += w[((k * 16 + c) * 3 + rr) * 3 + s2] * in[(c * 3 + rr) * 132 + q + s2];
+      if (out[k * 130 + q] != want && wrong++ == 0)
+        first = k * 130 + q;
+    }
+  if (wrong)
+    snprintf(why, why_len, "the probe computed %d of %d sums wrong (first: channel %d pixel %d)",
+             wrong, OUT, first / 130, first % 130);
+  ok = wrong == 0;
+done:
+  for (int i = 0; i < 6; ++i)
+    if (bufs[i])
+      clReleaseMemObject(bufs[i]);
+  if (layout)
+    clReleaseKernel(layout);
+  if (conv)
+    clReleaseKernel(conv);
+  free(host);
+  return ok;
+}
+
+/* Whether the wgmma program may run in this context: the device can (wgmma_ok) and its probe
+ * passed (run at the first plan that wants it; a failure says why once, with
+ * CONVFUSE_VERBOSE=1 or where wgmma=1 was forced). */
+static int wgmma_route_proven(cl_state *st) {
+  if (!st->wgmma_ok)
+    return 0;
+  if (st->wgmma_probed == 0) {
+    char why[256] = "";
+    st->wgmma_probed = wgmma_probe_run(st, why, sizeof why) ? 1 : -1;
+    if (st->wgmma_probed < 0 &&
+        (st->verbose || st->forced_switches.forced[CF_CL_SWITCH_WGMMA] == 1))
+      fprintf(stderr, "convfuse: opencl: the wgmma probe failed (%s): the mma.sync program runs "
+                      "instead\n", why);
+  }
+  return st->wgmma_probed > 0;
+}
+
 static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void **compiled) {
   const cf_tile_plan *t = &spec->tiles;
   const cf_conv_shape *sh = &spec->shape;
@@ -1801,7 +1938,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
   char options[1024];
   CF_CHECK(mma_options(st, spec, max_registers, switches, options, sizeof options));
   cf_cl_wgmma_geometry wg;
-  if (switches[CF_CL_SWITCH_WGMMA] && st->wgmma_ok && cf_cl_wgmma_geometry_of(sh, split, &wg)) {
+  if (switches[CF_CL_SWITCH_WGMMA] && cf_cl_wgmma_geometry_of(sh, split, &wg) &&
+      wgmma_route_proven(st)) {
     /* the rerun: this plan's TF32 / 3xTF32 program, as an fp16 plan's */
     int rerun_switches[CF_CL_SWITCHES];
     memcpy(rerun_switches, switches, sizeof rerun_switches);
