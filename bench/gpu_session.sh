@@ -383,6 +383,18 @@ for s in $stages; do
                run "clcheck-$sh" 120 $B/bench/convfuse check --backend opencl --workload custom \
                  --shape $sh --ops mish,relu --math all --dist rand
              done ;;
+    issue4) # issue 4's figures (OpenCL within 1.25x of CUDA, on the H200): both backends, both
+            # workloads and maths, two rounds interleaved; then the resident pairs' register cap
+            # 152 (the H100's) against the default for sub-sub-mish fp32 (bench/NOTES.md v68 (g))
+            for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
+              for be in cuda opencl; do
+                run "issue4-r$round-$w-$m-$be" 90 $B/bench/convfuse bench --backend $be \
+                  --workload $w --math $m --iters 30
+              done; done; done; done
+            for c in 152 144; do
+              CONVFUSE_OPENCL_MAX_REGISTERS=$c run "issue4-cap$c" 90 $B/bench/convfuse bench \
+                --backend opencl --workload sub-sub-mish --math fp32 --iters 30
+            done ;;
     clwgcheck) # the OpenCL wgmma program (kernels_cl/conv2d_wgmma.cl) forced on shapes it takes:
                # streamed and resident weights, channels not a multiple of 16 or of the tile with
                # padding, an odd output width (one float per store), 1x1 with three channel
@@ -469,6 +481,7 @@ for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/streamcheck-*.log "$OUT"/*-stream-*.log; do [ -f "$f" ] && echo "$(basename $f .log): rc $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+|ERROR SUMMARY: [0-9]+|RACECHECK SUMMARY: [0-9]+ hazards?" "$f" | head -1)"; done
 for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
 for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/issue4-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/clwgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "wgmma program" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
