@@ -139,18 +139,25 @@ static int toolchain_ok(char *why, size_t len) {
   return rc == 0;
 }
 
-/* The kernel's source as the OpenCL backend's program has it, after the prelude. */
-static void write_kernel_source(temp_source *ts) {
+/* A program's source as the OpenCL backend has it (the constants, the shared headers, then
+ * `kernel`, a file under kernels_cl/), after the prelude and `more` (more of it, or ""). */
+static void write_program_source(temp_source *ts, const char *more, const char *kernel) {
   FILE *out = temp_source_open(ts);
   cr_assert(out != NULL, "mkstemp");
   fputs(prelude, out);
+  fputs(more, out);
+  char path[512];
+  snprintf(path, sizeof path, "%s/kernels_cl/%s", CF_SOURCE_DIR, kernel);
   cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
                 append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_f16_scale.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_mma.cl"),
+                append_file(out, path),
             "cannot read the kernel sources under %s", CF_SOURCE_DIR);
   fclose(out);
 }
+
+/* The tensor-core kernel's program source. */
+static void write_kernel_source(temp_source *ts) { write_program_source(ts, "", "conv2d_mma.cl"); }
 
 typedef struct case_shape {
   const char *name;
@@ -658,21 +665,14 @@ Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
   if (!toolchain_ok(why, sizeof why))
     cr_skip("%s", why);
   temp_source ts;
-  FILE *out = temp_source_open(&ts);
-  cr_assert(out != NULL, "mkstemp");
-  fputs(prelude, out);
   /* the layout kernel's half conversions and isfinite, which clang's NVPTX target lacks as
    * OpenCL built-ins (the layout kernel's results are checked on PoCL, below) */
-  fputs("#define isfinite(x) __builtin_isfinite(x)\n"
-        "#define vstore_half_rte(x, i, p) (((__global ushort *)(p))[i] = (ushort)(x))\n"
-        "#define vload_half(i, p) ((float)((__global const ushort *)(p))[i])\n",
-        out);
-  cr_assert(append_file(out, CF_GEN_DIR_STR "/cf_constants.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_epilogue.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/cf_f16_scale.h") &&
-                append_file(out, CF_SOURCE_DIR "/kernels_cl/conv2d_wgmma.cl"),
-            "cannot read the kernel sources under %s", CF_SOURCE_DIR);
-  fclose(out);
+  write_program_source(&ts,
+                       "#define isfinite(x) __builtin_isfinite(x)\n"
+                       "#define vstore_half_rte(x, i, p) (((__global ushort *)(p))[i] = "
+                       "(ushort)(x))\n"
+                       "#define vload_half(i, p) ((float)((__global const ushort *)(p))[i])\n",
+                       "conv2d_wgmma.cl");
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   cf_epilogue epi;
   cf_epilogue_fold(ops, 2, &epi);

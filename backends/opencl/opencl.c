@@ -1610,6 +1610,22 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
 #define WGMMA_MAX_REGISTERS 128
 #define WGMMA_LAYOUT_THREADS 64
 
+/* cf_wgmma_lay_out_weights' arguments but the weights (0): where it writes them, the channels'
+ * unscale factors, C, R and the chunk count. */
+static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_int c, cl_int r,
+                              cl_int n_chunks) {
+  cl_int err = clSetKernelArg(layout, 1, sizeof(cl_mem), &laid);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 2, sizeof(cl_mem), &unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 3, sizeof(cl_int), &c);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 4, sizeof(cl_int), &r);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 5, sizeof(cl_int), &n_chunks);
+  return err;
+}
+
 /* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
  * spread over the channel tiles, never more than there are row tiles. */
 static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
@@ -1690,16 +1706,8 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
     s = cl_fail_op("clEnqueueFillBuffer", err, "zeroing the wgmma plan's laid-out weights");
     goto fail;
   }
-  const cl_int c_in = (cl_int)sh->c, r = (cl_int)sh->r, n_chunks = (cl_int)g->n_chunks;
-  err = clSetKernelArg(guard->scale, 1, sizeof(cl_mem), &guard->scaled);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(guard->scale, 2, sizeof(cl_mem), &guard->unscale);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(guard->scale, 3, sizeof(cl_int), &c_in);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(guard->scale, 4, sizeof(cl_int), &r);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(guard->scale, 5, sizeof(cl_int), &n_chunks);
+  err = set_layout_args(guard->scale, guard->scaled, guard->unscale, (cl_int)sh->c,
+                        (cl_int)sh->r, (cl_int)g->n_chunks);
   /* cf_conv2d_wgmma's arguments from 4 on: bias_shift, the op values, unscale, range_guard */
   if (err == CL_SUCCESS)
     err = set_epilogue_args(kernel, 4, epi);
@@ -1796,19 +1804,10 @@ static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
     err = clEnqueueWriteBuffer(st->queue, bufs[1], CL_FALSE, 0, sizes[1], w, 0, NULL, NULL);
   for (int i = 2; i < 6 && err == CL_SUCCESS; i += i == 2 ? 2 : 1) /* laid, guard, out */
     err = clEnqueueFillBuffer(st->queue, bufs[i], &zero, sizeof zero, 0, sizes[i], 0, NULL, NULL);
-  const cl_int c_in = 16, r = 3, n_chunks = g.n_chunks;
   if (err == CL_SUCCESS)
     err = clSetKernelArg(layout, 0, sizeof(cl_mem), &bufs[1]);
   if (err == CL_SUCCESS)
-    err = clSetKernelArg(layout, 1, sizeof(cl_mem), &bufs[2]);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(layout, 2, sizeof(cl_mem), &bufs[3]);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(layout, 3, sizeof(cl_int), &c_in);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(layout, 4, sizeof(cl_int), &r);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(layout, 5, sizeof(cl_int), &n_chunks);
+    err = set_layout_args(layout, bufs[2], bufs[3], 16, 3, g.n_chunks);
   const cl_mem conv_bufs[4] = {bufs[0], bufs[2], bufs[0], bufs[5]}; /* no bias: any buffer */
   for (cl_uint i = 0; i < 4 && err == CL_SUCCESS; ++i)
     err = clSetKernelArg(conv, i, sizeof(cl_mem), &conv_bufs[i]);
