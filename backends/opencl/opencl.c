@@ -1494,6 +1494,20 @@ static cf_status f16_buffer(cl_state *st, size_t bytes, const char *what, cl_mem
  * output channel */
 #define F16_SCALE_THREADS 64
 
+/* The rerun of a plan guarded by fp16's range (an fp16 or a wgmma plan): the plan's own TF32 /
+ * 3xTF32 program built with rerun_switches (fp16 off) and CFM_RERUN, which returns at once
+ * unless the guard is set. */
+static cf_status rerun_kernel_make(cl_state *st, const cf_plan_spec *spec, int max_registers,
+                                   const int rerun_switches[CF_CL_SWITCHES], int threads,
+                                   cl_kernel *out) {
+  char options[1024];
+  CF_CHECK(mma_options(st, spec, max_registers, rerun_switches, options, sizeof options));
+  if (!cf_cl_mma_options_as_rerun(options, sizeof options))
+    return cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
+                    sizeof options);
+  return create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, out);
+}
+
 /* An fp16 plan's companions (cl_f16_guard): fp16_kernel's program also holds the weight
  * scaling kernel; rerun_switches are the plan's without fp16, built with CFM_RERUN (a program
  * of its own: plain plans leave the guard's test out). */
@@ -1515,13 +1529,7 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
     s = cl_fail_op("clCreateKernel", err, "cf_f16_scale_weights");
     goto fail;
   }
-  char options[1024];
-  s = mma_options(st, spec, max_registers, rerun_switches, options, sizeof options);
-  if (s == CF_OK && !cf_cl_mma_options_as_rerun(options, sizeof options))
-    s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
-                 sizeof options);
-  if (s == CF_OK)
-    s = create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, &g->rerun);
+  s = rerun_kernel_make(st, spec, max_registers, rerun_switches, threads, &g->rerun);
   if (s != CF_OK)
     goto fail;
   /* the weights packed as fp16 words, per channel n_chunks rows of KCP (conv2d_mma.cl) */
@@ -1626,6 +1634,18 @@ static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_
   return err;
 }
 
+/* cf_conv2d_wgmma's arguments from 4 on, set once: bias_shift and the op values, then unscale
+ * and range_guard. */
+static cl_int wgmma_set_scalar_args(cl_kernel kernel, const cf_epilogue *epi, cl_mem unscale,
+                                    cl_mem guard) {
+  cl_int err = set_epilogue_args(kernel, 4, epi);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 5 + CF_MAX_OPS, sizeof(cl_mem), &unscale);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 6 + CF_MAX_OPS, sizeof(cl_mem), &guard);
+  return err;
+}
+
 /* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
  * spread over the channel tiles, never more than there are row tiles. */
 static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
@@ -1642,10 +1662,11 @@ static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
 }
 
 /* A wgmma plan: the wgmma kernel on weights laid out per call (cf_wgmma_lay_out_weights), its
- * range guard, and the plan's own mma.sync program (rerun_options: TF32 / 3xTF32, CFM_RERUN)
- * as the rerun, on its own geometry. The cl_f16_guard carries the three as for an fp16 plan. */
+ * range guard, and the plan's own mma.sync program (rerun_kernel_make with rerun_switches) as
+ * the rerun, on its own geometry. The cl_f16_guard carries the three as for an fp16 plan. */
 static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
-                                    const cf_cl_wgmma_geometry *g, const char *rerun_options,
+                                    const cf_cl_wgmma_geometry *g,
+                                    const int rerun_switches[CF_CL_SWITCHES],
                                     int rerun_max_registers, int rerun_threads,
                                     void **compiled) {
   const cf_conv_shape *sh = &spec->shape;
@@ -1688,8 +1709,8 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
     s = cl_fail_op("clCreateKernel", err, "cf_wgmma_lay_out_weights");
     goto fail;
   }
-  s = create_fitting_kernel(st, rerun_options, rerun_max_registers, "cf_conv2d_mma",
-                            rerun_threads, &guard->rerun);
+  s = rerun_kernel_make(st, spec, rerun_max_registers, rerun_switches, rerun_threads,
+                        &guard->rerun);
   if (s == CF_OK)
     s = f16_buffer(st, (size_t)g->laid_bytes, "laid-out weights", &guard->scaled);
   if (s == CF_OK)
@@ -1708,13 +1729,8 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   }
   err = set_layout_args(guard->scale, guard->scaled, guard->unscale, (cl_int)sh->c,
                         (cl_int)sh->r, (cl_int)g->n_chunks);
-  /* cf_conv2d_wgmma's arguments from 4 on: bias_shift, the op values, unscale, range_guard */
   if (err == CL_SUCCESS)
-    err = set_epilogue_args(kernel, 4, epi);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(kernel, 5 + CF_MAX_OPS, sizeof(cl_mem), &guard->unscale);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(kernel, 6 + CF_MAX_OPS, sizeof(cl_mem), &guard->guard);
+    err = wgmma_set_scalar_args(kernel, epi, guard->unscale, guard->guard);
   if (err == CL_SUCCESS)
     err = mma_set_scalar_args(guard->rerun, sh, t, epi, NULL, guard->guard);
   if (err != CL_SUCCESS) {
@@ -1812,11 +1828,7 @@ static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
   for (cl_uint i = 0; i < 4 && err == CL_SUCCESS; ++i)
     err = clSetKernelArg(conv, i, sizeof(cl_mem), &conv_bufs[i]);
   if (err == CL_SUCCESS)
-    err = set_epilogue_args(conv, 4, &epi);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(conv, 5 + CF_MAX_OPS, sizeof(cl_mem), &bufs[3]);
-  if (err == CL_SUCCESS)
-    err = clSetKernelArg(conv, 6 + CF_MAX_OPS, sizeof(cl_mem), &bufs[4]);
+    err = wgmma_set_scalar_args(conv, &epi, bufs[3], bufs[4]);
   const size_t layout_local = WGMMA_LAYOUT_THREADS, layout_global = 128 * WGMMA_LAYOUT_THREADS;
   const size_t conv_local = WGMMA_THREADS, conv_global = (size_t)g.groups * WGMMA_THREADS;
   if (err == CL_SUCCESS)
@@ -1943,14 +1955,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     int rerun_switches[CF_CL_SWITCHES];
     memcpy(rerun_switches, switches, sizeof rerun_switches);
     rerun_switches[CF_CL_SWITCH_F16] = 0;
-    char rerun_options[1024];
-    cf_status s = mma_options(st, spec, max_registers, rerun_switches, rerun_options,
-                              sizeof rerun_options);
-    if (s == CF_OK && !cf_cl_mma_options_as_rerun(rerun_options, sizeof rerun_options))
-      s = cf_error(CF_ERR_INTERNAL, "opencl: the rerun's build options exceed %zu bytes",
-                   sizeof rerun_options);
-    if (s == CF_OK)
-      s = wgmma_plan_compile(st, spec, &wg, rerun_options, max_registers, threads, compiled);
+    const cf_status s =
+        wgmma_plan_compile(st, spec, &wg, rerun_switches, max_registers, threads, compiled);
     if (s == CF_OK)
       return CF_OK;
     /* the mma.sync program below computes the same, slower */
