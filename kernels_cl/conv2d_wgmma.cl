@@ -40,6 +40,8 @@
  *                       batch): as run-time arguments they cost the k-loop the registers that
  *                       kept its wgmmas apart (ptxas then serialized them), so a program is
  *                       built per shape (bench/NOTES.md v69)
+ *   -DCFW_EMULATE=0/1   no PTX: the copies, wgmma and the lane exchange in OpenCL C, for
+ *                       checking the program's results on any device (PoCL in the tests)
  *   -DCF_ASM, -DCF_HAS_BIAS, -DCF_EPI_N, -DCF_EPI_OP<i> as for conv2d_mma.cl */
 #ifdef CF_WGMMA_KERNEL
 
@@ -130,6 +132,11 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #define CFW_NACC (CFW_BN / 2) /* accumulators per work-item */
 #define CFWG "// CFWG "
 
+#ifndef CFW_EMULATE
+#define CFW_EMULATE 0
+#endif
+
+#if !CFW_EMULATE
 static inline void cfw_cp16_cg(__local float *dst, __global const float *src) {
   CF_ASM volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((uint)(size_t)dst), "l"(src)
                   : "memory");
@@ -161,6 +168,57 @@ static inline float cfw_shfl_xor4(float x) {
   CF_ASM volatile("shfl.sync.bfly.b32 %0, %1, 4, 31, -1;" : "=r"(r) : "r"(as_uint(x)));
   return as_float(r);
 }
+#define CFW_SHFL_XOR4(x) cfw_shfl_xor4(x)
+#define CFW_CP_COMMIT() CF_ASM volatile("cp.async.commit_group;" ::: "memory")
+#define CFW_CP_WAIT_ALL() CF_ASM volatile("cp.async.wait_group 0;" ::: "memory")
+#define CFW_PROXY_FENCE() CF_ASM volatile("fence.proxy.async.shared::cta;" ::: "memory")
+#define CFW_WG_FENCE(d) CF_ASM volatile(CFWG "wgmma.fence.sync.aligned;" : CFW_ACC(d)::"memory")
+#define CFW_WG_COMMIT() CF_ASM volatile(CFWG "wgmma.commit_group.sync.aligned;" ::: "memory")
+#define CFW_WG_WAIT(d) CF_ASM volatile(CFWG "wgmma.wait_group.sync.aligned 0;" : CFW_ACC(d)::"memory")
+#else
+/* Emulated (CFW_EMULATE, any OpenCL device: PoCL in the tests), as conv2d_mma.cl's CFM_EMULATE:
+ * the copies done on the spot (a cp.async may land any time before its wait: now is one such
+ * time), fp16 by vstore_half_rte, the lane exchange and the wgmma product through local
+ * scratch (emulated_mma below). Copies of 16 bytes need 16-byte aligned sources, as the real
+ * ones do. */
+static inline void cfw_cp16_cg(__local float *dst, __global const float *src) {
+  vstore4(vload4(0, src), 0, dst);
+}
+static inline void cfw_cp16_ca(__local float *dst, __global const float *src, int bytes) {
+  vstore4(bytes ? vload4(0, src) : (float4)(0.0f), 0, dst);
+}
+static inline uint cfw_f16x2(float lo, float hi) {
+  ushort h[2];
+  vstore_half_rte(lo, 0, (__private half *)h);
+  vstore_half_rte(hi, 1, (__private half *)h);
+  return (uint)h[0] | (uint)h[1] << 16;
+}
+static inline void cfw_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
+  ushort h[2];
+  vstore_half_rte(x0, 0, (__private half *)h);
+  vstore_half_rte(x1, 1, (__private half *)h);
+  *hi = (uint)h[0] | (uint)h[1] << 16;
+  *lo = cfw_f16x2(x0 - vload_half(0, (__private half *)h), x1 - vload_half(1, (__private half *)h));
+}
+static inline float cfw_shfl_xor4_emulated(float x, __local uint *scratch, int tid) {
+  barrier(CLK_LOCAL_MEM_FENCE);
+  scratch[tid] = as_uint(x);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return as_float(scratch[tid ^ 4]);
+}
+/* fp16 value k % 2 of a register of two */
+static inline float cfw_half_of(uint word, int k) {
+  ushort h = (ushort)(k % 2 ? word >> 16 : word & 0xffffu);
+  return vload_half(0, (__private half *)&h);
+}
+#define CFW_SHFL_XOR4(x) cfw_shfl_xor4_emulated(x, cfw_scratch, tid)
+#define CFW_CP_COMMIT() (void)0
+#define CFW_CP_WAIT_ALL() (void)0
+#define CFW_PROXY_FENCE() (void)0
+#define CFW_WG_FENCE(d) (void)0
+#define CFW_WG_COMMIT() (void)0
+#define CFW_WG_WAIT(d) (void)0
+#endif
 
 #define CFW_ACC32(d)                                                                              \
   "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),            \
@@ -192,19 +250,54 @@ static inline float cfw_shfl_xor4(float x) {
 #define CFW_FLAG "%37"
 #endif
 
-/* d (64 x BN per warpgroup; per work-item the m16n8 accumulator layout of its warp's 16 rows,
- * [4 jb + e]) = A x B + (accumulate ? d : 0); a: the mma.sync m16n8k16 A fragment. */
-#define CFW_MMA(d, a, desc, accumulate)                                                           \
-  CF_ASM volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " CFW_FLAG ", 0;\n" CFWG CFW_MMA_TEXT       \
-                  "\n}\n"                                                                         \
-                  : CFW_ACC(d)                                                                    \
-                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(accumulate))
-
 /* K-major, no swizzle: core matrices BN * 16 bytes apart in K, 128 bytes apart in N */
 static inline ulong cfw_desc(uint addr) {
   return (ulong)((addr >> 4) & 0x3FFFu) | ((ulong)((CFW_BN * 16) >> 4) << 16) |
          ((ulong)(128u >> 4) << 32);
 }
+
+/* d (64 x BN per warpgroup; per work-item the m16n8 accumulator layout of its warp's 16 rows,
+ * [4 jb + e]) = A x B + (accumulate ? d : 0); a: the mma.sync m16n8k16 A fragment; B at byte
+ * b_off of the group's local memory (smem), in cfw_b_half's layout. */
+#if !CFW_EMULATE
+#define CFW_MMA(d, a, b_off, accumulate)                                                          \
+  CF_ASM volatile("{\n.reg .pred p;\nsetp.ne.b32 p, " CFW_FLAG ", 0;\n" CFWG CFW_MMA_TEXT       \
+                  "\n}\n"                                                                         \
+                  : CFW_ACC(d)                                                                    \
+                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]),                                   \
+                    "l"(cfw_desc(smem_addr + (b_off))), "r"(accumulate))
+#else
+/* Accumulator i (the m16n8 layout's [4 jb + e]) of this work-item's product, from the
+ * warpgroup's A fragments, which CFW_MMA has put in scratch (4 words per work-item): its 16
+ * products summed in K order (products of fp16 values are exact). Built unoptimized (the
+ * backend's EMULATED_OPT): PoCL 3.1's optimizer computed these sums as zero once a k-step had
+ * two products (bench/NOTES.md v70). */
+static float cfw_emulated_sum(int i, __local const float *smem, uint b_off,
+                              __local const uint *scratch, int tid) {
+  __local const half *b = (__local const half *)((__local const uchar *)smem + b_off);
+  const int lane = tid & 31, g = lane >> 2, t = lane & 3, warp0 = tid - lane;
+  const int jb = i / 4, e = i % 4;
+  const int row = g + (e >= 2 ? 8 : 0), col = 8 * jb + 2 * t + (e & 1);
+  float sum = 0.0f;
+  for (int k = 0; k < 16; ++k) {
+    /* A[row][k]: lane (row % 8, (k % 8) / 2), register (row >= 8) + 2 (k >= 8) */
+    const uint word = scratch[4 * (warp0 + (row % 8) * 4 + (k % 8) / 2) + (row >= 8 ? 1 : 0) +
+                              (k >= 8 ? 2 : 0)];
+    sum += cfw_half_of(word, k) * vload_half((size_t)cfw_b_half(col, k), b);
+  }
+  return sum;
+}
+#define CFW_MMA(d, a, b_off, accumulate)                                                          \
+  do {                                                                                            \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
+    for (int e_ = 0; e_ < 4; ++e_)                                                                \
+      cfw_scratch[4 * tid + e_] = (a)[e_];                                                        \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                                 \
+    for (int i_ = 0; i_ < CFW_NACC; ++i_)                                                         \
+      (d)[i_] = ((accumulate) ? (d)[i_] : 0.0f) +                                                 \
+                cfw_emulated_sum(i_, smem, (b_off), cfw_scratch, tid);                            \
+  } while (0)
+#endif
 
 /* Chunk j's copies into stage st (one commit group): the chunk's weights, one linear block,
  * and its 16 input rows of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
@@ -224,7 +317,7 @@ static inline void cfw_copy_chunk(__local float *stage, __global const float *ws
     cfw_cp16_ca(patch + c * CFW_PITCH + 4 * v, bytes ? base + (long)c * H * W + 4 * v : input,
                 bytes);
   }
-  CF_ASM volatile("cp.async.commit_group;" ::: "memory");
+  CFW_CP_COMMIT();
 }
 
 /* One chunk's A fragments (k-step s: rows m0 + s and m0 + 8 + s of the patch, channels 2t,
@@ -252,7 +345,11 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
   const int gid = (int)get_group_id(0), nt = gid % k_tiles, tile = gid / k_tiles;
   const int pq_tiles = P * q_tiles, n = tile / pq_tiles, rem = tile - n * pq_tiles;
   const int p = rem / q_tiles, q0 = (rem - p * q_tiles) * CFW_BM;
+#if CFW_EMULATE
+  __local uint cfw_scratch[4 * CFW_THREADS]; /* the emulation's lane exchange */
+#else
   const uint smem_addr = (uint)(size_t)smem;
+#endif
   __global const float *wtile = weight + (long)nt * n_chunks * (CFW_B_BYTES / 4);
 
   float acc[CFW_NACC];
@@ -269,14 +366,14 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 
   cfw_copy_chunk(smem, wtile, input, 0, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
   for (int j = 0; j < n_chunks; ++j) {
-    CF_ASM volatile("cp.async.wait_group 0;" ::: "memory");
-    CF_ASM volatile(CFWG "wgmma.wait_group.sync.aligned 0;" : CFW_ACC(CFW_SUMS)::"memory");
+    CFW_CP_WAIT_ALL();
+    CFW_WG_WAIT(CFW_SUMS);
 #if CFW_PAIRS
 #pragma unroll
     for (int i = 0; i < CFW_NACC; ++i)
       acc[i] += part[i];
 #endif
-    CF_ASM volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    CFW_PROXY_FENCE();
     barrier(CLK_LOCAL_MEM_FENCE);
     if (j + 1 < n_chunks)
       cfw_copy_chunk(smem + ((j + 1) & 1) * (CFW_STAGE_BYTES / 4),
@@ -284,7 +381,7 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
                      R, pad_h, pad_w, tid);
     const int st = j & 1;
     __local const float *patch = smem + st * (CFW_STAGE_BYTES / 4) + CFW_B_BYTES / 4;
-    const uint b_addr = smem_addr + (uint)(st * CFW_STAGE_BYTES);
+    const uint b_off = (uint)(st * CFW_STAGE_BYTES);
     uint a[CFW_S][4];
 #if CFW_PAIRS
     uint a_lo[CFW_S][4];
@@ -306,12 +403,12 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #endif
       }
     }
-    CF_ASM volatile(CFWG "wgmma.fence.sync.aligned;" : CFW_ACC(CFW_SUMS)::"memory");
+    CFW_WG_FENCE(CFW_SUMS);
 #pragma unroll
     for (int s = 0; s < CFW_S; ++s) {
-      const ulong hi = cfw_desc(b_addr + (uint)(CFW_KSTEP_BYTES * s));
+      const uint hi = b_off + (uint)(CFW_KSTEP_BYTES * s);
 #if CFW_PAIRS /* the small products first, the chunk's first into a fresh sum */
-      const ulong lo = cfw_desc(b_addr + (uint)(CFW_HI_BYTES + CFW_KSTEP_BYTES * s));
+      const uint lo = b_off + (uint)(CFW_HI_BYTES + CFW_KSTEP_BYTES * s);
       CFW_MMA(part, a[s], lo, s > 0);
       CFW_MMA(part, a_lo[s], hi, 1);
       CFW_MMA(part, a[s], hi, 1);
@@ -319,9 +416,9 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
       CFW_MMA(acc, a[s], hi, 1);
 #endif
     }
-    CF_ASM volatile(CFWG "wgmma.commit_group.sync.aligned;" ::: "memory");
+    CFW_WG_COMMIT();
   }
-  CF_ASM volatile(CFWG "wgmma.wait_group.sync.aligned 0;" : CFW_ACC(CFW_SUMS)::"memory");
+  CFW_WG_WAIT(CFW_SUMS);
 
   /* The sums back from the weights' and the input's scales, the bias, the guard, the chain. */
   const int ch0 = nt * CFW_BN + 2 * t; /* this lane's channels ch0 + 8 jb and ch0 + 8 jb + 1 */
@@ -365,7 +462,7 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #pragma unroll
   for (int jb = 0; jb < CFW_BN / 8; ++jb, o += (long)8 * P * Q) {
     const float x0 = acc[4 * jb], x1 = acc[4 * jb + 1], x2 = acc[4 * jb + 2], x3 = acc[4 * jb + 3];
-    const float r0 = cfw_shfl_xor4(odd ? x0 : x1), r1 = cfw_shfl_xor4(odd ? x2 : x3);
+    const float r0 = CFW_SHFL_XOR4(odd ? x0 : x1), r1 = CFW_SHFL_XOR4(odd ? x2 : x3);
     if (ch0 + 8 * jb + odd < K) {
       if (q < Q)
         *(__global float2 *)o = odd ? (float2)(r0, x1) : (float2)(x0, r0);

@@ -1,9 +1,11 @@
-/* The OpenCL tensor-core kernel (kernels_cl/conv2d_mma.cl) run off NVIDIA: with
- * CONVFUSE_OPENCL_TENSOR_CORES=emulate the backend builds it with -DCFM_EMULATE=1 (mma.sync,
- * ldmatrix and cp.async done in OpenCL C with the same results) and plans as on an H200, so
- * that PoCL runs the programs NVIDIA's OpenCL runs there: their indexing, layouts, stage ring
- * and epilogue, checked against the double-precision reference in both maths. Not their speed,
- * and not the PTX itself (the GPU machine's clcheck does that). Slow: a compile of ~40-60 s and
+/* The OpenCL tensor-core programs (kernels_cl/conv2d_mma.cl, kernels_cl/conv2d_wgmma.cl) run
+ * off NVIDIA: with CONVFUSE_OPENCL_TENSOR_CORES=emulate the backend builds them with
+ * -DCFM_EMULATE=1 / -DCFW_EMULATE=1 (mma.sync, wgmma, ldmatrix and cp.async done in OpenCL C
+ * with the same results) and plans as on an H200, so that PoCL runs the programs NVIDIA's
+ * OpenCL runs there: their indexing, layouts, stage ring and epilogue, checked against the
+ * double-precision reference in both maths. Not their speed, and not the PTX itself (the GPU
+ * machine's clcheck and clwgcheck do that). Built unoptimized (a second each; PoCL's optimizer
+ * took ~40-60 s per program and got the wgmma emulation's sums wrong, bench/NOTES.md v70), with
  * two work-group barriers per emulated mma, so few, small cases.
  *
  * PoCL 3.1's pthread device ran the 3xTF32 programs wrong with more than one worker thread
@@ -46,14 +48,18 @@ typedef struct emulated_case {
  * 16-byte copies), and the resident pairs with 64-bit offsets (what an image past 2^31
  * elements runs; the H100's default until bench/NOTES.md v68). Last, a third stage in the
  * ring (stages3=1: the split and the waits one stage further behind the fetch) on the odd
- * width's pairs. */
+ * width's pairs. The cases above that the wgmma program would take by default (streamed
+ * weights) say wgmma=0; then the wgmma program itself: 20 channels (a full 16-channel chunk and
+ * a short one) into 40 of a channel tile with padding, both maths; a 2 x 2 kernel with an odd
+ * output width (one float per store) over the pairs' two channel tiles; and the two-chunk shape
+ * with nothing forced (the default that takes it). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL},
     {"two K chunks, streamed weights, tall warps",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, NULL},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "wgmma=0"},
     {"T0, swizzled streamed weights",
      {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, NULL},
     {"5x5 stride 2 pad 2",
@@ -67,9 +73,9 @@ static const emulated_case cases[] = {
     {"odd width, 3xTF32 as the H200 ran it",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "f16=0"},
     {"two K chunks, fp16 products",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1,wgmma=0"},
     {"two K chunks, fp16 pairs",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,wgmma=0"},
     {"T0, swizzled streamed weights, fp16 products",
      {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1"},
     {"odd width, resident weights, fp16 products, unscale in registers",
@@ -78,11 +84,19 @@ static const emulated_case cases[] = {
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
      "k_unrolled=1,ldsm=0"},
     {"two K chunks, fp16 pairs, patch split",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1,wgmma=0"},
     {"odd width, resident weights, fp16 pairs with 64-bit offsets",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0"},
     {"odd width, resident pairs, three stages",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "stages3=1"},
+    {"wgmma program: 20 channels (two chunks, the second short), 40 of a 128-channel tile, pad 4",
+     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1"},
+    {"wgmma program: 20 channels (two chunks, the second short), 40 of a 64-channel tile, pad 4",
+     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
+    {"wgmma program: 2 x 2, odd output width, 128 channels on the pairs' two channel tiles",
+     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
+    {"wgmma program: the default for streamed weights (two K chunks)",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
 };
 
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
@@ -121,6 +135,10 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
     }
     cr_expect(strstr(cf_plan_describe(plan), kernel) != NULL, "[%s] not planned on %s: %s",
               c->what, kernel, cf_plan_describe(plan));
+    const int wants_wgmma = strncmp(c->what, "wgmma program", 13) == 0;
+    cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == wants_wgmma,
+              "[%s] %s the wgmma program: %s", c->what, wants_wgmma ? "not on" : "on",
+              cf_plan_describe(plan));
     if (c->switches && strstr(c->switches, "stages3=1"))
       cr_expect(strstr(cf_plan_describe(plan), "three patch stages") != NULL,
                 "[%s] the plan does not say its third stage: %s", c->what,
@@ -163,18 +181,20 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
  *     truncates), within the contract;
  *   pairs only, inputs and weights x 1e-3, bias x 1e-6: unscaled, the weights would be fp16
  *     subnormals and the inputs' lo halves too (relative L2 ~3e-5); with the per-channel
- *     scales and the input's 2^6, fp32's contract. ---- */
+ *     scales and the input's 2^6, fp32's contract.
+ * The same for the wgmma program (fp16 in both maths) against its plan's own mma.sync program
+ * (wgmma=0, f16=0), which is its guard's rerun. ---- */
 
 typedef enum f16_data { F16_PAST_RANGE, F16_PAST_SCALED_RANGE, F16_DESIGN, F16_SMALL } f16_data;
 
-static cf_context *open_with_f16(int f16, const char *tile) {
+static cf_context *open_with_switches(const char *switches, const char *tile) {
   setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
   setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
   if (tile)
     setenv("CONVFUSE_TILE", tile, 1);
   else
     unsetenv("CONVFUSE_TILE");
-  setenv("CONVFUSE_OPENCL_SWITCHES", f16 ? "f16=1" : "f16=0", 1);
+  setenv("CONVFUSE_OPENCL_SWITCHES", switches, 1);
   return tu_open_or_skip(CF_BACKEND_OPENCL);
 }
 
@@ -257,12 +277,18 @@ Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
     cf_conv2d_desc desc;
     const char *tile;
     int all_data; /* else DESIGN inputs and x 1e5 only */
-  } shapes[2] = {{{2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", 1},
-                 {{1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, 0}};
+    const char *with, *without; /* the fp16 plan's switches and the TF32 / 3xTF32 plan's */
+  } shapes[3] = {{{2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", 1, "f16=1,wgmma=0",
+                  "f16=0,wgmma=0"},
+                 {{1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, 0, "f16=1", "f16=0"},
+                 /* the wgmma program (fp16 whatever f16 says): its guard reruns the plan's
+                  * mma.sync program, the one wgmma=0 plans */
+                 {{2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, 1, "wgmma=1",
+                  "wgmma=0,f16=0"}};
   const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
-  for (int si = 0; si < 2; ++si) {
-    cf_context *with = open_with_f16(1, shapes[si].tile);
-    cf_context *without = open_with_f16(0, shapes[si].tile);
+  for (int si = 0; si < 3; ++si) {
+    cf_context *with = open_with_switches(shapes[si].with, shapes[si].tile);
+    cf_context *without = open_with_switches(shapes[si].without, shapes[si].tile);
     for (int mi = 0; mi < 2; ++mi)
       for (int data = F16_PAST_RANGE; data <= F16_SMALL; ++data)
         if (data == F16_PAST_RANGE || data == F16_DESIGN ||

@@ -649,6 +649,7 @@ static void enable_emulated_tensor_cores(cl_state *st, cf_device_caps *caps) {
   caps->compute_units = H200_SMS;
   caps->tensor_core_note[0] = '\0';
   set_tensor_core_caps(caps, 1);
+  st->wgmma_ok = 1; /* its program emulated too (conv2d_wgmma.cl's CFW_EMULATE) */
 }
 
 /* Runs the probe on st's device, in a context and queue of its own (a fault there cannot
@@ -1137,7 +1138,8 @@ static cl_program rebuild_with_max_registers(cl_state *st, cl_context ctx, cl_pr
 /* The wgmma program (its options say so) holds its wgmma instructions as PTX comments until
  * rebuilt for sm_90a: built as it is, it would compute garbage. */
 static int options_need_sm90a(const char *options) {
-  return strstr(options, "-DCF_WGMMA_KERNEL=1") != NULL;
+  return strstr(options, "-DCF_WGMMA_KERNEL=1") != NULL &&
+         strstr(options, "-DCFW_EMULATE=1") == NULL;
 }
 
 /* Builds the program of `options` from the embedded source; max_registers > 0: then rebuilds
@@ -1406,6 +1408,12 @@ static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, 
                                               : MMA_MAX_REGISTERS;
 }
 
+/* The emulated programs (CONVFUSE_OPENCL_TENSOR_CORES=emulate: PoCL in the tests) are built
+ * unoptimized. They check the kernels' source, not their speed, and PoCL's optimizer took
+ * ~40-60 s per program and computed the wgmma program's emulated sums as zero once a k-step had
+ * two products (bench/NOTES.md v70); unoptimized they are right and build in ~1 s. */
+#define EMULATED_OPT "-cl-opt-disable"
+
 /* The tensor-core program's build options (the key of the program cache): the layout and the
  * switches (build_options.c), then this context's own: the emulation, the verbose log. */
 static cf_status mma_options(const cl_state *st, const cf_plan_spec *spec, int max_registers,
@@ -1413,8 +1421,12 @@ static cf_status mma_options(const cl_state *st, const cf_plan_spec *spec, int m
   int ok = cf_cl_mma_options(&spec->shape, &spec->tiles, &spec->epilogue, st->asm_kw,
                              max_registers, switches, options, len);
   size_t used = ok ? strlen(options) : 0;
-  if (ok && st->emulate_mma)
+  if (ok && st->emulate_mma) {
     ok = cf_cl_opt_append(options, len, &used, "CFM_EMULATE", 1);
+    const int n = ok ? snprintf(options + used, len - used, " %s", EMULATED_OPT) : -1;
+    ok = n > 0 && (size_t)n < len - used;
+    used += ok ? (size_t)n : 0;
+  }
   /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
    * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
   if (ok && st->nv_options && st->verbose) {
@@ -1646,6 +1658,21 @@ static cl_int wgmma_set_scalar_args(cl_kernel kernel, const cf_epilogue *epi, cl
   return err;
 }
 
+/* The wgmma program's build options (build_options.c), then this context's own: the
+ * emulation (no PTX: PoCL in the tests), the verbose build log. 0 if they do not fit. */
+static int wgmma_options(const cl_state *st, const cf_conv_shape *sh,
+                         const cf_cl_wgmma_geometry *g, const cf_epilogue *epi,
+                         int max_registers, char *options, size_t len) {
+  if (!cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, len))
+    return 0;
+  size_t used = strlen(options);
+  const char *extra = st->emulate_mma ? " -DCFW_EMULATE=1 -DCFM_EMULATE=1 " EMULATED_OPT
+                      : st->nv_options && st->verbose ? " -cl-nv-verbose"
+                                                      : "";
+  const int n = snprintf(options + used, len - used, "%s", extra);
+  return n >= 0 && (size_t)n < len - used;
+}
+
 /* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
  * spread over the channel tiles, never more than there are row tiles. */
 static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
@@ -1681,13 +1708,7 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   /* CONVFUSE_OPENCL_MAX_REGISTERS applies here too (0: none) */
   const int max_registers = st->mma_max_registers >= 0 ? st->mma_max_registers : WGMMA_MAX_REGISTERS;
   char options[1024];
-  int ok = cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, sizeof options);
-  const size_t used = ok ? strlen(options) : 0;
-  if (ok && st->nv_options && st->verbose) {
-    const int n = snprintf(options + used, sizeof options - used, " -cl-nv-verbose");
-    ok = n > 0 && (size_t)n < sizeof options - used;
-  }
-  if (!ok)
+  if (!wgmma_options(st, sh, g, epi, max_registers, options, sizeof options))
     return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes",
                     sizeof options);
   cl_kernel kernel = NULL;
@@ -1781,7 +1802,7 @@ static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
   }
   const int max_registers = st->mma_max_registers >= 0 ? st->mma_max_registers : WGMMA_MAX_REGISTERS;
   char options[1024];
-  if (!cf_cl_wgmma_options(&sh, &g, &epi, st->asm_kw, max_registers, options, sizeof options)) {
+  if (!wgmma_options(st, &sh, &g, &epi, max_registers, options, sizeof options)) {
     snprintf(why, why_len, "build options too long");
     return 0;
   }
