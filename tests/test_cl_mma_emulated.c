@@ -99,74 +99,116 @@ static const emulated_case cases[] = {
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
 };
 
+/* Runs one case on a context of its own: the plan must name the case's program (mma.sync or,
+ * where its text starts so, wgmma); its output, on fresh random data, must meet the contract. */
+static void run_emulated_case(const emulated_case *c, uint64_t seed) {
+  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
+  if (c->force_tile)
+    setenv("CONVFUSE_TILE", c->force_tile, 1);
+  else
+    unsetenv("CONVFUSE_TILE");
+  if (c->switches)
+    setenv("CONVFUSE_OPENCL_SWITCHES", c->switches, 1);
+  else
+    unsetenv("CONVFUSE_OPENCL_SWITCHES");
+  cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL); /* both are read here */
+  cf_plan *plan = NULL; /* the case must run the tensor-core kernel, not the FFMA one */
+  cr_assert(cf_plan_create(ctx, &c->desc, ops, 2, c->math, &plan) == CF_OK, "[%s] %s", c->what,
+            cf_last_error());
+  const char *kernel = c->math == CF_MATH_FP32 ? "kernel=mma_3xtf32" : "kernel=mma_tf32";
+  /* NVIDIA's OpenCL gives a group 48 KB, the emulation's scratch takes 6 of them: T0's
+   * layout (all 48) does not fit there, only on devices with more (PoCL) */
+  if (c->force_tile && strcmp(c->force_tile, "1") == 0 &&
+      strstr(cf_plan_describe(plan), kernel) == NULL &&
+      strstr(cf_context_device(ctx), "NVIDIA") != NULL) {
+    cr_log_warn("[%s] not emulated on %s (48 KB of local memory): %s", c->what,
+                cf_context_device(ctx), cf_plan_describe(plan));
+    cf_plan_destroy(plan);
+    cf_context_destroy(ctx);
+    return;
+  }
+  cr_expect(strstr(cf_plan_describe(plan), kernel) != NULL, "[%s] not planned on %s: %s",
+            c->what, kernel, cf_plan_describe(plan));
+  const int wants_wgmma = strncmp(c->what, "wgmma program", 13) == 0;
+  cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == wants_wgmma,
+            "[%s] %s the wgmma program: %s", c->what, wants_wgmma ? "not on" : "on",
+            cf_plan_describe(plan));
+  if (c->switches && strstr(c->switches, "stages3=1"))
+    cr_expect(strstr(cf_plan_describe(plan), "three patch stages") != NULL,
+              "[%s] the plan does not say its third stage: %s", c->what, cf_plan_describe(plan));
+  cf_plan_destroy(plan);
+  tu_problem pb;
+  tu_problem_init(&pb, &c->desc, ops, 2, c->math, TU_DIST_RAND, seed);
+  const char *where = "";
+  const cf_status s = tu_run_on_context(ctx, &pb, &where);
+  char line[512], repro[768];
+  tu_repro_line("opencl", &pb, line, sizeof line);
+  snprintf(repro, sizeof repro,
+           "CONVFUSE_OPENCL_TENSOR_CORES=emulate POCL_MAX_PTHREAD_COUNT=1 CONVFUSE_TILE=%s "
+           "CONVFUSE_OPENCL_SWITCHES=%s %s",
+           c->force_tile ? c->force_tile : "", c->switches ? c->switches : "", line);
+  cr_expect(s == CF_OK, "[%s, %s] %s failed: %s\n  %s", c->what, tu_math_name(c->math), where,
+            cf_last_error(), repro);
+  if (s == CF_OK) {
+    tu_check res;
+    tu_check_output(&pb, &res);
+    cr_expect(res.ok, "[%s, %s] the emulated tensor-core kernel: %s\n  %s", c->what,
+              tu_math_name(c->math), res.summary, repro);
+    cr_log_info("[%s, %s] max abs error %.3g, rel L2 %.3g", c->what, tu_math_name(c->math),
+                res.max_abs_err, res.rel_l2);
+  }
+  tu_problem_free(&pb);
+  cf_context_destroy(ctx);
+}
+
+/* one thread: PoCL 3.1's pthread device runs the split programs wrong with more (results
+ * differing run to run, pocl/pocl#925's symptom; right on its basic device and on the GPUs:
+ * bench/NOTES.md v48, v68) */
+static void emulate_on_one_pocl_thread(void) {
+  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
+  setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
+}
+
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
      .timeout = 900) {
-  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
-  /* one thread: PoCL 3.1's pthread device runs the split programs wrong with more (results
-   * differing run to run, pocl/pocl#925's symptom; right on its basic device and on the GPUs:
-   * bench/NOTES.md v48, v68) */
-  setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
-  const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
-    const emulated_case *c = &cases[i];
-    if (c->force_tile)
-      setenv("CONVFUSE_TILE", c->force_tile, 1);
-    else
-      unsetenv("CONVFUSE_TILE");
-    if (c->switches)
-      setenv("CONVFUSE_OPENCL_SWITCHES", c->switches, 1);
-    else
-      unsetenv("CONVFUSE_OPENCL_SWITCHES");
-    cf_context *ctx = tu_open_or_skip(CF_BACKEND_OPENCL); /* both are read here */
-    cf_plan *plan = NULL; /* the case must run the tensor-core kernel, not the FFMA one */
-    cr_assert(cf_plan_create(ctx, &c->desc, ops, 2, c->math, &plan) == CF_OK, "[%s] %s",
-              c->what, cf_last_error());
-    const char *kernel = c->math == CF_MATH_FP32 ? "kernel=mma_3xtf32" : "kernel=mma_tf32";
-    /* NVIDIA's OpenCL gives a group 48 KB, the emulation's scratch takes 6 of them: T0's
-     * layout (all 48) does not fit there, only on devices with more (PoCL) */
-    if (c->force_tile && strcmp(c->force_tile, "1") == 0 &&
-        strstr(cf_plan_describe(plan), kernel) == NULL &&
-        strstr(cf_context_device(ctx), "NVIDIA") != NULL) {
-      cr_log_warn("[%s] not emulated on %s (48 KB of local memory): %s", c->what,
-                  cf_context_device(ctx), cf_plan_describe(plan));
-      cf_plan_destroy(plan);
-      cf_context_destroy(ctx);
-      continue;
+  emulate_on_one_pocl_thread();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+    run_emulated_case(&cases[i], 0x5eed0 + i);
+}
+
+/* The GPU machine's clcheck shapes that the cases above lack, on the mma.sync program in both
+ * maths (wgmma=0: it is checked above): channels not a multiple of 8 or of the tile, 1 x 1 at
+ * batch 3, one input channel with dilation 2 (odd width: 4-byte patch copies; width a multiple
+ * of 4: 16-byte ones), 5 x 5 at stride 2 on 16-byte copies, a width below one row tile, pad 4,
+ * no bias. Where the planner would give the shape FFMA (tensor-core tiles too empty) a small
+ * tile is forced. */
+Test(cl_mma_emulated, odd_shapes_match_the_reference, .timeout = 900) {
+  emulate_on_one_pocl_thread();
+  static const struct {
+    const char *what;
+    cf_conv2d_desc desc;
+    const char *force_tile;
+  } shapes[] = {
+      {"3 channels into 20, pad 1", {2, 3, 11, 70, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1}, NULL},
+      {"1 x 1, batch 3, 72 channels", {3, 16, 6, 50, 72, 1, 1, 1, 1, 0, 0, 1, 1, 1}, NULL},
+      {"one channel, dilation 2, pad 1, odd width",
+       {1, 1, 7, 131, 9, 3, 3, 1, 1, 1, 1, 2, 2, 1}, "3"},
+      {"24 channels into 100, pad 1", {1, 24, 8, 66, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1}, NULL},
+      {"5 x 5 stride 2, width a multiple of 4", {1, 5, 13, 44, 33, 5, 5, 2, 2, 0, 0, 1, 1, 1},
+       "4"},
+      {"width below a row tile, no bias", {2, 6, 7, 36, 20, 3, 3, 1, 1, 0, 0, 1, 1, 0}, "3"},
+      {"pad 4", {1, 3, 9, 40, 16, 3, 3, 1, 1, 4, 4, 1, 1, 1}, "4"},
+      {"one channel, dilation 2, width a multiple of 4",
+       {1, 1, 7, 132, 9, 3, 3, 1, 1, 0, 0, 2, 2, 1}, "3"},
+      {"20 channels into 40, pad 4", {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL},
+  };
+  const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+    for (int mi = 0; mi < 2; ++mi) {
+      const emulated_case c = {shapes[i].what, shapes[i].desc, shapes[i].force_tile, maths[mi],
+                               "wgmma=0"};
+      run_emulated_case(&c, 0x0dd50 + 2 * i + (uint64_t)mi);
     }
-    cr_expect(strstr(cf_plan_describe(plan), kernel) != NULL, "[%s] not planned on %s: %s",
-              c->what, kernel, cf_plan_describe(plan));
-    const int wants_wgmma = strncmp(c->what, "wgmma program", 13) == 0;
-    cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == wants_wgmma,
-              "[%s] %s the wgmma program: %s", c->what, wants_wgmma ? "not on" : "on",
-              cf_plan_describe(plan));
-    if (c->switches && strstr(c->switches, "stages3=1"))
-      cr_expect(strstr(cf_plan_describe(plan), "three patch stages") != NULL,
-                "[%s] the plan does not say its third stage: %s", c->what,
-                cf_plan_describe(plan));
-    cf_plan_destroy(plan);
-    tu_problem pb;
-    tu_problem_init(&pb, &c->desc, ops, 2, c->math, TU_DIST_RAND, 0x5eed0 + i);
-    const char *where = "";
-    const cf_status s = tu_run_on_context(ctx, &pb, &where);
-    char line[512], repro[768];
-    tu_repro_line("opencl", &pb, line, sizeof line);
-    snprintf(repro, sizeof repro,
-             "CONVFUSE_OPENCL_TENSOR_CORES=emulate POCL_MAX_PTHREAD_COUNT=1 CONVFUSE_TILE=%s "
-             "CONVFUSE_OPENCL_SWITCHES=%s %s",
-             c->force_tile ? c->force_tile : "", c->switches ? c->switches : "", line);
-    cr_expect(s == CF_OK, "[%s, %s] %s failed: %s\n  %s", c->what, tu_math_name(c->math), where,
-              cf_last_error(), repro);
-    if (s == CF_OK) {
-      tu_check res;
-      tu_check_output(&pb, &res);
-      cr_expect(res.ok, "[%s, %s] the emulated tensor-core kernel: %s\n  %s", c->what,
-                tu_math_name(c->math), res.summary, repro);
-      cr_log_info("[%s, %s] max abs error %.3g, rel L2 %.3g", c->what, tu_math_name(c->math),
-                  res.max_abs_err, res.rel_l2);
-    }
-    tu_problem_free(&pb);
-    cf_context_destroy(ctx);
-  }
 }
 
 /* ---- fp16 plans' packed weights, weight scales, input pre-scale and range guard
@@ -188,8 +230,7 @@ Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_dev
 typedef enum f16_data { F16_PAST_RANGE, F16_PAST_SCALED_RANGE, F16_DESIGN, F16_SMALL } f16_data;
 
 static cf_context *open_with_switches(const char *switches, const char *tile) {
-  setenv("CONVFUSE_OPENCL_TENSOR_CORES", "emulate", 1);
-  setenv("POCL_MAX_PTHREAD_COUNT", "1", 1);
+  emulate_on_one_pocl_thread();
   if (tile)
     setenv("CONVFUSE_TILE", tile, 1);
   else
