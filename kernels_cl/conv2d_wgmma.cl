@@ -36,6 +36,8 @@
  *   -DCFW_S             the kernel's width (k-steps per chunk)
  *   -DCFW_PITCH         patch row pitch in floats (>= 128 + S - 1 rounded up to 4, == 4 mod 32)
  *   -DCFW_PAIR_STORES=0/1  pixel-pair 8-byte stores (Q even) or one float per store
+ *   -DCFW_ALIGNED_STORES=0/1  instead, each warp's 16 pixels of a channel in runs aligned to
+ *                       32-byte sectors (three stores, the outer two partial)
  *   -DCFW_C, CFW_H, CFW_W, CFW_K, CFW_P, CFW_Q, CFW_R, CFW_PAD_H, CFW_PAD_W  the shape (not the
  *                       batch): as run-time arguments they cost the k-loop the registers that
  *                       kept its wgmmas apart (ptxas then serialized them), so a program is
@@ -112,6 +114,9 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #endif
 #ifndef CFW_PAIR_STORES
 #error "CFW_PAIR_STORES missing"
+#endif
+#ifndef CFW_ALIGNED_STORES
+#error "CFW_ALIGNED_STORES missing"
 #endif
 #if !defined(CFW_C) || !defined(CFW_H) || !defined(CFW_W) || !defined(CFW_K) || !defined(CFW_P) || \
     !defined(CFW_Q) || !defined(CFW_R) || !defined(CFW_PAD_H) || !defined(CFW_PAD_W)
@@ -299,6 +304,27 @@ static float cfw_emulated_sum(int i, __local const float *smem, uint b_off,
   } while (0)
 #endif
 
+#if CFW_ALIGNED_STORES
+/* One channel's 16 pixels of a warp from row (its first pixel), v0 at row[g] and v1 at
+ * row[8 + g], in three stores each of one 32-byte sector's pixels (u: the pixels before row's
+ * first sector boundary), as conv2d_mma.cl's cfm_store_aligned: in store k lane g writes pixel
+ * 8k + g if g < u, else 8k + g - 8 (the block before's value); only pixels below q_left, only
+ * for a channel inside K (ch_ok). */
+static inline void cfw_store_aligned(float v0, float v1, __global float *row, int ch_ok,
+                                     int q_left, int g) {
+  const int u = (int)((0u - ((uint)(size_t)row >> 2)) & 7u);
+  const int late = g >= u;
+  __global float *lane_row = row + (g - 8 * late);
+  const int lim = ch_ok ? q_left - g + 8 * late : 0;
+  if (!late && 0 < lim)
+    lane_row[0] = v0;
+  if (8 < lim)
+    lane_row[8] = late ? v0 : v1;
+  if (late && 16 < lim)
+    lane_row[16] = v1;
+}
+#endif
+
 /* Chunk j's copies into stage st (one commit group): the chunk's weights, one linear block,
  * and its 16 input rows of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
 static inline void cfw_copy_chunk(__local float *stage, __global const float *wsrc,
@@ -453,7 +479,18 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
   if (!finite)
     *range_guard = 1u;
 
-#if CFW_PAIR_STORES
+#if CFW_ALIGNED_STORES
+  /* The warp's 16 pixels (rows m0 - g .. + 15) of each channel as sector-aligned runs */
+  const int q_warp = q0 + m0 - g;
+  __global float *o = output + ((long)(n * K + ch0) * P + p) * Q + q_warp;
+#pragma unroll
+  for (int jb = 0; jb < CFW_BN / 8; ++jb, o += (long)8 * P * Q) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+      cfw_store_aligned(acc[4 * jb + h], acc[4 * jb + 2 + h], o + (long)h * P * Q,
+                        ch0 + 8 * jb + h < K, Q - q_warp, g);
+  }
+#elif CFW_PAIR_STORES
   /* Lanes g and g ^ 1 trade one value per row so that each stores a pixel pair of one channel:
    * the even lane channel ch at pixels (m, m + 1), the odd one ch + 1 at (m - 1, m). Q and q0
    * even: every pair is 8-byte aligned and inside the row whole or not at all. */

@@ -51,8 +51,10 @@ typedef struct emulated_case {
  * width's pairs. The cases above that the wgmma program would take by default (streamed
  * weights) say wgmma=0; then the wgmma program itself: 20 channels (a full 16-channel chunk and
  * a short one) into 40 of a channel tile with padding, both maths; a 2 x 2 kernel with an odd
- * output width (one float per store) over the pairs' two channel tiles; and the two-chunk shape
- * with nothing forced (the default that takes it). */
+ * output width over the pairs' two channel tiles; the same and the two-chunk shape with the
+ * stores the sector-aligned ones replaced (aligned_stores=0: one float per store where the
+ * output width is odd, else pixel pairs); and the two-chunk shape with nothing forced (the
+ * default that takes it). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -95,6 +97,10 @@ static const emulated_case cases[] = {
      {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
     {"wgmma program: 2 x 2, odd output width, 128 channels on the pairs' two channel tiles",
      {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
+    {"wgmma program: the same by single pixels (aligned_stores=0)",
+     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1,aligned_stores=0"},
+    {"wgmma program: two K chunks by pixel pairs (aligned_stores=0)",
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "aligned_stores=0"},
     {"wgmma program: the default for streamed weights (two K chunks)",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
 };
@@ -133,6 +139,12 @@ static void run_emulated_case(const emulated_case *c, uint64_t seed) {
   cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == wants_wgmma,
             "[%s] %s the wgmma program: %s", c->what, wants_wgmma ? "not on" : "on",
             cf_plan_describe(plan));
+  if (wants_wgmma) { /* its output in sector-aligned runs unless aligned_stores=0 says not */
+    const int aligned = !(c->switches && strstr(c->switches, "aligned_stores=0"));
+    cr_expect((strstr(cf_plan_describe(plan), "output in sector-aligned runs") != NULL) ==
+                  aligned,
+              "[%s] the plan's stores: %s", c->what, cf_plan_describe(plan));
+  }
   if (c->switches && strstr(c->switches, "stages3=1"))
     cr_expect(strstr(cf_plan_describe(plan), "three patch stages") != NULL,
               "[%s] the plan does not say its third stage: %s", c->what, cf_plan_describe(plan));

@@ -677,7 +677,9 @@ Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
   cf_epilogue epi;
   cf_epilogue_fold(ops, 2, &epi);
   /* the workloads; channels not a multiple of 16 or of the tile with padding; several chunks;
-   * an odd output width (one float per store); 1x1 with three channel tiles of pairs */
+   * an odd output width; 1x1 with three channel tiles of pairs: each with its output in
+   * sector-aligned runs (the plans' default), the last three also by pixel pairs or, the odd
+   * width, one float per store (aligned_stores=0) */
   static const case_shape wg_shapes[] = {
       {"sub-sub-mish", 2, 8, 256, 256, 64, 3, 3, 1, 0, 1},
       {"mish-mish", 1, 64, 256, 256, 128, 3, 3, 1, 0, 1},
@@ -686,22 +688,26 @@ Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
       {"2x2, odd output width", 2, 16, 10, 44, 64, 2, 2, 1, 0, 1},
       {"1x1", 3, 32, 6, 52, 136, 1, 1, 1, 0, 1},
   };
+  const size_t n_shapes = sizeof wg_shapes / sizeof wg_shapes[0];
   int n_built = 0, seen_odd_q = 0;
-  for (size_t i = 0; i < sizeof wg_shapes / sizeof wg_shapes[0]; ++i)
-    for (int pairs = 0; pairs < 2; ++pairs) {
-      const case_shape *cs = &wg_shapes[i];
-      const cf_conv_shape sh = wgmma_shape(cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
-                                           cs->stride, cs->pad, cs->dil);
-      cf_cl_wgmma_geometry g;
-      cr_assert(cf_cl_wgmma_geometry_of(&sh, pairs, &g), "%s: not taken", cs->name);
-      char options[1024], log[8192];
-      cr_assert(cf_cl_wgmma_options(&sh, &g, &epi, "__asm__", 128, options, sizeof options));
-      cr_expect(compile_sm90a(&ts, options, log, sizeof log) == 0,
-                "[%s, %s] the wgmma program does not compile for sm_90a with\n  %s\n%s",
-                cs->name, pairs ? "pairs" : "one product", options, log);
-      ++n_built;
-      seen_odd_q += !g.pair_stores;
-    }
+  for (size_t i = 0; i < n_shapes; ++i)
+    for (int pairs = 0; pairs < 2; ++pairs)
+      for (int aligned = i + 3 < n_shapes ? 1 : 0; aligned < 2; ++aligned) {
+        const case_shape *cs = &wg_shapes[i];
+        const cf_conv_shape sh = wgmma_shape(cs->n, cs->c, cs->h, cs->w, cs->k, cs->r, cs->s,
+                                             cs->stride, cs->pad, cs->dil);
+        cf_cl_wgmma_geometry g;
+        cr_assert(cf_cl_wgmma_geometry_of(&sh, pairs, &g), "%s: not taken", cs->name);
+        g.aligned_stores = aligned;
+        char options[1024], log[8192];
+        cr_assert(cf_cl_wgmma_options(&sh, &g, &epi, "__asm__", 128, options, sizeof options));
+        cr_expect(compile_sm90a(&ts, options, log, sizeof log) == 0,
+                  "[%s, %s, %s] the wgmma program does not compile for sm_90a with\n  %s\n%s",
+                  cs->name, pairs ? "pairs" : "one product",
+                  aligned ? "sector-aligned runs" : "pixel pairs or single pixels", options, log);
+        ++n_built;
+        seen_odd_q += !aligned && !g.pair_stores;
+      }
   cr_expect(seen_odd_q > 0, "no build with one float per store");
   temp_source_remove(&ts);
   cr_log_info("%d wgmma builds compiled", n_built);

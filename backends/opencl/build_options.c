@@ -281,6 +281,7 @@ int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geom
   x.q_tiles = (int)q_tiles;
   x.k_tiles = (int)k_tiles;
   x.pair_stores = sh->q % 2 == 0;
+  x.aligned_stores = 0;
   x.groups = groups;
   x.laid_bytes = (long long)k_tiles * n_chunks * x.chunk_bytes;
   *g = x;
@@ -301,6 +302,7 @@ int cf_cl_wgmma_options(const cf_conv_shape *sh, const cf_cl_wgmma_geometry *g,
          cf_cl_opt_append(buf, len, &used, "CFW_S", (int)sh->s) &&
          cf_cl_opt_append(buf, len, &used, "CFW_PITCH", g->pitch) &&
          cf_cl_opt_append(buf, len, &used, "CFW_PAIR_STORES", g->pair_stores) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_ALIGNED_STORES", g->aligned_stores) &&
          cf_cl_opt_append(buf, len, &used, "CFW_C", (int)sh->c) &&
          cf_cl_opt_append(buf, len, &used, "CFW_H", (int)sh->h) &&
          cf_cl_opt_append(buf, len, &used, "CFW_W", (int)sh->w) &&

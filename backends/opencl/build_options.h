@@ -73,6 +73,9 @@ typedef struct cf_cl_wgmma_geometry {
   int q_tiles;        /* 128-pixel tiles per output row */
   int k_tiles;        /* channel tiles */
   int pair_stores;    /* Q even: 8-byte pixel-pair stores */
+  int aligned_stores; /* the output in sector-aligned runs instead: 0 from
+                         cf_cl_wgmma_geometry_of, set by the plan (on unless the switch
+                         aligned_stores=0 is forced) */
   long long groups;   /* work-groups of 256: N x P x q_tiles x k_tiles */
   long long laid_bytes; /* the laid-out weights: k_tiles x n_chunks chunks */
 } cf_cl_wgmma_geometry;

@@ -1772,10 +1772,14 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   c->f16 = guard;
   snprintf(c->detail_text, sizeof c->detail_text,
            "opencl: wgmma program (sm_90a through its PTX, switch wgmma): 128 pixels x %d "
-           "channels per group of %d, %s (weights laid out per call%s); range guard with "
-           "a %s rerun on tile T%d",
+           "channels per group of %d, %s (weights laid out per call%s), output %s; range "
+           "guard with a %s rerun on tile T%d",
            g->bn, WGMMA_THREADS, g->pairs ? "fp16 pairs" : "one fp16 product",
-           g->pairs ? ", inputs x 2^6" : "", g->pairs ? "3xTF32" : "TF32", t->menu_index);
+           g->pairs ? ", inputs x 2^6" : "",
+           g->aligned_stores ? "in sector-aligned runs"
+           : g->pair_stores  ? "by pixel pairs"
+                             : "by single pixels",
+           g->pairs ? "3xTF32" : "TF32", t->menu_index);
   c->detail = c->detail_text;
   return CF_OK;
 
@@ -1976,6 +1980,10 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     int rerun_switches[CF_CL_SWITCHES];
     memcpy(rerun_switches, switches, sizeof rerun_switches);
     rerun_switches[CF_CL_SWITCH_F16] = 0;
+    /* its output in sector-aligned runs unless aligned_stores=0 is forced (H100, bench/NOTES.md
+     * v71, against pixel pairs: mish-mish tf32 3.07 -> 2.53 ms, fp32 5.48 -> 5.12-5.32); the
+     * mma.sync program's own default (and its rerun's) stays as measured for it */
+    wg.aligned_stores = st->forced_switches.forced[CF_CL_SWITCH_ALIGNED_STORES] != 0;
     const cf_status s =
         wgmma_plan_compile(st, spec, &wg, rerun_switches, max_registers, threads, compiled);
     if (s == CF_OK)
