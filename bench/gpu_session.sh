@@ -389,7 +389,7 @@ for s in $stages; do
             for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
               for be in cuda opencl; do
                 run "issue4-r$round-$w-$m-$be" 90 $B/bench/convfuse bench --backend $be \
-                  --workload $w --math $m --iters 30
+                  --workload $w --math $m --iters 30 --csv "$OUT/issue4.csv"
               done; done; done; done
             for c in 152 144; do
               CONVFUSE_OPENCL_MAX_REGISTERS=$c run "issue4-cap$c" 90 $B/bench/convfuse bench \
