@@ -142,6 +142,8 @@ int cf_env_flat(void) { return env_switch("CONVFUSE_FLAT"); }
 
 int cf_env_store_pairs(void) { return env_switch("CONVFUSE_STORE_PAIRS"); }
 
+int cf_env_store_aligned(void) { return env_switch("CONVFUSE_STORE_ALIGNED"); }
+
 /* name unset or "" -> -1 (the caller's default), "0" / "1" -> 0 / 1, anything else -> -1 with
  * a warning line on stderr. */
 static int env_tristate(const char *name) {

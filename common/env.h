@@ -92,6 +92,12 @@ int cf_env_f16(void);
  * 1, "0" -> 0, anything else -> 1 with a warning line on stderr). */
 int cf_env_store_pairs(void);
 
+/* CONVFUSE_STORE_ALIGNED (CUDA, WG entry 1 on one product: each warp's 16 pixels of a channel
+ * stored in runs aligned to 32-byte sectors, in place of the pixel pairs; bench/NOTES.md v72):
+ * as CONVFUSE_TMA (unset, "" or "1" -> 1, "0" -> 0, anything else -> 1 with a warning
+ * line on stderr). */
+int cf_env_store_aligned(void);
+
 /* CONVFUSE_ROW_STORES (CUDA flat tiles in lock-step: each output channel row of a tile leaves
  * as one plain bulk copy instead of swizzled TMA boxes; bench/NOTES.md v57, v60): unset or ""
  * -> -1 (by the device: cf_cuda_row_stores_choose); "0" -> 0 (boxes); "1" -> 1 (rows);

@@ -105,6 +105,43 @@ __device__ __forceinline__ void store_tile_pairs(const Epi &epi, float (&acc)[T:
   }
 }
 
+// store_tile's job for one 16-pixel mma row per warp (T::MI == 1) as runs aligned to 32-byte
+// sectors (bench/NOTES.md v71, v72): of a channel's 16 pixels the lane holds g and 8 + g; in
+// store j it writes pixel 8j + g if g < u (u: the pixels before the row's first sector
+// boundary), else 8j + g - 8 (the block before's value), so that each store fills one sector
+// and only the outer two are shared with the neighbouring warps. out_warp: the warp's first
+// pixel of channel 0's plane; q_left: pixels of the row from there.
+__device__ __forceinline__ void store_sector_runs(float v0, float v1, float *row, bool ch_ok,
+                                                  int q_left, int g) {
+  const int u = (int)((0u - (uint32_t)(reinterpret_cast<uintptr_t>(row) >> 2)) & 7u);
+  const bool late = g >= u;
+  float *lane_row = row + (g - 8 * late);
+  const int lim = ch_ok ? q_left - g + 8 * late : 0;
+  if (!late && 0 < lim)
+    __stcs(lane_row, v0);
+  if (8 < lim)
+    __stcs(lane_row + 8, late ? v0 : v1);
+  if (late && 16 < lim)
+    __stcs(lane_row + 16, v1);
+}
+
+template <class T, class Epi>
+__device__ __forceinline__ void store_tile_aligned(const Epi &epi, float (&acc)[T::NI][4],
+                                                   float *out_warp, int64_t pq, int ch_lane,
+                                                   int k, int q_left, int g) {
+  static_assert(T::MI == 1, "one 16-pixel row per warp");
+#pragma unroll
+  for (int ni = 0; ni < T::NI; ++ni) {
+    float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[ni]);
+    epi.apply(a);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int ch = ch_lane + 8 * ni + h;
+      store_sector_runs(a[0][h], a[0][2 + h], out_warp + (int64_t)ch * pq, ch < k, q_left, g);
+    }
+  }
+}
+
 // The same batch (16 K values) as one fp16 k-step (StreamF16Tile; kcp a multiple of 16): the
 // TF32 fragments of kb0 and kb0 + 8, lane (g, t)'s K values t, t + 4, 8 + t, 12 + t put in its
 // fp16 slots 2t, 2t + 1, 2t + 8, 2t + 9 (as wg_pair_step does; stream_weights_kernel lays B out
@@ -419,7 +456,9 @@ __global__ void __launch_bounds__(T::THREADS, 1)
     const int q_left = prm.g.q - rt.q0 - m_warp - g;
     // entry 2 spills ~50-100 bytes for both paths at its 128 cap; entry 1 on TF32 measured
     // +1.2% with the pairs (bench/NOTES.md v56)
-    if (!T::SPLIT && F16 && pairs)
+    if (prm.store_aligned)
+      store_tile_aligned<T>(epi, acc, out_lane - g, prm.pq, n0 + 2 * t, prm.g.k, q_left + g, g);
+    else if (!T::SPLIT && F16 && pairs)
       store_tile_pairs<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left, lane);
     else
       store_tile<T>(epi, acc, out_lane, prm.pq, n0 + 2 * t, prm.g.k, q_left);

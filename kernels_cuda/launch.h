@@ -118,6 +118,11 @@ typedef struct cfk_mma_params {
    * one value per fragment row) where the output width is even and the output 8-byte aligned
    * (CONVFUSE_STORE_PAIRS=0 turns it off; bench/NOTES.md v56); 0: 4-byte fragment stores. */
   int32_t store_pairs;
+  /* WG entry 1 (one product, fp16 or TF32) stores each warp's 16 pixels of a channel as runs
+   * aligned to 32-byte sectors (three 4-byte stores per lane, the outer two partial), in place
+   * of store_pairs (CONVFUSE_STORE_ALIGNED=0 turns it off; entry 2 measured slower with them:
+   * bench/NOTES.md v72). The kernel takes them for any streamed tile where set. */
+  int32_t store_aligned;
   /* Flat tiles in lock-step: each of a tile's channel rows leaves as one plain bulk copy from
    * the staging buffer's rows; 0: the swizzled boxes by TMA stores through out_map. The backend
    * sets it by the device's DRAM bandwidth and CONVFUSE_ROW_STORES (cuda_internal.h:

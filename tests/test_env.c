@@ -591,11 +591,13 @@ static void expect_switch_reads(const switch_reader *switches, size_t n,
 static void read_tma_env(void) { switch_value = cf_env_tma(); }
 static void read_flat_env(void) { switch_value = cf_env_flat(); }
 static void read_store_pairs_env(void) { switch_value = cf_env_store_pairs(); }
+static void read_store_aligned_env(void) { switch_value = cf_env_store_aligned(); }
 
 Test(env, tma_flat_and_store_switches_read_like_the_others) {
   const switch_reader switches[] = {{"CONVFUSE_TMA", read_tma_env},
                                     {"CONVFUSE_FLAT", read_flat_env},
-                                    {"CONVFUSE_STORE_PAIRS", read_store_pairs_env}};
+                                    {"CONVFUSE_STORE_PAIRS", read_store_pairs_env},
+                                    {"CONVFUSE_STORE_ALIGNED", read_store_aligned_env}};
   const char *const values[5] = {NULL, "", "1", "0", "yes"};
   const int want[5] = {1, 1, 1, 0, 1};
   expect_switch_reads(switches, sizeof switches / sizeof switches[0], values, want);

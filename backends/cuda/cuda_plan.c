@@ -209,6 +209,10 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   /* entry 1 on fp16 only: on TF32 the pairs measured +1.2% (bench/NOTES.md v56) */
   k->store_pairs =
       m->streamed && t->f16 && t->variant != CF_KERNEL_MMA_3XTF32 && cf_env_store_pairs();
+  /* entry 1 (one product): H100 mish-mish tf32 2.90 -> 2.74 ms; entry 2 (pairs) measured
+   * 5.04 -> 5.29 with them (its spills grow), so it keeps its 4-byte stores (bench/NOTES.md
+   * v72; the OpenCL wgmma program gained 17% by the same, v71) */
+  k->store_aligned = m->streamed && t->variant != CF_KERNEL_MMA_3XTF32 && cf_env_store_aligned();
   return CF_OK;
 }
 
@@ -568,16 +572,25 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
 }
 
 /* The fp16 plans' range guard (the planner's description names the fp16 products) and the
- * flat tiles' store path. */
+ * store path of the flat tiles (rows) or of the streamed ones (sector-aligned runs). */
 const char *cf_cuda_plan_detail(const void *compiled) {
+  static const char *const detail[3][3] = {
+      /* no guard, TF32 rerun, 3xTF32 rerun; by output: as the planner says, rows, aligned */
+      {NULL, "cuda: range guard with a TF32 rerun",
+       "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6)"},
+      {"cuda: output by 1 KB channel rows",
+       "cuda: range guard with a TF32 rerun; output by 1 KB channel rows",
+       "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6); output by 1 KB channel "
+       "rows"},
+      {"cuda: output in sector-aligned runs",
+       "cuda: range guard with a TF32 rerun; output in sector-aligned runs",
+       "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6); output in sector-aligned "
+       "runs"}};
   const cuda_plan *p = compiled;
-  const int rows = p->mma && p->mma_params.row_stores;
-  if (!p->range_guard)
-    return rows ? "cuda: output by 1 KB channel rows" : NULL;
-  if (p->spec.tiles.variant == CF_KERNEL_MMA_3XTF32)
-    return rows ? "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6); output by 1 KB "
-                  "channel rows"
-                : "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6)";
-  return rows ? "cuda: range guard with a TF32 rerun; output by 1 KB channel rows"
-              : "cuda: range guard with a TF32 rerun";
+  const int out = !p->mma                      ? 0
+                  : p->mma_params.row_stores    ? 1
+                  : p->mma_params.store_aligned ? 2
+                                                : 0;
+  const int guard = !p->range_guard ? 0 : p->spec.tiles.variant == CF_KERNEL_MMA_3XTF32 ? 2 : 1;
+  return detail[out][guard];
 }
