@@ -149,7 +149,7 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * 1.22 / 1.35 -> 1.91 / 2.07 ms), and smaller problems have not been measured */
   cf_cl_wgmma_geometry wg;
   sw[CF_CL_SWITCH_WGMMA] = !L.resident && cf_cl_wgmma_geometry_of(sh, split, &wg) &&
-                           sh->c >= 16 && sh->k >= wg.bn;
+                           sh->c >= 16 && sh->k >= (split ? 64 : 128);
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
@@ -262,7 +262,8 @@ int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geom
     return 0;
   cf_cl_wgmma_geometry x;
   x.pairs = pairs != 0;
-  x.bn = x.pairs ? 64 : 128;
+  /* one product: 128 channels, or 64 where K is no more (half the tile would be zeros) */
+  x.bn = x.pairs || sh->k <= 64 ? 64 : 128;
   x.pitch = wgmma_pitch((int)sh->s);
   x.chunk_bytes = (int)sh->s * 2 * x.bn * 16 * (x.pairs ? 2 : 1);
   x.stage_bytes = x.chunk_bytes + 16 * x.pitch * 4;

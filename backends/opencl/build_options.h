@@ -65,7 +65,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
  * (pairs), else one fp16 product. Filled by cf_cl_wgmma_geometry_of. */
 typedef struct cf_cl_wgmma_geometry {
   int pairs;          /* hi / lo pairs (FP32 accuracy) or one product */
-  int bn;             /* output channels per tile: 128, or 64 for pairs */
+  int bn;             /* output channels per tile: 128, or 64 for pairs and K <= 64 */
   int pitch;          /* the patch rows' pitch in floats */
   int chunk_bytes;    /* one chunk's laid-out weights: 16 channels x one kernel row */
   int stage_bytes;    /* a stage: the chunk's weights and its 16 patch rows */
