@@ -54,7 +54,7 @@ typedef struct emulated_case {
  * output width over the pairs' two channel tiles; the same and the two-chunk shape with the
  * stores the sector-aligned ones replaced (aligned_stores=0: one float per store where the
  * output width is odd, else pixel pairs); and the two-chunk shape with nothing forced (the
- * default that takes it). */
+ * default that takes it); a 5 x 5 kernel on the one product's 64-channel tile (K <= 64). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
@@ -101,6 +101,8 @@ static const emulated_case cases[] = {
      {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1,aligned_stores=0"},
     {"wgmma program: two K chunks by pixel pairs (aligned_stores=0)",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "aligned_stores=0"},
+    {"wgmma program: 5 x 5 on one 64-channel tile (K <= 64)",
+     {1, 16, 9, 40, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1"},
     {"wgmma program: the default for streamed weights (two K chunks)",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
 };

@@ -600,12 +600,17 @@ Test(cl_mma_kernel, wgmma_geometry) {
   const cf_conv_shape one = wgmma_shape(3, 32, 6, 52, 136, 1, 1, 1, 0, 1);
   cr_expect(cf_cl_wgmma_geometry_of(&one, 1, &g) && g.pitch == 132 && g.k_tiles == 3 &&
             g.n_chunks == 2);
-  /* what it refuses: stride 2, dilation 2, W or pad_w not multiples of 4, 5x5 (two stages of
-   * 5 k-steps do not fit 48 KB) */
+  /* one product where K <= 64: 64 channels, and then 5x5's two stages fit (not the pairs') */
+  const cf_conv_shape k64_5x5 = wgmma_shape(1, 16, 20, 40, 64, 5, 5, 1, 0, 1);
+  cr_expect(cf_cl_wgmma_geometry_of(&k64_5x5, 0, &g) && g.bn == 64 && g.k_tiles == 1 &&
+            2 * g.stage_bytes <= CF_CL_MMA_LOCAL_BYTES);
+  cr_expect(!cf_cl_wgmma_geometry_of(&k64_5x5, 1, &g));
+  /* what it refuses: stride 2, dilation 2, W or pad_w not multiples of 4, 5x5 on 128 channels
+   * (two stages of 5 k-steps do not fit 48 KB) */
   const cf_conv_shape refused[] = {
       wgmma_shape(1, 16, 20, 40, 64, 3, 3, 2, 0, 1), wgmma_shape(1, 16, 20, 40, 64, 3, 3, 1, 0, 2),
       wgmma_shape(1, 16, 20, 42, 64, 3, 3, 1, 0, 1), wgmma_shape(1, 16, 20, 40, 64, 3, 3, 1, 2, 1),
-      wgmma_shape(1, 16, 20, 40, 64, 5, 5, 1, 0, 1)};
+      wgmma_shape(1, 16, 20, 40, 128, 5, 5, 1, 0, 1)};
   for (size_t i = 0; i < sizeof refused / sizeof refused[0]; ++i)
     for (int pairs = 0; pairs < 2; ++pairs)
       cr_expect(!cf_cl_wgmma_geometry_of(&refused[i], pairs, &g), "shape %zu taken", i);
