@@ -398,10 +398,11 @@ for s in $stages; do
     clwgcheck) # the OpenCL wgmma program (kernels_cl/conv2d_wgmma.cl) forced on shapes it takes:
                # streamed and resident weights, channels not a multiple of 16 or of the tile with
                # padding, an odd output width (one float per store), 1x1 with three channel
-               # tiles, an output row over three 128-pixel tiles; then mish-mish at full size in
+               # tiles, an output row over three 128-pixel tiles, 5x5 on one product's 64-channel
+               # tile (fp32's pairs refuse it: mma.sync); then mish-mish at full size in
                # every distribution (huge: the range guard's rerun)
                for sh in 2,64,5,40,128,3,3,1,0,1 2,20,6,68,40,3,3,1,4,1 2,16,10,44,64,2,2,1,0,1 \
-                         3,32,6,52,136,1,1,1,0,1 1,16,4,260,64,3,3,1,0,1; do
+                         3,32,6,52,136,1,1,1,0,1 1,16,4,260,64,3,3,1,0,1 1,16,9,40,64,5,5,1,0,1; do
                  CONVFUSE_OPENCL_SWITCHES=wgmma=1 run "clwgcheck-$sh" 120 $B/bench/convfuse check \
                    --backend opencl --workload custom --shape $sh --ops mish,relu --math all --dist rand
                done
