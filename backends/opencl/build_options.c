@@ -143,10 +143,11 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
   /* streamed weights on the wgmma program where it takes the shape and fills its tile: at
-   * least 16 input channels (a chunk's) and a channel tile's worth of output channels
-   * (kernels_cl/conv2d_wgmma.cl; H100, bench/NOTES.md v69: mish-mish tf32 4.58-4.62 -> 3.07
-   * ms, fp32 7.99-8.01 -> 5.47-5.62); resident weights measured slower on it (sub-sub-mish
-   * 1.22 / 1.35 -> 1.91 / 2.07 ms), and smaller problems have not been measured */
+   * least 16 input channels (a chunk's) and 128 output channels for one product, 64 for the
+   * pairs (kernels_cl/conv2d_wgmma.cl; H100, bench/NOTES.md v69, v71: mish-mish tf32 4.58-4.62
+   * -> 2.45-2.55 ms, fp32 7.99-8.01 -> 5.0-5.3); resident weights measured no faster on it
+   * (sub-sub-mish 1.22 / 1.35 -> 1.22-1.25 / 1.75-1.77 ms, v73), and smaller problems have not
+   * been measured */
   cf_cl_wgmma_geometry wg;
   sw[CF_CL_SWITCH_WGMMA] = !L.resident && cf_cl_wgmma_geometry_of(sh, split, &wg) &&
                            sh->c >= 16 && sh->k >= (split ? 64 : 128);
