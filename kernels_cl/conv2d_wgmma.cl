@@ -309,7 +309,9 @@ static float cfw_emulated_sum(int i, __local const float *smem, uint b_off,
  * row[8 + g], in three stores each of one 32-byte sector's pixels (u: the pixels before row's
  * first sector boundary), as conv2d_mma.cl's cfm_store_aligned: in store k lane g writes pixel
  * 8k + g if g < u, else 8k + g - 8 (the block before's value); only pixels below q_left, only
- * for a channel inside K (ch_ok). */
+ * for a channel inside K (ch_ok). Not shared with cfm_store_aligned: its array form, called
+ * here with a two-value array, left that array on the stack (clang + ptxas for sm_90a: 8 bytes,
+ * +64 instructions and 32-64 local stores per build), where these scalars cost nothing. */
 static inline void cfw_store_aligned(float v0, float v1, __global float *row, int ch_ok,
                                      int q_left, int g) {
   const int u = (int)((0u - ((uint)(size_t)row >> 2)) & 7u);

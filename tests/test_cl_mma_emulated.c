@@ -27,6 +27,7 @@ typedef struct emulated_case {
   const char *force_tile; /* CONVFUSE_TILE, NULL for the planner's pick */
   cf_math math;
   const char *switches; /* CONVFUSE_OPENCL_SWITCHES, NULL for the measured defaults */
+  int wgmma;            /* the plan must run the wgmma program (else the mma.sync one) */
 } emulated_case;
 
 /* An odd output width (35) over a 32-pixel row tile with resident weights (TF32: sector-aligned
@@ -57,58 +58,60 @@ typedef struct emulated_case {
  * default that takes it); a 5 x 5 kernel on the one product's 64-channel tile (K <= 64). */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 0},
     {"odd width, resident weights",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL, 0},
     {"two K chunks, streamed weights, tall warps",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "wgmma=0"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "wgmma=0", 0},
     {"T0, swizzled streamed weights",
-     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, NULL},
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, NULL, 0},
     {"5x5 stride 2 pad 2",
-     {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32, NULL},
+     {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32, NULL, 0},
     {"odd width, switches turned over",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32,
-     "aligned_stores=0,k_unrolled=0,one_chunk=0,off32=0"},
+     "aligned_stores=0,k_unrolled=0,one_chunk=0,off32=0", 0},
     {"odd width, switches turned over",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
-     "f16=0,aligned_stores=1,k_unrolled=0,ldsm=1,off32=0"},
+     "f16=0,aligned_stores=1,k_unrolled=0,ldsm=1,off32=0", 0},
     {"odd width, 3xTF32 as the H200 ran it",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "f16=0"},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "f16=0", 0},
     {"two K chunks, fp16 products",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1,wgmma=0"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "f16=1,wgmma=0", 0},
     {"two K chunks, fp16 pairs",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,wgmma=0"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,wgmma=0", 0},
     {"T0, swizzled streamed weights, fp16 products",
-     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1"},
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1", 0},
     {"odd width, resident weights, fp16 products, unscale in registers",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "f16=1,unscale_regs=1"},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "f16=1,unscale_regs=1", 0},
     {"odd width, resident weights, fp16 pairs on the unrolled loop with scalar B",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
-     "k_unrolled=1,ldsm=0"},
+     "k_unrolled=1,ldsm=0", 0},
     {"two K chunks, fp16 pairs, patch split",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,patch_split=1,wgmma=0"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32,
+     "f16=1,patch_split=1,wgmma=0", 0},
     {"odd width, resident weights, fp16 pairs with 64-bit offsets",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0"},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0", 0},
     {"odd width, resident pairs, three stages",
-     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "stages3=1"},
+     {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "stages3=1", 0},
     {"wgmma program: 20 channels (two chunks, the second short), 40 of a 128-channel tile, pad 4",
-     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1"},
+     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1", 1},
     {"wgmma program: 20 channels (two chunks, the second short), 40 of a 64-channel tile, pad 4",
-     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
+     {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
     {"wgmma program: 2 x 2, odd output width, 128 channels on the pairs' two channel tiles",
-     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1"},
+     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
     {"wgmma program: the same by single pixels (aligned_stores=0)",
-     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1,aligned_stores=0"},
+     {1, 16, 5, 44, 128, 2, 2, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32,
+     "wgmma=1,aligned_stores=0", 1},
     {"wgmma program: two K chunks by pixel pairs (aligned_stores=0)",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "aligned_stores=0"},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "aligned_stores=0", 1},
     {"wgmma program: 5 x 5 on one 64-channel tile (K <= 64)",
-     {1, 16, 9, 40, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1"},
+     {1, 16, 9, 40, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1", 1},
     {"wgmma program: the default for streamed weights (two K chunks)",
-     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL},
+     {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 1},
 };
 
 /* Runs one case on a context of its own: the plan must name the case's program (mma.sync or,
- * where its text starts so, wgmma); its output, on fresh random data, must meet the contract. */
+ * where the case says so, wgmma); its output, on fresh random data, must meet the contract. */
 static void run_emulated_case(const emulated_case *c, uint64_t seed) {
   const cf_op ops[2] = {{CF_OP_MISH, 0.0f}, {CF_OP_RELU, 0.0f}};
   if (c->force_tile)
@@ -137,11 +140,10 @@ static void run_emulated_case(const emulated_case *c, uint64_t seed) {
   }
   cr_expect(strstr(cf_plan_describe(plan), kernel) != NULL, "[%s] not planned on %s: %s",
             c->what, kernel, cf_plan_describe(plan));
-  const int wants_wgmma = strncmp(c->what, "wgmma program", 13) == 0;
-  cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == wants_wgmma,
-            "[%s] %s the wgmma program: %s", c->what, wants_wgmma ? "not on" : "on",
+  cr_expect((strstr(cf_plan_describe(plan), "wgmma program") != NULL) == c->wgmma,
+            "[%s] %s the wgmma program: %s", c->what, c->wgmma ? "not on" : "on",
             cf_plan_describe(plan));
-  if (wants_wgmma) { /* its output in sector-aligned runs unless aligned_stores=0 says not */
+  if (c->wgmma) { /* its output in sector-aligned runs unless aligned_stores=0 says not */
     const int aligned = !(c->switches && strstr(c->switches, "aligned_stores=0"));
     cr_expect((strstr(cf_plan_describe(plan), "output in sector-aligned runs") != NULL) ==
                   aligned,
@@ -220,7 +222,7 @@ Test(cl_mma_emulated, odd_shapes_match_the_reference, .timeout = 900) {
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
     for (int mi = 0; mi < 2; ++mi) {
       const emulated_case c = {shapes[i].what, shapes[i].desc, shapes[i].force_tile, maths[mi],
-                               "wgmma=0"};
+                               "wgmma=0", 0};
       run_emulated_case(&c, 0x0dd50 + 2 * i + (uint64_t)mi);
     }
 }
