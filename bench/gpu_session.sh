@@ -376,37 +376,46 @@ for s in $stages; do
              # multiple of 8 or of the tile, stride 2 with 5x5 and padding, 1x1, one input
              # channel with dilation 2, several K chunks (weights streamed), batch 1; then widths
              # and pads that are multiples of 4 (the patch by 16-byte copies): stride 2 with 5x5,
-             # a width below one tile (copies across the right edge), pad 4, dilation 2
+             # a width below one tile (copies across the right edge), pad 4, dilation 2; all on
+             # the mma.sync program (wgmma=0: clwgcheck checks the wgmma program)
              clshapes="1,8,9,37,64,3,3,1,0,1 2,3,11,70,20,3,3,1,1,1 1,5,13,41,33,5,5,2,2,1 3,16,6,50,72,1,1,1,0,1 1,1,7,131,9,3,3,1,1,2 2,64,5,40,128,3,3,1,0,1 1,24,8,66,100,3,3,1,1,1
                        1,5,13,44,33,5,5,2,0,1 2,6,7,36,20,3,3,1,0,1 1,3,9,40,16,3,3,1,4,1 1,1,7,132,9,3,3,1,0,2 2,20,6,68,40,3,3,1,4,1"
              for sh in $clshapes; do
-               run "clcheck-$sh" 120 $B/bench/convfuse check --backend opencl --workload custom \
+               CONVFUSE_OPENCL_SWITCHES=wgmma=0 run "clcheck-$sh" 120 $B/bench/convfuse check \
+                 --backend opencl --workload custom \
                  --shape $sh --ops mish,relu --math all --dist rand
              done ;;
     issue4) # issue 4's figures (OpenCL within 1.25x of CUDA, on the H200): both backends, both
-            # workloads and maths, two rounds interleaved; then the resident pairs' register cap
-            # 152 (the H100's) against the default for sub-sub-mish fp32 (bench/NOTES.md v68 (g))
+            # workloads and maths, two rounds interleaved; then sub-sub-mish on the mma.sync
+            # program (wgmma=0), its default until bench/NOTES.md v74, and its fp32 pairs at the
+            # H100's register cap 152 (v68 (g))
             for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
               for be in cuda opencl; do
                 run "issue4-r$round-$w-$m-$be" 90 $B/bench/convfuse bench --backend $be \
                   --workload $w --math $m --iters 30 --csv "$OUT/issue4.csv"
               done; done; done; done
-            for c in 152 144; do
-              CONVFUSE_OPENCL_MAX_REGISTERS=$c run "issue4-cap$c" 90 $B/bench/convfuse bench \
-                --backend opencl --workload sub-sub-mish --math fp32 --iters 30
-            done ;;
+            for m in tf32 fp32; do
+              CONVFUSE_OPENCL_SWITCHES=wgmma=0 run "issue4-mmasync-$m" 90 $B/bench/convfuse bench \
+                --backend opencl --workload sub-sub-mish --math $m --iters 30
+            done
+            CONVFUSE_OPENCL_SWITCHES=wgmma=0 CONVFUSE_OPENCL_MAX_REGISTERS=152 run \
+              "issue4-mmasync-cap152" 90 $B/bench/convfuse bench --backend opencl \
+              --workload sub-sub-mish --math fp32 --iters 30 ;;
     clwgcheck) # the OpenCL wgmma program (kernels_cl/conv2d_wgmma.cl) forced on shapes it takes:
                # streamed and resident weights, channels not a multiple of 16 or of the tile with
                # padding, an odd output width (one float per store), 1x1 with three channel
                # tiles, an output row over three 128-pixel tiles, 5x5 on one product's 64-channel
-               # tile (fp32's pairs refuse it: mma.sync); then mish-mish at full size in
-               # every distribution (huge: the range guard's rerun)
+               # tile (fp32's pairs refuse it: mma.sync), 8 and 5 channels (several kernel rows
+               # per chunk of 16 row channels, v74); then mish-mish and sub-sub-mish at full
+               # size in every distribution (huge: the range guard's rerun)
                for sh in 2,64,5,40,128,3,3,1,0,1 2,20,6,68,40,3,3,1,4,1 2,16,10,44,64,2,2,1,0,1 \
-                         3,32,6,52,136,1,1,1,0,1 1,16,4,260,64,3,3,1,0,1 1,16,9,40,64,5,5,1,0,1; do
+                         3,32,6,52,136,1,1,1,0,1 1,16,4,260,64,3,3,1,0,1 1,16,9,40,64,5,5,1,0,1 \
+                         2,8,6,132,64,3,3,1,0,1 1,5,7,40,56,3,3,1,4,1; do
                  CONVFUSE_OPENCL_SWITCHES=wgmma=1 run "clwgcheck-$sh" 120 $B/bench/convfuse check \
                    --backend opencl --workload custom --shape $sh --ops mish,relu --math all --dist rand
                done
-               run clwgcheck-mm 300 $B/bench/convfuse check --backend opencl --workload mish-mish ;;
+               run clwgcheck-mm 300 $B/bench/convfuse check --backend opencl --workload mish-mish
+               run clwgcheck-ssm 300 $B/bench/convfuse check --backend opencl --workload sub-sub-mish ;;
     quickcheck) run quickcheck 300 $B/bench/convfuse check --backend cuda --dist rand
                 for t in 1 2 3 4 7; do
                   CONVFUSE_TILE=$t run "deep-T$t" 120 $B/bench/convfuse check --backend cuda \

@@ -14,10 +14,13 @@
  * row (q0 = 128 i) times CFW_BN output channels (channel tile nt): warpgroup wg the pixels
  * 64 wg .. 64 wg + 63 as one m64nBNk16 product per k-step, A (the patch) from registers, B (the
  * chunk's weights) from local memory by descriptor. Stride 1, no dilation (the host's checks).
- * K runs in chunks of (16 input channels, one kernel row r), ordered (s, c): k-step s is kernel
- * column s, so A[m][c] = patch[c][m + s], and with CFW_PITCH == 4 (mod 32) a lane's loads
- * (c = 2t, 2t + 1, 2t + 8, 2t + 9; m = g) hit 32 distinct banks. Channels past C are zeros in
- * both (zero-filled copies, zero weights); channels past K are zero weights, never stored.
+ * K runs over "row channels" v = r C + c (input channel c at kernel row r: one patch row each)
+ * in chunks of 16, ordered (s, v): k-step s is kernel column s, so A[m][v] = patch[v][m + s],
+ * and with CFW_PITCH == 4 (mod 32) a lane's loads (v = 2t, 2t + 1, 2t + 8, 2t + 9; m = g) hit
+ * 32 distinct banks. Where C is a multiple of 16 a chunk is 16 channels of one kernel row; a
+ * smaller C packs several kernel rows into a chunk (sub-sub-mish's 8 channels x 3 rows: two
+ * chunks, not three half-empty ones). Row channels past C R are zeros in both (zero-filled
+ * copies, zero weights); channels past K are zero weights, never stored.
  * Weights arrive laid out per call by cf_wgmma_lay_out_weights in wgmma's K-major core
  * matrices, one linear block per (channel tile, chunk), so a stage's weights are one run of
  * 16-byte copies; the patch rows come by 16-byte cp.async, zero-filled outside the image
@@ -65,7 +68,7 @@
 
 #define CFW_THREADS 256
 #define CFW_BM 128              /* pixels per tile */
-#define CFW_CH 16               /* input channels per chunk */
+#define CFW_CH 16               /* row channels (v = r C + c) per chunk */
 #define CFW_KSTEP_BYTES (2 * CFW_BN * 16) /* 16 fp16 K values: two core matrices of K */
 #define CFW_HI_BYTES (CFW_S * CFW_KSTEP_BYTES)
 #define CFW_B_BYTES (CFW_HI_BYTES * (CFW_PAIRS ? 2 : 1)) /* a chunk's weights */
@@ -96,8 +99,8 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
   const int nt = ko / CFW_BN, n = ko % CFW_BN, per_chunk = CFW_S * CFW_CH;
   for (int i = tid; i < n_chunks * per_chunk; i += CFW_LAYOUT_THREADS) {
     const int j = i / per_chunk, k = i - j * per_chunk;
-    const int s = k / CFW_CH, c = k % CFW_CH, cg = j / R, r = j - cg * R, ci = cg * CFW_CH + c;
-    const float x = ci < C ? w[(ci * R + r) * CFW_S + s] * scale : 0.0f;
+    const int s = k / CFW_CH, v = j * CFW_CH + k % CFW_CH, r = v / C, ci = v - r * C;
+    const float x = r < R ? w[(ci * R + r) * CFW_S + s] * scale : 0.0f;
     const long at = ((long)nt * n_chunks + j) * (CFW_B_BYTES / 2) + cfw_b_half(n, k);
     vstore_half_rte(x, (size_t)at, laid);
 #if CFW_PAIRS
@@ -328,27 +331,27 @@ static inline void cfw_store_aligned(float v0, float v1, __global float *row, in
 #endif
 
 /* Chunk j's copies into stage st (one commit group): the chunk's weights, one linear block,
- * and its 16 input rows of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
+ * and its 16 patch rows (row channel v = 16 j + i: input channel v % C, input row p + v / C -
+ * pad_h) of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
 static inline void cfw_copy_chunk(__local float *stage, __global const float *wsrc,
                                   __global const float *input, int j, int n, int p, int q0,
                                   int C, int H, int W, int R, int pad_h, int pad_w, int tid) {
   for (int v = tid; v < CFW_B_BYTES / 16; v += CFW_THREADS)
     cfw_cp16_cg(stage + 4 * v, wsrc + 4 * v);
-  const int cg = j / R, r = j - cg * R;
-  const int ih = p + r - pad_h, iw0 = q0 - pad_w, c0 = cg * CFW_CH;
-  const int row_in = ih >= 0 && ih < H;
-  __global const float *base = input + ((long)(n * C + c0) * H + ih) * W + iw0;
+  const int iw0 = q0 - pad_w;
+  __global const float *image = input + (long)n * C * H * W;
   __local float *patch = stage + CFW_B_BYTES / 4;
   for (int i = tid; i < CFW_CH * CFW_PATCH_VECS; i += CFW_THREADS) {
-    const int c = i / CFW_PATCH_VECS, v = i - c * CFW_PATCH_VECS, iw = iw0 + 4 * v;
-    const int bytes = row_in && c0 + c < C && iw >= 0 && iw < W ? 16 : 0;
-    cfw_cp16_ca(patch + c * CFW_PITCH + 4 * v, bytes ? base + (long)c * H * W + 4 * v : input,
-                bytes);
+    const int row = i / CFW_PATCH_VECS, x = i - row * CFW_PATCH_VECS, iw = iw0 + 4 * x;
+    const int v = j * CFW_CH + row, r = v / C, c = v - r * C, ih = p + r - pad_h;
+    const int bytes = r < R && ih >= 0 && ih < H && iw >= 0 && iw < W ? 16 : 0;
+    cfw_cp16_ca(patch + row * CFW_PITCH + 4 * x,
+                bytes ? image + ((long)c * H + ih) * W + iw : input, bytes);
   }
   CFW_CP_COMMIT();
 }
 
-/* One chunk's A fragments (k-step s: rows m0 + s and m0 + 8 + s of the patch, channels 2t,
+/* One chunk's A fragments (k-step s: rows m0 + s and m0 + 8 + s of the patch, row channels 2t,
  * 2t + 1, 2t + 8, 2t + 9) and wgmmas, committed as one group. */
 #if CFW_PAIRS
 #define CFW_SUMS part
@@ -366,7 +369,7 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
   __local float smem[2 * CFW_STAGE_BYTES / 4] __attribute__((aligned(128)));
   const int C = CFW_C, H = CFW_H, W = CFW_W, K = CFW_K, P = CFW_P, Q = CFW_Q, R = CFW_R;
   const int pad_h = CFW_PAD_H, pad_w = CFW_PAD_W;
-  const int n_chunks = (C + CFW_CH - 1) / CFW_CH * R, q_tiles = (Q + CFW_BM - 1) / CFW_BM;
+  const int n_chunks = (C * R + CFW_CH - 1) / CFW_CH, q_tiles = (Q + CFW_BM - 1) / CFW_BM;
   const int k_tiles = (K + CFW_BN - 1) / CFW_BN;
   const int tid = (int)get_local_id(0), wg = tid >> 7, lane = tid & 31;
   const int g = lane >> 2, t = lane & 3, m0 = wg * 64 + ((tid >> 5) & 3) * 16 + g;

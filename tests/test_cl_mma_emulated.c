@@ -49,13 +49,16 @@ typedef struct emulated_case {
  * 16-byte copies), and the resident pairs with 64-bit offsets (what an image past 2^31
  * elements runs; the H100's default until bench/NOTES.md v68). Last, a third stage in the
  * ring (stages3=1: the split and the waits one stage further behind the fetch) on the odd
- * width's pairs. The cases above that the wgmma program would take by default (streamed
- * weights) say wgmma=0; then the wgmma program itself: 20 channels (a full 16-channel chunk and
- * a short one) into 40 of a channel tile with padding, both maths; a 2 x 2 kernel with an odd
+ * width's pairs. The cases above that the wgmma program would take by default (its tile
+ * filled, width a multiple of 4) say wgmma=0; then the wgmma program itself: 20 channels (60
+ * row channels in chunks that straddle kernel rows, the last short) into 40 of a channel tile
+ * with padding, both maths; a 2 x 2 kernel with an odd
  * output width over the pairs' two channel tiles; the same and the two-chunk shape with the
  * stores the sector-aligned ones replaced (aligned_stores=0: one float per store where the
  * output width is odd, else pixel pairs); and the two-chunk shape with nothing forced (the
- * default that takes it); a 5 x 5 kernel on the one product's 64-channel tile (K <= 64). */
+ * default that takes it); a 5 x 5 kernel on the one product's 64-channel tile (K <= 64);
+ * sub-sub-mish's 8 channels x 3 kernel rows (24 row channels, two chunks) by default; 5 x 3 row
+ * channels (one chunk, one zero row) on the pairs with padding. */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 0},
@@ -64,7 +67,7 @@ static const emulated_case cases[] = {
     {"two K chunks, streamed weights, tall warps",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_TF32, "wgmma=0", 0},
     {"T0, swizzled streamed weights",
-     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, NULL, 0},
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "wgmma=0", 0},
     {"5x5 stride 2 pad 2",
      {1, 5, 13, 41, 33, 5, 5, 2, 2, 2, 2, 1, 1, 1}, "4", CF_MATH_TF32, NULL, 0},
     {"odd width, switches turned over",
@@ -80,7 +83,7 @@ static const emulated_case cases[] = {
     {"two K chunks, fp16 pairs",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32, "f16=1,wgmma=0", 0},
     {"T0, swizzled streamed weights, fp16 products",
-     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1", 0},
+     {1, 8, 4, 256, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "1", CF_MATH_TF32, "f16=1,wgmma=0", 0},
     {"odd width, resident weights, fp16 products, unscale in registers",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "f16=1,unscale_regs=1", 0},
     {"odd width, resident weights, fp16 pairs on the unrolled loop with scalar B",
@@ -108,6 +111,10 @@ static const emulated_case cases[] = {
      {1, 16, 9, 40, 64, 5, 5, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1", 1},
     {"wgmma program: the default for streamed weights (two K chunks)",
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 1},
+    {"wgmma program: the default for 8 channels x 3 kernel rows (two chunks of row channels)",
+     {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 1},
+    {"wgmma program: the same in fp32 (pairs), 5 channels x 3 rows with pad 4",
+     {1, 5, 7, 40, 56, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
 };
 
 /* Runs one case on a context of its own: the plan must name the case's program (mma.sync or,

@@ -548,7 +548,7 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
 /* Streamed weights take the wgmma program by default where it takes the shape (stride 1, no
  * dilation, W and pad_w multiples of 4, two stages in 48 KB) and fills its tile (C >= 16, K a
  * channel tile or more); resident ones only when forced; shapes it cannot take refuse it. */
-Test(cl_mma_kernel, wgmma_by_default_for_streamed_weights_where_it_takes_the_shape) {
+Test(cl_mma_kernel, wgmma_by_default_where_it_takes_the_shape_and_fills_its_tile) {
   for (int m = 0; m < 2; ++m) {
     const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
     cf_conv_shape sh;
@@ -557,15 +557,32 @@ Test(cl_mma_kernel, wgmma_by_default_for_streamed_weights_where_it_takes_the_sha
     h200_plan(1, math, 0, &sh, &t); /* mish-mish: streamed */
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
     cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "mish-mish %s: no wgmma", m ? "tf32" : "fp32");
-    h200_plan(0, math, 0, &sh, &t); /* sub-sub-mish: resident (slower there: 1.9 vs 1.2 ms) */
+    h200_plan(0, math, 0, &sh, &t); /* sub-sub-mish: resident, 24 row channels in two chunks */
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
-    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "sub-sub-mish %s: wgmma by default", m ? "tf32" : "fp32");
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish %s: no wgmma", m ? "tf32" : "fp32");
     const cf_cl_switches on = one_forced(CF_CL_SWITCH_WGMMA, 1);
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 0 &&
               sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish: wgmma=1 refused");
     h200_plan(7, math, 0, &sh, &t); /* several chunks: C 64, K 128, W 40 */
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
     cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "several chunks %s: no wgmma", m ? "tf32" : "fp32");
+    /* tiles the program would fill less than 3/4 of: 3 x 3 row channels of a 16-row chunk;
+     * 40 channels of a 64-channel tile */
+    {
+      const cf_conv2d_desc d = {1, 3, 10, 40, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+      cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s", cf_last_error());
+      const cf_op ops[1] = {{CF_OP_MISH, 0.0f}};
+      cf_epilogue epi;
+      cf_epilogue_fold(ops, 1, &epi);
+      const cf_device_caps caps = caps_h200_opencl(4); /* T3: the planner would pick FFMA */
+      cr_assert(cf_plan_tiles(&sh, &epi, math, &caps, &t) == CF_OK, "%s", cf_last_error());
+      cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+      cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "3 channels %s: wgmma by default",
+                m ? "tf32" : "fp32");
+    }
+    h200_plan(11, math, 0, &sh, &t);
+    cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "K 40 %s: wgmma by default", m ? "tf32" : "fp32");
     h200_plan(2, math, 0, &sh, &t); /* odd width 37: the patch's 16-byte copies cannot */
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 1u << CF_CL_SWITCH_WGMMA &&
               sw[CF_CL_SWITCH_WGMMA] == 0, "odd width: wgmma=1 taken");
@@ -600,6 +617,10 @@ Test(cl_mma_kernel, wgmma_geometry) {
   const cf_conv_shape one = wgmma_shape(3, 32, 6, 52, 136, 1, 1, 1, 0, 1);
   cr_expect(cf_cl_wgmma_geometry_of(&one, 1, &g) && g.pitch == 132 && g.k_tiles == 3 &&
             g.n_chunks == 2);
+  /* chunks of 16 row channels (input channel, kernel row): sub-sub-mish's 8 x 3 in two */
+  const cf_conv_shape ssm = wgmma_shape(128, 8, 256, 256, 64, 3, 3, 1, 0, 1);
+  cr_expect(cf_cl_wgmma_geometry_of(&ssm, 0, &g) && g.n_chunks == 2 && g.bn == 64,
+            "sub-sub-mish: %d chunks of 16 row channels, want 2", g.n_chunks);
   /* one product where K <= 64: 64 channels, and then 5x5's two stages fit (not the pairs') */
   const cf_conv_shape k64_5x5 = wgmma_shape(1, 16, 20, 40, 64, 5, 5, 1, 0, 1);
   cr_expect(cf_cl_wgmma_geometry_of(&k64_5x5, 0, &g) && g.bn == 64 && g.k_tiles == 1 &&
@@ -751,7 +772,7 @@ static float half_float(uint16_t h) {
 
 /* cf_wgmma_lay_out_weights against the layout wgmma reads (K-major core matrices of 8 channels
  * x 8 fp16 values: (k / 8) BN 16 + (n / 8) 128 + (n % 8) 16 + (k % 8) 2 bytes into the block of
- * channel tile n / BN and chunk (16-channel group, kernel row)), bit for bit: per-channel power
+ * channel tile n / BN and chunk of 16 row channels v = r C + c), bit for bit: per-channel power
  * of two scales, hi and lo of the pairs, zeros past C and for the channels past K, and the
  * unscale factors. */
 Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .timeout = 300) {
@@ -772,14 +793,14 @@ Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .t
   cr_assert(err == CL_SUCCESS);
   cl_command_queue q = clCreateCommandQueue(ctx, dev, 0, &err);
   cr_assert(err == CL_SUCCESS);
-  /* C 20: a chunk group of 16 and one of 4 (12 zero channels); K 136: the last channel tile
-   * part empty; R x S 3 x 3 and 2 x 1 */
+  /* C 20: chunks that straddle kernel rows, the last with 4 zero row channels; C 5 x R 2: one
+   * chunk of 10 and 6 zeros; K 136: the last channel tile part empty; R x S 3 x 3 and 2 x 1 */
   const struct { int pairs, bn, c, k, r, s; } cases[] = {
       {0, 128, 20, 136, 3, 3}, {1, 64, 20, 136, 3, 3}, {1, 64, 5, 70, 2, 1}};
   for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ++ci) {
     const int pairs = cases[ci].pairs, bn = cases[ci].bn, C = cases[ci].c, K = cases[ci].k;
     const int R = cases[ci].r, S = cases[ci].s, crs = C * R * S;
-    const int n_chunks = (C + 15) / 16 * R, k_tiles = (K + bn - 1) / bn;
+    const int n_chunks = (C * R + 15) / 16, k_tiles = (K + bn - 1) / bn;
     const size_t chunk_bytes = (size_t)S * 2 * bn * 16 * (pairs ? 2 : 1);
     const size_t laid_bytes = (size_t)k_tiles * n_chunks * chunk_bytes;
     float *w = malloc((size_t)K * crs * sizeof *w), *unscale = malloc((size_t)K * sizeof *unscale);
@@ -841,8 +862,8 @@ Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .t
       const int nt = ko / bn, n = ko % bn;
       for (int j = 0; j < n_chunks; ++j)
         for (int k = 0; k < S * 16; ++k) {
-          const int s = k / 16, c = k % 16, cg = j / R, r = j % R, cin = cg * 16 + c;
-          const float x = ko < K && cin < C
+          const int s = k / 16, v = j * 16 + k % 16, r = v / C, cin = v % C;
+          const float x = ko < K && r < R
                               ? ldexpf(w[(size_t)ko * crs + ((size_t)cin * R + r) * S + s], e)
                               : 0.0f;
           const uint16_t hi = half_bits(x), lo = half_bits(x - half_float(hi));

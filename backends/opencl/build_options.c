@@ -142,15 +142,16 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
    * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
-  /* streamed weights on the wgmma program where it takes the shape and fills its tile: at
-   * least 16 input channels (a chunk's) and 128 output channels for one product, 64 for the
-   * pairs (kernels_cl/conv2d_wgmma.cl; H100, bench/NOTES.md v69, v71: mish-mish tf32 4.58-4.62
-   * -> 2.45-2.55 ms, fp32 7.99-8.01 -> 5.0-5.3); resident weights measured no faster on it
-   * (sub-sub-mish 1.22 / 1.35 -> 1.22-1.25 / 1.75-1.77 ms, v73), and smaller problems have not
-   * been measured */
+  /* the wgmma program (kernels_cl/conv2d_wgmma.cl) where it takes the shape and fills at
+   * least 3/4 of its tile in both N (K of its 128 or 64 channels) and K (the C R row channels
+   * of their whole 16-row chunks). H100: mish-mish tf32 4.58-4.62 -> 2.45-2.55 ms, fp32
+   * 7.99-8.01 -> 5.0-5.3 (bench/NOTES.md v69, v71); sub-sub-mish (8 x 3 row channels in two
+   * chunks, 64 channels) tf32 1.20-1.21 -> 1.11, fp32 1.48-1.55 -> 1.46 (v74). Smaller problems
+   * and partly filled tiles have not been measured. */
   cf_cl_wgmma_geometry wg;
-  sw[CF_CL_SWITCH_WGMMA] = !L.resident && cf_cl_wgmma_geometry_of(sh, split, &wg) &&
-                           sh->c >= 16 && sh->k >= (split ? 64 : 128);
+  const int64_t row_channels = sh->c * sh->r, chunk_rows = (row_channels + 15) / 16 * 16;
+  sw[CF_CL_SWITCH_WGMMA] = cf_cl_wgmma_geometry_of(sh, split, &wg) && 4 * sh->k >= 3 * wg.bn &&
+                           4 * row_channels >= 3 * chunk_rows;
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
@@ -270,7 +271,7 @@ int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geom
   x.stage_bytes = x.chunk_bytes + 16 * x.pitch * 4;
   if (2 * (int64_t)x.stage_bytes > CF_CL_MMA_LOCAL_BYTES)
     return 0;
-  const int64_t n_chunks = (sh->c + 15) / 16 * sh->r;
+  const int64_t n_chunks = (sh->c * sh->r + 15) / 16; /* 16 row channels (c, r) each */
   const int64_t q_tiles = (sh->q + 127) / 128, k_tiles = (sh->k + x.bn - 1) / x.bn;
   const int64_t groups = sh->n * sh->p * q_tiles * k_tiles;
   /* int in the kernel: group ids, tile indices, channel indices across the batch (n C, n K

@@ -67,9 +67,10 @@ typedef struct cf_cl_wgmma_geometry {
   int pairs;          /* hi / lo pairs (FP32 accuracy) or one product */
   int bn;             /* output channels per tile: 128, or 64 for pairs and K <= 64 */
   int pitch;          /* the patch rows' pitch in floats */
-  int chunk_bytes;    /* one chunk's laid-out weights: 16 channels x one kernel row */
+  int chunk_bytes;    /* one chunk's laid-out weights: 16 row channels (input channel,
+                         kernel row) x S */
   int stage_bytes;    /* a stage: the chunk's weights and its 16 patch rows */
-  int n_chunks;       /* ceil(C / 16) x R */
+  int n_chunks;       /* ceil(C R / 16) */
   int q_tiles;        /* 128-pixel tiles per output row */
   int k_tiles;        /* channel tiles */
   int pair_stores;    /* Q even: 8-byte pixel-pair stores */
