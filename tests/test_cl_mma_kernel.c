@@ -557,9 +557,11 @@ Test(cl_mma_kernel, wgmma_by_default_where_it_takes_the_shape_and_fills_its_tile
     h200_plan(1, math, 0, &sh, &t); /* mish-mish: streamed */
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
     cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "mish-mish %s: no wgmma", m ? "tf32" : "fp32");
-    h200_plan(0, math, 0, &sh, &t); /* sub-sub-mish: resident, 24 row channels in two chunks */
+    /* sub-sub-mish: resident, 24 row channels in two chunks; its pairs stay on mma.sync */
+    h200_plan(0, math, 0, &sh, &t);
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
-    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish %s: no wgmma", m ? "tf32" : "fp32");
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == (math == CF_MATH_TF32), "sub-sub-mish %s: wgmma %d",
+              m ? "tf32" : "fp32", sw[CF_CL_SWITCH_WGMMA]);
     const cf_cl_switches on = one_forced(CF_CL_SWITCH_WGMMA, 1);
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 0 &&
               sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish: wgmma=1 refused");

@@ -144,14 +144,15 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   sw[CF_CL_SWITCH_STAGES3] = 0;
   /* the wgmma program (kernels_cl/conv2d_wgmma.cl) where it takes the shape and fills at
    * least 3/4 of its tile in both N (K of its 128 or 64 channels) and K (the C R row channels
-   * of their whole 16-row chunks). H100: mish-mish tf32 4.58-4.62 -> 2.45-2.55 ms, fp32
-   * 7.99-8.01 -> 5.0-5.3 (bench/NOTES.md v69, v71); sub-sub-mish (8 x 3 row channels in two
-   * chunks, 64 channels) tf32 1.20-1.21 -> 1.11, fp32 1.48-1.55 -> 1.46 (v74). Smaller problems
-   * and partly filled tiles have not been measured. */
+   * of their whole 16-row chunks), but for the pairs (3xTF32's accuracy) on resident weights.
+   * H100: mish-mish tf32 4.58-4.62 -> 2.45-2.55 ms, fp32 7.99-8.01 -> 5.0-5.3 (bench/NOTES.md
+   * v69, v71); sub-sub-mish (8 x 3 row channels in two chunks, 64 channels) tf32 1.20-1.22 ->
+   * 1.11 (v74), where its pairs (1.46-1.47) lose to the mma.sync program's (1.35-1.47, most
+   * runs 1.35-1.36). Smaller problems and partly filled tiles have not been measured. */
   cf_cl_wgmma_geometry wg;
   const int64_t row_channels = sh->c * sh->r, chunk_rows = (row_channels + 15) / 16 * 16;
   sw[CF_CL_SWITCH_WGMMA] = cf_cl_wgmma_geometry_of(sh, split, &wg) && 4 * sh->k >= 3 * wg.bn &&
-                           4 * row_channels >= 3 * chunk_rows;
+                           4 * row_channels >= 3 * chunk_rows && !(split && L.resident);
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
