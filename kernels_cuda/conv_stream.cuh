@@ -105,12 +105,11 @@ __device__ __forceinline__ void store_tile_pairs(const Epi &epi, float (&acc)[T:
   }
 }
 
-// store_tile's job for one 16-pixel mma row per warp (T::MI == 1) as runs aligned to 32-byte
-// sectors (bench/NOTES.md v71, v72): of a channel's 16 pixels the lane holds g and 8 + g; in
-// store j it writes pixel 8j + g if g < u (u: the pixels before the row's first sector
-// boundary), else 8j + g - 8 (the block before's value), so that each store fills one sector
-// and only the outer two are shared with the neighbouring warps. out_warp: the warp's first
-// pixel of channel 0's plane; q_left: pixels of the row from there.
+// One channel's 16 pixels of a warp (row: its first; q_left: the row's pixels from there) as
+// runs aligned to 32-byte sectors (bench/NOTES.md v71, v72): the lane holds pixels g (v0) and
+// 8 + g (v1); in store j it writes pixel 8j + g if g < u (u: the pixels before the row's first
+// sector boundary), else 8j + g - 8 (the block before's value), so that each store fills one
+// sector and only the outer two are shared with the neighbouring warps.
 __device__ __forceinline__ void store_sector_runs(float v0, float v1, float *row, bool ch_ok,
                                                   int q_left, int g) {
   const int u = (int)((0u - (uint32_t)(reinterpret_cast<uintptr_t>(row) >> 2)) & 7u);
@@ -125,6 +124,8 @@ __device__ __forceinline__ void store_sector_runs(float v0, float v1, float *row
     __stcs(lane_row + 16, v1);
 }
 
+// store_tile's job for one 16-pixel mma row per warp (T::MI == 1) by store_sector_runs: out_warp
+// is the warp's first pixel of channel 0's plane, q_left the row's pixels from there.
 template <class T, class Epi>
 __device__ __forceinline__ void store_tile_aligned(const Epi &epi, float (&acc)[T::NI][4],
                                                    float *out_warp, int64_t pq, int ch_lane,

@@ -1414,26 +1414,29 @@ static int mma_register_cap(const cl_state *st, cf_cl_tuning tuning, int split, 
  * two products (bench/NOTES.md v70); unoptimized they are right and build in ~1 s. */
 #define EMULATED_OPT "-cl-opt-disable"
 
-/* The tensor-core program's build options (the key of the program cache): the layout and the
- * switches (build_options.c), then this context's own: the emulation, the verbose log. */
+/* Appends this context's own options to a tensor-core program's (the key of the program
+ * cache): where the tensor cores are emulated, emulate_defines (the program's no-PTX switches)
+ * and EMULATED_OPT; on NVIDIA with CONVFUSE_VERBOSE, -cl-nv-verbose (ptxas's counts in the
+ * build log; no register cap here: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still
+ * used up to 201 registers, measured on an H200). 0 if they do not fit in len bytes. */
+static int append_context_options(const cl_state *st, const char *emulate_defines, char *options,
+                                  size_t len) {
+  const size_t used = strlen(options);
+  const int n = snprintf(options + used, len - used, "%s%s%s%s",
+                         st->emulate_mma ? emulate_defines : "",
+                         st->emulate_mma ? " " EMULATED_OPT : "",
+                         st->nv_options && st->verbose ? " " : "",
+                         st->nv_options && st->verbose ? "-cl-nv-verbose" : "");
+  return n >= 0 && (size_t)n < len - used;
+}
+
+/* The tensor-core program's build options: the layout and the switches (build_options.c), then
+ * this context's own. */
 static cf_status mma_options(const cl_state *st, const cf_plan_spec *spec, int max_registers,
                              const int switches[CF_CL_SWITCHES], char *options, size_t len) {
-  int ok = cf_cl_mma_options(&spec->shape, &spec->tiles, &spec->epilogue, st->asm_kw,
-                             max_registers, switches, options, len);
-  size_t used = ok ? strlen(options) : 0;
-  if (ok && st->emulate_mma) {
-    ok = cf_cl_opt_append(options, len, &used, "CFM_EMULATE", 1);
-    const int n = ok ? snprintf(options + used, len - used, " %s", EMULATED_OPT) : -1;
-    ok = n > 0 && (size_t)n < len - used;
-    used += ok ? (size_t)n : 0;
-  }
-  /* No register cap: NVIDIA's OpenCL accepted -cl-nv-maxrregcount=128 and still used up to
-   * 201 registers (measured, H200). -cl-nv-verbose: ptxas's counts in the verbose build log. */
-  if (ok && st->nv_options && st->verbose) {
-    int n = snprintf(options + used, len - used, " -cl-nv-verbose");
-    ok = n > 0 && (size_t)n < len - used;
-  }
-  if (!ok)
+  if (!cf_cl_mma_options(&spec->shape, &spec->tiles, &spec->epilogue, st->asm_kw, max_registers,
+                         switches, options, len) ||
+      !append_context_options(st, " -DCFM_EMULATE=1", options, len))
     return cf_error(CF_ERR_INTERNAL, "opencl: build options do not fit in %zu bytes", len);
   return CF_OK;
 }
@@ -1658,19 +1661,13 @@ static cl_int wgmma_set_scalar_args(cl_kernel kernel, const cf_epilogue *epi, cl
   return err;
 }
 
-/* The wgmma program's build options (build_options.c), then this context's own: the
- * emulation (no PTX: PoCL in the tests), the verbose build log. 0 if they do not fit. */
+/* The wgmma program's build options (build_options.c), then this context's own (its emulation
+ * also emulates the SFU mish it shares with conv2d_mma.cl). 0 if they do not fit. */
 static int wgmma_options(const cl_state *st, const cf_conv_shape *sh,
                          const cf_cl_wgmma_geometry *g, const cf_epilogue *epi,
                          int max_registers, char *options, size_t len) {
-  if (!cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, len))
-    return 0;
-  size_t used = strlen(options);
-  const char *extra = st->emulate_mma ? " -DCFW_EMULATE=1 -DCFM_EMULATE=1 " EMULATED_OPT
-                      : st->nv_options && st->verbose ? " -cl-nv-verbose"
-                                                      : "";
-  const int n = snprintf(options + used, len - used, "%s", extra);
-  return n >= 0 && (size_t)n < len - used;
+  return cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, len) &&
+         append_context_options(st, " -DCFW_EMULATE=1 -DCFM_EMULATE=1", options, len);
 }
 
 /* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
