@@ -126,6 +126,31 @@ for s in $stages; do
                    CONVFUSE_TILE=$st run "streamcheck-T$st-full" 300 $B/bench/convfuse check --backend cuda \
                      --workload mish-mish --math $sm
                  done ;;
+    rowcheck) # the row-channel tile (kernels_cuda/conv_rowch.cuh, bench/NOTES.md v77) through
+              # WG entry 1 forced (CONVFUSE_TILE 6, tf32), at the default stage count and at
+              # ROWCH_STAGES (default 5): K past C R (4 chunks, the last 12 of 16 row channels)
+              # with two channel tiles, three 128-pixel tiles per row, 27 row channels with 4
+              # columns of padding, a last tile of 2 pixels, 200 channels, a 10-pixel row (entry
+              # 1 needs two of its 8-channel chunks: C > 8); each must say "row-channel" in its
+              # plan (grep the logs); then memcheck and racecheck on two, then mish-mish full
+              # size every distribution
+              for sh in 2,20,9,68,130,3,3,1,0,1 1,64,6,300,128,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1 \
+                        2,12,6,132,64,3,3,1,0,1 3,16,5,128,200,3,3,1,0,1 1,17,4,12,16,3,3,1,0,1; do
+                for ns in 1 ${ROWCH_STAGES:-5}; do
+                  CONVFUSE_ROW_CHANNELS=$ns CONVFUSE_TILE=6 run "rowcheck-$ns-$sh" 120 \
+                    $B/bench/convfuse check --backend cuda --workload custom --shape $sh \
+                    --ops mish,relu --math tf32 --dist all
+                done
+              done
+              for sh in 2,20,9,68,130,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1; do
+                for tool in memcheck racecheck; do
+                  CONVFUSE_TILE=6 run "$tool-rowch-$sh" 200 compute-sanitizer --tool $tool \
+                    --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+                    --shape $sh --ops mish --math tf32 --dist rand
+                done
+              done
+              run rowcheck-full 300 $B/bench/convfuse check --backend cuda --workload mish-mish \
+                --math tf32 ;;
     guardcheck) # the fp16 kernels' range guard (bench/NOTES.md v52): inputs past fp16's 65504
                 # (--dist huge) on the streamed tiles forced, one fp16 product (T6, tf32, the
                 # default) and pairs (T7, fp32, CONVFUSE_F16=1), on odd shapes, full size and

@@ -104,4 +104,11 @@ int cf_env_store_aligned(void);
  * anything else -> -1 with a warning line on stderr. */
 int cf_env_row_stores(void);
 
+/* CONVFUSE_ROW_CHANNELS (CUDA, WG entry 1 on one fp16 product as the row-channel tile of
+ * kernels_cuda/conv_rowch.cuh where the shape suits it; bench/NOTES.md v77): unset or "" -> -1
+ * (the backend's default), "0" -> 0 (entry 1's own kernel), "1" -> 1 (the row-channel tile at
+ * its default stage count, 3), "3" / "4" / "5" -> that many stages; anything else -> -1 with a
+ * warning line on stderr. */
+int cf_env_row_channels(void);
+
 #endif

@@ -56,7 +56,7 @@ const void *mma_kernel(const cfk_mma_kernel_id &id) {
 
 int mma_threads(const cfk_mma_kernel_id &id) {
   if (id.wgmma)
-    return cfk_wgmma_threads(id.menu_index);
+    return cfk_wgmma_threads(&id);
   switch (id.menu_index) {
   case 0: return MmaT0<false, false>::THREADS;
   case 1: return MmaT1<false, false>::THREADS;

@@ -1,10 +1,12 @@
 // The row-tile kernel of conv_rowtile.cuh and the flat-tile kernel of conv_flat.cuh on
 // warpgroup MMA, for the WG tile menu's entry 0, and the streamed kernel of conv_stream.cuh for
-// entry 1. Built for compute_90a alone (CMakeLists.txt): on any other
+// entry 1, and the row-channel tiles of conv_rowch.cuh (entry 1 on one fp16 product where the
+// shape suits them). Built for compute_90a alone (CMakeLists.txt): on any other
 // device these kernels have no image, which cfk_conv_wgmma_available reports, and the planner
 // never picks them there.
 #include "kernels_cuda/conv_flat.cuh"
 #include "kernels_cuda/conv_rowtile.cuh"
+#include "kernels_cuda/conv_rowch.cuh"
 #include "kernels_cuda/conv_stream.cuh"
 
 namespace {
@@ -55,6 +57,10 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id == nullptr || !id->wgmma)
     return nullptr;
   const int m = id->menu_index, c = id->chain, u = id->unit_stride, t = id->tma;
+  if (id->rowch) // entry 1 on one fp16 product, unit stride, its own patch copies
+    return m != 1 || id->split || !id->f16 || !u || t || id->staged || id->flat
+               ? nullptr
+               : rowch_kernel_of(c, id->rowch);
   if (m == 1 || m == 2) { // streamed: each entry its math; by TMA, unit column stride, stored
                           // from registers
     const StreamEntry se = stream_entry_of(id);
@@ -77,21 +83,55 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
                     : wg_kernel_of<false, false>(m, c, u, t);
 }
 
-extern "C" int cfk_wgmma_threads(int menu_index) {
+extern "C" int cfk_wgmma_threads(const cfk_mma_kernel_id *id) {
+  const int menu_index = id != nullptr ? id->menu_index : -1;
+  if (id != nullptr && id->rowch)
+    return RowChTile::THREADS;
   return menu_index == 0   ? WgT0<false, false>::THREADS
          : menu_index == 1 ? StreamTile::THREADS
          : menu_index == 2 ? StreamSplitTile::THREADS
                            : 0;
 }
 
+static_assert(CFK_ROWCH_BM == RowChTile::BM && CFK_ROWCH_CHUNK == RowChTile::CH,
+              "launch.h's row-channel constants");
+extern "C" int cfk_rowch_smem_bytes(int n_stages) {
+  return n_stages >= 3 && n_stages <= 5 ? rowch_smem_bytes(n_stages) : 0;
+}
+
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
+}
+
+// The row-channel tile's weights: grid_n x n_chunks blocks of B_BYTES, then grid_n x BN scales.
+static int64_t rowch_weight_floats(const cfk_mma_params *params) {
+  return params->grid_n * (params->n_chunks * (RowChTile::B_BYTES / 4) + RowChTile::BN);
+}
+
+static cudaError_t rowch_weights(const cfk_mma_params *params, const float *weight, float *laid,
+                                 cudaStream_t stream) {
+  constexpr int BN = RowChTile::BN;
+  const int64_t count = params->grid_n * params->n_chunks * BN * 16 * RowChTile::S; // values
+  const int threads = 256;
+  const int64_t blocks = (count + threads - 1) / threads;
+  const unsigned grid = (unsigned)(blocks < 65535 ? blocks : 65535);
+  float *scales = laid + params->grid_n * params->n_chunks * (RowChTile::B_BYTES / 4);
+  const int channels = (int)params->grid_n * BN;
+  (void)cudaGetLastError(); // report these launches' failures, not an earlier one
+  stream_weight_scales_kernel<<<(channels + 7) / 8, 256, 0, stream>>>(
+      weight, scales, params->g.k, params->crs, channels);
+  rowch_weights_kernel<<<grid, threads, 0, stream>>>(weight, reinterpret_cast<__half *>(laid),
+                                                     scales, params->g.k, params->g.c,
+                                                     params->g.r, params->n_chunks, count);
+  return cudaGetLastError();
 }
 
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
+  if (id != nullptr && id->rowch && params != nullptr)
+    return rowch_weight_floats(params);
   const StreamEntry sw = stream_entry_of(id);
   // fp16: the channels' scales after the weights
   return params == nullptr ? 0
@@ -103,6 +143,9 @@ extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
                                              const cfk_mma_params *params, const float *weight,
                                              float *laid, cudaStream_t stream) {
+  if (id != nullptr && id->rowch && params != nullptr && weight != nullptr && laid != nullptr &&
+      params->grid_n > 0 && params->g.s == RowChTile::S)
+    return rowch_weights(params, weight, laid, stream);
   const StreamEntry sw = stream_entry_of(id);
   if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0 ||
       sw.bn == 0)

@@ -128,6 +128,8 @@ typedef struct cfk_mma_params {
    * sets it by the device's DRAM bandwidth and CONVFUSE_ROW_STORES (cuda_internal.h:
    * cf_cuda_row_stores_choose; bench/NOTES.md v57, v60). */
   int32_t row_stores;
+  /* The row-channel tiles (kernel id rowch): row channel v (= r c + channel) -> kernel row */
+  cf_fastdiv div_c;
   cfk_tensor_map patch_map;
   cfk_tensor_map out_map;
 } cfk_mma_params;
@@ -182,15 +184,26 @@ typedef struct cfk_mma_kernel_id {
                   3xTF32 (params kcp a multiple of 16, the weights laid out as fp16 planes,
                   scaled per channel; params range_guard: see cfk_mma_params); flat tiles:
                   pairs for 3xTF32 (the kernel lays its weights out itself) */
+  int32_t rowch; /* WG entry 1 on one fp16 product as the row-channel tile
+                    (kernels_cuda/conv_rowch.cuh) with this many stages (3..5); 0: not. Its
+                    params: n_chunks of 16 row channels, div_c, q_tiles and m_tiles of 128
+                    pixels, smem_bytes cfk_rowch_smem_bytes(rowch); no TMA */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
  * Used by the launchers below, which take both kinds of id. */
 const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id);
-int cfk_wgmma_threads(int menu_index);
+int cfk_wgmma_threads(const cfk_mma_kernel_id *id);
+
+/* The row-channel tile (id rowch): pixels per tile, row channels per chunk, and its dynamic
+ * shared memory with n_stages stages (0 for a stage count it has no kernel for). */
+#define CFK_ROWCH_BM 128
+#define CFK_ROWCH_CHUNK 16
+int cfk_rowch_smem_bytes(int n_stages);
 
 /* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel
- * tile, K chunk) in wgmma's order: cfk_wg_stream_weight_floats floats (grid_n * n_chunks * BN *
+ * tile, K chunk) in wgmma's order (the row-channel tile: its own chunks, 3 x 16 x 128 fp16 values
+ * each, then the channels' scales): cfk_wg_stream_weight_floats floats (grid_n * n_chunks * BN *
  * kcp, twice that for entry 2's 3xTF32 halves, not for its fp16 pairs' two planes of fp16
  * values, half of it for one fp16 product; fp16: then grid_n * BN channel scales; 0 for an id
  * that is not a streamed kernel), written from the [K][C][R][S] weights by

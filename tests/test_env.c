@@ -617,6 +617,25 @@ Test(env, f16_and_row_stores_by_default_unless_0_or_1) {
   expect_switch_reads(switches, sizeof switches / sizeof switches[0], values, want);
 }
 
+/* ---- CONVFUSE_ROW_CHANNELS (-1: the backend's default; 0: off; 1: on at the default stage
+ * count; 3..5: that many stages, the kernels there are) ---- */
+
+static void read_row_channels_env(void) { switch_value = cf_env_row_channels(); }
+
+Test(env, row_channels_off_on_or_a_stage_count) {
+  const char *const values[] = {NULL, "", "0", "1", "2", "3", "4", "5", "6", "yes", "44"};
+  const int want[] = {-1, -1, 0, 1, -1, 3, 4, 5, -1, -1, -1};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_ROW_CHANNELS", values[i], read_row_channels_env, buf, sizeof buf);
+    cr_expect(switch_value == want[i], "CONVFUSE_ROW_CHANNELS=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", switch_value, want[i]);
+    const int warned = strstr(buf, "ignoring CONVFUSE_ROW_CHANNELS") != NULL;
+    cr_expect(warned == (i == 4 || i >= 8), "CONVFUSE_ROW_CHANNELS=%s printed: \"%s\"",
+              values[i] ? values[i] : "(unset)", buf);
+  }
+}
+
 #ifdef CONVFUSE_TEST_HAVE_CUDA
 /* backends/cuda/cuda_internal.h (that header needs the CUDA runtime's) */
 int cf_cuda_row_stores_choose(int env, double dram_bytes_per_s);

@@ -216,6 +216,40 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   return CF_OK;
 }
 
+/* WG entry 1 on one fp16 product runs as the row-channel tile (kernels_cuda/conv_rowch.cuh:
+ * 128 x 128 per 256 threads, two blocks per SM, K in chunks of 16 (channel, kernel row) pairs;
+ * bench/NOTES.md v77) where the shape is its kind: unit strides and dilations, 3 kernel columns,
+ * 16-byte aligned input rows and left padding. Its stage count, or 0 (CONVFUSE_ROW_CHANNELS=0,
+ * another plan or shape). */
+enum { ROWCH_DEFAULT_STAGES = 3 };
+static int rowch_stages(const cf_plan_spec *spec) {
+  const cf_tile_plan *t = &spec->tiles;
+  const cf_conv_shape *sh = &spec->shape;
+  const int64_t m_tiles = sh->n * sh->p * ceil_div64(sh->q, CFK_ROWCH_BM);
+  if (!t->wgmma || t->menu_index != 1 || !t->f16 || t->variant != CF_KERNEL_MMA_TF32 ||
+      sh->stride_h != 1 || sh->stride_w != 1 || sh->dil_h != 1 || sh->dil_w != 1 || sh->s != 3 ||
+      sh->w % 4 != 0 || sh->pad_w % 4 != 0 || m_tiles > INT32_MAX ||
+      sh->c * sh->h * sh->w > INT32_MAX) /* its copies' offsets within an image: int32 */
+    return 0;
+  const int env = cf_env_row_channels();
+  return env < 0 || env == 1 ? ROWCH_DEFAULT_STAGES : env;
+}
+
+/* The row-channel tile's parameters in place of entry 1's (mma_params_fill's): its chunks,
+ * tiles, stages and shared memory; its stores are always the sector-aligned runs. */
+static void rowch_params_fill(const cf_conv_shape *sh, int stages, cfk_mma_params *k) {
+  k->n_chunks = (int32_t)ceil_div64(sh->c * sh->r, CFK_ROWCH_CHUNK);
+  k->div_c = cf_fastdiv_make(k->g.c);
+  k->q_tiles = (int32_t)ceil_div64(sh->q, CFK_ROWCH_BM);
+  k->div_q_tiles = cf_fastdiv_make(k->q_tiles);
+  k->m_tiles = sh->n * sh->p * k->q_tiles;
+  k->grid_m = k->m_tiles; /* until the occupancy is known */
+  k->n_stages = stages;
+  k->smem_bytes = cfk_rowch_smem_bytes(stages);
+  k->store_pairs = 0;
+  k->store_aligned = 1;
+}
+
 static void ops_fill(const cf_epilogue *epi, cfk_epilogue_ops *ops) {
   ops->n_ops = epi->n_ops;
   for (int i = 0; i < epi->n_ops; ++i) {
@@ -309,6 +343,12 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.f16 = spec->tiles.f16;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
+  p->mma_id.rowch = s == CF_OK ? rowch_stages(spec) : 0;
+  if (p->mma_id.rowch) {
+    rowch_params_fill(sh, p->mma_id.rowch, &p->mma_params);
+    p->mma_id.tma = 0; /* its own patch copies */
+    p->threads = cfk_wgmma_threads(&p->mma_id);
+  }
   /* (the drifting 3xTF32 flat tile keeps its boxes whatever the flag says) */
   p->mma_params.row_stores =
       p->mma_id.flat && (!p->mma_id.split || p->mma_id.f16) && st->row_stores;
@@ -574,6 +614,11 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
 /* The fp16 plans' range guard (the planner's description names the fp16 products) and the
  * store path of the flat tiles (rows) or of the streamed ones (sector-aligned runs). */
 const char *cf_cuda_plan_detail(const void *compiled) {
+  const cuda_plan *p = compiled;
+  if (p->mma && p->mma_id.rowch) /* its own kernel: name it (fp16 one product, TF32 rerun) */
+    return "cuda: WG1's job runs on the row-channel tile (128 x 128 per 256 threads, 2 blocks "
+           "per SM, K in chunks of 16 (channel, kernel row) pairs, cp.async patch); range guard "
+           "with a TF32 rerun; output in sector-aligned runs";
   static const char *const detail[3][3] = {
       /* no guard, TF32 rerun, 3xTF32 rerun; by output: as the planner says, rows, aligned */
       {NULL, "cuda: range guard with a TF32 rerun",
@@ -586,7 +631,6 @@ const char *cf_cuda_plan_detail(const void *compiled) {
        "cuda: range guard with a TF32 rerun; output in sector-aligned runs",
        "cuda: range guard with a 3xTF32 rerun (pairs' inputs x 2^6); output in sector-aligned "
        "runs"}};
-  const cuda_plan *p = compiled;
   const int out = !p->mma                      ? 0
                   : p->mma_params.row_stores    ? 1
                   : p->mma_params.store_aligned ? 2
