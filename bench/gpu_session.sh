@@ -26,6 +26,15 @@ ab_rounds() { # base CLI: it and this build's, interleaved twice so clock drift 
     run "ab$round-new-$be-$w-$m" 90 $B/bench/convfuse bench --backend $be --workload $w --math $m --iters 30
   done; done; done
 }
+sanitize_shapes() { # tag, CONVFUSE_TILE, math, shapes...: memcheck and racecheck of each shape
+                    # (ops mish, dist rand) through that tile
+  local tag=$1 tile=$2 math=$3 sh tool; shift 3
+  for sh in "$@"; do for tool in memcheck racecheck; do
+    CONVFUSE_TILE=$tile run "$tool-$tag-$sh" 200 compute-sanitizer --tool $tool \
+      --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
+      --shape $sh --ops mish --math $math --dist rand
+  done; done
+}
 stall_metrics() { # ncu's stall reasons per issued instruction, comma-terminated (prof, clprof)
   local x
   for x in barrier long_scoreboard short_scoreboard mio_throttle lg_throttle math_pipe_throttle \
@@ -142,13 +151,7 @@ for s in $stages; do
                     --ops mish,relu --math tf32 --dist all
                 done
               done
-              for sh in 2,20,9,68,130,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1; do
-                for tool in memcheck racecheck; do
-                  CONVFUSE_TILE=6 run "$tool-rowch-$sh" 200 compute-sanitizer --tool $tool \
-                    --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                    --shape $sh --ops mish --math tf32 --dist rand
-                done
-              done
+              sanitize_shapes rowch 6 tf32 2,20,9,68,130,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1
               run rowcheck-full 300 $B/bench/convfuse check --backend cuda --workload mish-mish \
                 --math tf32 ;;
     guardcheck) # the fp16 kernels' range guard (bench/NOTES.md v52): inputs past fp16's 65504
@@ -250,13 +253,7 @@ for s in $stages; do
                  --workload sub-sub-mish --math fp32 --dist all ;;
     flatpairsan) # flatpairs' sanitizers: memcheck and racecheck of two odd shapes, memcheck of
                  # the guard's rerun
-               for sh in 2,8,10,36,70,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1; do
-                 for tool in memcheck racecheck; do
-                   CONVFUSE_TILE=5 run "$tool-flatpairs-$sh" 200 compute-sanitizer --tool $tool \
-                     --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
-                     --shape $sh --ops mish --math fp32 --dist rand
-                 done
-               done
+               sanitize_shapes flatpairs 5 fp32 2,8,10,36,70,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1
                CONVFUSE_TILE=5 run "memcheck-flatpairs-huge" 200 compute-sanitizer --tool memcheck \
                  --error-exitcode 9 $B/bench/convfuse check --backend cuda --workload custom \
                  --shape 2,8,10,36,70,3,3,1,0,1 --ops mish --math fp32 --dist huge ;;
