@@ -84,9 +84,11 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
 }
 
 extern "C" int cfk_wgmma_threads(const cfk_mma_kernel_id *id) {
-  const int menu_index = id != nullptr ? id->menu_index : -1;
-  if (id != nullptr && id->rowch)
+  if (id == nullptr)
+    return 0;
+  if (id->rowch)
     return RowChTile::THREADS;
+  const int menu_index = id->menu_index;
   return menu_index == 0   ? WgT0<false, false>::THREADS
          : menu_index == 1 ? StreamTile::THREADS
          : menu_index == 2 ? StreamSplitTile::THREADS
@@ -130,22 +132,25 @@ static cudaError_t rowch_weights(const cfk_mma_params *params, const float *weig
 
 extern "C" int64_t cfk_wg_stream_weight_floats(const cfk_mma_kernel_id *id,
                                                const cfk_mma_params *params) {
-  if (id != nullptr && id->rowch && params != nullptr)
+  if (params == nullptr)
+    return 0;
+  if (id != nullptr && id->rowch)
     return rowch_weight_floats(params);
   const StreamEntry sw = stream_entry_of(id);
   // fp16: the channels' scales after the weights
-  return params == nullptr ? 0
-                           : params->grid_n * (params->n_chunks * sw.bn * params->kcp *
-                                                   sw.value_bytes / 4 +
-                                               (sw.f16 ? sw.bn : 0));
+  return params->grid_n *
+         (params->n_chunks * sw.bn * params->kcp * sw.value_bytes / 4 + (sw.f16 ? sw.bn : 0));
 }
 
 extern "C" cudaError_t cfk_wg_stream_weights(const cfk_mma_kernel_id *id,
                                              const cfk_mma_params *params, const float *weight,
                                              float *laid, cudaStream_t stream) {
-  if (id != nullptr && id->rowch && params != nullptr && weight != nullptr && laid != nullptr &&
-      params->grid_n > 0 && params->g.s == RowChTile::S)
-    return rowch_weights(params, weight, laid, stream);
+  // the row-channel tile's own layout, never entry 1's (its buffer is sized for its own)
+  if (id != nullptr && id->rowch)
+    return params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0 ||
+                   params->g.s != RowChTile::S
+               ? cudaErrorInvalidValue
+               : rowch_weights(params, weight, laid, stream);
   const StreamEntry sw = stream_entry_of(id);
   if (params == nullptr || weight == nullptr || laid == nullptr || params->grid_n <= 0 ||
       sw.bn == 0)
