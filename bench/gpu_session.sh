@@ -135,25 +135,32 @@ for s in $stages; do
                    CONVFUSE_TILE=$st run "streamcheck-T$st-full" 300 $B/bench/convfuse check --backend cuda \
                      --workload mish-mish --math $sm
                  done ;;
-    rowcheck) # the row-channel tile (kernels_cuda/conv_rowch.cuh, bench/NOTES.md v77) through
-              # WG entry 1 forced (CONVFUSE_TILE 6, tf32), at the default stage count and at
-              # ROWCH_STAGES (default 5): K past C R (4 chunks, the last 12 of 16 row channels)
-              # with two channel tiles, three 128-pixel tiles per row, 27 row channels with 4
-              # columns of padding, a last tile of 2 pixels, 200 channels, a 10-pixel row (entry
-              # 1 needs two of its 8-channel chunks: C > 8); each must say "row-channel" in its
-              # plan (grep the logs); then memcheck and racecheck on two, then mish-mish full
-              # size every distribution
+    rowcheck) # the row-channel tile (kernels_cuda/conv_rowch.cuh, bench/NOTES.md v77, v78)
+              # through WG entry 1 forced (CONVFUSE_TILE 6, tf32), streamed and with resident
+              # weights, at the default stage count (4) and at ROWCH_STAGES (default 2): K past C R
+              # (4 chunks, the last 12 of 16 row channels) with two channel tiles, three 128-pixel
+              # tiles per row, 27 row channels with 4 columns of padding and 13 tiles (a resident
+              # team on dummy tiles only), a last tile of 2 pixels, 200 channels, a 10-pixel row
+              # (entry 1 needs two of its 8-channel chunks: C > 8), 300 row channels (too many
+              # to keep resident: streamed whatever the switch); each must say "row-channel" in
+              # its plan (grep the logs); then memcheck and racecheck on two each way, then
+              # mish-mish full size every distribution
               for sh in 2,20,9,68,130,3,3,1,0,1 1,64,6,300,128,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1 \
-                        2,12,6,132,64,3,3,1,0,1 3,16,5,128,200,3,3,1,0,1 1,17,4,12,16,3,3,1,0,1; do
-                for ns in 1 ${ROWCH_STAGES:-5}; do
-                  CONVFUSE_ROW_CHANNELS=$ns CONVFUSE_TILE=6 run "rowcheck-$ns-$sh" 120 \
+                        2,12,6,132,64,3,3,1,0,1 3,16,5,128,200,3,3,1,0,1 1,17,4,12,16,3,3,1,0,1 \
+                        1,100,4,16,24,3,3,1,0,1; do
+                for res in 0 1; do for ns in 1 ${ROWCH_STAGES:-2}; do
+                  CONVFUSE_ROW_CHANNELS_RESIDENT=$res CONVFUSE_ROW_CHANNELS=$ns CONVFUSE_TILE=6 \
+                    run "rowcheck-r$res-$ns-$sh" 120 \
                     $B/bench/convfuse check --backend cuda --workload custom --shape $sh \
                     --ops mish,relu --math tf32 --dist all
-                done
+                done; done
               done
-              sanitize_shapes rowch 6 tf32 2,20,9,68,130,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1
-              run rowcheck-full 300 $B/bench/convfuse check --backend cuda --workload mish-mish \
-                --math tf32 ;;
+              for res in 0 1; do
+                CONVFUSE_ROW_CHANNELS_RESIDENT=$res sanitize_shapes rowch-r$res 6 tf32 \
+                  2,20,9,68,130,3,3,1,0,1 1,9,7,36,33,3,3,1,4,1
+                CONVFUSE_ROW_CHANNELS_RESIDENT=$res run rowcheck-r$res-full 300 $B/bench/convfuse \
+                  check --backend cuda --workload mish-mish --math tf32
+              done ;;
     guardcheck) # the fp16 kernels' range guard (bench/NOTES.md v52): inputs past fp16's 65504
                 # (--dist huge) on the streamed tiles forced, one fp16 product (T6, tf32, the
                 # default) and pairs (T7, fp32, CONVFUSE_F16=1), on odd shapes, full size and
@@ -513,6 +520,7 @@ for f in "$OUT"/torch-*.log; do [ -f "$f" ] && sed -n '/^NVIDIA/,$p' "$f"; done
 for f in "$OUT"/streamcheck-*.log "$OUT"/*-stream-*.log; do [ -f "$f" ] && echo "$(basename $f .log): rc $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+|ERROR SUMMARY: [0-9]+|RACECHECK SUMMARY: [0-9]+ hazards?" "$f" | head -1)"; done
 for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
 for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
+for f in "$OUT"/rowcheck-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -c PASS "$f") PASS $(grep -c FAIL "$f") FAIL, $(grep -q 'resident weights' "$f" && echo resident || { grep -q row-channel "$f" && echo streamed || echo NOT-row-channel; })"; done
 for f in "$OUT"/issue4-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
 for f in "$OUT"/clwgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "wgmma program" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done

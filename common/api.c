@@ -297,6 +297,14 @@ static void describe_plan(cf_plan *plan) {
              cf_kernel_variant_name(t->variant), t->block_m, t->block_n, t->block_k,
              t->thread_m, t->thread_n, t->threads, t->stages, (long long)t->grid_m,
              (long long)t->grid_n, t->shared_bytes, math, chain, t->why);
+  else if (t->row_channels) /* the tile that runs; entry 1's fields are its rerun's */
+    snprintf(plan->description, sizeof plan->description,
+             "kernel=wg%s tile=%dx%dx%d warp=16x%d threads=%d stages=%d grid=%lldx%lld "
+             "smem=%zuB math=%s epilogue=[%s] | %s",
+             cf_kernel_variant_name(t->variant), CF_ROWCH_BM, CF_ROWCH_BN, CF_ROWCH_CHUNK,
+             CF_ROWCH_BN, t->row_channel_threads, t->row_channel_stages,
+             (long long)t->row_channel_tiles, (long long)t->grid_n, t->row_channel_shared_bytes,
+             math, chain, t->why);
   else
     snprintf(plan->description, sizeof plan->description,
              "kernel=%s%s tile=%dx%dx%d warp=%dx%d threads=%d stages=%d grid=%lldx%lld "

@@ -48,6 +48,13 @@ typedef struct cf_device_caps {
                                       0 never (CONVFUSE_F16=0), 1 one product for
                                       CF_MATH_TF32 only, 2 also hi / lo pairs for
                                       CF_MATH_FP32, on flat tiles too (CUDA's default) */
+  int row_channel_stages;          /* WG entry 1's one fp16 product may run as the row-channel
+                                      tile (mma_layout.h cf_rowch_shared_bytes; CUDA sm_90a,
+                                      kernels_cuda/conv_rowch.cuh) at this many stages (2..5,
+                                      CONVFUSE_ROW_CHANNELS); 0 never */
+  int row_channel_resident;        /* ... with its channel tile's weights resident in shared
+                                      memory (two teams per block, 2..4 stages) where they fit
+                                      (CONVFUSE_ROW_CHANNELS_RESIDENT); 0 streamed */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;
   uint64_t max_alloc_bytes;        /* largest single buffer */

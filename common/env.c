@@ -164,8 +164,10 @@ int cf_env_row_channels(void) {
   const char *v = getenv("CONVFUSE_ROW_CHANNELS");
   if (!v || !*v)
     return -1;
-  if ((v[0] == '0' || v[0] == '1' || (v[0] >= '3' && v[0] <= '5')) && !v[1])
+  if (v[0] >= '0' && v[0] <= '5' && !v[1])
     return v[0] - '0';
-  fprintf(stderr, "convfuse: ignoring CONVFUSE_ROW_CHANNELS='%.32s' (use 0, 1, 3, 4 or 5)\n", v);
+  fprintf(stderr, "convfuse: ignoring CONVFUSE_ROW_CHANNELS='%.32s' (use 0 to 5)\n", v);
   return -1;
 }
+
+int cf_env_row_channels_resident(void) { return env_tristate("CONVFUSE_ROW_CHANNELS_RESIDENT"); }

@@ -107,8 +107,16 @@ int cf_env_row_stores(void);
 /* CONVFUSE_ROW_CHANNELS (CUDA, WG entry 1 on one fp16 product as the row-channel tile of
  * kernels_cuda/conv_rowch.cuh where the shape suits it; bench/NOTES.md v77): unset or "" -> -1
  * (the backend's default), "0" -> 0 (entry 1's own kernel), "1" -> 1 (the row-channel tile at
- * its default stage count, 3), "3" / "4" / "5" -> that many stages; anything else -> -1 with a
- * warning line on stderr. */
+ * its default stage count, 4), "2" .. "5" -> that many stages (resident weights: 2 .. 4, else
+ * streamed); anything else -> -1 with a warning line on stderr. The CUDA backend passes it to
+ * the planner as caps row_channel_stages. */
 int cf_env_row_channels(void);
+
+/* CONVFUSE_ROW_CHANNELS_RESIDENT (the row-channel tile with its channel tile's weights resident
+ * in shared memory, blocks of two teams, where the device's shared memory holds them;
+ * bench/NOTES.md v79): unset or "" -> -1 (the backend's default: resident), "0" -> 0 (streamed
+ * weights), "1" -> 1; anything else -> -1 with a warning line on stderr. (caps
+ * row_channel_resident) */
+int cf_env_row_channels_resident(void);
 
 #endif

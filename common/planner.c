@@ -333,6 +333,45 @@ static int mma_tall(const cf_mma_tile *t, int wg, cf_kernel_variant variant,
          t->bm % (2 * t->wm) == 0;
 }
 
+/* WG entry 1's one fp16 product as the row-channel tile (mma_layout.h) where the backend has
+ * it (caps row_channel_stages) and the shape is its kind: unit strides and dilations, 3 kernel
+ * columns, input width and left padding multiples of 4 (its 16-byte patch copies), its tile
+ * indices and one image's offsets far below 2^31. Its weights resident (two teams per block;
+ * kernels at 2..4 stages) where the caps ask and shared memory holds them, else streamed.
+ * Measured on an H100, mish-mish tf32: 2.75 ms on entry 1's tile, 2.61-2.67 on this one
+ * (bench/NOTES.md v77, v79). */
+static void plan_row_channels(const cf_conv_shape *sh, const cf_device_caps *caps,
+                              cf_tile_plan *plan) {
+  const int64_t stages = caps->row_channel_stages;
+  const int64_t limit = (int64_t)caps->shared_mem_per_block_max;
+  if (stages < 2 || stages > 5 || !plan->wgmma || plan->menu_index != 1 || !plan->f16 ||
+      plan->variant != CF_KERNEL_MMA_TF32 || sh->stride_h != 1 || sh->stride_w != 1 ||
+      sh->dil_h != 1 || sh->dil_w != 1 || sh->s != CF_ROWCH_S || sh->w % 4 != 0 ||
+      sh->pad_w % 4 != 0 || sh->c * sh->h * sh->w > INT32_MAX || sh->c * sh->r > INT32_MAX / 2)
+    return;
+  const int64_t m_tiles = sh->n * sh->p * ceil_div(sh->q, CF_ROWCH_BM);
+  const int64_t n_chunks = ceil_div(sh->c * sh->r, CF_ROWCH_CHUNK);
+  const int resident = caps->row_channel_resident && stages <= 4 &&
+                       CF_ROWCH_THREADS * CF_ROWCH_TEAMS <= caps->max_threads_per_block &&
+                       cf_rowch_shared_bytes(stages, 1, n_chunks) <= limit;
+  const int64_t bytes = cf_rowch_shared_bytes(stages, resident, n_chunks);
+  if (m_tiles > INT32_MAX / 2 || bytes > limit)
+    return;
+  plan->row_channels = 1 + resident;
+  plan->row_channel_stages = (int)stages;
+  plan->row_channel_threads = CF_ROWCH_THREADS * (resident ? CF_ROWCH_TEAMS : 1);
+  plan->row_channel_tiles = m_tiles;
+  plan->row_channel_shared_bytes = (size_t)bytes;
+  snprintf(plan->why, sizeof plan->why,
+           "tensor cores (wgmma, one fp16 product): WG1's job as the row-channel tile (%dx%d "
+           "per %d threads%s), %lld tiles for %d CUs, K in chunks of %d (channel, kernel row) "
+           "pairs, %d stages, patch by cp.async; its TF32 rerun on WG1",
+           CF_ROWCH_BM, CF_ROWCH_BN, CF_ROWCH_THREADS,
+           resident ? ", two per block, weights resident" : ", weights streamed",
+           (long long)(m_tiles * plan->grid_n), caps->compute_units, CF_ROWCH_CHUNK,
+           (int)stages);
+}
+
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
  * is worth it, with the reason in `why` for the FFMA plan to quote. */
 static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
@@ -488,6 +527,7 @@ static cf_status plan_mma(const cf_conv_shape *sh, const cf_device_caps *caps,
            : best_layout.out_floats > 0 ? "staged in shared memory"
                                         : "stored from registers",
            best_layout.tma_segments > 0 ? "TMA" : "cp.async");
+  plan_row_channels(sh, caps, plan);
   return CF_OK;
 }
 

@@ -47,6 +47,15 @@ typedef struct cf_tile_plan {
                                     choice for flat tiles); else 0 */
   size_t rerun_shared_bytes;
   int rerun_output_buffers;      /* f16 on flat tiles: that rerun's staging buffers; else 0 */
+  int row_channels;              /* MMA (WG entry 1, one fp16 product; caps
+                                    row_channel_stages): the job runs as the row-channel tile,
+                                    1 with streamed weights, 2 with them resident (two teams
+                                    per block); the fields around keep describing entry 1 (its
+                                    TF32 rerun's tile), row_channel_* the tile itself: */
+  int row_channel_stages, row_channel_threads;
+  int64_t row_channel_tiles;     /* its CF_ROWCH_BM-pixel row tiles (grid along M; blocks
+                                    persist) */
+  size_t row_channel_shared_bytes;
   int threads;                   /* threads (work-items) per block (work-group) */
   int stages;                    /* shared-memory pipeline depth */
   int64_t grid_m, grid_n;        /* tiles along M and N (persistent kernels launch fewer

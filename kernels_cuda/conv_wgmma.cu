@@ -60,7 +60,7 @@ extern "C" const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id) {
   if (id->rowch) // entry 1 on one fp16 product, unit stride, its own patch copies
     return m != 1 || id->split || !id->f16 || !u || t || id->staged || id->flat
                ? nullptr
-               : rowch_kernel_of(c, id->rowch);
+               : rowch_kernel_of(c, id->rowch, id->rowch_resident != 0);
   if (m == 1 || m == 2) { // streamed: each entry its math; by TMA, unit column stride, stored
                           // from registers
     const StreamEntry se = stream_entry_of(id);
@@ -87,7 +87,7 @@ extern "C" int cfk_wgmma_threads(const cfk_mma_kernel_id *id) {
   if (id == nullptr)
     return 0;
   if (id->rowch)
-    return RowChTile::THREADS;
+    return RowChTile::THREADS * (id->rowch_resident ? RowChTile::TEAMS : 1);
   const int menu_index = id->menu_index;
   return menu_index == 0   ? WgT0<false, false>::THREADS
          : menu_index == 1 ? StreamTile::THREADS
@@ -95,15 +95,20 @@ extern "C" int cfk_wgmma_threads(const cfk_mma_kernel_id *id) {
                            : 0;
 }
 
-static_assert(CFK_ROWCH_BM == RowChTile::BM && CFK_ROWCH_CHUNK == RowChTile::CH,
+static_assert(CFK_ROWCH_BM == RowChTile::BM && CFK_ROWCH_CHUNK == RowChTile::CH &&
+                  CFK_ROWCH_TEAMS == RowChTile::TEAMS,
               "launch.h's row-channel constants");
-extern "C" int cfk_rowch_smem_bytes(int n_stages) {
-  return n_stages >= 3 && n_stages <= 5 ? rowch_smem_bytes(n_stages) : 0;
+extern "C" int64_t cfk_rowch_smem_bytes(int n_stages, int resident, int n_chunks) {
+  if (resident)
+    return n_stages >= 2 && n_stages <= 4 && n_chunks > 0
+               ? rowch_resident_smem_bytes(n_stages, n_chunks)
+               : 0;
+  return n_stages >= 2 && n_stages <= 5 ? rowch_smem_bytes(n_stages) : 0;
 }
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {
   cudaFuncAttributes attr;
-  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0, 0};
+  const cfk_mma_kernel_id id = {0, 0, CFK_EPI_NONE, 1, 0, 1, 0, 0, 0, 0, 0};
   return cudaFuncGetAttributes(&attr, cfk_wgmma_kernel(&id));
 }
 

@@ -185,9 +185,12 @@ typedef struct cfk_mma_kernel_id {
                   scaled per channel; params range_guard: see cfk_mma_params); flat tiles:
                   pairs for 3xTF32 (the kernel lays its weights out itself) */
   int32_t rowch; /* WG entry 1 on one fp16 product as the row-channel tile
-                    (kernels_cuda/conv_rowch.cuh) with this many stages (3..5); 0: not. Its
+                    (kernels_cuda/conv_rowch.cuh) with this many stages (2..5); 0: not. Its
                     params: n_chunks of 16 row channels, div_c, q_tiles and m_tiles of 128
-                    pixels, smem_bytes cfk_rowch_smem_bytes(rowch); no TMA */
+                    pixels, smem_bytes cfk_rowch_smem_bytes(rowch, rowch_resident, n_chunks);
+                    no TMA */
+  int32_t rowch_resident; /* the row-channel tile with the channel tile's weights resident in
+                             shared memory: blocks of CFK_ROWCH_TEAMS teams (2..4 stages) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
@@ -195,11 +198,13 @@ typedef struct cfk_mma_kernel_id {
 const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id);
 int cfk_wgmma_threads(const cfk_mma_kernel_id *id);
 
-/* The row-channel tile (id rowch): pixels per tile, row channels per chunk, and its dynamic
- * shared memory with n_stages stages (0 for a stage count it has no kernel for). */
+/* The row-channel tile (id rowch): pixels per tile, row channels per chunk, teams per block
+ * with resident weights (each team its own tiles), and its dynamic shared memory with n_stages
+ * stages, resident or not, over n_chunks chunks (0 for a stage count it has no kernel for). */
 #define CFK_ROWCH_BM 128
 #define CFK_ROWCH_CHUNK 16
-int cfk_rowch_smem_bytes(int n_stages);
+#define CFK_ROWCH_TEAMS 2
+int64_t cfk_rowch_smem_bytes(int n_stages, int resident, int n_chunks);
 
 /* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel
  * tile, K chunk) in wgmma's order (the row-channel tile: its own chunks, 3 x 16 x 128 fp16 values

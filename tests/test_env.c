@@ -618,20 +618,40 @@ Test(env, f16_and_row_stores_by_default_unless_0_or_1) {
 }
 
 /* ---- CONVFUSE_ROW_CHANNELS (-1: the backend's default; 0: off; 1: on at the default stage
- * count; 3..5: that many stages, the kernels there are) ---- */
+ * count; 2..5: that many stages, the kernels there are) and CONVFUSE_ROW_CHANNELS_RESIDENT
+ * (-1: the backend's default; 0 / 1) ---- */
 
 static void read_row_channels_env(void) { switch_value = cf_env_row_channels(); }
 
 Test(env, row_channels_off_on_or_a_stage_count) {
-  const char *const values[] = {NULL, "", "0", "1", "2", "3", "4", "5", "6", "yes", "44"};
-  const int want[] = {-1, -1, 0, 1, -1, 3, 4, 5, -1, -1, -1};
+  const char *const values[] = {NULL, "", "0", "1", "2", "3", "4", "5", "6", "yes", "44", "-1"};
+  const int want[] = {-1, -1, 0, 1, 2, 3, 4, 5, -1, -1, -1, -1};
   for (size_t i = 0; i < sizeof want / sizeof want[0]; ++i) {
     char buf[1024];
     read_env_as("CONVFUSE_ROW_CHANNELS", values[i], read_row_channels_env, buf, sizeof buf);
     cr_expect(switch_value == want[i], "CONVFUSE_ROW_CHANNELS=%s: %d, want %d",
               values[i] ? values[i] : "(unset)", switch_value, want[i]);
     const int warned = strstr(buf, "ignoring CONVFUSE_ROW_CHANNELS") != NULL;
-    cr_expect(warned == (i == 4 || i >= 8), "CONVFUSE_ROW_CHANNELS=%s printed: \"%s\"",
+    cr_expect(warned == (i >= 8), "CONVFUSE_ROW_CHANNELS=%s printed: \"%s\"",
+              values[i] ? values[i] : "(unset)", buf);
+  }
+}
+
+static void read_row_channels_resident_env(void) {
+  switch_value = cf_env_row_channels_resident();
+}
+
+Test(env, row_channels_resident_is_a_tristate) {
+  const char *const values[] = {NULL, "", "0", "1", "2", "on"};
+  const int want[] = {-1, -1, 0, 1, -1, -1};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; ++i) {
+    char buf[1024];
+    read_env_as("CONVFUSE_ROW_CHANNELS_RESIDENT", values[i], read_row_channels_resident_env, buf,
+                sizeof buf);
+    cr_expect(switch_value == want[i], "CONVFUSE_ROW_CHANNELS_RESIDENT=%s: %d, want %d",
+              values[i] ? values[i] : "(unset)", switch_value, want[i]);
+    const int warned = strstr(buf, "ignoring CONVFUSE_ROW_CHANNELS_RESIDENT") != NULL;
+    cr_expect(warned == (i >= 4), "CONVFUSE_ROW_CHANNELS_RESIDENT=%s printed: \"%s\"",
               values[i] ? values[i] : "(unset)", buf);
   }
 }

@@ -992,6 +992,73 @@ Test(planner, fp16_only_on_the_streamed_tiles) {
   }
 }
 
+/* The row-channel tile (caps row_channel_stages / row_channel_resident; planner.c
+ * plan_row_channels): WG1's one fp16 product on mish-mish tf32 runs on it, its weights resident
+ * (12 chunks of 12 KB beside two teams' 3 stages of 8.4 KB: 199,168 bytes, 512 threads) where
+ * the caps ask, else streamed (3 stages of 20.3 KB: 63,232 bytes, 256 threads), 64 x 254 x 2
+ * tiles of 128 pixels; entry 1's own fields stay (its TF32 rerun's). Streamed at 5 stages (no
+ * resident kernel) and where 300 row channels do not fit resident; never without the caps, for
+ * fp32 (pairs on WG2), or on shapes not its kind (5 kernel columns; left padding 1). */
+Test(planner, row_channel_tile_where_the_caps_and_the_shape_allow) {
+  cf_device_caps caps = caps_h200_all();
+  caps.wg_f16 = 2;
+  cf_conv_shape sh;
+  cf_epilogue epi;
+  resolve(&shapes[1], &sh, &epi);
+  cf_tile_plan base, t;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &base);
+  cr_assert(base.wgmma && base.menu_index == 1 && base.f16 && !base.row_channels,
+            "mish-mish tf32 without the caps: WG%d f16 %d row channels %d: %s", base.menu_index,
+            base.f16, base.row_channels, base.why);
+  for (int resident = 0; resident <= 1; ++resident) {
+    caps.row_channel_stages = 3;
+    caps.row_channel_resident = resident;
+    plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+    const size_t bytes = resident ? 12 * 12288 + 2 * 3 * 8448 + 1024 : 3 * (12288 + 8448) + 1024;
+    cr_expect(t.row_channels == 1 + resident && t.row_channel_stages == 3 &&
+                  t.row_channel_threads == (resident ? 512 : 256) &&
+                  t.row_channel_tiles == 64 * 254 * 2 && t.row_channel_shared_bytes == bytes &&
+                  strstr(t.why, "row-channel tile") != NULL &&
+                  (strstr(t.why, "weights resident") != NULL) == resident,
+              "mish-mish tf32, resident %d: row channels %d, %d stages, %d threads, %lld tiles, "
+              "%zu bytes (want %zu): %s",
+              resident, t.row_channels, t.row_channel_stages, t.row_channel_threads,
+              (long long)t.row_channel_tiles, t.row_channel_shared_bytes, bytes, t.why);
+    cr_expect(t.block_m == base.block_m && t.threads == base.threads &&
+                  t.stages == base.stages && t.shared_bytes == base.shared_bytes &&
+                  t.grid_m == base.grid_m && t.rerun_stages == base.rerun_stages &&
+                  t.rerun_shared_bytes == base.rerun_shared_bytes,
+              "entry 1's fields (the rerun's) changed: %s", t.why);
+  }
+  caps.row_channel_stages = 5;
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(t.row_channels == 1 && t.row_channel_shared_bytes == 5 * (12288 + 8448) + 1024,
+            "5 stages: row channels %d, %zu bytes", t.row_channels, t.row_channel_shared_bytes);
+  caps.row_channel_stages = 3;
+  plan_ok(&sh, &epi, CF_MATH_FP32, &caps, &t);
+  cr_expect(!t.row_channels, "mish-mish fp32 on the row-channel tile: %s", t.why);
+  static const struct {
+    const char *name;
+    cf_conv2d_desc d;
+    int want;
+  } cases[] = {
+      {"300 row channels", {8, 100, 32, 256, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, 1},
+      {"5 kernel columns", {8, 64, 32, 256, 128, 5, 5, 1, 1, 0, 0, 1, 1, 1}, 0},
+      {"left padding 1", {8, 64, 32, 256, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1}, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+    cr_assert(cf_shape_resolve("test", &cases[i].d, &sh) == CF_OK, "%s", cf_last_error());
+    plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+    cr_expect(t.row_channels == cases[i].want && t.wgmma && t.menu_index == 1 && t.f16,
+              "%s: row channels %d (want %d), WG%d, f16 %d: %s", cases[i].name, t.row_channels,
+              cases[i].want, t.menu_index, t.f16, t.why);
+  }
+  caps.row_channel_stages = 0;
+  resolve(&shapes[1], &sh, &epi);
+  plan_ok(&sh, &epi, CF_MATH_TF32, &caps, &t);
+  cr_expect(!t.row_channels, "row_channel_stages 0: %s", t.why);
+}
+
 /* The streamed wgmma entries (weights in one bulk copy per chunk beside the patch) only where
  * their kernels exist and pay: the patch by TMA, several K chunks, each entry its own math.
  * mish-mish tf32 (64 channels = 8 chunks of 72) takes 256 x 128 (entry 1), mish-mish fp32

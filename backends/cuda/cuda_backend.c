@@ -213,6 +213,14 @@ static cf_status cuda_init(void **state, cf_device_caps *caps, char *name, size_
    * pairs on the flat tiles too (sub-sub-mish fp32 -16%, H100: v55) */
   const int f16 = cf_env_f16();
   caps->wg_f16 = !(caps->has_wgmma && caps->has_tma) || f16 == 0 ? 0 : 2;
+  /* WG entry 1's one fp16 product as the row-channel tile (kernels_cuda/conv_rowch.cuh):
+   * 2.75 -> 2.61-2.67 ms on an H100's mish-mish tf32 (bench/NOTES.md v77, v79) */
+  const int row_channels = cf_env_row_channels(), resident = cf_env_row_channels_resident();
+  caps->row_channel_stages = caps->wg_f16 == 0 || row_channels == 0 ? 0
+                             : row_channels < 0 || row_channels == 1
+                                 ? CF_CUDA_ROW_CHANNEL_STAGES
+                                 : row_channels;
+  caps->row_channel_resident = resident < 0 ? CF_CUDA_ROW_CHANNEL_RESIDENT : resident;
   caps->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
   st->row_stores = cf_cuda_row_stores_choose(cf_env_row_stores(), dram_bandwidth(dev));
   caps->global_mem_bytes = (uint64_t)prop.totalGlobalMem;

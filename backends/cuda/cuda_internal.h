@@ -20,6 +20,11 @@ typedef struct cf_cuda_state {
   int row_stores;
 } cf_cuda_state;
 
+/* The row-channel tile's defaults (caps row_channel_stages / row_channel_resident where
+ * CONVFUSE_ROW_CHANNELS / CONVFUSE_ROW_CHANNELS_RESIDENT leave them to the backend;
+ * bench/NOTES.md v77, v79). */
+enum { CF_CUDA_ROW_CHANNEL_STAGES = 4, CF_CUDA_ROW_CHANNEL_RESIDENT = 1 };
+
 /* The flat tiles' store path for a device of peak DRAM bandwidth dram_bytes_per_s (0:
  * unknown) and CONVFUSE_ROW_STORES (cf_env_row_stores: 1 on, 0 off, -1 by the device): channel
  * rows below 4 TB/s, TMA boxes above (bench/NOTES.md v60: sub-sub-mish tf32 on an H100, 3.35

@@ -216,38 +216,35 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   return CF_OK;
 }
 
-/* WG entry 1 on one fp16 product runs as the row-channel tile (kernels_cuda/conv_rowch.cuh:
- * 128 x 128 per 256 threads, two blocks per SM, K in chunks of 16 (channel, kernel row) pairs;
- * bench/NOTES.md v77) where the shape is its kind: unit strides and dilations, 3 kernel columns,
- * 16-byte aligned input rows and left padding. Its stage count, or 0 (CONVFUSE_ROW_CHANNELS=0,
- * another plan or shape). */
-enum { ROWCH_DEFAULT_STAGES = 3 };
-static int rowch_stages(const cf_plan_spec *spec) {
-  const cf_tile_plan *t = &spec->tiles;
-  const cf_conv_shape *sh = &spec->shape;
-  const int64_t m_tiles = sh->n * sh->p * ceil_div64(sh->q, CFK_ROWCH_BM);
-  if (!t->wgmma || t->menu_index != 1 || !t->f16 || t->variant != CF_KERNEL_MMA_TF32 ||
-      sh->stride_h != 1 || sh->stride_w != 1 || sh->dil_h != 1 || sh->dil_w != 1 || sh->s != 3 ||
-      sh->w % 4 != 0 || sh->pad_w % 4 != 0 || m_tiles > INT32_MAX ||
-      sh->c * sh->h * sh->w > INT32_MAX) /* its copies' offsets within an image: int32 */
-    return 0;
-  const int env = cf_env_row_channels();
-  return env < 0 || env == 1 ? ROWCH_DEFAULT_STAGES : env;
-}
+_Static_assert(CFK_ROWCH_BM == CF_ROWCH_BM && CFK_ROWCH_CHUNK == CF_ROWCH_CHUNK &&
+                   CFK_ROWCH_TEAMS == CF_ROWCH_TEAMS,
+               "the row-channel kernel's constants (launch.h) and the planner's (mma_layout.h)");
 
-/* The row-channel tile's parameters in place of entry 1's (mma_params_fill's): its chunks,
- * tiles, stages and shared memory; its stores are always the sector-aligned runs. */
-static void rowch_params_fill(const cf_conv_shape *sh, int stages, cfk_mma_params *k) {
+/* The row-channel tile the planner chose (tiles row_channel_*; common/planner.c) in place of
+ * entry 1's parameters (mma_params_fill's): its chunks, tiles, stages and shared memory, which
+ * must be its kernel's; its stores are always the sector-aligned runs. */
+static cf_status rowch_params_fill(const cf_conv_shape *sh, const cf_tile_plan *t,
+                                   const cfk_mma_kernel_id *id, cfk_mma_params *k) {
   k->n_chunks = (int32_t)ceil_div64(sh->c * sh->r, CFK_ROWCH_CHUNK);
+  const int64_t bytes = cfk_rowch_smem_bytes(id->rowch, id->rowch_resident, k->n_chunks);
+  if (bytes <= 0 || bytes != (int64_t)t->row_channel_shared_bytes ||
+      cfk_wgmma_threads(id) != t->row_channel_threads ||
+      t->row_channel_tiles != sh->n * sh->p * ceil_div64(sh->q, CFK_ROWCH_BM))
+    return cf_error(CF_ERR_INTERNAL, "cuda: row-channel plan (%d stages, %s weights, %zu "
+                    "bytes, %d threads, %lld tiles) has no such kernel (%lld bytes, %d threads)",
+                    t->row_channel_stages, id->rowch_resident ? "resident" : "streamed",
+                    t->row_channel_shared_bytes, t->row_channel_threads,
+                    (long long)t->row_channel_tiles, (long long)bytes, cfk_wgmma_threads(id));
   k->div_c = cf_fastdiv_make(k->g.c);
   k->q_tiles = (int32_t)ceil_div64(sh->q, CFK_ROWCH_BM);
   k->div_q_tiles = cf_fastdiv_make(k->q_tiles);
-  k->m_tiles = sh->n * sh->p * k->q_tiles;
+  k->m_tiles = t->row_channel_tiles;
   k->grid_m = k->m_tiles; /* until the occupancy is known */
-  k->n_stages = stages;
-  k->smem_bytes = cfk_rowch_smem_bytes(stages);
+  k->n_stages = id->rowch;
+  k->smem_bytes = (int32_t)bytes;
   k->store_pairs = 0;
   k->store_aligned = 1;
+  return CF_OK;
 }
 
 static void ops_fill(const cf_epilogue *epi, cfk_epilogue_ops *ops) {
@@ -273,10 +270,13 @@ static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
                     "resident on this device",
                     p->mma_id.wgmma ? "WG" : "T", p->menu_index, p->mma_params.smem_bytes);
   int64_t x = (int64_t)per_sm * sms / p->mma_params.grid_n;
+  /* the row-channel tile's resident-weight blocks: each team its own tiles */
+  const int64_t tiles_per_block = p->mma_id.rowch_resident ? CFK_ROWCH_TEAMS : 1;
+  const int64_t blocks_max = ceil_div64(p->mma_params.m_tiles, tiles_per_block);
   if (x < 1)
     x = 1;
-  if (x > p->mma_params.m_tiles)
-    x = p->mma_params.m_tiles;
+  if (x > blocks_max)
+    x = blocks_max;
   if (x > INT32_MAX)
     x = INT32_MAX;
   p->mma_params.grid_m = x;
@@ -293,6 +293,7 @@ static cf_status range_guard_make(const cf_cuda_state *st, const cf_plan_spec *s
                                   cuda_plan *p) {
   cf_plan_spec rerun = *spec;
   rerun.tiles.f16 = 0;
+  rerun.tiles.row_channels = 0; /* entry 1's own tile */
   rerun.tiles.stages = spec->tiles.rerun_stages;
   rerun.tiles.shared_bytes = spec->tiles.rerun_shared_bytes;
   rerun.tiles.output_buffers = spec->tiles.rerun_output_buffers; /* 0 but for flat tiles */
@@ -343,10 +344,11 @@ static cf_status mma_plan_compile(const cf_cuda_state *st, const cf_plan_spec *s
   p->mma_id.f16 = spec->tiles.f16;
   p->encoder = st->encoder;
   cf_status s = mma_params_fill(spec, &p->mma_params);
-  p->mma_id.rowch = s == CF_OK ? rowch_stages(spec) : 0;
-  if (p->mma_id.rowch) {
-    rowch_params_fill(sh, p->mma_id.rowch, &p->mma_params);
+  if (s == CF_OK && spec->tiles.row_channels) {
+    p->mma_id.rowch = spec->tiles.row_channel_stages;
+    p->mma_id.rowch_resident = spec->tiles.row_channels == 2;
     p->mma_id.tma = 0; /* its own patch copies */
+    s = rowch_params_fill(sh, &spec->tiles, &p->mma_id, &p->mma_params);
     p->threads = cfk_wgmma_threads(&p->mma_id);
   }
   /* (the drifting 3xTF32 flat tile keeps its boxes whatever the flag says) */
@@ -616,9 +618,14 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
 const char *cf_cuda_plan_detail(const void *compiled) {
   const cuda_plan *p = compiled;
   if (p->mma && p->mma_id.rowch) /* its own kernel: name it (fp16 one product, TF32 rerun) */
-    return "cuda: WG1's job runs on the row-channel tile (128 x 128 per 256 threads, 2 blocks "
-           "per SM, K in chunks of 16 (channel, kernel row) pairs, cp.async patch); range guard "
-           "with a TF32 rerun; output in sector-aligned runs";
+    return p->mma_id.rowch_resident
+               ? "cuda: WG1's job runs on the row-channel tile with resident weights (128 x 128 "
+                 "per team of 256 threads, 2 teams per block and SM, the channel tile's weights "
+                 "copied in once, K in chunks of 16 (channel, kernel row) pairs, cp.async "
+                 "patch); range guard with a TF32 rerun; output in sector-aligned runs"
+               : "cuda: WG1's job runs on the row-channel tile (128 x 128 per 256 threads, 2 "
+                 "blocks per SM, K in chunks of 16 (channel, kernel row) pairs, cp.async patch); "
+                 "range guard with a TF32 rerun; output in sector-aligned runs";
   static const char *const detail[3][3] = {
       /* no guard, TF32 rerun, 3xTF32 rerun; by output: as the planner says, rows, aligned */
       {NULL, "cuda: range guard with a TF32 rerun",
