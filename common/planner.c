@@ -363,13 +363,12 @@ static void plan_row_channels(const cf_conv_shape *sh, const cf_device_caps *cap
   plan->row_channel_tiles = m_tiles;
   plan->row_channel_shared_bytes = (size_t)bytes;
   snprintf(plan->why, sizeof plan->why,
-           "tensor cores (wgmma, one fp16 product): WG1's job as the row-channel tile (%dx%d "
-           "per %d threads%s), %lld tiles for %d CUs, K in chunks of %d (channel, kernel row) "
-           "pairs, %d stages, patch by cp.async; its TF32 rerun on WG1",
+           "tensor cores (wgmma, one fp16 product): WG1's job on the row-channel tile (%dx%d "
+           "per %d threads%s), %lld tiles, K in chunks of %d (channel, kernel row) pairs, %d "
+           "stages, patch by cp.async; TF32 rerun on WG1",
            CF_ROWCH_BM, CF_ROWCH_BN, CF_ROWCH_THREADS,
            resident ? ", two per block, weights resident" : ", weights streamed",
-           (long long)(m_tiles * plan->grid_n), caps->compute_units, CF_ROWCH_CHUNK,
-           (int)stages);
+           (long long)(m_tiles * plan->grid_n), CF_ROWCH_CHUNK, (int)stages);
 }
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile
