@@ -251,6 +251,10 @@ static int bench_one(const tl_opts *o, cf_context *ctx, const tl_workload *w, cf
     if ((s = cf_plan_execute_timed(plan, bb.in[k], bb.w, bb.bias, bb.out[k], &ms[i])) != CF_OK)
       goto fail;
   }
+  if (o->each_run) /* before the sort: a spread's pattern over time (bench/NOTES.md v80) */
+    for (int i = 0; i < o->iters; ++i)
+      printf("%s%.4g%s", i % 10 == 0 ? "   each run (ms, launch order): " : " ", ms[i],
+             i % 10 == 9 || i == o->iters - 1 ? "\n" : "");
   qsort(ms, (size_t)o->iters, sizeof *ms, cmp_double);
   bench_result r;
   r.median = percentile(ms, o->iters, 0.5);

@@ -46,6 +46,7 @@ static const char usage_text[] =
     "  --warmup N     untimed runs before them, 0..1000000               (default 3)\n"
     "  --seed S       random seed                                        (default 1)\n"
     "  --csv FILE     append one row per result (a header first if the file is new)\n"
+    "  --each-run     also print every timed run's time, in launch order\n"
     "  Times each run with device events (cf_plan_execute_timed), then spot-checks 256 output\n"
     "  elements against the reference: a wrong result exits 1 and writes no CSV row.\n"
     "\n"
@@ -111,7 +112,7 @@ static const flag_def flags[] = {
     {"--iters", 1, CMD_TIMING},                {"--warmup", 1, CMD_BENCH},
     {"--csv", 1, CMD_BENCH},                   {"--shape", 1, CMD_CHECK | CMD_TIMING},
     {"--ops", 1, CMD_CHECK | CMD_TIMING},      {"--no-bias", 0, CMD_CHECK | CMD_TIMING},
-    {"--first-run", 0, CMD_PLANTIME},
+    {"--first-run", 0, CMD_PLANTIME},          {"--each-run", 0, CMD_BENCH},
 };
 enum { N_FLAGS = sizeof flags / sizeof flags[0] };
 
@@ -253,6 +254,7 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
     o->warmup = (int)v;
   }
   o->first_run = raw(r, "--first-run") != NULL;
+  o->each_run = raw(r, "--each-run") != NULL;
   if ((s = raw(r, "--csv"))) {
     if (!*s)
       return usage_error("--csv: the file name is empty");

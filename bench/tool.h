@@ -27,6 +27,7 @@ typedef struct tl_opts {
   int iters, warmup;     /* plantime: iters = runs of each cache mode */
   const char *csv;
   int first_run;         /* plantime --first-run */
+  int each_run;          /* bench --each-run: every timed run's time, in launch order */
 } tl_opts;
 
 int tl_cmd_info(const tl_opts *o);
