@@ -415,13 +415,17 @@ for s in $stages; do
                  --shape $sh --ops mish,relu --math all --dist rand
              done ;;
     issue4) # issue 4's figures (OpenCL within 1.25x of CUDA, on the H200): both backends, both
-            # workloads and maths, two rounds interleaved; then sub-sub-mish on the mma.sync
-            # program (wgmma=0), its default until bench/NOTES.md v74, and its fp32 pairs at the
-            # H100's register cap 152 (v68 (g))
+            # workloads and maths, two rounds interleaved, CUDA first in the first and OpenCL
+            # first in the second (sustained load slows whichever runs later by 3-6%: bench/
+            # NOTES.md v80), the GPU's clocks after each run in issue4-clocks.log; then
+            # sub-sub-mish on the mma.sync program (wgmma=0), its default until v74, and its fp32
+            # pairs at the H100's register cap 152 (v68 (g))
             for round in 1 2; do for w in sub-sub-mish mish-mish; do for m in tf32 fp32; do
-              for be in cuda opencl; do
+              order="cuda opencl"; [ $round = 2 ] && order="opencl cuda"
+              for be in $order; do
                 run "issue4-r$round-$w-$m-$be" 90 $B/bench/convfuse bench --backend $be \
                   --workload $w --math $m --iters 30 --csv "$OUT/issue4.csv"
+                echo "r$round $w $m $be: $(nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv,noheader 2>&1)" >> "$OUT/issue4-clocks.log"
               done; done; done; done
             for m in tf32 fp32; do
               CONVFUSE_OPENCL_SWITCHES=wgmma=0 run "issue4-mmasync-$m" 90 $B/bench/convfuse bench \
@@ -521,7 +525,8 @@ for f in "$OUT"/streamcheck-*.log "$OUT"/*-stream-*.log; do [ -f "$f" ] && echo 
 for f in "$OUT"/flatcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "WG0 flat" "$f")"; done
 for f in "$OUT"/flat[01]-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}') $(grep -m1 -oE "stages=[0-9]+ grid=[0-9x]+ smem=[0-9]+B" "$f")"; done
 for f in "$OUT"/rowcheck-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -c PASS "$f") PASS $(grep -c FAIL "$f") FAIL, $(grep -q 'resident weights' "$f" && echo resident || { grep -q row-channel "$f" && echo streamed || echo NOT-row-channel; })"; done
-for f in "$OUT"/issue4-*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+for f in "$OUT"/issue4-[rm]*.log; do [ -f "$f" ] && echo "$(basename "$f" .log): $(grep -m1 -E "median" "$f" | awk '{print $2, $3}')"; done
+[ -f "$OUT/issue4-clocks.log" ] && cat "$OUT/issue4-clocks.log"
 for f in "$OUT"/clwgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "wgmma program" "$f")"; done
 for f in "$OUT"/wgcheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f")"; done
 for f in "$OUT"/memcheck-*.log "$OUT"/racecheck-*.log; do [ -f "$f" ] && echo "$(basename $f .log): $(grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tr -s ' ') | $(grep -cE " PASS" "$f") PASS $(grep -cE " FAIL" "$f") FAIL | $(grep -m1 -oE "kernel=[a-z_0-9]+ tile=[0-9x]+" "$f") $(grep -m1 -oE "weights (resident|streamed)" "$f")"; done
