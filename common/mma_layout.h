@@ -212,19 +212,21 @@ static inline cf_mma_layout cf_wg_stream_layout_make(int64_t bm, int64_t bn, int
  * CF_ROWCH_S kernel columns. A stage is the chunk's 16 patch rows of 132 floats and, with its
  * weights streamed, the chunk's 3 x 16 x 128 fp16 weights; with them resident, the block (two
  * teams, each its own stages) holds the channel tile's n_chunks chunks of weights once. Then
- * the bias and the channels' 2^-e (BN floats each). The CUDA backend checks its kernel's own
- * size (cfk_rowch_smem_bytes) against this. */
+ * the bias and the channels' 2^-e (BN floats each). The kernel's RowChTile takes these
+ * constants; the CUDA backend checks its kernel's own size (cfk_rowch_smem_bytes) against
+ * this one. */
 enum {
   CF_ROWCH_BM = 128,
   CF_ROWCH_BN = 128,
   CF_ROWCH_CHUNK = 16,
   CF_ROWCH_S = 3,
+  CF_ROWCH_PITCH = 132, /* floats per patch row: BM + S - 1 columns, == 4 (mod 32) */
   CF_ROWCH_THREADS = 256,
   CF_ROWCH_TEAMS = 2
 };
 static inline int64_t cf_rowch_shared_bytes(int64_t n_stages, int resident, int64_t n_chunks) {
   const int64_t weights = (int64_t)CF_ROWCH_S * 16 * CF_ROWCH_BN * 2; /* fp16, per chunk */
-  const int64_t patch = (int64_t)CF_ROWCH_CHUNK * 132 * 4;
+  const int64_t patch = (int64_t)CF_ROWCH_CHUNK * CF_ROWCH_PITCH * 4;
   const int64_t tail = 2 * CF_ROWCH_BN * 4;
   return resident ? n_chunks * weights + CF_ROWCH_TEAMS * n_stages * patch + tail
                   : n_stages * (weights + patch) + tail;

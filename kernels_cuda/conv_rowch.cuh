@@ -27,19 +27,21 @@
 
 namespace {
 
+// The planner's constants (common/mma_layout.h, CF_ROWCH_*), which size it too.
 struct RowChTile {
-  static constexpr int BM = 128, BN = 128, THREADS = 256, MI = 1, NI = BN / 8;
-  static constexpr int CH = 16; // row channels per chunk
-  static constexpr int S = 3;   // the kernel's width: k-steps per chunk
+  static constexpr int BM = CF_ROWCH_BM, BN = CF_ROWCH_BN, THREADS = CF_ROWCH_THREADS, MI = 1;
+  static constexpr int NI = BN / 8;
+  static constexpr int CH = CF_ROWCH_CHUNK; // row channels per chunk
+  static constexpr int S = CF_ROWCH_S;      // the kernel's width: k-steps per chunk
   // patch row pitch in floats: holds BM + S - 1 columns, == 4 (mod 32), so that a lane's
   // fragment loads (rows 2t, 2t + 1, 2t + 8, 2t + 9, column g) hit 32 distinct banks
-  static constexpr int PITCH = 132;
+  static constexpr int PITCH = CF_ROWCH_PITCH;
   static constexpr int PATCH_VECS = (BM + S - 1 + 3) / 4; // 16-byte copies per patch row
   static constexpr int KSTEP_BYTES = 2 * BN * 16;          // 16 fp16 K values x BN channels
   static constexpr int B_BYTES = S * KSTEP_BYTES;          // a chunk's weights
   static constexpr int PATCH_BYTES = CH * PITCH * 4;       // a chunk's patch rows
   static constexpr int STAGE_BYTES = B_BYTES + PATCH_BYTES; // streamed: weights, then patch
-  static constexpr int TEAMS = 2; // resident weights: teams of THREADS per block
+  static constexpr int TEAMS = CF_ROWCH_TEAMS; // resident weights: teams of THREADS per block
   static_assert(PITCH % 32 == 4 && PITCH >= BM + S - 1 && PATCH_VECS * 4 <= PITCH, "pitch");
   static_assert(B_BYTES % 128 == 0 && PATCH_BYTES % 128 == 0, "stages 128-byte aligned");
 };

@@ -95,15 +95,11 @@ extern "C" int cfk_wgmma_threads(const cfk_mma_kernel_id *id) {
                            : 0;
 }
 
-static_assert(CFK_ROWCH_BM == RowChTile::BM && CFK_ROWCH_CHUNK == RowChTile::CH &&
-                  CFK_ROWCH_TEAMS == RowChTile::TEAMS,
-              "launch.h's row-channel constants");
 extern "C" int64_t cfk_rowch_smem_bytes(int n_stages, int resident, int n_chunks) {
-  if (resident)
-    return n_stages >= 2 && n_stages <= 4 && n_chunks > 0
-               ? rowch_resident_smem_bytes(n_stages, n_chunks)
-               : 0;
-  return n_stages >= 2 && n_stages <= 5 ? rowch_smem_bytes(n_stages) : 0;
+  if (rowch_kernel_of(CFK_EPI_NONE, n_stages, resident != 0) == nullptr) // no such stage count
+    return 0;
+  return resident ? (n_chunks > 0 ? rowch_resident_smem_bytes(n_stages, n_chunks) : 0)
+                  : rowch_smem_bytes(n_stages);
 }
 
 extern "C" cudaError_t cfk_conv_wgmma_available(void) {

@@ -190,7 +190,7 @@ typedef struct cfk_mma_kernel_id {
                     pixels, smem_bytes cfk_rowch_smem_bytes(rowch, rowch_resident, n_chunks);
                     no TMA */
   int32_t rowch_resident; /* the row-channel tile with the channel tile's weights resident in
-                             shared memory: blocks of CFK_ROWCH_TEAMS teams (2..4 stages) */
+                             shared memory: blocks of CF_ROWCH_TEAMS teams (2..4 stages) */
 } cfk_mma_kernel_id;
 
 /* The wgmma kernel *id (id->wgmma != 0), or NULL; its threads per block (0: no such entry).
@@ -198,12 +198,9 @@ typedef struct cfk_mma_kernel_id {
 const void *cfk_wgmma_kernel(const cfk_mma_kernel_id *id);
 int cfk_wgmma_threads(const cfk_mma_kernel_id *id);
 
-/* The row-channel tile (id rowch): pixels per tile, row channels per chunk, teams per block
- * with resident weights (each team its own tiles), and its dynamic shared memory with n_stages
- * stages, resident or not, over n_chunks chunks (0 for a stage count it has no kernel for). */
-#define CFK_ROWCH_BM 128
-#define CFK_ROWCH_CHUNK 16
-#define CFK_ROWCH_TEAMS 2
+/* The row-channel tile (id rowch; its tile constants: common/mma_layout.h CF_ROWCH_*): its
+ * dynamic shared memory with n_stages stages, resident or not, over n_chunks chunks (0 for a
+ * stage count it has no kernel for). */
 int64_t cfk_rowch_smem_bytes(int n_stages, int resident, int n_chunks);
 
 /* The streamed wgmma tiles (WG menu entries 1 and 2) read their weights laid out per (channel

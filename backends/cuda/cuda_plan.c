@@ -216,27 +216,23 @@ static cf_status mma_params_fill(const cf_plan_spec *spec, cfk_mma_params *k) {
   return CF_OK;
 }
 
-_Static_assert(CFK_ROWCH_BM == CF_ROWCH_BM && CFK_ROWCH_CHUNK == CF_ROWCH_CHUNK &&
-                   CFK_ROWCH_TEAMS == CF_ROWCH_TEAMS,
-               "the row-channel kernel's constants (launch.h) and the planner's (mma_layout.h)");
-
 /* The row-channel tile the planner chose (tiles row_channel_*; common/planner.c) in place of
  * entry 1's parameters (mma_params_fill's): its chunks, tiles, stages and shared memory, which
  * must be its kernel's; its stores are always the sector-aligned runs. */
 static cf_status rowch_params_fill(const cf_conv_shape *sh, const cf_tile_plan *t,
                                    const cfk_mma_kernel_id *id, cfk_mma_params *k) {
-  k->n_chunks = (int32_t)ceil_div64(sh->c * sh->r, CFK_ROWCH_CHUNK);
+  k->n_chunks = (int32_t)ceil_div64(sh->c * sh->r, CF_ROWCH_CHUNK);
   const int64_t bytes = cfk_rowch_smem_bytes(id->rowch, id->rowch_resident, k->n_chunks);
   if (bytes <= 0 || bytes != (int64_t)t->row_channel_shared_bytes ||
       cfk_wgmma_threads(id) != t->row_channel_threads ||
-      t->row_channel_tiles != sh->n * sh->p * ceil_div64(sh->q, CFK_ROWCH_BM))
+      t->row_channel_tiles != sh->n * sh->p * ceil_div64(sh->q, CF_ROWCH_BM))
     return cf_error(CF_ERR_INTERNAL, "cuda: row-channel plan (%d stages, %s weights, %zu "
                     "bytes, %d threads, %lld tiles) has no such kernel (%lld bytes, %d threads)",
                     t->row_channel_stages, id->rowch_resident ? "resident" : "streamed",
                     t->row_channel_shared_bytes, t->row_channel_threads,
                     (long long)t->row_channel_tiles, (long long)bytes, cfk_wgmma_threads(id));
   k->div_c = cf_fastdiv_make(k->g.c);
-  k->q_tiles = (int32_t)ceil_div64(sh->q, CFK_ROWCH_BM);
+  k->q_tiles = (int32_t)ceil_div64(sh->q, CF_ROWCH_BM);
   k->div_q_tiles = cf_fastdiv_make(k->q_tiles);
   k->m_tiles = t->row_channel_tiles;
   k->grid_m = k->m_tiles; /* until the occupancy is known */
@@ -271,7 +267,7 @@ static cf_status mma_persistent_grid(const cf_cuda_state *st, cuda_plan *p) {
                     p->mma_id.wgmma ? "WG" : "T", p->menu_index, p->mma_params.smem_bytes);
   int64_t x = (int64_t)per_sm * sms / p->mma_params.grid_n;
   /* the row-channel tile's resident-weight blocks: each team its own tiles */
-  const int64_t tiles_per_block = p->mma_id.rowch_resident ? CFK_ROWCH_TEAMS : 1;
+  const int64_t tiles_per_block = p->mma_id.rowch_resident ? CF_ROWCH_TEAMS : 1;
   const int64_t blocks_max = ceil_div64(p->mma_params.m_tiles, tiles_per_block);
   if (x < 1)
     x = 1;
