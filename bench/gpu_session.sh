@@ -277,12 +277,12 @@ for s in $stages; do
                  --backend cuda --workload sub-sub-mish --math $m --iters 30
              done; done; done ;;
     ncu) for m in tf32 fp32; do
-           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
+           run "ncu-ssm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream|rowch)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload sub-sub-mish --batch 16 \
              --math $m --iters 1 --warmup 0
-           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
+           run "ncu-mm-$m" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream|rowch)' -c 1 \
              --section SpeedOfLight --section Occupancy --section WarpStateStats \
              --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
              $B/bench/convfuse bench --backend cuda --workload mish-mish --batch 8 \
@@ -300,11 +300,11 @@ for s in $stages; do
           mets+="smsp__inst_executed_op_global_st.sum,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,"
           mets+="lts__t_sectors_op_write.sum,dram__bytes_write.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,gpu__time_duration.sum"
           for wm in ${PROF_RUNS:-sub-sub-mish:tf32 mish-mish:tf32}; do
-            run "prof-${wm%:*}-${wm#*:}" 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' \
+            run "prof-${wm%:*}-${wm#*:}" 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream|rowch)' \
               -c 1 --metrics "$mets" $B/bench/convfuse bench --backend cuda --workload ${wm%:*} \
               --batch 8 --math ${wm#*:} --iters 1 --warmup 0
           done
-          cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/conv_mma.cu.o > "$OUT/sass.log" 2>&1 ;;
+          for o in conv_mma conv_wgmma; do cuobjdump -sass $B/CMakeFiles/convfuse.dir/kernels_cuda/$o.cu.o > "$OUT/sass-$o.log" 2>&1; done ;;
     chunk144) # the same tree with MMA_CHUNK_K = 144 (two 8-channel chunks per stage at 3x3)
               rm -rf /tmp/v144 && mkdir -p /tmp/v144 && cp -r CMakeLists.txt cmake common include backends kernels_cuda kernels_cl bench tests /tmp/v144/
               sed -i 's/^MMA_CHUNK_K .*/MMA_CHUNK_K       144/' /tmp/v144/common/constants.def
@@ -320,7 +320,7 @@ for s in $stages; do
     sass) # executed instructions and stall samples per SASS line of one tensor-core kernel:
           # SASS_WORKLOAD (default sub-sub-mish) in SASS_MATH (default tf32), batch SASS_BATCH
           # (default 8)
-          run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 \
+          run sass-collect 300 ncu --clock-control none -k regex:'conv_(mma|flat|stream|rowch)' -c 1 \
             --section SourceCounters --section WarpStateStats --section SchedulerStats \
             --section SpeedOfLight -o "$OUT/sass" -f $B/bench/convfuse bench --backend cuda \
             --workload ${SASS_WORKLOAD:-sub-sub-mish} --batch ${SASS_BATCH:-8} \
@@ -370,7 +370,7 @@ for s in $stages; do
     ab-prof) # ncu of the ab_base build (built by the ab stage) and this one: sub-sub-mish tf32, batch 8
         mets="gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,sm__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,l1tex__t_requests_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_st.sum,l1tex__t_sectors_pipe_lsu_mem_global_op_ldgsts.sum,smsp__warps_issue_stalled_lg_throttle.avg,smsp__warps_issue_stalled_long_scoreboard.avg,sm__warps_active.avg.pct_of_peak_sustained_active,launch__grid_size,launch__registers_per_thread"
         for v in base new; do bin=$B/bench/convfuse; [ $v = base ] && bin=/tmp/abb/bench/convfuse
-          run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream)' -c 1 --metrics "$mets" $bin bench \
+          run "abprof-$v" 200 ncu --clock-control none -k regex:'conv_(mma|flat|stream|rowch)' -c 1 --metrics "$mets" $bin bench \
             --backend cuda --workload sub-sub-mish --batch 8 --math tf32 --iters 1 --warmup 0; done ;;
     cltuning) # OpenCL sub-sub-mish, the device's defaults against the other class's values
               # forced (bench/NOTES.md v63, v67, v68: the H100's are off32=0, one_chunk=0,

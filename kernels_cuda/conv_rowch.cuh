@@ -22,7 +22,7 @@
 // (entry 1) recomputes the launch. H100 mish-mish tf32: 2.75 -> 2.61 ms at 3 stages (4: 2.79,
 // 5: 2.94; bench/NOTES.md v77). With resident weights (RES: two such teams per block share the
 // channel tile's weights, copied in once) 2.59-2.60 at 4 stages against 2.61-2.66 streamed in
-// the same calls (v79).
+// the same calls (v79); 2.56-2.58 without a per-chunk proxy fence (v81).
 #include "kernels_cuda/conv_stream.cuh"
 
 namespace {
@@ -291,7 +291,8 @@ __global__ void __launch_bounds__(RowChTile::THREADS *(RES ? RowChTile::TEAMS : 
     // makes both team-wide, and L - 1's stage takes L + NST - 1 while L's wgmmas run
     wg_wait<0>();
     cp_async_wait<NST - 2>();
-    wg_fence_shared();
+    if (!RES) // streamed: the chunk's weights, cp.async's writes, are read by wgmma (the async
+      wg_fence_shared(); // proxy); resident: the patch is only read by LDS (v81: -1.3%)
     rowch_team_sync<RES>(team);
     const char *stage = stages + (L % NST) * STAGE;
     rowch_chunk(acc, a, reinterpret_cast<const float *>(stage + PATCH_AT),
