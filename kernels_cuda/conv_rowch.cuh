@@ -22,7 +22,8 @@
 // (entry 1) recomputes the launch. H100 mish-mish tf32: 2.75 -> 2.61 ms at 3 stages (4: 2.79,
 // 5: 2.94; bench/NOTES.md v77). With resident weights (RES: two such teams per block share the
 // channel tile's weights, copied in once) 2.59-2.60 at 4 stages against 2.61-2.66 streamed in
-// the same calls (v79); 2.56-2.58 without a per-chunk proxy fence (v81).
+// the same calls (v79); 2.56-2.58 without a per-chunk proxy fence (v81); 2.18-2.23 with no
+// spills in the k-loop and the output runs' geometry per channel parity (v83).
 #include "kernels_cuda/conv_stream.cuh"
 
 namespace {
@@ -145,12 +146,23 @@ __device__ __forceinline__ void rowch_copy_chunk_weights(uint32_t dst, const flo
     cp_async16_at(dst + 16 * (tid + T * u), src + 4 * (tid + T * u));
 }
 
+// The thread's index in its team, read afresh at each use (asm volatile: never hoisted), so
+// that the copies' per-slot rows and columns are recomputed per chunk: hoisted out of the
+// k-loop, ptxas kept them across it and spilled them (bench/NOTES.md v83).
+__device__ __forceinline__ int rowch_team_tid() {
+  uint32_t t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return (int)(t % RowChTile::THREADS);
+}
+
 // Chunk j's 16 patch rows (row channel v = 16 j + row: channel v % C, input row p0 + v / C)
-// into the patch at shared address patch, thread tid of its team (VIA_L1: cp_async16_zfill's).
+// into the patch at shared address patch, thread rowch_team_tid() of its team (VIA_L1:
+// cp_async16_zfill's).
 template <bool VIA_L1>
 __device__ __forceinline__ void rowch_copy_patch(uint32_t patch, const RowChCopies &cp,
-                                                 const cfk_mma_params &prm, int j, int tid) {
+                                                 const cfk_mma_params &prm, int j) {
   constexpr int T = RowChTile::THREADS;
+  const int tid = rowch_team_tid();
 #pragma unroll
   for (int u = 0; u < RowChCopies::SLOTS; ++u) {
     const int i = tid + u * T, row = i / RowChTile::PATCH_VECS;
@@ -263,7 +275,7 @@ __global__ void __launch_bounds__(RowChTile::THREADS *(RES ? RowChTile::TEAMS : 
       const uint32_t stage = stages_sm + (uint32_t)((ld % NST) * STAGE);
       if (!RES)
         rowch_copy_chunk_weights(stage, w_tile + ld_chunk * (T::B_BYTES / 4), ttid);
-      rowch_copy_patch<!RES>(stage + PATCH_AT, cp, prm, ld_chunk, ttid);
+      rowch_copy_patch<!RES>(stage + PATCH_AT, cp, prm, ld_chunk);
       if (++ld_chunk == prm.n_chunks) {
         ld_chunk = 0;
         if ((ld_tile += tile_step) < end_tile || RES)

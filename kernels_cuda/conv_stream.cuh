@@ -105,17 +105,25 @@ __device__ __forceinline__ void store_tile_pairs(const Epi &epi, float (&acc)[T:
   }
 }
 
-// One channel's 16 pixels of a warp (row: its first; q_left: the row's pixels from there) as
+// A warp's 16 pixels of one channel (row: its first; q_left: the row's pixels from there) as
 // runs aligned to 32-byte sectors (bench/NOTES.md v71, v72): the lane holds pixels g (v0) and
 // 8 + g (v1); in store j it writes pixel 8j + g if g < u (u: the pixels before the row's first
 // sector boundary), else 8j + g - 8 (the block before's value), so that each store fills one
-// sector and only the outer two are shared with the neighbouring warps.
-__device__ __forceinline__ void store_sector_runs(float v0, float v1, float *row, bool ch_ok,
-                                                  int q_left, int g) {
+// sector and only the outer two are shared with the neighbouring warps. SectorRuns is where a
+// lane's stores go and how many pixels they may write; channels 8 apart are 8 pq floats apart,
+// a whole number of sectors, so one SectorRuns serves every eighth channel.
+struct SectorRuns {
+  float *lane_row; // pixel g, or g - 8 where late
+  int lim;         // the row's pixels from lane_row
+  bool late;       // g >= u
+};
+__device__ __forceinline__ SectorRuns sector_runs(float *row, int q_left, int g) {
   const int u = (int)((0u - (uint32_t)(reinterpret_cast<uintptr_t>(row) >> 2)) & 7u);
   const bool late = g >= u;
-  float *lane_row = row + (g - 8 * late);
-  const int lim = ch_ok ? q_left - g + 8 * late : 0;
+  return {row + (g - 8 * late), q_left - g + 8 * late, late};
+}
+__device__ __forceinline__ void store_sector_runs(float v0, float v1, float *lane_row, int lim,
+                                                  bool late) {
   if (!late && 0 < lim)
     __stcs(lane_row, v0);
   if (8 < lim)
@@ -125,20 +133,27 @@ __device__ __forceinline__ void store_sector_runs(float v0, float v1, float *row
 }
 
 // store_tile's job for one 16-pixel mma row per warp (T::MI == 1) by store_sector_runs: out_warp
-// is the warp's first pixel of channel 0's plane, q_left the row's pixels from there.
+// is the warp's first pixel of channel 0's plane, q_left the row's pixels from there. The runs'
+// geometry is the lane's two channels' (ch_lane, ch_lane + 1), worked out once instead of per
+// channel (~30 instructions of 64-bit address and alignment arithmetic per two values): with
+// the row-channel k-loop's spills gone, mish-mish tf32 -15% (bench/NOTES.md v83).
 template <class T, class Epi>
 __device__ __forceinline__ void store_tile_aligned(const Epi &epi, float (&acc)[T::NI][4],
                                                    float *out_warp, int64_t pq, int ch_lane,
                                                    int k, int q_left, int g) {
   static_assert(T::MI == 1, "one 16-pixel row per warp");
+  SectorRuns runs[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+    runs[h] = sector_runs(out_warp + (int64_t)(ch_lane + h) * pq, q_left, g);
 #pragma unroll
   for (int ni = 0; ni < T::NI; ++ni) {
     float(&a)[1][4] = reinterpret_cast<float(&)[1][4]>(acc[ni]);
     epi.apply(a);
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int ch = ch_lane + 8 * ni + h;
-      store_sector_runs(a[0][h], a[0][2 + h], out_warp + (int64_t)ch * pq, ch < k, q_left, g);
+      const int lim = ch_lane + 8 * ni + h < k ? runs[h].lim : 0;
+      store_sector_runs(a[0][h], a[0][2 + h], runs[h].lane_row + 8 * ni * pq, lim, runs[h].late);
     }
   }
 }
