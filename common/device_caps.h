@@ -53,7 +53,8 @@ typedef struct cf_device_caps {
                                       kernels_cuda/conv_rowch.cuh) at this many stages (2..5,
                                       CONVFUSE_ROW_CHANNELS); 0 never */
   int row_channel_resident;        /* ... with its channel tile's weights resident in shared
-                                      memory (two teams per block, 2..4 stages) where they fit
+                                      memory (CF_ROWCH_TEAMS teams per block, 2..4
+                                      stages) where they fit
                                       (CONVFUSE_ROW_CHANNELS_RESIDENT); 0 streamed */
   size_t l2_bytes;                 /* 0 if unknown */
   uint64_t global_mem_bytes;

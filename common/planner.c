@@ -336,10 +336,10 @@ static int mma_tall(const cf_mma_tile *t, int wg, cf_kernel_variant variant,
 /* WG entry 1's one fp16 product as the row-channel tile (mma_layout.h) where the backend has
  * it (caps row_channel_stages) and the shape is its kind: unit strides and dilations, 3 kernel
  * columns, input width and left padding multiples of 4 (its 16-byte patch copies), its tile
- * indices and one image's offsets far below 2^31. Its weights resident (two teams per block;
- * kernels at 2..4 stages) where the caps ask and shared memory holds them, else streamed.
- * Measured on an H100, mish-mish tf32: 2.75 ms on entry 1's tile, 2.61-2.67 on this one
- * (bench/NOTES.md v77, v79). */
+ * indices and one image's offsets far below 2^31. Its weights resident (CF_ROWCH_TEAMS teams
+ * per block; kernels at 2..4 stages) where the caps ask and shared memory holds them, else
+ * streamed. Measured on an H100, mish-mish tf32: 2.75 ms on entry 1's tile, 2.61-2.67 on this
+ * one streamed, 2.18-2.23 resident (bench/NOTES.md v77, v79, v83). */
 static void plan_row_channels(const cf_conv_shape *sh, const cf_device_caps *caps,
                               cf_tile_plan *plan) {
   const int64_t stages = caps->row_channel_stages;
@@ -364,11 +364,11 @@ static void plan_row_channels(const cf_conv_shape *sh, const cf_device_caps *cap
   plan->row_channel_shared_bytes = (size_t)bytes;
   snprintf(plan->why, sizeof plan->why,
            "tensor cores (wgmma, one fp16 product): WG1's job on the row-channel tile (%dx%d "
-           "per %d threads%s), %lld tiles, K in chunks of %d (channel, kernel row) pairs, %d "
-           "stages, patch by cp.async; TF32 rerun on WG1",
-           CF_ROWCH_BM, CF_ROWCH_BN, CF_ROWCH_THREADS,
-           resident ? ", two per block, weights resident" : ", weights streamed",
-           (long long)(m_tiles * plan->grid_n), CF_ROWCH_CHUNK, (int)stages);
+           "per %d threads, %d per block, weights %s), %lld tiles, K in chunks of %d (channel, "
+           "kernel row) pairs, %d stages, patch by cp.async; TF32 rerun on WG1",
+           CF_ROWCH_BM, CF_ROWCH_BN, CF_ROWCH_THREADS, resident ? CF_ROWCH_TEAMS : 1,
+           resident ? "resident" : "streamed", (long long)(m_tiles * plan->grid_n),
+           CF_ROWCH_CHUNK, (int)stages);
 }
 
 /* Plans the row-tile tensor-core kernel; CF_ERR_UNSUPPORTED (no message kept) when no tile

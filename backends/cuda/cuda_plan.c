@@ -613,15 +613,12 @@ cf_status cf_cuda_plan_launch_timed(void *state, void *compiled, const void *inp
  * store path of the flat tiles (rows) or of the streamed ones (sector-aligned runs). */
 const char *cf_cuda_plan_detail(const void *compiled) {
   const cuda_plan *p = compiled;
-  if (p->mma && p->mma_id.rowch) /* its own kernel: name it (fp16 one product, TF32 rerun) */
+  if (p->mma && p->mma_id.rowch) /* its own kernel (its shape: the planner's description) */
     return p->mma_id.rowch_resident
-               ? "cuda: WG1's job runs on the row-channel tile with resident weights (128 x 128 "
-                 "per team of 256 threads, 2 teams per block and SM, the channel tile's weights "
-                 "copied in once, K in chunks of 16 (channel, kernel row) pairs, cp.async "
-                 "patch); range guard with a TF32 rerun; output in sector-aligned runs"
-               : "cuda: WG1's job runs on the row-channel tile (128 x 128 per 256 threads, 2 "
-                 "blocks per SM, K in chunks of 16 (channel, kernel row) pairs, cp.async patch); "
-                 "range guard with a TF32 rerun; output in sector-aligned runs";
+               ? "cuda: WG1's job runs on the row-channel tile with resident weights; range "
+                 "guard with a TF32 rerun; output in sector-aligned runs"
+               : "cuda: WG1's job runs on the row-channel tile with streamed weights; range "
+                 "guard with a TF32 rerun; output in sector-aligned runs";
   static const char *const detail[3][3] = {
       /* no guard, TF32 rerun, 3xTF32 rerun; by output: as the planner says, rows, aligned */
       {NULL, "cuda: range guard with a TF32 rerun",
