@@ -33,7 +33,7 @@ cp $B/bench/convfuse /tmp/convfuse_main
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 t=$(date +%s)
 one() { # round backend workload:math variant [switches]
-  local f=$OUT/v-$1-$2-${3%:*}-${3#*:}-$4.log
+  local f=$OUT/v-$1-$2-${3%:*}-${3#*:}-$4${5:+-${5//[=,]/_}}.log
   CONVFUSE_OPENCL_SWITCHES=$5 timeout 90 /tmp/convfuse_$4 bench --backend $2 \
     --workload ${3%:*} --math ${3#*:} --iters 30 > $f 2>&1
   echo "r$1 $2 $3 $4 $5 $(grep -m1 median $f | cut -c1-150)"
