@@ -58,6 +58,8 @@
  *   -DCFM_PATCH_SPLIT=0/1                   fp16 pairs only: each stage's patch split once, in
  *                                           place, by the work-items that copied it (see
  *                                           cfm_split_patch), not per use in the k-loop
+ *   -DCFM_CHANNEL_PAIRS=0/1                 split patch only: the split pairs channels, not K
+ *                                           values of one channel (see "channel pairs")
  *   -DCFM_UNSCALE_REGS=0/1                  fp16 only: unscale's factors held in registers from
  *                                           the set-up on (else read per sum, cached)
  *   -DCFM_RERUN=0/1                         the fp16 plan's TF32 / 3xTF32 rerun (CFM_F16=0):
@@ -385,6 +387,12 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #if CFM_PATCH_SPLIT && !(CFM_F16 && CFM_SPLIT)
 #error "CFM_PATCH_SPLIT is for fp16 pairs (CFM_F16=1, CFM_SPLIT=1)"
 #endif
+#ifndef CFM_CHANNEL_PAIRS
+#define CFM_CHANNEL_PAIRS 0
+#endif
+#if CFM_CHANNEL_PAIRS && !(CFM_PATCH_SPLIT && CFM_P16 && CFM_CC % 2 == 0 && CFM_KC == CFM_KCP)
+#error "CFM_CHANNEL_PAIRS needs the split patch, 16-byte copies, even CC and KC a multiple of 8"
+#endif
 #if CFM_RERUN && CFM_F16
 #error "CFM_RERUN is the TF32 / 3xTF32 rerun of an fp16 plan: build it with CFM_F16=0"
 #endif
@@ -396,6 +404,19 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #define CFM_A_SHIFT 0
 #endif
 #define CFM_A_SCALE ((float)(1 << CFM_A_SHIFT))
+/* The K values an fp16 slot pair holds (two slots 2i, 2i + 1 of one fragment register, in one
+ * word): slot pair P of a chunk holds K values CFM_PAIR_K0(P) (lower half) and that plus
+ * CFM_PAIR_DK; the weights are packed (cf_f16_scale_weights) and the patch read in this order
+ * (the mma sums over K: any order that A and B share is right). By default pair P of block
+ * P / 8 holds values t and t + 4 of its TF32 step (P % 4 = t): what the TF32 fragment loads
+ * give. With channel pairs (below), the same (r, s) of the chunk's channels 2c and 2c + 1. */
+#if CFM_CHANNEL_PAIRS
+#define CFM_PAIR_DK (CFM_R * CFM_S)
+#define CFM_PAIR_K0(P) ((P) / CFM_PAIR_DK * 2 * CFM_PAIR_DK + (P) % CFM_PAIR_DK)
+#else
+#define CFM_PAIR_DK 4
+#define CFM_PAIR_K0(P) (2 * (P) - (P) % 4)
+#endif
 #if CFM_PATCH_SPLIT
 /* Pairs on a split patch: each input x became one word, fp16 hi of x * 2^CFM_A_SHIFT in the
  * lower half and its lo in the upper, once per stage (cfm_split_patch) instead of once per
@@ -430,6 +451,23 @@ static inline void cfm_split_words(__local float *p, int n) {
 static inline void cfm_pair_words(float p0, float p1, uint *hi, uint *lo) {
   *hi = cfm_lower_halves(as_uint(p0), as_uint(p1));
   *lo = cfm_upper_halves(as_uint(p0), as_uint(p1));
+}
+/* Channel pairs (CFM_CHANNEL_PAIRS): the split pairs a chunk's input channels 2c and 2c + 1
+ * instead. At each position of channel 2c's patch row for kernel row r, and of channel 2c + 1's
+ * (R rows further), the even row takes the word (hi of 2c, hi of 2c + 1) and the odd row the
+ * word (lo of 2c, lo of 2c + 1): each is an A fragment register as it stands (slot pair
+ * CFM_PAIR_K0's order), so the k-loop loads hi and lo without a prmt (16 of its 79
+ * instructions per pass, bench/NOTES.md v87) and the split needs none either. Both rows'
+ * values must be this work-item's copies: they come in pairs (CFM_P16_COPY). */
+#define CFM_LO_OFFSET (CFM_R * CFM_PATCH_PITCH) /* a pair's lo words from its hi words */
+static inline void cfm_split_channel_pair(__local float *even, __local float *odd) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    uint hi, lo;
+    cfm_f16x2_split(even[i] * CFM_A_SCALE, odd[i] * CFM_A_SCALE, &hi, &lo);
+    even[i] = as_float(hi);
+    odd[i] = as_float(lo);
+  }
 }
 #endif
 /* fp16 weights, packed per chunk row by cf_f16_scale_weights so that the TF32 fragment loads
@@ -597,15 +635,31 @@ static inline void cfm_cp_async16(__local float *dst, __global const float *src,
 #define CFM_W_SRC(ng, chunk, k) (weight + (long)(ng) * crs + (chunk) * CFM_KC + (k))
 #endif
 #define CFM_PCOPIES (CFM_ROWS * CFM_PV)                              /* 16-byte patch copies */
+#if CFM_CHANNEL_PAIRS
+#define CFM_PAIR_COPIES (CFM_PCOPIES / 2) /* copies of even channels' rows, each with its odd */
+#define CFM_PAIR_SLOTS ((CFM_PAIR_COPIES + CFM_THREADS - 1) / CFM_THREADS)
+#define CFM_PSLOTS (2 * CFM_PAIR_SLOTS) /* per work-item */
+#else
 #define CFM_PSLOTS ((CFM_PCOPIES + CFM_THREADS - 1) / CFM_THREADS) /* per work-item */
+#endif
 /* Where a work-item's patch copies go, the same for every stage (the fetch's and, with
  * CFM_PATCH_SPLIT, the split's): 16-byte copy j of work-item tid is copy e of the stage, to
  * patch row `row` from column `x`, where CFM_P16_COPY_EXISTS (declarations, not a function:
  * this form keeps the fetch's code as it was measured); 4-byte copies go to row warp + j *
  * WARPS and column lane + 32u of a warp, where both are in. */
+#if CFM_CHANNEL_PAIRS
+/* with channel pairs, copy j < PAIR_SLOTS is pair copy e's even row (channel pair pr / R,
+ * kernel row pr % R) and copy j + PAIR_SLOTS the same columns R rows further: the odd channel */
+#define CFM_P16_COPY(j)                                                                           \
+  const int e = ((j) % CFM_PAIR_SLOTS) * CFM_THREADS + tid, pr = e / CFM_PV,                      \
+            row = pr / CFM_R * 2 * CFM_R + pr % CFM_R + ((j) < CFM_PAIR_SLOTS ? 0 : CFM_R),       \
+            x = (e - pr * CFM_PV) * 4
+#define CFM_P16_COPY_EXISTS (CFM_PAIR_COPIES % CFM_THREADS == 0 || e < CFM_PAIR_COPIES)
+#else
 #define CFM_P16_COPY(j)                                                                           \
   const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4
 #define CFM_P16_COPY_EXISTS (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
+#endif
 #define CFM_ROW_IN(row) (CFM_ROWS % CFM_WARPS == 0 || (row) < CFM_ROWS)
 #define CFM_COLUMN_IN(x) (CFM_PW % 32 == 0 || (x) < CFM_PW)
 
@@ -658,7 +712,17 @@ static inline void cfm_tile_coords(int tile, int q_tiles, uint q_tiles_mul, uint
  * stage, so the k-loop reads split words only. The zero run past the patch rows stays 0, which
  * is a split 0. */
 static inline void cfm_split_patch(__local float *stage, int tid, int warp, int lane) {
-#if CFM_P16
+#if CFM_CHANNEL_PAIRS
+#pragma unroll
+  for (int j = 0; j < CFM_PAIR_SLOTS; ++j) {
+    CFM_P16_COPY(j);
+    if (CFM_P16_COPY_EXISTS)
+      cfm_split_channel_pair(stage + row * CFM_PATCH_PITCH + x,
+                             stage + (row + CFM_R) * CFM_PATCH_PITCH + x);
+  }
+  (void)warp;
+  (void)lane;
+#elif CFM_P16
 #pragma unroll
   for (int j = 0; j < CFM_PSLOTS; ++j) {
     CFM_P16_COPY(j);
@@ -726,13 +790,15 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
   const cfm_off PQ = (cfm_off)P * Q;
 
   /* ---- per-group set-up: K offsets into the patch, the zero runs, resident weights ---- */
-  for (int k = tid; k < CFM_KCP; k += CFM_THREADS) {
+  for (int i = tid; i < CFM_KCP; i += CFM_THREADS) {
+    /* channel pairs: entry i is slot pair i's, read at its first K value (KCP / 2 in use) */
+    const int k = CFM_CHANNEL_PAIRS ? CFM_PAIR_K0(i) : i;
     int off = CFM_ZERO_BASE;
     if (k < CFM_KC) {
       const int cl = k / (CFM_R * CFM_S), rem = k % (CFM_R * CFM_S);
       off = (cl * CFM_R + rem / CFM_S) * CFM_PATCH_PITCH + (rem % CFM_S) * CFM_DW;
     }
-    koff[k] = off;
+    koff[i] = off;
   }
   for (int i = CFM_ZERO_BASE + tid; i < CFM_PATCH_FLOATS; i += CFM_THREADS)
 #pragma unroll
@@ -988,7 +1054,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #define CFM_F16_PACK(hi, lo, x0, x1) ((hi) = cfm_f16x2(x0, x1))
 #endif
 /* A (the input) times pairs' fixed 2^CFM_A_SHIFT; B (the weights) came scaled */
-#if CFM_PATCH_SPLIT
+#if CFM_CHANNEL_PAIRS
+#define CFM_F16_PACK_A(hi, lo, x0, x1) ((hi) = as_uint(x0), (lo) = as_uint(x1))
+#elif CFM_PATCH_SPLIT
 #define CFM_F16_PACK_A(hi, lo, x0, x1) cfm_pair_words(x0, x1, &(hi), &(lo))
 #else
 #define CFM_F16_PACK_A(hi, lo, x0, x1) CFM_F16_PACK(hi, lo, (x0) * CFM_A_SCALE, (x1) * CFM_A_SCALE)
@@ -1005,7 +1073,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #endif
 #pragma unroll
         for (int h = 0; h < 2; ++h) { /* TF32 step kb + 8h: A words 2h (row g), 2h + 1 (g + 8) */
+#if CFM_CHANNEL_PAIRS /* slot pair (kb + 8h) / 2 + t: its hi words, and its lo words */
+          const int ko0 = koff_lane[kb / 2 + 4 * h], ko1 = ko0 + CFM_LO_OFFSET;
+#else
           const int ko0 = koff_lane[kb + 8 * h], ko1 = koff_lane[kb + 8 * h + 4];
+#endif
 #pragma unroll
           for (int mi = 0; mi < CFM_MI; ++mi) {
             const int m = m_lane + mi * 16;
@@ -1043,7 +1115,11 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         const int four = 0;
 #endif
         const int kb = CFM_KCP - 8;
+#if CFM_CHANNEL_PAIRS
+        const int ko0 = koff_lane[kb / 2], ko1 = ko0 + CFM_LO_OFFSET;
+#else
         const int ko0 = koff_lane[kb], ko1 = four ? 0 : koff_lane[kb + 4];
+#endif
         uint ahi[CFM_MI][2];
 #if CFM_SPLIT
         uint alo[CFM_MI][2];
@@ -1312,9 +1388,9 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
     const int block = p / 8, r = p % 8, h = r / 4;
     const int past = p >= CFM_KCP / 2; /* past the one product's words: zero */
 #endif
-    const int k = 16 * block + 8 * h + r % 4;
+    const int k = CFM_PAIR_K0(8 * block + 4 * h + r % 4);
     const float x0 = cfm_scaled_weight(w, chunk, k, crs, scale);
-    const float x1 = cfm_scaled_weight(w, chunk, k + 4, crs, scale);
+    const float x1 = cfm_scaled_weight(w, chunk, k + CFM_PAIR_DK, crs, scale);
 #if CFM_SPLIT
     uint whi, wlo;
     cfm_f16x2_split(x0, x1, &whi, &wlo);

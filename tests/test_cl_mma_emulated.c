@@ -97,6 +97,15 @@ static const emulated_case cases[] = {
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "off32=0", 0},
     {"odd width, resident pairs, three stages",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "stages3=1", 0},
+    {"8 channels, width a multiple of 4, resident pairs on channel pairs",
+     {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32,
+     "channel_pairs=1,wgmma=0", 0},
+    {"8 channels into 56, pad 4, resident pairs on channel pairs",
+     {1, 8, 9, 40, 56, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32,
+     "channel_pairs=1,wgmma=0", 0},
+    {"1 x 1, two K chunks of 24 channels, resident pairs on channel pairs",
+     {2, 48, 5, 40, 64, 1, 1, 1, 1, 0, 0, 1, 1, 1}, "2", CF_MATH_FP32,
+     "channel_pairs=1,wgmma=0", 0},
     {"wgmma program: 20 channels (two chunks, the second short), 40 of a 128-channel tile, pad 4",
      {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_TF32, "wgmma=1", 1},
     {"wgmma program: 20 channels (two chunks, the second short), 40 of a 64-channel tile, pad 4",
@@ -162,6 +171,10 @@ static void run_emulated_case(const emulated_case *c, uint64_t seed) {
   if (c->switches && strstr(c->switches, "stages3=1"))
     cr_expect(strstr(cf_plan_describe(plan), "three patch stages") != NULL,
               "[%s] the plan does not say its third stage: %s", c->what, cf_plan_describe(plan));
+  if (c->switches && strstr(c->switches, "channel_pairs=1"))
+    cr_expect(strstr(cf_plan_describe(plan), "across channel pairs") != NULL,
+              "[%s] the plan does not say its channel pairs: %s", c->what,
+              cf_plan_describe(plan));
   cf_plan_destroy(plan);
   tu_problem pb;
   tu_problem_init(&pb, &c->desc, ops, 2, c->math, TU_DIST_RAND, seed);
@@ -345,15 +358,18 @@ Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
     const char *tile;
     int all_data; /* else DESIGN inputs and x 1e5 only */
     const char *with, *without; /* the fp16 plan's switches and the TF32 / 3xTF32 plan's */
-  } shapes[3] = {{{2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", 1, "f16=1,wgmma=0",
+  } shapes[4] = {{{2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, "2", 1, "f16=1,wgmma=0",
                   "f16=0,wgmma=0"},
+                 /* the pairs on channel pairs (one product: f16=1 alone, the switch refused) */
+                 {{2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, 1,
+                  "f16=1,channel_pairs=1,wgmma=0", "f16=0,wgmma=0"},
                  {{1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, 0, "f16=1", "f16=0"},
                  /* the wgmma program (fp16 whatever f16 says): its guard reruns the plan's
                   * mma.sync program, the one wgmma=0 plans */
                  {{2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, 1, "wgmma=1",
                   "wgmma=0,f16=0"}};
   const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
-  for (int si = 0; si < 3; ++si) {
+  for (int si = 0; si < 4; ++si) {
     cf_context *with = open_with_switches(shapes[si].with, shapes[si].tile);
     cf_context *without = open_with_switches(shapes[si].without, shapes[si].tile);
     for (int mi = 0; mi < 2; ++mi)

@@ -282,14 +282,14 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
    * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps,
    * swizzled weights, sector-aligned stores, offsets in 64 and in 32 bits, fp16 and its rerun,
-   * a third stage */
+   * a third stage, channel pairs */
   const char *want[] = {"-DCFM_WM=64",         "-DCFM_WN=16",         "-DCFM_LDSM=1",
                         "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
                         "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
                         "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1", "-DCFM_OFF32=0",
                         "-DCFM_OFF32=1",       "-DCFM_F16=1",         "-DCFM_RERUN=1",
                         "-DCFM_UNSCALE_REGS=0", "-DCFM_UNSCALE_REGS=1", "-DCFM_PATCH_SPLIT=0",
-                        "-DCFM_PATCH_SPLIT=1",   "-DCFM_STAGES=3"};
+                        "-DCFM_PATCH_SPLIT=1",   "-DCFM_STAGES=3",      "-DCFM_CHANNEL_PAIRS=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)
@@ -328,9 +328,10 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cf_cl_switches flipped;
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
     flipped.forced[i] = !def[i];
-  /* every one but patch_split (fp16 pairs only: this is one product) and stages3 (T1's two
-   * stages and weights take 47 of the 48 KB) */
-  const unsigned kept = 1u << CF_CL_SWITCH_PATCH_SPLIT | 1u << CF_CL_SWITCH_STAGES3;
+  /* every one but patch_split and channel_pairs (fp16 pairs only: this is one product) and
+   * stages3 (T1's two stages and weights take 47 of the 48 KB) */
+  const unsigned kept = 1u << CF_CL_SWITCH_PATCH_SPLIT | 1u << CF_CL_SWITCH_STAGES3 |
+                        1u << CF_CL_SWITCH_CHANNEL_PAIRS;
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &flipped, sw) == kept,
             "sub-sub-mish tf32 refused a switch, or took patch_split or a third stage");
   for (int i = 0; i < CF_CL_SWITCHES; ++i)
@@ -338,6 +339,19 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
               cf_cl_switch_names[i], sw[i]);
   h200_plan(0, CF_MATH_FP32, 0, &sh, &t); /* the same in fp32: pairs, unless f16=0 */
   expect_only_with_f16(&sh, &t, CF_CL_SWITCH_PATCH_SPLIT);
+  expect_only_with_f16(&sh, &t, CF_CL_SWITCH_CHANNEL_PAIRS);
+  {
+    /* channel pairs are a form of the split patch: refused where it is forced off */
+    cf_cl_switches no_split = one_forced(CF_CL_SWITCH_CHANNEL_PAIRS, 1);
+    no_split.forced[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &no_split, sw) ==
+                      1u << CF_CL_SWITCH_CHANNEL_PAIRS &&
+                  sw[CF_CL_SWITCH_CHANNEL_PAIRS] == 0 && sw[CF_CL_SWITCH_PATCH_SPLIT] == 0,
+              "channel_pairs=1 taken with patch_split=0");
+    cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw) == 0 &&
+                  sw[CF_CL_SWITCH_CHANNEL_PAIRS] == 0,
+              "channel_pairs on by default before it is measured");
+  }
   const cf_cl_switches third = one_forced(CF_CL_SWITCH_STAGES3, 1); /* T2: 35 KB, 43 with it */
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &third, sw) == 0 &&
                 sw[CF_CL_SWITCH_STAGES3] == 1,

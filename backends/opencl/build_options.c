@@ -25,6 +25,10 @@ int cf_cl_opt_append_epilogue(char *buf, size_t len, size_t *used, int has_bias,
   return ok;
 }
 
+/* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
+ * BM * stride_w columns) */
+static int patch_copies_16(const cf_conv_shape *sh) { return sh->w % 4 == 0 && sh->pad_w % 4 == 0; }
+
 /* Whether the program can be built with switch i at value v (the kernel's #errors, and the
  * 32-bit offsets' and the one-chunk build's preconditions), given whether it is fp16 (f16) as
  * decided so far: unscale_regs means something only in an fp16 program, patch_split only in
@@ -36,6 +40,9 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
     return !v || f16;
   case CF_CL_SWITCH_PATCH_SPLIT:
     return !v || (f16 && t->variant == CF_KERNEL_MMA_3XTF32);
+  case CF_CL_SWITCH_CHANNEL_PAIRS: /* and patch_split on: cf_cl_mma_switches checks that */
+    return !v || (f16 && t->variant == CF_KERNEL_MMA_3XTF32 && patch_copies_16(sh) &&
+                  t->chunk_channels % 2 == 0 && L->kc == L->kcp);
   case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
     return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
                    L->weight_floats % 4 == 0
@@ -138,6 +145,9 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   /* unscale_regs and patch_split (and resident pairs' k-loop and stores) follow f16 as
    * finally set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
+  /* the split patch's words across channel pairs (conv2d_mma.cl's CFM_CHANNEL_PAIRS: no prmt
+   * in the k-loop or the split): forced only until measured (bench/NOTES.md v89) */
+  sw[CF_CL_SWITCH_CHANNEL_PAIRS] = 0;
   /* a third stage in the ring (the copies for the stage computed next then land one
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
    * bench/NOTES.md v68 (a)), the H200 has not run it */
@@ -179,6 +189,11 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
       refused |= 1u << i;
   }
   switches_follow_f16(sh, t, &L, forced, sw);
+  /* channel pairs are a form of the split patch: without it (f16 or patch_split off) none */
+  if (sw[CF_CL_SWITCH_CHANNEL_PAIRS] && !(sw[CF_CL_SWITCH_F16] && sw[CF_CL_SWITCH_PATCH_SPLIT])) {
+    sw[CF_CL_SWITCH_CHANNEL_PAIRS] = 0;
+    refused |= 1u << CF_CL_SWITCH_CHANNEL_PAIRS;
+  }
   return refused;
 }
 
@@ -189,9 +204,7 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
   const cf_mma_layout L = cf_plan_mma_layout(sh, t);
   /* 16-byte weight copies: every chunk row starts 16-byte aligned in the (aligned) buffer */
   const int w16 = !L.resident && sh->gemm_k % 4 == 0 && L.kc % 4 == 0;
-  /* 16-byte patch copies: every patch row starts 16-byte aligned (tiles start at multiples of
-   * BM * stride_w columns) */
-  const int p16 = sh->w % 4 == 0 && sh->pad_w % 4 == 0;
+  const int p16 = patch_copies_16(sh);
   const int unscale_regs_meant =
       switch_applies(CF_CL_SWITCH_UNSCALE_REGS, 1, sh, t, &L, sw[CF_CL_SWITCH_F16]);
   const int patch_split_meant =
@@ -240,6 +253,9 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
           cf_cl_opt_append(buf, len, &used, "CFM_UNSCALE_REGS", sw[CF_CL_SWITCH_UNSCALE_REGS])) &&
          (!patch_split_meant ||
           cf_cl_opt_append(buf, len, &used, "CFM_PATCH_SPLIT", sw[CF_CL_SWITCH_PATCH_SPLIT])) &&
+         /* only where on: the programs without it keep the options (and cache keys) they had */
+         (!(sw[CF_CL_SWITCH_CHANNEL_PAIRS] && sw[CF_CL_SWITCH_F16]) ||
+          cf_cl_opt_append(buf, len, &used, "CFM_CHANNEL_PAIRS", 1)) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }

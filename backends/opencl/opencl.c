@@ -392,7 +392,7 @@ typedef struct cl_compiled {
   int has_bias;
   cl_f16_guard *f16; /* NULL but for an fp16 plan */
   const char *detail; /* cf_plan_describe's addition (cl_plan_detail), or NULL */
-  char detail_text[384]; /* where detail is composed (a forced third stage appended) */
+  char detail_text[512]; /* where detail is composed (forced-only switches appended) */
 } cl_compiled;
 
 /* The plan's compiled state: takes kernel (the caller releases it on failure). */
@@ -2024,9 +2024,14 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     cl_compiled *c = (cl_compiled *)*compiled;
     c->f16 = f16;
     c->detail = mma_plan_detail(split, L.resident, f16 != NULL, tuning, switches, max_registers);
-    if (switches[CF_CL_SWITCH_STAGES3]) { /* the plan's stages= is the planner's 2 */
-      snprintf(c->detail_text, sizeof c->detail_text, "%s%s", c->detail ? c->detail : "opencl",
-               "; three patch stages (switch stages3)");
+    /* forced-only switches, named where on (the plan's stages= is the planner's 2) */
+    const int pairs_of_channels = c->f16 && switches[CF_CL_SWITCH_CHANNEL_PAIRS];
+    if (switches[CF_CL_SWITCH_STAGES3] || pairs_of_channels) {
+      snprintf(c->detail_text, sizeof c->detail_text, "%s%s%s", c->detail ? c->detail : "opencl",
+               switches[CF_CL_SWITCH_STAGES3] ? "; three patch stages (switch stages3)" : "",
+               pairs_of_channels ? "; split patch words across channel pairs (switch "
+                                   "channel_pairs)"
+                                 : "");
       c->detail = c->detail_text;
     }
     return CF_OK;
