@@ -14,6 +14,7 @@
  * (private arrays kept where parallel work-groups overwrite them), so the suite asks PoCL for
  * one thread. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,11 +263,20 @@ Test(cl_mma_emulated, odd_shapes_match_the_reference, .timeout = 900) {
  *     truncates), within the contract;
  *   pairs only, inputs and weights x 1e-3, bias x 1e-6: unscaled, the weights would be fp16
  *     subnormals and the inputs' lo halves too (relative L2 ~3e-5); with the per-channel
- *     scales and the input's 2^6, fp32's contract.
+ *     scales and the input's 2^6, fp32's contract;
+ *   the DESIGN inputs with one weight +inf (channel 1) and one NaN (the last channel): those
+ *     channels' sums are not finite whatever the range, so the guard must rerun: bit-identical
+ *     to the f16=0 plan's output (NaN and inf where the reference has them).
  * The same for the wgmma program (fp16 in both maths) against its plan's own mma.sync program
  * (wgmma=0, f16=0), which is its guard's rerun. ---- */
 
-typedef enum f16_data { F16_PAST_RANGE, F16_PAST_SCALED_RANGE, F16_DESIGN, F16_SMALL } f16_data;
+typedef enum f16_data {
+  F16_PAST_RANGE,
+  F16_PAST_SCALED_RANGE,
+  F16_DESIGN,
+  F16_SMALL,
+  F16_BAD_WEIGHTS
+} f16_data;
 
 static cf_context *open_with_switches(const char *switches, const char *tile) {
   emulate_on_one_pocl_thread();
@@ -281,7 +291,7 @@ static cf_context *open_with_switches(const char *switches, const char *tile) {
 static void run_f16_case(cf_context *with, cf_context *without, const cf_conv2d_desc *desc,
                          cf_math math, f16_data data, uint64_t seed) {
   static const char *const names[] = {"inputs x 1e5", "inputs x 2000", "DESIGN inputs",
-                                      "inputs, weights x 1e-3"};
+                                      "inputs, weights x 1e-3", "an inf and a NaN weight"};
   const cf_conv2d_desc d = *desc;
   char shape[128], what[192];
   tu_describe_desc(&d, shape, sizeof shape);
@@ -295,6 +305,11 @@ static void run_f16_case(cf_context *with, cf_context *without, const cf_conv2d_
                                                          : 1.0f;
   for (size_t i = 0; i < pb.n_in; ++i)
     pb.input[i] *= in_scale;
+  if (data == F16_BAD_WEIGHTS) {
+    const size_t per_channel = pb.n_w / (size_t)d.out_channels;
+    pb.weight[per_channel + per_channel / 2] = INFINITY;
+    pb.weight[pb.n_w - 1] = NAN;
+  }
   if (data == F16_SMALL) {
     for (size_t i = 0; i < pb.n_w; ++i)
       pb.weight[i] *= 1e-3f;
@@ -334,7 +349,11 @@ static void run_f16_case(cf_context *with, cf_context *without, const cf_conv2d_
   cr_log_info("[%s, %s] fp16 plan: %zu of %zu outputs differ from the f16=0 plan's; max abs "
               "error %.3g, rel L2 %.3g", what, tu_math_name(math), differ, pb.n_out,
               res.max_abs_err, res.rel_l2);
-  if (data == F16_PAST_RANGE || data == F16_PAST_SCALED_RANGE) {
+  if (data == F16_BAD_WEIGHTS) {
+    cr_expect(differ == 0, "[%s, %s] %zu outputs differ from the TF32 / 3xTF32 plan's: the "
+              "range guard did not rerun the launch\n  %s", what, tu_math_name(math), differ,
+              line);
+  } else if (data == F16_PAST_RANGE || data == F16_PAST_SCALED_RANGE) {
     cr_expect(differ == 0, "[%s, %s] %zu outputs differ from the TF32 / 3xTF32 plan's: the "
               "range guard did not rerun the launch\n  %s", what, tu_math_name(math),
               differ, line);
@@ -373,8 +392,8 @@ Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
     cf_context *with = open_with_switches(shapes[si].with, shapes[si].tile);
     cf_context *without = open_with_switches(shapes[si].without, shapes[si].tile);
     for (int mi = 0; mi < 2; ++mi)
-      for (int data = F16_PAST_RANGE; data <= F16_SMALL; ++data)
-        if (data == F16_PAST_RANGE || data == F16_DESIGN ||
+      for (int data = F16_PAST_RANGE; data <= F16_BAD_WEIGHTS; ++data)
+        if (data == F16_PAST_RANGE || data == F16_DESIGN || data == F16_BAD_WEIGHTS ||
             (shapes[si].all_data && maths[mi] == CF_MATH_FP32))
           run_f16_case(with, without, &shapes[si].desc, maths[mi], (f16_data)data,
                        0xf16c0 + 64 * si + 16 * mi + data);
