@@ -453,13 +453,17 @@ static inline void cfm_pair_words(float p0, float p1, uint *hi, uint *lo) {
   *lo = cfm_upper_halves(as_uint(p0), as_uint(p1));
 }
 /* Channel pairs (CFM_CHANNEL_PAIRS): the split pairs a chunk's input channels 2c and 2c + 1
- * instead. At each position of channel 2c's patch row for kernel row r, and of channel 2c + 1's
- * (R rows further), the even row takes the word (hi of 2c, hi of 2c + 1) and the odd row the
- * word (lo of 2c, lo of 2c + 1): each is an A fragment register as it stands (slot pair
- * CFM_PAIR_K0's order), so the k-loop loads hi and lo without a prmt (16 of its 79
- * instructions per pass, bench/NOTES.md v87) and the split needs none either. Both rows'
- * values must be this work-item's copies: they come in pairs (CFM_P16_COPY). */
-#define CFM_LO_OFFSET (CFM_R * CFM_PATCH_PITCH) /* a pair's lo words from its hi words */
+ * instead. Channel 2c's row for kernel row r lands in patch row cR + r and channel 2c + 1's in
+ * row (c + CC/2) R + r (CFM_P16_COPY); at each position the first takes the word (hi of 2c, hi
+ * of 2c + 1) and the second the word (lo of 2c, lo of 2c + 1): each is an A fragment register
+ * as it stands (slot pair CFM_PAIR_K0's order), so the k-loop loads hi and lo without a prmt
+ * (16 of its 79 instructions per pass, bench/NOTES.md v87) and the split needs none either.
+ * The hi rows come first, one pair after the other R rows apart as the channels were (R pitch
+ * = 16 mod 32 floats: a warp's loads across two pairs fall in distinct banks; pairs 2R rows
+ * apart would put them 0 mod 32). Both rows' values must be this work-item's copies: they come
+ * in pairs (CFM_P16_COPY). */
+#define CFM_LO_ROWS (CFM_CC / 2 * CFM_R)                  /* the lo rows from the hi rows */
+#define CFM_LO_OFFSET (CFM_LO_ROWS * CFM_PATCH_PITCH) /* a pair's lo words from its hi words */
 static inline void cfm_split_channel_pair(__local float *even, __local float *odd) {
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -648,16 +652,19 @@ static inline void cfm_cp_async16(__local float *dst, __global const float *src,
  * this form keeps the fetch's code as it was measured); 4-byte copies go to row warp + j *
  * WARPS and column lane + 32u of a warp, where both are in. */
 #if CFM_CHANNEL_PAIRS
-/* with channel pairs, copy j < PAIR_SLOTS is pair copy e's even row (channel pair pr / R,
- * kernel row pr % R) and copy j + PAIR_SLOTS the same columns R rows further: the odd channel */
+/* with channel pairs, copy j < PAIR_SLOTS is pair copy e's even channel (pair pr / R, kernel
+ * row pr % R: source row src_row of the chunk, patch row pr) and copy j + PAIR_SLOTS the same
+ * columns of the odd channel (source row src_row + R, patch row pr + LO_ROWS) */
 #define CFM_P16_COPY(j)                                                                           \
   const int e = ((j) % CFM_PAIR_SLOTS) * CFM_THREADS + tid, pr = e / CFM_PV,                      \
-            row = pr / CFM_R * 2 * CFM_R + pr % CFM_R + ((j) < CFM_PAIR_SLOTS ? 0 : CFM_R),       \
-            x = (e - pr * CFM_PV) * 4
+            odd = (j) >= CFM_PAIR_SLOTS, row = pr + odd * CFM_LO_ROWS,                            \
+            src_row = pr / CFM_R * 2 * CFM_R + pr % CFM_R + odd * CFM_R, x = (e - pr * CFM_PV) * 4
 #define CFM_P16_COPY_EXISTS (CFM_PAIR_COPIES % CFM_THREADS == 0 || e < CFM_PAIR_COPIES)
 #else
+/* copy e of the stage: source row src_row of the chunk ((channel, kernel row)), patch row row */
 #define CFM_P16_COPY(j)                                                                           \
-  const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4
+  const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, src_row = row,                         \
+            x = (e - row * CFM_PV) * 4
 #define CFM_P16_COPY_EXISTS (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
 #endif
 #define CFM_ROW_IN(row) (CFM_ROWS % CFM_WARPS == 0 || (row) < CFM_ROWS)
@@ -718,7 +725,8 @@ static inline void cfm_split_patch(__local float *stage, int tid, int warp, int 
     CFM_P16_COPY(j);
     if (CFM_P16_COPY_EXISTS)
       cfm_split_channel_pair(stage + row * CFM_PATCH_PITCH + x,
-                             stage + (row + CFM_R) * CFM_PATCH_PITCH + x);
+                             stage + (row + CFM_LO_ROWS) * CFM_PATCH_PITCH + x);
+    (void)src_row;
   }
   (void)warp;
   (void)lane;
@@ -728,6 +736,7 @@ static inline void cfm_split_patch(__local float *stage, int tid, int warp, int 
     CFM_P16_COPY(j);
     if (CFM_P16_COPY_EXISTS)
       cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 4);
+    (void)src_row;
   }
   (void)warp;
   (void)lane;
@@ -796,7 +805,9 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
     int off = CFM_ZERO_BASE;
     if (k < CFM_KC) {
       const int cl = k / (CFM_R * CFM_S), rem = k % (CFM_R * CFM_S);
-      off = (cl * CFM_R + rem / CFM_S) * CFM_PATCH_PITCH + (rem % CFM_S) * CFM_DW;
+      /* channel pairs: pair cl / 2's hi row for kernel row rem / S (cl is even) */
+      const int first_row = CFM_CHANNEL_PAIRS ? cl / 2 * CFM_R : cl * CFM_R;
+      off = (first_row + rem / CFM_S) * CFM_PATCH_PITCH + (rem % CFM_S) * CFM_DW;
     }
     koff[i] = off;
   }
@@ -930,7 +941,7 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
 #pragma unroll
         for (int j = 0; j < CFM_PSLOTS; ++j) {
           CFM_P16_COPY(j);
-          const int cl = row / CFM_R, rd = (row - cl * CFM_R) * dil_h;
+          const int cl = src_row / CFM_R, rd = (src_row - cl * CFM_R) * dil_h;
           const int in = CFM_P16_COPY_EXISTS && ih0 + rd >= 0 && ih0 + rd < H && iw0 + x >= 0;
           const int quads = clamp(W - (iw0 + x), 0, 4); /* image columns from x on */
           const cfm_off off = cl * HW + (cfm_off)rd * W + x;
@@ -948,10 +959,10 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
         CFM_P16_COPY(j);
         if (CFM_P16_COPY_EXISTS) {
 #if CFM_OFF32
-          const int bytes = c0 + row / CFM_R < C ? (int)(pslot[j] & 7u) * 4 : 0;
+          const int bytes = c0 + src_row / CFM_R < C ? (int)(pslot[j] & 7u) * 4 : 0;
           __global const float *src = tile_in + ((int)(pslot[j] >> 3) * 4 + chunk_off);
 #else
-          const int bytes = c0 + row / CFM_R < C ? pbytes[j] : 0;
+          const int bytes = c0 + src_row / CFM_R < C ? pbytes[j] : 0;
           __global const float *src = psrc[j] + chunk_off;
 #endif
           cfm_cp_async16_ca(stage + row * CFM_PATCH_PITCH + x, bytes ? src : input, bytes);
