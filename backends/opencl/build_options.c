@@ -146,7 +146,8 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * finally set: switches_follow_f16, after the forced ones */
   sw[CF_CL_SWITCH_UNSCALE_REGS] = sw[CF_CL_SWITCH_PATCH_SPLIT] = 0;
   /* the split patch's words across channel pairs (conv2d_mma.cl's CFM_CHANNEL_PAIRS: no prmt
-   * in the k-loop or the split): forced only until measured (bench/NOTES.md v89) */
+   * in the k-loop or the split): forced only, H100 sub-sub-mish fp32 1.35-1.38 -> 1.615 ms with
+   * it (bench/NOTES.md v89, v92) */
   sw[CF_CL_SWITCH_CHANNEL_PAIRS] = 0;
   /* a third stage in the ring (the copies for the stage computed next then land one
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
