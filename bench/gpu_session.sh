@@ -497,6 +497,21 @@ for s in $stages; do
               CL_PTX_KEY=$key run "clprof-ncu-$tag" 300 ncu --clock-control none -k cf_conv2d_mma \
                 -c 1 --metrics "$mets" /tmp/cl_ptx_run $d/convfuse $w 0
             done ;;
+    clmodes) # the OpenCL program's fast and slow launches (bench/NOTES.md v80, v93, v95): per
+             # launch, 30 in a row under ncu without cache flushes, its time beside the metrics
+             # that could tell the two modes apart (DRAM and L2 traffic and hit rates, warps
+             # active, the SMs' busiest and idlest cycles, stalls); CLPROF_RUNS as for clprof
+             mets="gpu__time_duration.sum,sm__inst_executed.sum,dram__bytes_read.sum,dram__bytes_write.sum,"
+             mets+="lts__t_sector_hit_rate.pct,lts__t_sectors_op_read.sum,lts__t_sectors_op_write.sum,"
+             mets+="l1tex__t_sector_hit_rate.pct,sm__warps_active.avg.pct_of_peak_sustained_active,"
+             mets+="sm__cycles_active.max,sm__cycles_active.min,sm__cycles_active.avg,"
+             mets+="smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio,"
+             mets+="smsp__average_warps_issue_stalled_barrier_per_issue_active.ratio"
+             for wm in ${CLPROF_RUNS:-sub-sub-mish:fp32 sub-sub-mish:fp32:channel_pairs=1}; do
+               cl_ptx_program clmodes "$wm"
+               CL_PTX_KEY=$key run "clmodes-ncu-$tag" 300 ncu --clock-control none --cache-control none \
+                 -k cf_conv2d_mma -c 32 --csv --metrics "$mets" /tmp/cl_ptx_run $d/convfuse $w 30
+             done ;;
     clsource) # where the OpenCL tensor-core program's warps stall, per SASS instruction: ncu's
               # source page (stall samples, executed instructions) of the program clprof runs,
               # as CSV under $OUT for bench/sass_hotspots.py; CLPROF_RUNS as for clprof

@@ -97,7 +97,7 @@ int cf_env_opencl_max_registers(int fallback) {
 
 const char *const cf_cl_switch_names[CF_CL_SWITCHES] = {
     "ldsm", "one_chunk", "k_unrolled", "aligned_stores", "off32", "f16", "unscale_regs",
-    "patch_split", "stages3", "wgmma", "channel_pairs"};
+    "patch_split", "stages3", "wgmma", "channel_pairs", "evict_last"};
 
 /* One "name=0" or "name=1" entry of length len: the switch's index and value, or -1. */
 static int parse_switch(const char *entry, size_t len, int *value) {

@@ -39,7 +39,7 @@ int cf_env_opencl_max_registers(int fallback);
 /* CONVFUSE_OPENCL_SWITCHES (tuning only): the OpenCL tensor-core program's compile-time
  * switches forced for A/B runs, as comma-separated name=0 or name=1 entries; the names are
  * cf_cl_switch_names (ldsm, one_chunk, k_unrolled, aligned_stores, off32, f16, unscale_regs,
- * patch_split, stages3, wgmma, channel_pairs). Unset or ""
+ * patch_split, stages3, wgmma, channel_pairs, evict_last). Unset or ""
  * -> every entry of out->forced -1 (the measured defaults); an entry that is not a name=0/1
  * pair -> a warning line on stderr, that entry ignored. Whether a forced value can apply to a program
  * is the backend's call (backends/opencl/build_options.h). */
@@ -55,6 +55,7 @@ enum {
   CF_CL_SWITCH_STAGES3,
   CF_CL_SWITCH_WGMMA,
   CF_CL_SWITCH_CHANNEL_PAIRS,
+  CF_CL_SWITCH_EVICT_LAST,
   CF_CL_SWITCHES
 };
 extern const char *const cf_cl_switch_names[CF_CL_SWITCHES];

@@ -60,6 +60,8 @@
  *                                           cfm_split_patch), not per use in the k-loop
  *   -DCFM_CHANNEL_PAIRS=0/1                 split patch only: the split pairs channels, not K
  *                                           values of one channel (see "channel pairs")
+ *   -DCFM_INPUT_EVICT_LAST=0/1              the patch's 16-byte copies (CFM_P16) with an L2
+ *                                           evict-last hint (see cfm_cp_async16_ca)
  *   -DCFM_UNSCALE_REGS=0/1                  fp16 only: unscale's factors held in registers from
  *                                           the set-up on (else read per sum, cached)
  *   -DCFM_RERUN=0/1                         the fp16 plan's TF32 / 3xTF32 rerun (CFM_F16=0):
@@ -387,6 +389,9 @@ static inline void cfm_f16x2_split(float x0, float x1, uint *hi, uint *lo) {
 #if CFM_PATCH_SPLIT && !(CFM_F16 && CFM_SPLIT)
 #error "CFM_PATCH_SPLIT is for fp16 pairs (CFM_F16=1, CFM_SPLIT=1)"
 #endif
+#ifndef CFM_INPUT_EVICT_LAST
+#define CFM_INPUT_EVICT_LAST 0
+#endif
 #ifndef CFM_CHANNEL_PAIRS
 #define CFM_CHANNEL_PAIRS 0
 #endif
@@ -465,13 +470,19 @@ static inline void cfm_pair_words(float p0, float p1, uint *hi, uint *lo) {
 #define CFM_LO_ROWS (CFM_CC / 2 * CFM_R)                  /* the lo rows from the hi rows */
 #define CFM_LO_OFFSET (CFM_LO_ROWS * CFM_PATCH_PITCH) /* a pair's lo words from its hi words */
 static inline void cfm_split_channel_pair(__local float *even, __local float *odd) {
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    uint hi, lo;
-    cfm_f16x2_split(even[i] * CFM_A_SCALE, odd[i] * CFM_A_SCALE, &hi, &lo);
-    even[i] = as_float(hi);
-    odd[i] = as_float(lo);
-  }
+  /* both rows read whole, then each written by one 16-byte store, as the plain split's: value
+   * by value the compiler issued eight 4-byte stores per pair (it kept each store in order with
+   * the other row's reads: the rows may alias, for all it knows). The time did not move with
+   * them (bench/NOTES.md v93: the pairs' extra time is the wait for the next stage's copies) */
+  const float4 e = *(__local const float4 *)even * CFM_A_SCALE;
+  const float4 o = *(__local const float4 *)odd * CFM_A_SCALE;
+  uint h0, h1, h2, h3, l0, l1, l2, l3;
+  cfm_f16x2_split(e.x, o.x, &h0, &l0);
+  cfm_f16x2_split(e.y, o.y, &h1, &l1);
+  cfm_f16x2_split(e.z, o.z, &h2, &l2);
+  cfm_f16x2_split(e.w, o.w, &h3, &l3);
+  *(__local float4 *)even = as_float4((uint4)(h0, h1, h2, h3));
+  *(__local float4 *)odd = as_float4((uint4)(l0, l1, l2, l3));
 }
 #endif
 /* fp16 weights, packed per chunk row by cf_f16_scale_weights so that the TF32 fragment loads
@@ -592,11 +603,25 @@ static inline void cfm_cp_async16_cg(__local float *dst, __global const float *s
                   "l"(src), "r"(bytes)
                   : "memory");
 }
+#if CFM_INPUT_EVICT_LAST
+/* the patch's copies kept in L2 ahead of the output's lines: an input row serves the tiles of
+ * R output rows, fetched by groups that may run apart; where they do, the row is read from
+ * DRAM again (sub-sub-mish on an H100: 277 MB of reads per launch, up to 350 in the slow
+ * launches; with the hint 276-323, bench/NOTES.md v96) */
+static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
+  CF_ASM volatile("{ .reg .b64 pol;\n\t"
+                  "createpolicy.fractional.L2::evict_last.b64 pol, 1.0;\n\t"
+                  "cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 16, %2, pol; }"
+                  ::"r"((uint)(size_t)dst), "l"(src), "r"(bytes)
+                  : "memory");
+}
+#else
 static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
   CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
                   "l"(src), "r"(bytes)
                   : "memory");
 }
+#endif
 #define CFM_COMMIT() CF_ASM volatile("cp.async.commit_group;" ::: "memory")
 #define CFM_WAIT_NEXT() CF_ASM volatile(CFM_WAIT_NEXT_STAGE ::: "memory")
 #else

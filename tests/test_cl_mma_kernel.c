@@ -97,14 +97,17 @@ static void temp_source_remove(const temp_source *ts) {
   unlink(ts->ptx);
 }
 
-/* clang -> PTX -> ptxas of ts with options; 0 on success, the output's tail in log. */
+/* clang -> PTX -> ptxas of ts with options; 0 on success, the output's tail in log. PTX ISA
+ * 7.0 (cp.async's), but 7.4 for the patch's L2 hint (createpolicy, .L2::cache_hint: NVIDIA's
+ * OpenCL wrote 9.0 on driver 580) */
 static int compile(const temp_source *ts, const char *options, char *log, size_t log_len) {
   char cmd[4096];
+  const char *isa = strstr(options, "-DCFM_INPUT_EVICT_LAST=1") ? "+ptx74" : "+ptx70";
   snprintf(cmd, sizeof cmd,
            "clang -x cl -cl-std=CL1.2 -target nvptx64-nvidia-nvcl -O2 -S -w -o %s %s %s "
-           "-Xclang -target-feature -Xclang +ptx70 -Xclang -target-cpu -Xclang sm_80 2>&1 && "
+           "-Xclang -target-feature -Xclang %s -Xclang -target-cpu -Xclang sm_80 2>&1 && "
            "%s -arch=sm_90 -o /dev/null %s 2>&1",
-           ts->ptx, ts->path, options, CF_PTXAS, ts->ptx);
+           ts->ptx, ts->path, options, isa, CF_PTXAS, ts->ptx);
   FILE *p = popen(cmd, "r");
   if (!p)
     return -1;
@@ -282,14 +285,15 @@ Test(cl_mma_kernel, compiles_for_every_plan_the_opencl_backend_makes_on_an_h200,
   /* the shapes reach every switch the host sets: tall warps, ldmatrix, one-chunk 3xTF32
    * builds, whole unrolls, 4-byte and 16-byte patch and weight copies, T3's 32 x 16 warps,
    * swizzled weights, sector-aligned stores, offsets in 64 and in 32 bits, fp16 and its rerun,
-   * a third stage, channel pairs */
+   * a third stage, channel pairs, the patch's evict-last hint */
   const char *want[] = {"-DCFM_WM=64",         "-DCFM_WN=16",         "-DCFM_LDSM=1",
                         "-DCFM_ONE_CHUNK=1",   "-DCFM_K_UNROLLED=0",  "-DCFM_P16=0",
                         "-DCFM_P16=1",         "-DCFM_W16=0 ",        "-DCFM_W16=1",
                         "-DCFM_W_SWIZZLE=1",   "-DCFM_ALIGNED_STORES=1", "-DCFM_OFF32=0",
                         "-DCFM_OFF32=1",       "-DCFM_F16=1",         "-DCFM_RERUN=1",
                         "-DCFM_UNSCALE_REGS=0", "-DCFM_UNSCALE_REGS=1", "-DCFM_PATCH_SPLIT=0",
-                        "-DCFM_PATCH_SPLIT=1",   "-DCFM_STAGES=3",      "-DCFM_CHANNEL_PAIRS=1"};
+                        "-DCFM_PATCH_SPLIT=1",   "-DCFM_STAGES=3",      "-DCFM_CHANNEL_PAIRS=1",
+                        "-DCFM_INPUT_EVICT_LAST=1"};
   for (size_t w = 0; w < sizeof want / sizeof want[0]; ++w) {
     int found = 0;
     for (int j = 0; j < n_seen && !found; ++j)
@@ -356,6 +360,20 @@ Test(cl_mma_kernel, forced_switches_apply_where_the_program_can_take_them) {
   cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &third, sw) == 0 &&
                 sw[CF_CL_SWITCH_STAGES3] == 1,
             "sub-sub-mish fp32 refused a third stage");
+  /* the patch's evict-last hint: forced only (on either device's defaults), and only where the
+   * patch goes by 16-byte copies (an odd width's does not) */
+  const cf_cl_switches keep_in_l2 = one_forced(CF_CL_SWITCH_EVICT_LAST, 1);
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H100, NULL, sw) == 0 &&
+                sw[CF_CL_SWITCH_EVICT_LAST] == 0,
+            "evict_last on by default before an H200 measures it");
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &keep_in_l2, sw) == 0 &&
+                sw[CF_CL_SWITCH_EVICT_LAST] == 1,
+            "sub-sub-mish fp32 refused evict_last");
+  h200_plan(2, CF_MATH_FP32, 0, &sh, &t); /* odd width: 4-byte patch copies */
+  cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &keep_in_l2, sw) ==
+                    1u << CF_CL_SWITCH_EVICT_LAST &&
+                sw[CF_CL_SWITCH_EVICT_LAST] == 0,
+            "evict_last taken without 16-byte patch copies");
 
   h200_plan(1, CF_MATH_TF32, 0, &sh, &t); /* mish-mish: 16 chunks, swizzled streamed weights */
   cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, def);

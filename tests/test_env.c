@@ -710,23 +710,23 @@ Test(env, opencl_switches_read_name_value_pairs_and_warn_on_the_rest) {
     const char *value;
     int want[CF_CL_SWITCHES]; /* ldsm, one_chunk, k_unrolled, aligned_stores, off32, f16,
                                   unscale_regs, patch_split, stages3, wgmma,
-                                  channel_pairs */
+                                  channel_pairs, evict_last */
     const char *warning;      /* NULL: none */
   } cases[] = {
-      {NULL, {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
-      {"", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
-      {"off32=0", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1}, NULL},
+      {NULL, {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
+      {"", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
+      {"off32=0", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, -1}, NULL},
       {"ldsm=1,one_chunk=0,k_unrolled=1,aligned_stores=0,off32=1,f16=1,unscale_regs=1,"
-       "patch_split=0,stages3=1,wgmma=0,channel_pairs=1",
-       {1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1},
+       "patch_split=0,stages3=1,wgmma=0,channel_pairs=1,evict_last=1",
+       {1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1},
        NULL},
-      {"k_unrolled=0,k_unrolled=1", {-1, -1, 1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
-      {"ldsm=2,off32=0", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1}, "'ldsm=2'"},
-      {"unroll=1", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'unroll=1'"},
-      {"off32=0,", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1}, NULL},
-      {"aligned_stores", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'aligned_stores'"},
-      {"off32=00", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'off32=00'"},
-      {",ldsm=0", {0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "''"},
+      {"k_unrolled=0,k_unrolled=1", {-1, -1, 1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, NULL},
+      {"ldsm=2,off32=0", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, -1}, "'ldsm=2'"},
+      {"unroll=1", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'unroll=1'"},
+      {"off32=0,", {-1, -1, -1, -1, 0, -1, -1, -1, -1, -1, -1, -1}, NULL},
+      {"aligned_stores", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'aligned_stores'"},
+      {"off32=00", {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "'off32=00'"},
+      {",ldsm=0", {0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}, "''"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
     char buf[1024];

@@ -43,6 +43,8 @@ static int switch_applies(int i, int v, const cf_conv_shape *sh, const cf_tile_p
   case CF_CL_SWITCH_CHANNEL_PAIRS: /* and patch_split on: cf_cl_mma_switches checks that */
     return !v || (f16 && t->variant == CF_KERNEL_MMA_3XTF32 && patch_copies_16(sh) &&
                   t->chunk_channels % 2 == 0 && L->kc == L->kcp);
+  case CF_CL_SWITCH_EVICT_LAST: /* a hint on the 16-byte patch copies only */
+    return !v || patch_copies_16(sh);
   case CF_CL_SWITCH_LDSM: /* ldmatrix reads 16-byte rows; the scalar loads no swizzled ones */
     return v ? L->w_pitch % 4 == 0 && L->kcp % 4 == 0 && L->patch_floats % 4 == 0 &&
                    L->weight_floats % 4 == 0
@@ -153,6 +155,11 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
    * iteration earlier): forced only; an H100 measured no change (sub-sub-mish fp32,
    * bench/NOTES.md v68 (a)), the H200 has not run it */
   sw[CF_CL_SWITCH_STAGES3] = 0;
+  /* the patch's copies with an L2 evict-last hint (conv2d_mma.cl's CFM_INPUT_EVICT_LAST): it
+   * takes away most of the slow launches of sub-sub-mish fp32 on an H100 (DRAM reads 277-350 ->
+   * 276-323 MB, p90 1.52-1.57 -> 1.38-1.45 ms) but not its median: -1.2..-3.9% in one call,
+   * +0.7..+2.9% in the next (bench/NOTES.md v96); forced only until an H200 measures it */
+  sw[CF_CL_SWITCH_EVICT_LAST] = 0;
   /* the wgmma program (kernels_cl/conv2d_wgmma.cl) where it takes the shape and fills at
    * least 3/4 of its tile in both N (K of its 128 or 64 channels) and K (the C R row channels
    * of their whole 16-row chunks), but for the pairs (3xTF32's accuracy) on resident weights.
@@ -257,6 +264,8 @@ int cf_cl_mma_options(const cf_conv_shape *sh, const cf_tile_plan *t, const cf_e
          /* only where on: the programs without it keep the options (and cache keys) they had */
          (!(sw[CF_CL_SWITCH_CHANNEL_PAIRS] && sw[CF_CL_SWITCH_F16]) ||
           cf_cl_opt_append(buf, len, &used, "CFM_CHANNEL_PAIRS", 1)) &&
+         (!(sw[CF_CL_SWITCH_EVICT_LAST] && p16) ||
+          cf_cl_opt_append(buf, len, &used, "CFM_INPUT_EVICT_LAST", 1)) &&
          cf_cl_opt_append(buf, len, &used, "CF_MAX_REGISTERS", max_registers) &&
          cf_cl_opt_append_epilogue(buf, len, &used, sh->has_bias, epi);
 }

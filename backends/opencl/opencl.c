@@ -1583,8 +1583,14 @@ fail:
  * known here (the build log that reports them is empty when the driver's cache serves the
  * build): so the grid over-subscribes by a count that 1..6 groups per SM divide evenly, and
  * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
- * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) */
+ * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) 60 is also near the best count measured for
+ * the fp32 pairs, the program with three groups per SM: sub-sub-mish fp32 on an H100 2.00 ms
+ * at 3 groups per CU (persistent), 1.86 at 12, 1.69 at 30, 1.62 at 42, 1.36-1.39 at 60 and 84,
+ * 1.41 at 120, 1.55 at 240, 2.52 at one tile per group; sub-sub-mish tf32 on the mma.sync
+ * program alike (bench/NOTES.md v94). A build may set it (-DMMA_GROUPS_PER_CU=) to re-measure. */
+#ifndef MMA_GROUPS_PER_CU
 #define MMA_GROUPS_PER_CU 60
+#endif
 
 #define PAIRS_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, inputs x 2^6)"
 #define ALIGNED_PAIRS_DETAIL PAIRS_DETAIL " with sector-aligned stores"
@@ -2026,12 +2032,15 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
     c->detail = mma_plan_detail(split, L.resident, f16 != NULL, tuning, switches, max_registers);
     /* forced-only switches, named where on (the plan's stages= is the planner's 2) */
     const int pairs_of_channels = c->f16 && switches[CF_CL_SWITCH_CHANNEL_PAIRS];
-    if (switches[CF_CL_SWITCH_STAGES3] || pairs_of_channels) {
-      snprintf(c->detail_text, sizeof c->detail_text, "%s%s%s", c->detail ? c->detail : "opencl",
+    if (switches[CF_CL_SWITCH_STAGES3] || pairs_of_channels || switches[CF_CL_SWITCH_EVICT_LAST]) {
+      snprintf(c->detail_text, sizeof c->detail_text, "%s%s%s%s",
+               c->detail ? c->detail : "opencl",
                switches[CF_CL_SWITCH_STAGES3] ? "; three patch stages (switch stages3)" : "",
                pairs_of_channels ? "; split patch words across channel pairs (switch "
                                    "channel_pairs)"
-                                 : "");
+                                 : "",
+               switches[CF_CL_SWITCH_EVICT_LAST] ? "; patch copies kept in L2 (switch evict_last)"
+                                                 : "");
       c->detail = c->detail_text;
     }
     return CF_OK;
