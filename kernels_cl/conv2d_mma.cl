@@ -603,25 +603,21 @@ static inline void cfm_cp_async16_cg(__local float *dst, __global const float *s
                   "l"(src), "r"(bytes)
                   : "memory");
 }
+/* With CFM_INPUT_EVICT_LAST the patch's copies are kept in L2 ahead of the output's lines: an
+ * input row serves the tiles of R output rows, fetched by groups that may run apart; where they
+ * do, the row is read from DRAM again (sub-sub-mish on an H100: 277 MB of reads per launch, up
+ * to 350 in the slow launches; with the hint 276-323, bench/NOTES.md v96). PTX ISA 7.4. */
 #if CFM_INPUT_EVICT_LAST
-/* the patch's copies kept in L2 ahead of the output's lines: an input row serves the tiles of
- * R output rows, fetched by groups that may run apart; where they do, the row is read from
- * DRAM again (sub-sub-mish on an H100: 277 MB of reads per launch, up to 350 in the slow
- * launches; with the hint 276-323, bench/NOTES.md v96) */
-static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
-  CF_ASM volatile("{ .reg .b64 pol;\n\t"
-                  "createpolicy.fractional.L2::evict_last.b64 pol, 1.0;\n\t"
-                  "cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 16, %2, pol; }"
-                  ::"r"((uint)(size_t)dst), "l"(src), "r"(bytes)
-                  : "memory");
-}
+#define CFM_PATCH_COPY_PTX                                                                        \
+  "{ .reg .b64 pol;\n\t"                                                                          \
+  "createpolicy.fractional.L2::evict_last.b64 pol, 1.0;\n\t"                                      \
+  "cp.async.ca.shared.global.L2::cache_hint [%0], [%1], 16, %2, pol; }"
 #else
-static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
-  CF_ASM volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"((uint)(size_t)dst),
-                  "l"(src), "r"(bytes)
-                  : "memory");
-}
+#define CFM_PATCH_COPY_PTX "cp.async.ca.shared.global [%0], [%1], 16, %2;"
 #endif
+static inline void cfm_cp_async16_ca(__local float *dst, __global const float *src, int bytes) {
+  CF_ASM volatile(CFM_PATCH_COPY_PTX ::"r"((uint)(size_t)dst), "l"(src), "r"(bytes) : "memory");
+}
 #define CFM_COMMIT() CF_ASM volatile("cp.async.commit_group;" ::: "memory")
 #define CFM_WAIT_NEXT() CF_ASM volatile(CFM_WAIT_NEXT_STAGE ::: "memory")
 #else
