@@ -669,23 +669,27 @@ static inline void cfm_cp_async16(__local float *dst, __global const float *src,
 #endif
 /* Where a work-item's patch copies go, the same for every stage (the fetch's and, with
  * CFM_PATCH_SPLIT, the split's): 16-byte copy j of work-item tid is copy e of the stage, to
- * patch row `row` from column `x`, where CFM_P16_COPY_EXISTS (declarations, not a function:
- * this form keeps the fetch's code as it was measured); 4-byte copies go to row warp + j *
- * WARPS and column lane + 32u of a warp, where both are in. */
+ * patch row `row` from column `x`, where CFM_P16_COPY_EXISTS (CFM_P16_DEST; declarations, not a
+ * function: this form keeps the fetch's code as it was measured); the fetch also needs the
+ * copy's source row src_row of the chunk ((channel, kernel row): CFM_P16_COPY). 4-byte copies
+ * go to row warp + j * WARPS and column lane + 32u of a warp, where both are in. */
 #if CFM_CHANNEL_PAIRS
 /* with channel pairs, copy j < PAIR_SLOTS is pair copy e's even channel (pair pr / R, kernel
- * row pr % R: source row src_row of the chunk, patch row pr) and copy j + PAIR_SLOTS the same
- * columns of the odd channel (source row src_row + R, patch row pr + LO_ROWS) */
-#define CFM_P16_COPY(j)                                                                           \
+ * row pr % R: patch row pr) and copy j + PAIR_SLOTS the same columns of the odd channel (patch
+ * row pr + LO_ROWS, source row R further) */
+#define CFM_P16_DEST(j)                                                                           \
   const int e = ((j) % CFM_PAIR_SLOTS) * CFM_THREADS + tid, pr = e / CFM_PV,                      \
-            odd = (j) >= CFM_PAIR_SLOTS, row = pr + odd * CFM_LO_ROWS,                            \
-            src_row = pr / CFM_R * 2 * CFM_R + pr % CFM_R + odd * CFM_R, x = (e - pr * CFM_PV) * 4
+            odd = (j) >= CFM_PAIR_SLOTS, row = pr + odd * CFM_LO_ROWS, x = (e - pr * CFM_PV) * 4
+#define CFM_P16_COPY(j)                                                                           \
+  CFM_P16_DEST(j);                                                                                \
+  const int src_row = pr / CFM_R * 2 * CFM_R + pr % CFM_R + odd * CFM_R
 #define CFM_P16_COPY_EXISTS (CFM_PAIR_COPIES % CFM_THREADS == 0 || e < CFM_PAIR_COPIES)
 #else
-/* copy e of the stage: source row src_row of the chunk ((channel, kernel row)), patch row row */
+#define CFM_P16_DEST(j)                                                                           \
+  const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, x = (e - row * CFM_PV) * 4
 #define CFM_P16_COPY(j)                                                                           \
-  const int e = (j) * CFM_THREADS + tid, row = e / CFM_PV, src_row = row,                         \
-            x = (e - row * CFM_PV) * 4
+  CFM_P16_DEST(j);                                                                                \
+  const int src_row = row
 #define CFM_P16_COPY_EXISTS (CFM_PCOPIES % CFM_THREADS == 0 || e < CFM_PCOPIES)
 #endif
 #define CFM_ROW_IN(row) (CFM_ROWS % CFM_WARPS == 0 || (row) < CFM_ROWS)
@@ -743,21 +747,19 @@ static inline void cfm_split_patch(__local float *stage, int tid, int warp, int 
 #if CFM_CHANNEL_PAIRS
 #pragma unroll
   for (int j = 0; j < CFM_PAIR_SLOTS; ++j) {
-    CFM_P16_COPY(j);
+    CFM_P16_DEST(j);
     if (CFM_P16_COPY_EXISTS)
       cfm_split_channel_pair(stage + row * CFM_PATCH_PITCH + x,
                              stage + (row + CFM_LO_ROWS) * CFM_PATCH_PITCH + x);
-    (void)src_row;
   }
   (void)warp;
   (void)lane;
 #elif CFM_P16
 #pragma unroll
   for (int j = 0; j < CFM_PSLOTS; ++j) {
-    CFM_P16_COPY(j);
+    CFM_P16_DEST(j);
     if (CFM_P16_COPY_EXISTS)
       cfm_split_words(stage + row * CFM_PATCH_PITCH + x, 4);
-    (void)src_row;
   }
   (void)warp;
   (void)lane;
