@@ -130,8 +130,9 @@ static void bufs_free(bench_bufs *b) {
  * tolerance of the plan's math). Returns the worst tol-ratio (inf for NaN). */
 static double spot_check(const tl_workload *w, const cf_conv_shape *sh, const float *input,
                          const float *weight, const float *bias, const cf_buffer *out,
-                         int tf32, uint64_t seed, cf_status *st) {
-  double atol = tf32 ? 1e-2 : 1e-4, rtol = atol, worst = 0.0;
+                         int tf32, tl_dist d, uint64_t seed, cf_status *st) {
+  /* the absolute part scales with the inputs' magnitude, as check's does */
+  double rtol = tf32 ? 1e-2 : 1e-4, atol = rtol * tl_dist_magnitude(d), worst = 0.0;
   tl_rng rng;
   tl_rng_seed(&rng, tl_stream_key(seed, TL_STREAM_SAMPLE, 1));
   *st = CF_OK;
@@ -159,8 +160,9 @@ static double spot_check(const tl_workload *w, const cf_conv_shape *sh, const fl
 static int bench_one(const tl_opts *o, cf_context *ctx, const tl_workload *w, cf_math math) {
   const char *bname = cf_backend_name(cf_context_backend(ctx));
   const char *device = cf_context_device(ctx);
-  printf("== %s, batch %lld, %s, on %s: %s\n", w->name, (long long)w->desc.batch,
-         tl_math_name(math), bname, device);
+  printf("== %s, batch %lld, %s%s%s, on %s: %s\n", w->name, (long long)w->desc.batch,
+         tl_math_name(math), o->dists[0] == TL_DIST_RAND ? "" : ", inputs ",
+         o->dists[0] == TL_DIST_RAND ? "" : tl_dist_name(o->dists[0]), bname, device);
   cf_conv_shape sh;
   cf_status s = cf_shape_resolve("convfuse bench", &w->desc, &sh);
   if (s != CF_OK) {
@@ -196,7 +198,7 @@ static int bench_one(const tl_opts *o, cf_context *ctx, const tl_workload *w, cf
     rc = TL_EXIT_FAIL;
     goto out;
   }
-  tl_fill_problem(w, TL_DIST_RAND, o->seed, input, (size_t)sh.input_elems, weight,
+  tl_fill_problem(w, o->dists[0], o->seed, input, (size_t)sh.input_elems, weight,
                   (size_t)sh.weight_elems, bias, (size_t)sh.bias_elems);
 
   what = "allocating device buffers";
@@ -277,7 +279,8 @@ static int bench_one(const tl_opts *o, cf_context *ctx, const tl_workload *w, cf
   const cf_tile_plan *t = cf_plan_tiles_of(plan);
   int tf32 = math == CF_MATH_TF32 && t && t->math_effective == CF_MATH_TF32;
   int last = (o->warmup + o->iters - 1) % sets;
-  double worst = spot_check(w, &sh, input, weight, bias, bb.out[last], tf32, o->seed, &s);
+  double worst =
+      spot_check(w, &sh, input, weight, bias, bb.out[last], tf32, o->dists[0], o->seed, &s);
   what = "reading the output for the spot-check";
   if (s != CF_OK)
     goto fail;

@@ -45,6 +45,8 @@ static const char usage_text[] =
     "  --iters N      timed runs, 1..1000000                             (default 30)\n"
     "  --warmup N     untimed runs before them, 0..1000000               (default 3)\n"
     "  --seed S       random seed                                        (default 1)\n"
+    "  --dist D       rand | x3 | small | neg | huge: the inputs, as for check (default\n"
+    "                 rand); huge trips the fp16 plans' range guard: their rerun is timed\n"
     "  --csv FILE     append one row per result (a header first if the file is new)\n"
     "  --each-run     also print every timed run's time, in launch order\n"
     "  Times each run with device events (cf_plan_execute_timed), then spot-checks 256 output\n"
@@ -108,7 +110,7 @@ typedef struct flag_def {
 static const flag_def flags[] = {
     {"--workload", 1, CMD_CHECK | CMD_TIMING}, {"--batch", 1, CMD_CHECK | CMD_TIMING},
     {"--math", 1, CMD_CHECK | CMD_TIMING},     {"--backend", 1, CMD_CHECK | CMD_TIMING},
-    {"--seed", 1, CMD_CHECK | CMD_TIMING},     {"--dist", 1, CMD_CHECK},
+    {"--seed", 1, CMD_CHECK | CMD_TIMING},     {"--dist", 1, CMD_CHECK | CMD_BENCH},
     {"--iters", 1, CMD_TIMING},                {"--warmup", 1, CMD_BENCH},
     {"--csv", 1, CMD_BENCH},                   {"--shape", 1, CMD_CHECK | CMD_TIMING},
     {"--ops", 1, CMD_CHECK | CMD_TIMING},      {"--no-bias", 0, CMD_CHECK | CMD_TIMING},
@@ -223,6 +225,11 @@ static int build_opts(int cmd, const raw_args *r, tl_opts *o) {
     return usage_error("--math: unknown math mode '%s' (valid: fp32, tf32, all)", m);
 
   const char *d = raw(r, "--dist");
+  if (cmd != CMD_CHECK && d && strcmp(d, "all") == 0)
+    return usage_error("--dist: bench times one distribution (rand, x3, small, neg or huge), "
+                       "not 'all'");
+  if (cmd != CMD_CHECK && !d)
+    d = "rand";
   if (!d || strcmp(d, "all") == 0) {
     for (int i = 0; i < TL_DIST_COUNT; ++i)
       o->dists[o->n_dists++] = (tl_dist)i;

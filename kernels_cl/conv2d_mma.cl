@@ -1395,7 +1395,8 @@ cf_conv2d_mma(__global const float *restrict input, __global const float *restri
  * (cf_f16_scale.h), rounded to fp16 (pairs: hi and lo) and packed as the k-loop reads them
  * (CFM_B16_HI), into packed: per channel n_chunks rows of KCP words, zero past the chunk's K
  * values and past C*R*S; the channel's 2^-(e + CFM_A_SHIFT) into unscale. One work-group of
- * CFM_SCALE_THREADS per channel, every call: the weights may change. */
+ * CFM_SCALE_THREADS per channel, every call: the weights may change. It also clears the
+ * range guard, one command fewer per call than a fill (the queue is in order). */
 #define CFM_SCALE_THREADS 64
 /* value k of chunk `chunk` of row w (zero past the chunk and past C*R*S), times scale */
 static inline float cfm_scaled_weight(__global const float *w, int chunk, int k, int crs,
@@ -1405,7 +1406,8 @@ static inline float cfm_scaled_weight(__global const float *w, int chunk, int k,
 }
 __kernel __attribute__((reqd_work_group_size(CFM_SCALE_THREADS, 1, 1))) void
 cf_f16_scale_weights(__global const float *restrict weight, __global uint *restrict packed,
-                     __global float *restrict unscale, const int crs, const int n_chunks) {
+                     __global float *restrict unscale, const int crs, const int n_chunks,
+                     __global uint *restrict range_guard) {
   __local uint top[CFM_SCALE_THREADS];
   const int tid = (int)get_local_id(0);
   __global const float *w = weight + (long)get_group_id(0) * crs;
@@ -1435,6 +1437,8 @@ cf_f16_scale_weights(__global const float *restrict weight, __global uint *restr
   }
   if (tid == 0)
     unscale[get_group_id(0)] = as_float((uint)(127 - e - CFM_A_SHIFT) << 23);
+  if (get_group_id(0) == 0 && tid == 0) /* the fp16 kernel queued after this one starts clear */
+    *range_guard = 0u;
 }
 #endif
 

@@ -85,11 +85,12 @@ static inline int cfw_b_half(int n, int k) {
 /* The weights of one output channel per work-group, every call (the weights may change):
  * scaled by the channel's power of two 2^e (cf_f16_scale.h), as fp16 (pairs: hi, then lo in the
  * chunk's second half), and unscale[channel] = 2^-(e + A_SHIFT). The buffer's rows for
- * channels past K stay as the host zeroed them. */
+ * channels past K stay as the host zeroed them. It also clears the range guard (the queue is
+ * in order: the wgmma kernel after it starts with the guard clear). */
 __kernel __attribute__((reqd_work_group_size(CFW_LAYOUT_THREADS, 1, 1))) void
 cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *restrict laid,
                          __global float *restrict unscale, const int C, const int R,
-                         const int n_chunks) {
+                         const int n_chunks, __global uint *restrict range_guard) {
   __local uint top[CFW_LAYOUT_THREADS];
   const int tid = (int)get_local_id(0), ko = (int)get_group_id(0);
   const int crs = C * R * CFW_S;
@@ -109,6 +110,8 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
   }
   if (tid == 0)
     unscale[ko] = as_float((uint)(127 - e - CFW_A_SHIFT) << 23);
+  if (get_group_id(0) == 0 && tid == 0) /* the fp16 kernel queued after this one starts clear */
+    *range_guard = 0u;
 }
 
 #ifndef CFW_LAYOUT_ONLY

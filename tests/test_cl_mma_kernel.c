@@ -868,12 +868,17 @@ Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .t
                                &err);
     cl_mem du = clCreateBuffer(ctx, CL_MEM_READ_WRITE, (size_t)K * sizeof *unscale, NULL, &err);
     cr_assert(err == CL_SUCCESS);
+    const cl_uint tripped = 1u; /* the guard the kernel must clear */
+    cl_mem dg = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, sizeof tripped,
+                               (void *)&tripped, &err);
+    cr_assert(err == CL_SUCCESS);
     err = clSetKernelArg(kern, 0, sizeof dw, &dw);
     err |= clSetKernelArg(kern, 1, sizeof dl, &dl);
     err |= clSetKernelArg(kern, 2, sizeof du, &du);
     err |= clSetKernelArg(kern, 3, sizeof(cl_int), &C);
     err |= clSetKernelArg(kern, 4, sizeof(cl_int), &R);
     err |= clSetKernelArg(kern, 5, sizeof(cl_int), &n_chunks);
+    err |= clSetKernelArg(kern, 6, sizeof dg, &dg);
     cr_assert(err == CL_SUCCESS);
     const size_t local = 64, global = (size_t)K * 64;
     cr_assert(clEnqueueNDRangeKernel(q, kern, 1, NULL, &global, &local, 0, NULL, NULL) ==
@@ -882,6 +887,10 @@ Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .t
               CL_SUCCESS);
     cr_assert(clEnqueueReadBuffer(q, du, CL_TRUE, 0, (size_t)K * sizeof *unscale, unscale, 0,
                                   NULL, NULL) == CL_SUCCESS);
+    cl_uint guard = 1u;
+    cr_assert(clEnqueueReadBuffer(q, dg, CL_TRUE, 0, sizeof guard, &guard, 0, NULL, NULL) ==
+              CL_SUCCESS);
+    cr_expect(guard == 0u, "case %zu: the layout kernel left the range guard at %u", ci, guard);
     int wrong = 0;
     for (int ko = 0; ko < k_tiles * bn; ++ko) {
       float big = 0.0f;
@@ -917,6 +926,7 @@ Test(cl_mma_kernel, wgmma_weight_layout_matches_the_host_on_an_opencl_device, .t
     clReleaseMemObject(dw);
     clReleaseMemObject(dl);
     clReleaseMemObject(du);
+    clReleaseMemObject(dg);
     clReleaseKernel(kern);
     clReleaseProgram(prog);
     free(laid);

@@ -381,8 +381,8 @@ typedef struct cl_f16_guard {
   cl_kernel rerun;
   cl_mem scaled, unscale, guard;
   size_t scale_global, scale_local;
-  size_t rerun_global[2], rerun_local[2]; /* the rerun's own geometry (the wgmma plan's
-                                             mma.sync rerun); zero: the plan's */
+  size_t rerun_global[2], rerun_local[2]; /* the rerun's own geometry: few persistent groups
+                                             (rerun_geometry); zero: the plan's */
 } cl_f16_guard;
 
 typedef struct cl_compiled {
@@ -1565,6 +1565,8 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
     err = clSetKernelArg(g->scale, 3, sizeof(cl_int), &crs);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(g->scale, 4, sizeof(cl_int), &n_chunks);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(g->scale, 5, sizeof(cl_mem), &g->guard);
   if (err != CL_SUCCESS) {
     s = cl_fail(CF_ERR_INTERNAL, "clSetKernelArg", err, "cf_f16_scale_weights");
     goto fail;
@@ -1640,9 +1642,9 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
 #define WGMMA_LAYOUT_THREADS 64
 
 /* cf_wgmma_lay_out_weights' arguments but the weights (0): where it writes them, the channels'
- * unscale factors, C, R and the chunk count. */
+ * unscale factors, C, R, the chunk count and the range guard it clears. */
 static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_int c, cl_int r,
-                              cl_int n_chunks) {
+                              cl_int n_chunks, cl_mem guard) {
   cl_int err = clSetKernelArg(layout, 1, sizeof(cl_mem), &laid);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(layout, 2, sizeof(cl_mem), &unscale);
@@ -1652,6 +1654,8 @@ static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_
     err = clSetKernelArg(layout, 4, sizeof(cl_int), &r);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(layout, 5, sizeof(cl_int), &n_chunks);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(layout, 6, sizeof(cl_mem), &guard);
   return err;
 }
 
@@ -1676,11 +1680,21 @@ static int wgmma_options(const cl_state *st, const cf_conv_shape *sh,
          append_context_options(st, " -DCFW_EMULATE=1 -DCFM_EMULATE=1", options, len);
 }
 
-/* The mma.sync plan's own launch: MMA_GROUPS_PER_CU persistent groups per compute unit,
- * spread over the channel tiles, never more than there are row tiles. */
-static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
-                         size_t global[2], size_t local[2]) {
-  int64_t groups_m = (int64_t)st->compute_units * MMA_GROUPS_PER_CU / t->grid_n;
+/* An fp16 plan's rerun returns at once unless the guard tripped, but each of its groups is
+ * still launched, one wave of resident groups after another: at MMA_GROUPS_PER_CU that is ~20
+ * waves of empty groups on every call, RERUN_GROUPS_PER_CU a few. H100, with the guard cleared
+ * by the scaling kernel (bench/NOTES.md v98): sub-sub-mish fp32 1.37-1.39 -> 1.34-1.35 ms, tf32
+ * 1.11-1.13 -> 1.105-1.11, mish-mish unchanged, 3 and 12 alike; a rerun that does run (inputs
+ * past fp16's range) costs sub-sub-mish fp32 3.46 ms at 60, 3.45-3.48 at 12, 3.50-3.52 at 3. */
+#ifndef RERUN_GROUPS_PER_CU
+#define RERUN_GROUPS_PER_CU 12
+#endif
+
+/* A tensor-core program's launch: groups_per_cu persistent groups per compute unit, spread
+ * over the channel tiles, never more than there are row tiles. */
+static void persistent_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                                int groups_per_cu, size_t global[2], size_t local[2]) {
+  int64_t groups_m = (int64_t)st->compute_units * groups_per_cu / t->grid_n;
   if (groups_m < 1)
     groups_m = 1;
   if (groups_m > t->grid_m)
@@ -1689,6 +1703,18 @@ static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
   local[1] = 1;
   global[0] = (size_t)groups_m * (size_t)threads;
   global[1] = (size_t)t->grid_n;
+}
+
+/* The mma.sync plan's own launch */
+static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                         size_t global[2], size_t local[2]) {
+  persistent_geometry(st, t, threads, MMA_GROUPS_PER_CU, global, local);
+}
+
+/* An fp16 plan's rerun (see RERUN_GROUPS_PER_CU) */
+static void rerun_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                           size_t global[2], size_t local[2]) {
+  persistent_geometry(st, t, threads, RERUN_GROUPS_PER_CU, global, local);
 }
 
 /* A wgmma plan: the wgmma kernel on weights laid out per call (cf_wgmma_lay_out_weights), its
@@ -1752,7 +1778,7 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
     goto fail;
   }
   err = set_layout_args(guard->scale, guard->scaled, guard->unscale, (cl_int)sh->c,
-                        (cl_int)sh->r, (cl_int)g->n_chunks);
+                        (cl_int)sh->r, (cl_int)g->n_chunks, guard->guard);
   if (err == CL_SUCCESS)
     err = wgmma_set_scalar_args(kernel, epi, guard->unscale, guard->guard);
   if (err == CL_SUCCESS)
@@ -1763,7 +1789,7 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   }
   guard->scale_local = WGMMA_LAYOUT_THREADS;
   guard->scale_global = (size_t)sh->k * WGMMA_LAYOUT_THREADS;
-  mma_geometry(st, t, rerun_threads, guard->rerun_global, guard->rerun_local);
+  rerun_geometry(st, t, rerun_threads, guard->rerun_global, guard->rerun_local);
 
   const size_t local[2] = {WGMMA_THREADS, 1};
   const size_t global[2] = {(size_t)g->groups * WGMMA_THREADS, 1};
@@ -1851,7 +1877,7 @@ static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
   if (err == CL_SUCCESS)
     err = clSetKernelArg(layout, 0, sizeof(cl_mem), &bufs[1]);
   if (err == CL_SUCCESS)
-    err = set_layout_args(layout, bufs[2], bufs[3], 16, 3, g.n_chunks);
+    err = set_layout_args(layout, bufs[2], bufs[3], 16, 3, g.n_chunks, bufs[4]);
   const cl_mem conv_bufs[4] = {bufs[0], bufs[2], bufs[0], bufs[5]}; /* no bias: any buffer */
   for (cl_uint i = 0; i < 4 && err == CL_SUCCESS; ++i)
     err = clSetKernelArg(conv, i, sizeof(cl_mem), &conv_bufs[i]);
@@ -2023,6 +2049,8 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
 
   size_t local[2], global[2];
   mma_geometry(st, t, threads, global, local);
+  if (f16)
+    rerun_geometry(st, t, threads, f16->rerun_global, f16->rerun_local);
   const char *name = f16 ? (split ? "cf_conv2d_mma (fp16 pairs)" : "cf_conv2d_mma (fp16)")
                          : (split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)");
   s = compiled_make(kernel, name, local, global, sh->has_bias, compiled);
@@ -2210,15 +2238,11 @@ static cf_status enqueue_guarded(cl_state *st, const cl_compiled *c, cl_mem in, 
   cl_int err = clSetKernelArg(g->scale, 0, sizeof(cl_mem), &wt);
   if (err != CL_SUCCESS)
     return cl_fail(CF_ERR_DEVICE, "clSetKernelArg", err, "cf_f16_scale_weights' weights");
+  /* it clears the guard too: one command fewer than a fill */
   err = clEnqueueNDRangeKernel(st->queue, g->scale, 1, NULL, &g->scale_global, &g->scale_local,
                                0, NULL, first);
   if (err != CL_SUCCESS)
     return cl_fail_op("clEnqueueNDRangeKernel", err, "cf_f16_scale_weights");
-  const cl_uint zero = 0;
-  err = clEnqueueFillBuffer(st->queue, g->guard, &zero, sizeof zero, 0, sizeof zero, 0, NULL,
-                            NULL);
-  if (err != CL_SUCCESS)
-    return cl_fail_op("clEnqueueFillBuffer", err, "clearing the fp16 kernel's range guard");
   CF_CHECK(enqueue_kernel(st, c, c->kernel, c->name, in, g->scaled, b, out, NULL));
   cl_compiled rerun_geometry = *c; /* the rerun's own geometry where it has one */
   if (g->rerun_local[0] > 0) {
