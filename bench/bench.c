@@ -160,9 +160,10 @@ static double spot_check(const tl_workload *w, const cf_conv_shape *sh, const fl
 static int bench_one(const tl_opts *o, cf_context *ctx, const tl_workload *w, cf_math math) {
   const char *bname = cf_backend_name(cf_context_backend(ctx));
   const char *device = cf_context_device(ctx);
+  const int rand_inputs = o->dists[0] == TL_DIST_RAND; /* named only where not the default */
   printf("== %s, batch %lld, %s%s%s, on %s: %s\n", w->name, (long long)w->desc.batch,
-         tl_math_name(math), o->dists[0] == TL_DIST_RAND ? "" : ", inputs ",
-         o->dists[0] == TL_DIST_RAND ? "" : tl_dist_name(o->dists[0]), bname, device);
+         tl_math_name(math), rand_inputs ? "" : ", inputs ",
+         rand_inputs ? "" : tl_dist_name(o->dists[0]), bname, device);
   cf_conv_shape sh;
   cf_status s = cf_shape_resolve("convfuse bench", &w->desc, &sh);
   if (s != CF_OK) {

@@ -381,8 +381,7 @@ typedef struct cl_f16_guard {
   cl_kernel rerun;
   cl_mem scaled, unscale, guard;
   size_t scale_global, scale_local;
-  size_t rerun_global[2], rerun_local[2]; /* the rerun's own geometry: few persistent groups
-                                             (rerun_geometry); zero: the plan's */
+  size_t rerun_global[2], rerun_local[2]; /* the rerun's own geometry (rerun_geometry) */
 } cl_f16_guard;
 
 typedef struct cl_compiled {
@@ -1523,6 +1522,57 @@ static cf_status rerun_kernel_make(cl_state *st, const cf_plan_spec *spec, int m
   return create_fitting_kernel(st, options, max_registers, "cf_conv2d_mma", threads, out);
 }
 
+/* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
+ * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
+ * known here (the build log that reports them is empty when the driver's cache serves the
+ * build): so the grid over-subscribes by a count that 1..6 groups per SM divide evenly, and
+ * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
+ * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) 60 is also near the best count measured for
+ * the fp32 pairs, the program with three groups per SM: sub-sub-mish fp32 on an H100 2.00 ms
+ * at 3 groups per CU (persistent), 1.86 at 12, 1.69 at 30, 1.62 at 42, 1.36-1.39 at 60 and 84,
+ * 1.41 at 120, 1.55 at 240, 2.52 at one tile per group; sub-sub-mish tf32 on the mma.sync
+ * program alike (bench/NOTES.md v94). A build may set it (-DMMA_GROUPS_PER_CU=) to re-measure. */
+#ifndef MMA_GROUPS_PER_CU
+#define MMA_GROUPS_PER_CU 60
+#endif
+
+/* An fp16 plan's rerun returns at once unless the guard tripped, but each of its groups is
+ * still launched, one wave of resident groups after another: at MMA_GROUPS_PER_CU that is ~20
+ * waves of empty groups on every call, RERUN_GROUPS_PER_CU a few. H100, with the guard cleared
+ * by the scaling kernel (bench/NOTES.md v98): sub-sub-mish fp32 1.37-1.39 -> 1.34-1.35 ms, tf32
+ * 1.11-1.13 -> 1.105-1.11, mish-mish unchanged, 3 and 12 alike; a rerun that does run (inputs
+ * past fp16's range) costs sub-sub-mish fp32 3.46 ms at 60, 3.45-3.48 at 12, 3.50-3.52 at 3. */
+#ifndef RERUN_GROUPS_PER_CU
+#define RERUN_GROUPS_PER_CU 12
+#endif
+
+/* A tensor-core program's launch: groups_per_cu persistent groups per compute unit, spread
+ * over the channel tiles, never more than there are row tiles. */
+static void persistent_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                                int groups_per_cu, size_t global[2], size_t local[2]) {
+  int64_t groups_m = (int64_t)st->compute_units * groups_per_cu / t->grid_n;
+  if (groups_m < 1)
+    groups_m = 1;
+  if (groups_m > t->grid_m)
+    groups_m = t->grid_m;
+  local[0] = (size_t)threads;
+  local[1] = 1;
+  global[0] = (size_t)groups_m * (size_t)threads;
+  global[1] = (size_t)t->grid_n;
+}
+
+/* The mma.sync plan's own launch */
+static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                         size_t global[2], size_t local[2]) {
+  persistent_geometry(st, t, threads, MMA_GROUPS_PER_CU, global, local);
+}
+
+/* An fp16 plan's rerun (see RERUN_GROUPS_PER_CU) */
+static void rerun_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
+                           size_t global[2], size_t local[2]) {
+  persistent_geometry(st, t, threads, RERUN_GROUPS_PER_CU, global, local);
+}
+
 /* An fp16 plan's companions (cl_f16_guard): fp16_kernel's program also holds the weight
  * scaling kernel; rerun_switches are the plan's without fp16, built with CFM_RERUN (a program
  * of its own: plain plans leave the guard's test out). */
@@ -1547,6 +1597,7 @@ static cf_status f16_guard_make(cl_state *st, const cf_plan_spec *spec, cl_kerne
   s = rerun_kernel_make(st, spec, max_registers, rerun_switches, threads, &g->rerun);
   if (s != CF_OK)
     goto fail;
+  rerun_geometry(st, &spec->tiles, threads, g->rerun_global, g->rerun_local);
   /* the weights packed as fp16 words, per channel n_chunks rows of KCP (conv2d_mma.cl) */
   const cf_mma_layout L = cf_plan_mma_layout(sh, &spec->tiles);
   const size_t words = (size_t)sh->k * (size_t)L.n_chunks * (size_t)L.kcp;
@@ -1579,20 +1630,6 @@ fail:
   f16_guard_free(g);
   return s;
 }
-
-/* Persistent work-groups launched per compute unit. OpenCL has no occupancy query, and the
- * registers NVIDIA's compiler gives a kernel (124-201 for these, measured) are not reliably
- * known here (the build log that reports them is empty when the driver's cache serves the
- * build): so the grid over-subscribes by a count that 1..6 groups per SM divide evenly, and
- * the hardware runs it in whole waves. (Sizing it from an assumed 128 registers cost 25%:
- * mish-mish tf32 19.9 vs 15.6 ms on T2, H200.) 60 is also near the best count measured for
- * the fp32 pairs, the program with three groups per SM: sub-sub-mish fp32 on an H100 2.00 ms
- * at 3 groups per CU (persistent), 1.86 at 12, 1.69 at 30, 1.62 at 42, 1.36-1.39 at 60 and 84,
- * 1.41 at 120, 1.55 at 240, 2.52 at one tile per group; sub-sub-mish tf32 on the mma.sync
- * program alike (bench/NOTES.md v94). A build may set it (-DMMA_GROUPS_PER_CU=) to re-measure. */
-#ifndef MMA_GROUPS_PER_CU
-#define MMA_GROUPS_PER_CU 60
-#endif
 
 #define PAIRS_DETAIL "fp16 pairs (switch f16: weights scaled and packed per call, inputs x 2^6)"
 #define ALIGNED_PAIRS_DETAIL PAIRS_DETAIL " with sector-aligned stores"
@@ -1678,43 +1715,6 @@ static int wgmma_options(const cl_state *st, const cf_conv_shape *sh,
                          int max_registers, char *options, size_t len) {
   return cf_cl_wgmma_options(sh, g, epi, st->asm_kw, max_registers, options, len) &&
          append_context_options(st, " -DCFW_EMULATE=1 -DCFM_EMULATE=1", options, len);
-}
-
-/* An fp16 plan's rerun returns at once unless the guard tripped, but each of its groups is
- * still launched, one wave of resident groups after another: at MMA_GROUPS_PER_CU that is ~20
- * waves of empty groups on every call, RERUN_GROUPS_PER_CU a few. H100, with the guard cleared
- * by the scaling kernel (bench/NOTES.md v98): sub-sub-mish fp32 1.37-1.39 -> 1.34-1.35 ms, tf32
- * 1.11-1.13 -> 1.105-1.11, mish-mish unchanged, 3 and 12 alike; a rerun that does run (inputs
- * past fp16's range) costs sub-sub-mish fp32 3.46 ms at 60, 3.45-3.48 at 12, 3.50-3.52 at 3. */
-#ifndef RERUN_GROUPS_PER_CU
-#define RERUN_GROUPS_PER_CU 12
-#endif
-
-/* A tensor-core program's launch: groups_per_cu persistent groups per compute unit, spread
- * over the channel tiles, never more than there are row tiles. */
-static void persistent_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
-                                int groups_per_cu, size_t global[2], size_t local[2]) {
-  int64_t groups_m = (int64_t)st->compute_units * groups_per_cu / t->grid_n;
-  if (groups_m < 1)
-    groups_m = 1;
-  if (groups_m > t->grid_m)
-    groups_m = t->grid_m;
-  local[0] = (size_t)threads;
-  local[1] = 1;
-  global[0] = (size_t)groups_m * (size_t)threads;
-  global[1] = (size_t)t->grid_n;
-}
-
-/* The mma.sync plan's own launch */
-static void mma_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
-                         size_t global[2], size_t local[2]) {
-  persistent_geometry(st, t, threads, MMA_GROUPS_PER_CU, global, local);
-}
-
-/* An fp16 plan's rerun (see RERUN_GROUPS_PER_CU) */
-static void rerun_geometry(const cl_state *st, const cf_tile_plan *t, int threads,
-                           size_t global[2], size_t local[2]) {
-  persistent_geometry(st, t, threads, RERUN_GROUPS_PER_CU, global, local);
 }
 
 /* A wgmma plan: the wgmma kernel on weights laid out per call (cf_wgmma_lay_out_weights), its
@@ -2049,8 +2049,6 @@ static cf_status mma_plan_compile(cl_state *st, const cf_plan_spec *spec, void *
 
   size_t local[2], global[2];
   mma_geometry(st, t, threads, global, local);
-  if (f16)
-    rerun_geometry(st, t, threads, f16->rerun_global, f16->rerun_local);
   const char *name = f16 ? (split ? "cf_conv2d_mma (fp16 pairs)" : "cf_conv2d_mma (fp16)")
                          : (split ? "cf_conv2d_mma (3xTF32)" : "cf_conv2d_mma (TF32)");
   s = compiled_make(kernel, name, local, global, sh->has_bias, compiled);
@@ -2230,8 +2228,8 @@ static cf_status enqueue_kernel(cl_state *st, const cl_compiled *c, cl_kernel ke
   return CF_OK;
 }
 
-/* An fp16 plan's launch (cl_f16_guard): the weights scaled, the guard cleared, the fp16
- * kernel, the rerun. first / last (optional): the first and the last command's events. */
+/* An fp16 plan's launch (cl_f16_guard): the weights scaled and the guard cleared by one
+ * kernel, the fp16 kernel, the rerun. first / last (optional): the first and the last command's events. */
 static cf_status enqueue_guarded(cl_state *st, const cl_compiled *c, cl_mem in, cl_mem wt,
                                  cl_mem b, cl_mem out, cl_event *first, cl_event *last) {
   const cl_f16_guard *g = c->f16;
@@ -2244,16 +2242,14 @@ static cf_status enqueue_guarded(cl_state *st, const cl_compiled *c, cl_mem in, 
   if (err != CL_SUCCESS)
     return cl_fail_op("clEnqueueNDRangeKernel", err, "cf_f16_scale_weights");
   CF_CHECK(enqueue_kernel(st, c, c->kernel, c->name, in, g->scaled, b, out, NULL));
-  cl_compiled rerun_geometry = *c; /* the rerun's own geometry where it has one */
-  if (g->rerun_local[0] > 0) {
-    memcpy(rerun_geometry.global, g->rerun_global, sizeof g->rerun_global);
-    memcpy(rerun_geometry.local, g->rerun_local, sizeof g->rerun_local);
-  }
-  return enqueue_kernel(st, &rerun_geometry, g->rerun, "cf_conv2d_mma (the fp16 plan's rerun)",
+  cl_compiled rerun_launch = *c; /* the plan's, on the rerun's own geometry */
+  memcpy(rerun_launch.global, g->rerun_global, sizeof g->rerun_global);
+  memcpy(rerun_launch.local, g->rerun_local, sizeof g->rerun_local);
+  return enqueue_kernel(st, &rerun_launch, g->rerun, "cf_conv2d_mma (the fp16 plan's rerun)",
                         in, wt, b, out, last);
 }
 
-/* Enqueues the plan's commands: one kernel, or an fp16 plan's four. first / last (optional,
+/* Enqueues the plan's commands: one kernel, or an fp16 plan's three. first / last (optional,
  * together): events of the first and the last command (the same event for one kernel, then
  * retained twice). */
 static cf_status enqueue(cl_state *st, cl_compiled *c, const void *input, const void *weight,
