@@ -10,10 +10,10 @@
  * The layout kernel alone (CFW_LAYOUT_ONLY) has no inline PTX and runs anywhere (the tests run
  * it on PoCL).
  *
- * A work-group is two warpgroups (256 work-items) and owns 128 consecutive pixels of one output
- * row (q0 = 128 i) times CFW_BN output channels (channel tile nt): warpgroup wg the pixels
- * 64 wg .. 64 wg + 63 as one m64nBNk16 product per k-step, A (the patch) from registers, B (the
- * chunk's weights) from local memory by descriptor. Stride 1, no dilation (the host's checks).
+ * A work-group is two warpgroups (256 work-items) and owns (a tile at a time, with CFW_RESIDENT)
+ * 128 consecutive pixels of one output row (q0 = 128 i) times CFW_BN output channels (channel
+ * tile nt): warpgroup wg the pixels 64 wg .. 64 wg + 63 as one m64nBNk16 product per k-step, A
+ * (the patch) from registers, B (the chunk's weights) from local memory by descriptor. Stride 1, no dilation (the host's checks).
  * K runs over "row channels" v = r C + c (input channel c at kernel row r: one patch row each)
  * in chunks of 16, ordered (s, v): k-step s is kernel column s, so A[m][v] = patch[v][m + s],
  * and with CFW_PITCH == 4 (mod 32) a lane's loads (v = 2t, 2t + 1, 2t + 8, 2t + 9; m = g) hit
@@ -38,6 +38,12 @@
  *                       lo weights would not fit two stages at 128)
  *   -DCFW_S             the kernel's width (k-steps per chunk)
  *   -DCFW_PITCH         patch row pitch in floats (>= 128 + S - 1 rounded up to 4, == 4 mod 32)
+ *   -DCFW_RESIDENT=0/1  every chunk's weights in local memory, copied once per group, the
+ *                       groups persistent (group gid on channel tile gid % k_tiles, its row
+ *                       tiles from that channel tile's counter, range_guard[1 + nt]) and a
+ *                       tile's first patch copied under the tile before's last chunk and
+ *                       epilogue; else one tile per group, each chunk's weights streamed into
+ *                       its stage with its patch
  *   -DCFW_PAIR_STORES=0/1  pixel-pair 8-byte stores (Q even) or one float per store
  *   -DCFW_ALIGNED_STORES=0/1  instead, each warp's 16 pixels of a channel in runs aligned to
  *                       32-byte sectors (three stores, the outer two partial)
@@ -112,6 +118,10 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
     unscale[ko] = as_float((uint)(127 - e - CFW_A_SHIFT) << 23);
   if (get_group_id(0) == 0 && tid == 0) /* the fp16 kernel queued after this one starts clear */
     *range_guard = 0u;
+#if defined(CFW_RESIDENT) && CFW_RESIDENT
+  if (n == 0 && tid == 0) /* and with its tile counters at 0 */
+    range_guard[1 + nt] = 0u;
+#endif
 }
 
 #ifndef CFW_LAYOUT_ONLY
@@ -123,6 +133,9 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #endif
 #ifndef CFW_ALIGNED_STORES
 #error "CFW_ALIGNED_STORES missing"
+#endif
+#ifndef CFW_RESIDENT
+#error "CFW_RESIDENT missing"
 #endif
 #if !defined(CFW_C) || !defined(CFW_H) || !defined(CFW_W) || !defined(CFW_K) || !defined(CFW_P) || \
     !defined(CFW_Q) || !defined(CFW_R) || !defined(CFW_PAD_H) || !defined(CFW_PAD_W)
@@ -139,7 +152,20 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #endif
 
 #define CFW_PATCH_VECS ((CFW_BM + CFW_S - 1 + 3) / 4) /* 16-byte copies per patch row */
-#define CFW_STAGE_BYTES (CFW_B_BYTES + CFW_CH * CFW_PITCH * 4)
+#define CFW_PATCH_BYTES (CFW_CH * CFW_PITCH * 4) /* a stage's 16 patch rows */
+#define CFW_STAGE_BYTES (CFW_B_BYTES + CFW_PATCH_BYTES)
+#if CFW_RESIDENT
+/* every chunk's weights, copied once per group, then the two stages' patches */
+#define CFW_N_CHUNKS ((CFW_C * CFW_R + CFW_CH - 1) / CFW_CH)
+#define CFW_SMEM_BYTES (CFW_N_CHUNKS * CFW_B_BYTES + 2 * CFW_PATCH_BYTES)
+#define CFW_WEIGHTS_AT(st, j) ((j) * CFW_B_BYTES) /* byte offsets in the group's smem */
+#define CFW_PATCH_AT(st) (CFW_N_CHUNKS * CFW_B_BYTES + (st) * CFW_PATCH_BYTES)
+#else
+/* two stages, each a chunk's weights and its patch */
+#define CFW_SMEM_BYTES (2 * CFW_STAGE_BYTES)
+#define CFW_WEIGHTS_AT(st, j) ((st) * CFW_STAGE_BYTES)
+#define CFW_PATCH_AT(st) ((st) * CFW_STAGE_BYTES + CFW_B_BYTES)
+#endif
 #define CFW_NACC (CFW_BN / 2) /* accumulators per work-item */
 #define CFWG "// CFWG "
 
@@ -333,17 +359,20 @@ static inline void cfw_store_aligned(float v0, float v1, __global float *row, in
 }
 #endif
 
-/* Chunk j's copies into stage st (one commit group): the chunk's weights, one linear block,
- * and its 16 patch rows (row channel v = 16 j + i: input channel v % C, input row p + v / C -
- * pad_h) of CFW_PATCH_VECS * 4 columns from q0 - pad_w. */
-static inline void cfw_copy_chunk(__local float *stage, __global const float *wsrc,
-                                  __global const float *input, int j, int n, int p, int q0,
-                                  int C, int H, int W, int R, int pad_h, int pad_w, int tid) {
-  for (int v = tid; v < CFW_B_BYTES / 16; v += CFW_THREADS)
-    cfw_cp16_cg(stage + 4 * v, wsrc + 4 * v);
+/* `bytes` of laid-out weights from wsrc to dst by 16-byte copies (the caller commits). */
+static inline void cfw_copy_weights(__local float *dst, __global const float *wsrc, int bytes,
+                                    int tid) {
+  for (int v = tid; v < bytes / 16; v += CFW_THREADS)
+    cfw_cp16_cg(dst + 4 * v, wsrc + 4 * v);
+}
+
+/* Chunk j's 16 patch rows (row channel v = 16 j + i: input channel v % C, input row p + v / C -
+ * pad_h) of CFW_PATCH_VECS * 4 columns from q0 - pad_w (the caller commits). */
+static inline void cfw_copy_patch(__local float *patch, __global const float *input, int j,
+                                  int n, int p, int q0, int C, int H, int W, int R, int pad_h,
+                                  int pad_w, int tid) {
   const int iw0 = q0 - pad_w;
   __global const float *image = input + (long)n * C * H * W;
-  __local float *patch = stage + CFW_B_BYTES / 4;
   for (int i = tid; i < CFW_CH * CFW_PATCH_VECS; i += CFW_THREADS) {
     const int row = i / CFW_PATCH_VECS, x = i - row * CFW_PATCH_VECS, iw = iw0 + 4 * x;
     const int v = j * CFW_CH + row, r = v / C, c = v - r * C, ih = p + r - pad_h;
@@ -351,7 +380,31 @@ static inline void cfw_copy_chunk(__local float *stage, __global const float *ws
     cfw_cp16_ca(patch + row * CFW_PITCH + 4 * x,
                 bytes ? image + ((long)c * H + ih) * W + iw : input, bytes);
   }
+}
+
+/* Chunk j's copies into stage st (one commit group): with streamed weights the chunk's weights,
+ * one linear block, then its patch rows; with resident weights the patch rows alone. */
+static inline void cfw_copy_chunk(__local float *smem, int st, __global const float *wtile,
+                                  __global const float *input, int j, int n, int p, int q0,
+                                  int C, int H, int W, int R, int pad_h, int pad_w, int tid) {
+#if !CFW_RESIDENT
+  cfw_copy_weights(smem + CFW_WEIGHTS_AT(st, j) / 4, wtile + (long)j * (CFW_B_BYTES / 4),
+                   CFW_B_BYTES, tid);
+#else
+  (void)wtile;
+#endif
+  cfw_copy_patch(smem + CFW_PATCH_AT(st) / 4, input, j, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
   CFW_CP_COMMIT();
+}
+
+/* Row tile -> image *n, output row *p, first output column *q0 (P and the tile count per row
+ * are compile-time constants: no run-time division). */
+static inline void cfw_tile_coords(int tile, int *n, int *p, int *q0) {
+  const int q_tiles = (CFW_Q + CFW_BM - 1) / CFW_BM, pq_tiles = CFW_P * q_tiles;
+  *n = tile / pq_tiles;
+  const int rem = tile - *n * pq_tiles;
+  *p = rem / q_tiles;
+  *q0 = (rem - *p * q_tiles) * CFW_BM;
 }
 
 /* One chunk's A fragments (k-step s: rows m0 + s and m0 + 8 + s of the patch, row channels 2t,
@@ -368,17 +421,16 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
                 const float bias_shift,
                 const float epi_v0, const float epi_v1, const float epi_v2, const float epi_v3,
                 const float epi_v4, const float epi_v5, const float epi_v6, const float epi_v7,
-                __global const float *restrict unscale, __global uint *restrict range_guard) {
-  __local float smem[2 * CFW_STAGE_BYTES / 4] __attribute__((aligned(128)));
+                __global const float *restrict unscale, __global uint *restrict range_guard,
+                const int batch) {
+  __local float smem[CFW_SMEM_BYTES / 4] __attribute__((aligned(128)));
   const int C = CFW_C, H = CFW_H, W = CFW_W, K = CFW_K, P = CFW_P, Q = CFW_Q, R = CFW_R;
   const int pad_h = CFW_PAD_H, pad_w = CFW_PAD_W;
-  const int n_chunks = (C * R + CFW_CH - 1) / CFW_CH, q_tiles = (Q + CFW_BM - 1) / CFW_BM;
+  const int n_chunks = (C * R + CFW_CH - 1) / CFW_CH;
   const int k_tiles = (K + CFW_BN - 1) / CFW_BN;
   const int tid = (int)get_local_id(0), wg = tid >> 7, lane = tid & 31;
   const int g = lane >> 2, t = lane & 3, m0 = wg * 64 + ((tid >> 5) & 3) * 16 + g;
-  const int gid = (int)get_group_id(0), nt = gid % k_tiles, tile = gid / k_tiles;
-  const int pq_tiles = P * q_tiles, n = tile / pq_tiles, rem = tile - n * pq_tiles;
-  const int p = rem / q_tiles, q0 = (rem - p * q_tiles) * CFW_BM;
+  const int gid = (int)get_group_id(0), nt = gid % k_tiles;
 #if CFW_EMULATE
   __local uint cfw_scratch[4 * CFW_THREADS]; /* the emulation's lane exchange */
 #else
@@ -398,8 +450,36 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #endif
   }
 
-  cfw_copy_chunk(smem, wtile, input, 0, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
-  for (int j = 0; j < n_chunks; ++j) {
+#if CFW_RESIDENT
+  /* Persistent, the weights of channel tile nt copied once, its row tiles handed out in order
+   * by a counter (range_guard[1 + nt], cleared by the layout kernel), so that the groups at work
+   * hold neighbouring tiles however they drift (fixed strides, gid + i groups, ran up to 55%
+   * slower: bench/NOTES.md v99). Work-item 0 asks for the next tile in a tile's first chunk
+   * and publishes it at its last chunk's barrier, in tile_slot[parity] (two: a slot is written
+   * again only after every work-item has passed the barrier after reading it), where the next
+   * tile's first patch goes under the last chunk and the epilogue. */
+  __local int tile_slot[2];
+  volatile __global uint *const tile_counter = (volatile __global uint *)range_guard + 1 + nt;
+  const int n_tiles = batch * P * ((Q + CFW_BM - 1) / CFW_BM);
+  if (tid == 0)
+    tile_slot[0] = (int)atomic_inc(tile_counter);
+  barrier(CLK_LOCAL_MEM_FENCE);
+  int tile = tile_slot[0], next_tile = 0, asked = 0, parity = 1;
+  if (tile >= n_tiles)
+    return;
+  cfw_copy_weights(smem, wtile, CFW_N_CHUNKS * CFW_B_BYTES, tid);
+#else
+  const int tile = gid / k_tiles; /* one tile per group */
+  (void)batch;
+#endif
+  int n, p, q0;
+  cfw_tile_coords(tile, &n, &p, &q0);
+  int st = 0; /* the stage of the chunk computed next */
+  cfw_copy_chunk(smem, 0, wtile, input, 0, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
+#if CFW_RESIDENT
+  for (;;) {
+#endif
+  for (int j = 0; j < n_chunks; ++j, st ^= 1) {
     CFW_CP_WAIT_ALL();
     CFW_WG_WAIT(CFW_SUMS);
 #if CFW_PAIRS
@@ -408,14 +488,29 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
       acc[i] += part[i];
 #endif
     CFW_PROXY_FENCE();
+#if CFW_RESIDENT
+    if (tid == 0) {
+      if (j == 0)
+        asked = (int)atomic_inc(tile_counter);
+      if (j == n_chunks - 1)
+        tile_slot[parity] = asked;
+    }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
     if (j + 1 < n_chunks)
-      cfw_copy_chunk(smem + ((j + 1) & 1) * (CFW_STAGE_BYTES / 4),
-                     wtile + (long)(j + 1) * (CFW_B_BYTES / 4), input, j + 1, n, p, q0, C, H, W,
-                     R, pad_h, pad_w, tid);
-    const int st = j & 1;
-    __local const float *patch = smem + st * (CFW_STAGE_BYTES / 4) + CFW_B_BYTES / 4;
-    const uint b_off = (uint)(st * CFW_STAGE_BYTES);
+      cfw_copy_chunk(smem, st ^ 1, wtile, input, j + 1, n, p, q0, C, H, W, R, pad_h, pad_w, tid);
+#if CFW_RESIDENT
+    else {
+      next_tile = tile_slot[parity];
+      if (next_tile < n_tiles) {
+        int n1, p1, q1;
+        cfw_tile_coords(next_tile, &n1, &p1, &q1);
+        cfw_copy_chunk(smem, st ^ 1, wtile, input, 0, n1, p1, q1, C, H, W, R, pad_h, pad_w, tid);
+      }
+    }
+#endif
+    __local const float *patch = smem + CFW_PATCH_AT(st) / 4;
+    const uint b_off = (uint)CFW_WEIGHTS_AT(st, j);
     uint a[CFW_S][4];
 #if CFW_PAIRS
     uint a_lo[CFW_S][4];
@@ -529,6 +624,21 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
           o[(long)h * P * Q + 8] = acc[4 * jb + 2 + h];
       }
   }
+#endif
+#if CFW_RESIDENT
+  tile = next_tile;
+  parity ^= 1;
+  if (tile >= n_tiles)
+    break;
+  cfw_tile_coords(tile, &n, &p, &q0);
+#pragma unroll
+  for (int i = 0; i < CFW_NACC; ++i) {
+    acc[i] = 0.0f;
+#if CFW_PAIRS
+    part[i] = 0.0f;
+#endif
+  }
+  } /* for (;;): the group's next tile */
 #endif
 }
 #endif /* !CFW_LAYOUT_ONLY */

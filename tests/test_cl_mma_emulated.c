@@ -58,9 +58,10 @@ typedef struct emulated_case {
  * stores the sector-aligned ones replaced (aligned_stores=0: one float per store where the
  * output width is odd, else pixel pairs); and the two-chunk shape with nothing forced (the
  * default that takes it); a 5 x 5 kernel on the one product's 64-channel tile (K <= 64);
- * sub-sub-mish's 8 channels x 3 kernel rows (24 row channels, two chunks) by default in TF32
- * and forced on the pairs; 5 x 3 row channels (one chunk, one zero row) on the pairs with
- * padding. */
+ * sub-sub-mish's 8 channels x 3 kernel rows (24 row channels, two chunks) by default in both
+ * maths (the pairs with their weights resident, groups persistent: two per channel tile in the
+ * emulation, so each loops over tiles); 5 x 3 row channels (one chunk, one zero row) on the
+ * pairs with padding. */
 static const emulated_case cases[] = {
     {"odd width, resident weights",
      {1, 8, 9, 37, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 0},
@@ -124,8 +125,8 @@ static const emulated_case cases[] = {
      {2, 64, 5, 40, 128, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 1},
     {"wgmma program: the default for 8 channels x 3 kernel rows (two chunks of row channels)",
      {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_TF32, NULL, 1},
-    {"wgmma program: the same on the pairs (forced: resident pairs default to mma.sync)",
-     {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
+    {"wgmma program: the same on the pairs, weights resident in persistent groups (the default)",
+     {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL, 1},
     {"wgmma program: 5 channels x 3 rows (one chunk, one zero row) on the pairs with pad 4",
      {1, 5, 7, 40, 56, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
 };

@@ -579,7 +579,8 @@ Test(cl_mma_kernel, h100_defaults_only_on_small_nvidia_devices_and_resident_weig
 
 /* Streamed weights take the wgmma program by default where it takes the shape (stride 1, no
  * dilation, W and pad_w multiples of 4, two stages in 48 KB) and fills its tile (C >= 16, K a
- * channel tile or more); resident ones only when forced; shapes it cannot take refuse it. */
+ * channel tile or more); resident ones too, but for pairs whose wgmma weights would be
+ * streamed; shapes it cannot take refuse it. */
 Test(cl_mma_kernel, wgmma_by_default_where_it_takes_the_shape_and_fills_its_tile) {
   for (int m = 0; m < 2; ++m) {
     const cf_math math = m ? CF_MATH_TF32 : CF_MATH_FP32;
@@ -589,11 +590,11 @@ Test(cl_mma_kernel, wgmma_by_default_where_it_takes_the_shape_and_fills_its_tile
     h200_plan(1, math, 0, &sh, &t); /* mish-mish: streamed */
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
     cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "mish-mish %s: no wgmma", m ? "tf32" : "fp32");
-    /* sub-sub-mish: resident, 24 row channels in two chunks; its pairs stay on mma.sync */
+    /* sub-sub-mish: resident, 24 row channels in two chunks; its pairs' wgmma weights
+     * resident too */
     h200_plan(0, math, 0, &sh, &t);
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
-    cr_expect(sw[CF_CL_SWITCH_WGMMA] == (math == CF_MATH_TF32), "sub-sub-mish %s: wgmma %d",
-              m ? "tf32" : "fp32", sw[CF_CL_SWITCH_WGMMA]);
+    cr_expect(sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish %s: no wgmma", m ? "tf32" : "fp32");
     const cf_cl_switches on = one_forced(CF_CL_SWITCH_WGMMA, 1);
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 0 &&
               sw[CF_CL_SWITCH_WGMMA] == 1, "sub-sub-mish: wgmma=1 refused");
@@ -617,6 +618,22 @@ Test(cl_mma_kernel, wgmma_by_default_where_it_takes_the_shape_and_fills_its_tile
     h200_plan(11, math, 0, &sh, &t);
     cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
     cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "K 40 %s: wgmma by default", m ? "tf32" : "fp32");
+    /* 16 x 3 row channels: the pairs' three chunks (36 KB) do not fit beside two patches, so
+     * pairs on the mma.sync program's resident weights stay there */
+    if (math == CF_MATH_FP32) {
+      const cf_conv2d_desc d = {2, 16, 20, 40, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1};
+      cr_assert(cf_shape_resolve("test", &d, &sh) == CF_OK, "%s", cf_last_error());
+      const cf_op ops[1] = {{CF_OP_MISH, 0.0f}};
+      cf_epilogue epi;
+      cf_epilogue_fold(ops, 1, &epi);
+      const cf_device_caps caps = caps_h200_opencl(-1);
+      cr_assert(cf_plan_tiles(&sh, &epi, math, &caps, &t) == CF_OK, "%s", cf_last_error());
+      cf_cl_wgmma_geometry wg;
+      cr_assert(cf_cl_wgmma_geometry_of(&sh, 1, &wg) && !wg.resident);
+      cr_assert(cf_plan_mma_layout(&sh, &t).resident, "16 channels: mma.sync weights streamed");
+      cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, NULL, sw);
+      cr_expect(sw[CF_CL_SWITCH_WGMMA] == 0, "16 x 3 row channels, pairs: wgmma by default");
+    }
     h200_plan(2, math, 0, &sh, &t); /* odd width 37: the patch's 16-byte copies cannot */
     cr_expect(cf_cl_mma_switches(&sh, &t, CF_CL_TUNED_H200, &on, sw) == 1u << CF_CL_SWITCH_WGMMA &&
               sw[CF_CL_SWITCH_WGMMA] == 0, "odd width: wgmma=1 taken");
@@ -655,6 +672,15 @@ Test(cl_mma_kernel, wgmma_geometry) {
   const cf_conv_shape ssm = wgmma_shape(128, 8, 256, 256, 64, 3, 3, 1, 0, 1);
   cr_expect(cf_cl_wgmma_geometry_of(&ssm, 0, &g) && g.n_chunks == 2 && g.bn == 64,
             "sub-sub-mish: %d chunks of 16 row channels, want 2", g.n_chunks);
+  /* the pairs' weights resident (both chunks beside two patches: 41.5 KB), the one product's
+   * streamed (measured faster), mish-mish's 12 chunks streamed */
+  cr_expect(!g.resident, "sub-sub-mish's one product: weights resident");
+  cr_expect(cf_cl_wgmma_geometry_of(&ssm, 1, &g) && g.resident &&
+                2 * g.chunk_bytes + 2 * 16 * g.pitch * 4 <= CF_CL_MMA_LOCAL_BYTES,
+            "sub-sub-mish's pairs: weights not resident");
+  for (int pairs = 0; pairs < 2; ++pairs)
+    cr_expect(cf_cl_wgmma_geometry_of(&mm, pairs, &g) && !g.resident,
+              "mish-mish (pairs %d): weights resident", pairs);
   /* one product where K <= 64: 64 channels, and then 5x5's two stages fit (not the pairs') */
   const cf_conv_shape k64_5x5 = wgmma_shape(1, 16, 20, 40, 64, 5, 5, 1, 0, 1);
   cr_expect(cf_cl_wgmma_geometry_of(&k64_5x5, 0, &g) && g.bn == 64 && g.k_tiles == 1 &&
@@ -729,6 +755,7 @@ Test(cl_mma_kernel, wgmma_program_compiles_for_sm90a, .timeout = 600) {
    * OpenCL built-ins (the layout kernel's results are checked on PoCL, below) */
   write_program_source(&ts,
                        "#define isfinite(x) __builtin_isfinite(x)\n"
+                       "#define atomic_inc(p) __sync_fetch_and_add((p), 1u)\n"
                        "#define vstore_half_rte(x, i, p) (((__global ushort *)(p))[i] = "
                        "(ushort)(x))\n"
                        "#define vload_half(i, p) ((float)((__global const ushort *)(p))[i])\n",

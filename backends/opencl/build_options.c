@@ -162,15 +162,18 @@ unsigned cf_cl_mma_switches(const cf_conv_shape *sh, const cf_tile_plan *t, cf_c
   sw[CF_CL_SWITCH_EVICT_LAST] = 0;
   /* the wgmma program (kernels_cl/conv2d_wgmma.cl) where it takes the shape and fills at
    * least 3/4 of its tile in both N (K of its 128 or 64 channels) and K (the C R row channels
-   * of their whole 16-row chunks), but for the pairs (3xTF32's accuracy) on resident weights.
-   * H100: mish-mish tf32 4.58-4.62 -> 2.45-2.55 ms, fp32 7.99-8.01 -> 5.0-5.3 (bench/NOTES.md
-   * v69, v71); sub-sub-mish (8 x 3 row channels in two chunks, 64 channels) tf32 1.20-1.22 ->
-   * 1.11 (v74), where its pairs (1.46-1.47) lose to the mma.sync program's (1.35-1.47, most
-   * runs 1.35-1.36). Smaller problems and partly filled tiles have not been measured. */
+   * of their whole 16-row chunks), but for the pairs (3xTF32's accuracy) where the mma.sync
+   * program's weights are resident and its own are not. H100: mish-mish tf32 4.58-4.62 ->
+   * 2.45-2.55 ms, fp32 7.99-8.01 -> 5.0-5.3 (bench/NOTES.md v69, v71); sub-sub-mish (8 x 3 row
+   * channels in two chunks, 64 channels) tf32 1.20-1.22 -> 1.11 (v74), its pairs 1.36-1.53
+   * (mma.sync, most launches 1.33-1.36, some 1.5-1.6) -> 1.34-1.35 with their weights resident
+   * in persistent groups (v99; 1.46-1.48 streamed). Smaller problems and partly filled tiles
+   * have not been measured. */
   cf_cl_wgmma_geometry wg;
   const int64_t row_channels = sh->c * sh->r, chunk_rows = (row_channels + 15) / 16 * 16;
   sw[CF_CL_SWITCH_WGMMA] = cf_cl_wgmma_geometry_of(sh, split, &wg) && 4 * sh->k >= 3 * wg.bn &&
-                           4 * row_channels >= 3 * chunk_rows && !(split && L.resident);
+                           4 * row_channels >= 3 * chunk_rows &&
+                           !(split && L.resident && !wg.resident);
   /* the H100's resident-weight programs (bench/NOTES.md v63, two rounds in each of five calls):
    * sub-sub-mish tf32 1.35 -> 1.21 ms with 64-bit offsets, the chunk loop kept and the k-loop
    * by two (there one chunk compiled out measured 1.28, the whole unroll 1.52; the H200 runs
@@ -295,12 +298,20 @@ int cf_cl_wgmma_geometry_of(const cf_conv_shape *sh, int pairs, cf_cl_wgmma_geom
   x.bn = x.pairs || sh->k <= 64 ? 64 : 128;
   x.pitch = wgmma_pitch((int)sh->s);
   x.chunk_bytes = (int)sh->s * 2 * x.bn * 16 * (x.pairs ? 2 : 1);
-  x.stage_bytes = x.chunk_bytes + 16 * x.pitch * 4;
-  if (2 * (int64_t)x.stage_bytes > CF_CL_MMA_LOCAL_BYTES)
-    return 0;
+  const int patch_bytes = 16 * x.pitch * 4;
+  x.stage_bytes = x.chunk_bytes + patch_bytes;
   const int64_t n_chunks = (sh->c * sh->r + 15) / 16; /* 16 row channels (c, r) each */
   const int64_t q_tiles = (sh->q + 127) / 128, k_tiles = (sh->k + x.bn - 1) / x.bn;
   const int64_t groups = sh->n * sh->p * q_tiles * k_tiles;
+  /* the pairs' chunks all resident where they fit beside the two stages' patches (few row
+   * channels: sub-sub-mish's 8 x 3 in two chunks), else each chunk's weights streamed with its
+   * patch. H100, sub-sub-mish (bench/NOTES.md v99): pairs 1.47 -> 1.34-1.35 ms resident, one
+   * product 1.11 -> 1.29-1.30, so that stays streamed. Resident groups count tiles up to the
+   * tile count plus one per group, in int. */
+  x.resident = x.pairs && n_chunks * x.chunk_bytes + 2 * patch_bytes <= CF_CL_MMA_LOCAL_BYTES &&
+               groups <= INT_MAX / 2;
+  if (!x.resident && 2 * (int64_t)x.stage_bytes > CF_CL_MMA_LOCAL_BYTES)
+    return 0;
   /* int in the kernel: group ids, tile indices, channel indices across the batch (n C, n K
    * up to the last channel tile), the layout kernel's positions within a channel's chunks;
    * element offsets are 64-bit */
@@ -331,6 +342,7 @@ int cf_cl_wgmma_options(const cf_conv_shape *sh, const cf_cl_wgmma_geometry *g,
          cf_cl_opt_append(buf, len, &used, "CFW_BN", g->bn) &&
          cf_cl_opt_append(buf, len, &used, "CFW_S", (int)sh->s) &&
          cf_cl_opt_append(buf, len, &used, "CFW_PITCH", g->pitch) &&
+         cf_cl_opt_append(buf, len, &used, "CFW_RESIDENT", g->resident) &&
          cf_cl_opt_append(buf, len, &used, "CFW_PAIR_STORES", g->pair_stores) &&
          cf_cl_opt_append(buf, len, &used, "CFW_ALIGNED_STORES", g->aligned_stores) &&
          cf_cl_opt_append(buf, len, &used, "CFW_C", (int)sh->c) &&

@@ -70,6 +70,8 @@ typedef struct cf_cl_wgmma_geometry {
   int chunk_bytes;    /* one chunk's laid-out weights: 16 row channels (input channel,
                          kernel row) x S */
   int stage_bytes;    /* a stage: the chunk's weights and its 16 patch rows */
+  int resident;       /* every chunk's weights in local memory beside two stages of patch
+                         rows, the groups persistent (where that fits CF_CL_MMA_LOCAL_BYTES) */
   int n_chunks;       /* ceil(C R / 16) */
   int q_tiles;        /* 128-pixel tiles per output row */
   int k_tiles;        /* channel tiles */
@@ -77,7 +79,8 @@ typedef struct cf_cl_wgmma_geometry {
   int aligned_stores; /* the output in sector-aligned runs instead: 0 from
                          cf_cl_wgmma_geometry_of, set by the plan (on unless the switch
                          aligned_stores=0 is forced) */
-  long long groups;   /* work-groups of 256: N x P x q_tiles x k_tiles */
+  long long groups;   /* tiles x channel tiles, N x P x q_tiles x k_tiles: the work-groups
+                         of 256 where not resident */
   long long laid_bytes; /* the laid-out weights: k_tiles x n_chunks chunks */
 } cf_cl_wgmma_geometry;
 

@@ -1678,8 +1678,33 @@ static const char *mma_plan_detail(int split, int resident, int f16, cf_cl_tunin
 #define WGMMA_MAX_REGISTERS 128
 #define WGMMA_LAYOUT_THREADS 64
 
+/* Persistent groups per compute unit of the wgmma program with resident weights (two are
+ * resident per SM at 128 registers; their tiles come from a counter, so a group launched
+ * beyond those takes what is left when it starts: 2, 4 and 8 measured alike, bench/NOTES.md
+ * v99). A build may set it (-DWGMMA_GROUPS_PER_CU=) to re-measure. */
+#ifndef WGMMA_GROUPS_PER_CU
+#define WGMMA_GROUPS_PER_CU 2
+#endif
+
+/* The wgmma program's launch: a group per tile and channel tile, or with resident weights a
+ * multiple of k_tiles persistent groups, no more than the tiles. The emulation runs two per
+ * channel tile on any device, so that the tests' small shapes take the loop over tiles. */
+static long long wgmma_launch_groups(const cl_state *st, const cf_cl_wgmma_geometry *g) {
+  if (!g->resident)
+    return g->groups;
+  const long long tiles = g->groups / g->k_tiles;
+  long long per_channel_tile =
+      st->emulate_mma ? 2 : (long long)st->compute_units * WGMMA_GROUPS_PER_CU / g->k_tiles;
+  if (per_channel_tile < 1)
+    per_channel_tile = 1;
+  if (per_channel_tile > tiles)
+    per_channel_tile = tiles;
+  return per_channel_tile * g->k_tiles;
+}
+
 /* cf_wgmma_lay_out_weights' arguments but the weights (0): where it writes them, the channels'
- * unscale factors, C, R, the chunk count and the range guard it clears. */
+ * unscale factors, C, R, the chunk count and the range guard it clears (with its tile counters,
+ * where the weights are resident). */
 static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_int c, cl_int r,
                               cl_int n_chunks, cl_mem guard) {
   cl_int err = clSetKernelArg(layout, 1, sizeof(cl_mem), &laid);
@@ -1696,15 +1721,17 @@ static cl_int set_layout_args(cl_kernel layout, cl_mem laid, cl_mem unscale, cl_
   return err;
 }
 
-/* cf_conv2d_wgmma's arguments from 4 on, set once: bias_shift and the op values, then unscale
- * and range_guard. */
+/* cf_conv2d_wgmma's arguments from 4 on, set once: bias_shift and the op values, then unscale,
+ * range_guard and the batch. */
 static cl_int wgmma_set_scalar_args(cl_kernel kernel, const cf_epilogue *epi, cl_mem unscale,
-                                    cl_mem guard) {
+                                    cl_mem guard, cl_int batch) {
   cl_int err = set_epilogue_args(kernel, 4, epi);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(kernel, 5 + CF_MAX_OPS, sizeof(cl_mem), &unscale);
   if (err == CL_SUCCESS)
     err = clSetKernelArg(kernel, 6 + CF_MAX_OPS, sizeof(cl_mem), &guard);
+  if (err == CL_SUCCESS)
+    err = clSetKernelArg(kernel, 7 + CF_MAX_OPS, sizeof(cl_int), &batch);
   return err;
 }
 
@@ -1765,8 +1792,10 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
     s = f16_buffer(st, (size_t)g->laid_bytes, "laid-out weights", &guard->scaled);
   if (s == CF_OK)
     s = f16_buffer(st, (size_t)sh->k * sizeof(float), "channel scales", &guard->unscale);
+  /* the guard word, then with resident weights a tile counter per channel tile */
   if (s == CF_OK)
-    s = f16_buffer(st, sizeof(cl_uint), "range guard", &guard->guard);
+    s = f16_buffer(st, (size_t)(1 + (g->resident ? g->k_tiles : 0)) * sizeof(cl_uint),
+                   "range guard", &guard->guard);
   if (s != CF_OK)
     goto fail;
   /* the channels past K in the last channel tile stay zero (the layout kernel writes K rows) */
@@ -1780,7 +1809,7 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   err = set_layout_args(guard->scale, guard->scaled, guard->unscale, (cl_int)sh->c,
                         (cl_int)sh->r, (cl_int)g->n_chunks, guard->guard);
   if (err == CL_SUCCESS)
-    err = wgmma_set_scalar_args(kernel, epi, guard->unscale, guard->guard);
+    err = wgmma_set_scalar_args(kernel, epi, guard->unscale, guard->guard, (cl_int)sh->n);
   if (err == CL_SUCCESS)
     err = mma_set_scalar_args(guard->rerun, sh, t, epi, NULL, guard->guard);
   if (err != CL_SUCCESS) {
@@ -1792,7 +1821,7 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   rerun_geometry(st, t, rerun_threads, guard->rerun_global, guard->rerun_local);
 
   const size_t local[2] = {WGMMA_THREADS, 1};
-  const size_t global[2] = {(size_t)g->groups * WGMMA_THREADS, 1};
+  const size_t global[2] = {(size_t)wgmma_launch_groups(st, g) * WGMMA_THREADS, 1};
   s = compiled_make(kernel, g->pairs ? "cf_conv2d_wgmma (fp16 pairs)" : "cf_conv2d_wgmma (fp16)",
                     local, global, sh->has_bias, compiled);
   if (s != CF_OK)
@@ -1801,10 +1830,11 @@ static cf_status wgmma_plan_compile(cl_state *st, const cf_plan_spec *spec,
   c->f16 = guard;
   snprintf(c->detail_text, sizeof c->detail_text,
            "opencl: wgmma program (sm_90a through its PTX, switch wgmma): 128 pixels x %d "
-           "channels per group of %d, %s (weights laid out per call%s), output %s; range "
+           "channels per group of %d, %s (weights laid out per call%s, %s), output %s; range "
            "guard with a %s rerun on tile T%d",
            g->bn, WGMMA_THREADS, g->pairs ? "fp16 pairs" : "one fp16 product",
            g->pairs ? ", inputs x 2^6" : "",
+           g->resident ? "resident in persistent groups" : "streamed per chunk",
            g->aligned_stores ? "in sector-aligned runs"
            : g->pair_stores  ? "by pixel pairs"
                              : "by single pixels",
@@ -1882,9 +1912,10 @@ static int wgmma_probe_run(cl_state *st, char *why, size_t why_len) {
   for (cl_uint i = 0; i < 4 && err == CL_SUCCESS; ++i)
     err = clSetKernelArg(conv, i, sizeof(cl_mem), &conv_bufs[i]);
   if (err == CL_SUCCESS)
-    err = wgmma_set_scalar_args(conv, &epi, bufs[3], bufs[4]);
+    err = wgmma_set_scalar_args(conv, &epi, bufs[3], bufs[4], (cl_int)sh.n);
   const size_t layout_local = WGMMA_LAYOUT_THREADS, layout_global = 128 * WGMMA_LAYOUT_THREADS;
-  const size_t conv_local = WGMMA_THREADS, conv_global = (size_t)g.groups * WGMMA_THREADS;
+  const size_t conv_local = WGMMA_THREADS,
+               conv_global = (size_t)wgmma_launch_groups(st, &g) * WGMMA_THREADS;
   if (err == CL_SUCCESS)
     err = clEnqueueNDRangeKernel(st->queue, layout, 1, NULL, &layout_global, &layout_local, 0,
                                  NULL, NULL);
