@@ -442,13 +442,6 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #if CFW_PAIRS
   float part[CFW_NACC]; /* the chunk's sum: the wgmmas' accumulator */
 #endif
-#pragma unroll
-  for (int i = 0; i < CFW_NACC; ++i) {
-    acc[i] = 0.0f;
-#if CFW_PAIRS
-    part[i] = 0.0f;
-#endif
-  }
 
 #if CFW_RESIDENT
   /* Persistent, the weights of channel tile nt copied once, its row tiles handed out in order
@@ -465,6 +458,7 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
     tile_slot[0] = (int)atomic_inc(tile_counter);
   barrier(CLK_LOCAL_MEM_FENCE);
   int tile = tile_slot[0], next_tile = 0, asked = 0, parity = 1;
+  int n_next = 0, p_next = 0, q0_next = 0; /* next_tile's coordinates, for its first copy */
   if (tile >= n_tiles)
     return;
   cfw_copy_weights(smem, wtile, CFW_N_CHUNKS * CFW_B_BYTES, tid);
@@ -479,6 +473,13 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #if CFW_RESIDENT
   for (;;) {
 #endif
+#pragma unroll
+  for (int i = 0; i < CFW_NACC; ++i) { /* the tile's sums */
+    acc[i] = 0.0f;
+#if CFW_PAIRS
+    part[i] = 0.0f;
+#endif
+  }
   for (int j = 0; j < n_chunks; ++j, st ^= 1) {
     CFW_CP_WAIT_ALL();
     CFW_WG_WAIT(CFW_SUMS);
@@ -503,9 +504,9 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
     else {
       next_tile = tile_slot[parity];
       if (next_tile < n_tiles) {
-        int n1, p1, q1;
-        cfw_tile_coords(next_tile, &n1, &p1, &q1);
-        cfw_copy_chunk(smem, st ^ 1, wtile, input, 0, n1, p1, q1, C, H, W, R, pad_h, pad_w, tid);
+        cfw_tile_coords(next_tile, &n_next, &p_next, &q0_next);
+        cfw_copy_chunk(smem, st ^ 1, wtile, input, 0, n_next, p_next, q0_next, C, H, W, R,
+                       pad_h, pad_w, tid);
       }
     }
 #endif
@@ -630,14 +631,9 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
   parity ^= 1;
   if (tile >= n_tiles)
     break;
-  cfw_tile_coords(tile, &n, &p, &q0);
-#pragma unroll
-  for (int i = 0; i < CFW_NACC; ++i) {
-    acc[i] = 0.0f;
-#if CFW_PAIRS
-    part[i] = 0.0f;
-#endif
-  }
+  n = n_next;
+  p = p_next;
+  q0 = q0_next;
   } /* for (;;): the group's next tile */
 #endif
 }
