@@ -62,6 +62,7 @@ static const char prelude[] =
     "#define barrier(f) __syncthreads()\n"
     "#define fmin(a, b) __builtin_fminf(a, b)\n"
     "#define fmax(a, b) __builtin_fmaxf(a, b)\n"
+    "#define fma(a, b, c) __builtin_fmaf(a, b, c)\n"
     "#define clamp(x, lo, hi) ((x) < (lo) ? (lo) : (x) > (hi) ? (hi) : (x))\n"
     "#define mul_hi(a, b) ((uint)(((ulong)(a) * (ulong)(b)) >> 32))\n";
 
