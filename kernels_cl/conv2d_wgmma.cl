@@ -13,7 +13,8 @@
  * A work-group is two warpgroups (256 work-items) and owns (a tile at a time, with CFW_RESIDENT)
  * 128 consecutive pixels of one output row (q0 = 128 i) times CFW_BN output channels (channel
  * tile nt): warpgroup wg the pixels 64 wg .. 64 wg + 63 as one m64nBNk16 product per k-step, A
- * (the patch) from registers, B (the chunk's weights) from local memory by descriptor. Stride 1, no dilation (the host's checks).
+ * (the patch) from registers, B (the chunk's weights) from local memory by descriptor. Stride 1,
+ * no dilation (the host's checks).
  * K runs over "row channels" v = r C + c (input channel c at kernel row r: one patch row each)
  * in chunks of 16, ordered (s, v): k-step s is kernel column s, so A[m][v] = patch[v][m + s],
  * and with CFW_PITCH == 4 (mod 32) a lane's loads (v = 2t, 2t + 1, 2t + 8, 2t + 9; m = g) hit
@@ -633,7 +634,8 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #else
         const float sum = acc[i];
 #endif
-        finite &= isfinite(sum) != 0; /* u is a power of two: sum * u overflows only where fp32 would */
+        /* the guard on the sum: u is a power of two, so sum * u overflows only where fp32 would */
+        finite &= isfinite(sum) != 0;
         float x = fma(sum, u, b);
         CF_EPI_APPLY(x);
         acc[i] = x;
