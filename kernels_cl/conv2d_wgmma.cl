@@ -156,9 +156,10 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #define CFW_PATCH_VECS ((CFW_BM + CFW_S - 1 + 3) / 4) /* 16-byte copies per patch row */
 #define CFW_PATCH_BYTES (CFW_CH * CFW_PITCH * 4) /* a stage's 16 patch rows */
 #define CFW_STAGE_BYTES (CFW_B_BYTES + CFW_PATCH_BYTES)
+#define CFW_N_CHUNKS ((CFW_C * CFW_R + CFW_CH - 1) / CFW_CH) /* chunks of 16 row channels */
+#define CFW_A_SCALE ((float)(1 << CFW_A_SHIFT))
 #if CFW_RESIDENT
 /* every chunk's weights, copied once per group, then the two stages' patches */
-#define CFW_N_CHUNKS ((CFW_C * CFW_R + CFW_CH - 1) / CFW_CH)
 #define CFW_SMEM_BYTES (CFW_N_CHUNKS * CFW_B_BYTES + 2 * CFW_PATCH_BYTES)
 #define CFW_WEIGHTS_AT(st, j) ((j) * CFW_B_BYTES) /* byte offsets in the group's smem */
 #define CFW_PATCH_AT(st) (CFW_N_CHUNKS * CFW_B_BYTES + (st) * CFW_PATCH_BYTES)
@@ -419,11 +420,10 @@ static inline void cfw_copy_chunk(__local float *smem, int st, __global const fl
 #error "the split takes a warp per pair of patch rows, four columns a lane"
 #endif
 static inline void cfw_split_stage(__local float *patch, int tid) {
-  const float in_scale = (float)(1 << CFW_A_SHIFT);
   {
     __local float *r0 = patch + (tid >> 5) * (2 * CFW_PITCH) + 4 * (tid & 31), *r1 = r0 + CFW_PITCH;
-    const float4 x0 = in_scale * *(__local const float4 *)r0,
-                 x1 = in_scale * *(__local const float4 *)r1;
+    const float4 x0 = CFW_A_SCALE * *(__local const float4 *)r0,
+                 x1 = CFW_A_SCALE * *(__local const float4 *)r1;
     uint h0, h1, h2, h3, l0, l1, l2, l3;
     cfw_f16x2_split(x0.s0, x1.s0, &h0, &l0);
     cfw_f16x2_split(x0.s1, x1.s1, &h1, &l1);
@@ -437,7 +437,7 @@ static inline void cfw_split_stage(__local float *patch, int tid) {
     const int pr = i / (CFW_S - 1), col = CFW_BM + i - pr * (CFW_S - 1);
     __local float *r0 = patch + pr * (2 * CFW_PITCH) + col, *r1 = r0 + CFW_PITCH;
     uint hi, lo;
-    cfw_f16x2_split(in_scale * *r0, in_scale * *r1, &hi, &lo);
+    cfw_f16x2_split(CFW_A_SCALE * *r0, CFW_A_SCALE * *r1, &hi, &lo);
     *r0 = as_float(hi);
     *r1 = as_float(lo);
   }
@@ -474,7 +474,7 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
   __local float smem[CFW_SMEM_BYTES / 4] __attribute__((aligned(128)));
   const int C = CFW_C, H = CFW_H, W = CFW_W, K = CFW_K, P = CFW_P, Q = CFW_Q, R = CFW_R;
   const int pad_h = CFW_PAD_H, pad_w = CFW_PAD_W;
-  const int n_chunks = (C * R + CFW_CH - 1) / CFW_CH;
+  const int n_chunks = CFW_N_CHUNKS;
   const int k_tiles = (K + CFW_BN - 1) / CFW_BN;
   const int tid = (int)get_local_id(0), wg = tid >> 7, lane = tid & 31;
   const int g = lane >> 2, t = lane & 3, m0 = wg * 64 + ((tid >> 5) & 3) * 16 + g;
@@ -586,8 +586,8 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
 #if CFW_PAIRS
-        const float in_scale = (float)(1 << CFW_A_SHIFT);
-        cfw_f16x2_split(in_scale * x[2 * e], in_scale * x[2 * e + 1], &a[s][e], &a_lo[s][e]);
+        cfw_f16x2_split(CFW_A_SCALE * x[2 * e], CFW_A_SCALE * x[2 * e + 1], &a[s][e],
+                        &a_lo[s][e]);
 #else
         a[s][e] = cfw_f16x2(x[2 * e], x[2 * e + 1]);
 #endif
