@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdint>
 #include <vector>
+#include <cuda.h>
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
 #include "bench/probe_check.h"
@@ -272,6 +274,148 @@ __global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
     bulk_wait<0>();
 }
 
+// bulk_rows with every channel row's copy starting on a 128-byte line, not just a 32-byte sector
+// (real planes start 16 c bytes into a line): row r is staged `lead` = (its pixel l0's address
+// mod 128) / 4 columns on (0, 4, ..., 28), led by the previous tile's last `lead` pixels, and
+// leaves its own last `lead` to the next tile; where a run begins or ends mid-plane the copy
+// starts at pixel l0 / takes the tile's whole row instead. Rows of 288 floats (== 0 mod 32): a
+// fragment store's lanes (pixel g, channel 2t + j) then fall in banks (4 c + g) % 32, distinct.
+constexpr int LINE_PITCH = 288, LINE_BUFFER = K * LINE_PITCH;
+constexpr int LINE_ROWS_SMEM = 2 * LINE_BUFFER * 4;
+
+__global__ void __launch_bounds__(512, 1) bulk_rows_lines(float *out) {
+  extern __shared__ __align__(128) float line_smem[];
+  const int tid = threadIdx.x;
+  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  int buf = 0;
+  for (int tile = begin; tile < end; ++tile) {
+    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    const int n_px = (int)min((int64_t)256, PQ - l0);
+    float *buffer = line_smem + buf * LINE_BUFFER;
+    auto lead_of = [&](int r) {
+      return (int)((reinterpret_cast<uintptr_t>(out + (int64_t)(n * K + r) * PQ + l0) & 127) >> 2);
+    };
+    if (tid < K) // this buffer's copies of two tiles back have read it
+      bulk_wait_read<1>();
+    __syncthreads();
+    for (int i = tid; i < K * 256; i += 512) { // stand-in for the epilogue's fragment stores
+      const int r = i >> 8;
+      buffer[r * LINE_PITCH + lead_of(r) + (i & 255)] = value(tile, r);
+    }
+    const bool joined = tile > begin && l0 > 0;
+    const bool leaves = tile + 1 < end && l0 + 256 < PQ;
+    if (tid < K && joined) { // the previous tile's last `lead` pixels lead this one
+      const int lead = lead_of(tid);
+      const float *prev = line_smem + (buf ^ 1) * LINE_BUFFER + tid * LINE_PITCH + 256;
+      for (int j = 0; j < lead; j += 4)
+        *reinterpret_cast<float4 *>(buffer + tid * LINE_PITCH + j) =
+            *reinterpret_cast<const float4 *>(prev + j);
+    }
+    wg_fence_shared();
+    __syncthreads();
+    if (tid < K) {
+      const int lead = lead_of(tid);
+      const int c0 = joined ? 0 : lead, c1 = leaves ? 256 : lead + n_px;
+      bulk_store(out + (int64_t)(n * K + tid) * PQ + l0 - lead + c0,
+                 buffer + tid * LINE_PITCH + c0, (uint32_t)(c1 - c0) * 4);
+      bulk_commit();
+    }
+    buf ^= 1;
+  }
+  if (tid < K)
+    bulk_wait<0>();
+}
+
+// The flat kernel's box stores (conv_flat.cuh's TMA path, the H200's: bench/NOTES.md v60) with
+// no arithmetic: the same 256-pixel flat tiles and contiguous runs as bulk_rows, each tile staged
+// in TMA's 128-byte swizzle as boxes of 32 pixels x ROWS channels and stored by thread 0.
+// PARITY: the even and the odd channels through two maps of their own (channel stride two
+// planes), boxes of 32 x 32. (Those odd boxes started 4 pixels early, on a sector, with a carry
+// as bulk_rows' ALIGN, died of an illegal instruction on an H100: bench/NOTES.md v101.)
+constexpr int BOX_EVEN_FLOATS = 8 * 32 * 32, BOX_ODD_FLOATS = 8 * 32 * 32;
+constexpr int BOX_BUFFER = BOX_EVEN_FLOATS + BOX_ODD_FLOATS; // >= 8 boxes of 32 x 64
+constexpr int BULK_BOXES_SMEM = 2 * BOX_BUFFER * 4 + 1024;   // + the 1024-byte alignment slack
+
+// Float offset of (row r, column c) in boxes of `rows` rows x 32 floats, 128-byte swizzle.
+__device__ __forceinline__ int box_offset(int r, int c, int rows) {
+  return (c >> 5) * rows * 32 + r * 32 + ((((c & 31) >> 2) ^ (r & 7)) << 2) + (c & 3);
+}
+
+template <int64_t PLANE, bool PARITY>
+__global__ void __launch_bounds__(512, 1)
+    bulk_boxes(const __grid_constant__ CUtensorMap map_all, const __grid_constant__ CUtensorMap map_even,
+               const __grid_constant__ CUtensorMap map_odd, float *out) {
+  extern __shared__ float boxes_smem_raw[];
+  float *staged = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(boxes_smem_raw) + 1023) &
+                                            ~(uintptr_t)1023);
+  const int tid = threadIdx.x;
+  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
+  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  int buf = 0;
+  for (int tile = begin; tile < end; ++tile) {
+    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    float *buffer = staged + buf * BOX_BUFFER;
+    float *odd_boxes = buffer + BOX_EVEN_FLOATS;
+    if (tid == 0) // this buffer's stores of two tiles back have read it
+      bulk_wait_read<1>();
+    __syncthreads();
+    for (int i = tid; i < K * 256; i += 512) { // stand-in for the epilogue's fragment stores
+      const int ch = i >> 8, m = i & 255;
+      const float v = value(tile, ch);
+      if (!PARITY)
+        buffer[box_offset(ch, m, K)] = v;
+      else if (ch & 1)
+        odd_boxes[box_offset(ch >> 1, m, K / 2)] = v;
+      else
+        buffer[box_offset(ch >> 1, m, K / 2)] = v;
+    }
+    wg_fence_shared();
+    __syncthreads();
+    if (tid == 0) {
+      for (int b = 0; b < 8; ++b) {
+        if (!PARITY) {
+          tma_store_3d(&map_all, buffer + b * K * 32, l0 + 32 * b, 0, n);
+        } else {
+          tma_store_3d(&map_even, buffer + b * 32 * 32, l0 + 32 * b, 0, n);
+          tma_store_3d(&map_odd, odd_boxes + b * 32 * 32, l0 + 32 * b, 0, n);
+        }
+      }
+      bulk_commit();
+    }
+    buf ^= 1;
+  }
+  if (tid == 0)
+    bulk_wait<0>();
+}
+
+// The output as a 3-D tensor (plane pixels, channels `count` apart from `first`, images) with
+// boxes of 32 pixels x box_rows channels, 128-byte swizzle: conv_flat's out_map, or one parity.
+static CUtensorMap output_map(float *out, int64_t plane, int first, int step, int box_rows) {
+  static PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                           cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || fn == nullptr) {
+      std::fprintf(stderr, "cuTensorMapEncodeTiled not found\n");
+      std::exit(1);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  CUtensorMap map;
+  const cuuint64_t dims[3] = {(cuuint64_t)PQ, (cuuint64_t)(K / step), (cuuint64_t)N};
+  const cuuint64_t strides[2] = {(cuuint64_t)(plane * step * 4), (cuuint64_t)(plane * K * 4)};
+  const cuuint32_t box[3] = {32, (cuuint32_t)box_rows, 1}, unit[3] = {1, 1, 1};
+  if (encode(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 3, out + first * plane, dims, strides, box,
+             unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
+    std::fprintf(stderr, "cuTensorMapEncodeTiled failed\n");
+    std::exit(1);
+  }
+  return map;
+}
+
 // bulk_rows<PLANE, ...> must write every pixel of every plane as its tile's value.
 template <int64_t PLANE>
 static void verify_flat256(const float *out, const char *name) {
@@ -382,6 +526,34 @@ int main() {
     run(bulk_rows<PQ, true, false>, "rows sector-aligned", false);
     run(bulk_rows<PQ, true, true>, "rows aligned 1 issuer", false);
     run(bulk_rows<PQ_PAD, false, false>, "rows padded planes", true);
+    CHECK(cudaFuncSetAttribute(bulk_rows_lines, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               LINE_ROWS_SMEM));
+    time_it("rows line-aligned", elems * 4, [&] { bulk_rows_lines<<<sms, 512, LINE_ROWS_SMEM>>>(out); });
+    CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
+    bulk_rows_lines<<<sms, 512, LINE_ROWS_SMEM>>>(out);
+    CHECK(cudaDeviceSynchronize());
+    verify_flat256<PQ>(out, "rows line-aligned");
+  }
+  {
+    std::printf("-- flat tiles of 256 by TMA boxes (1 block of 512 threads per SM)\n");
+    auto run = [&](auto kernel, const char *name, bool padded_planes) {
+      const int64_t plane = padded_planes ? PQ_PAD : PQ;
+      const CUtensorMap all = output_map(out, plane, 0, 1, K), even = output_map(out, plane, 0, 2, K / 2),
+                        odd = output_map(out, plane, 1, 2, K / 2);
+      CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 BULK_BOXES_SMEM));
+      time_it(name, elems * 4, [&] { kernel<<<sms, 512, BULK_BOXES_SMEM>>>(all, even, odd, out); });
+      CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
+      kernel<<<sms, 512, BULK_BOXES_SMEM>>>(all, even, odd, out);
+      CHECK(cudaDeviceSynchronize());
+      if (padded_planes)
+        verify_flat256<PQ_PAD>(out, name);
+      else
+        verify_flat256<PQ>(out, name);
+    };
+    run(bulk_boxes<PQ, false>, "boxes 32x64", false);
+    run(bulk_boxes<PQ, true>, "boxes parity 32x32", false);
+    run(bulk_boxes<PQ_PAD, false>, "boxes padded planes", true);
   }
   verify(out);
   time_it("linear v4", elems * 4,

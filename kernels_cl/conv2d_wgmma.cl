@@ -28,7 +28,8 @@
  * (needs W and pad_w multiples of 4). Two stages: at chunk j each work-item waits for its own
  * copies of j and for its warpgroup's wgmmas of j - 1, one barrier, the copies of j + 1 go into
  * j - 1's stage, then j's fragments and wgmmas, which run under the next chunk's wait (the
- * resident pairs first split j's patch into fp16 words in place, and meet at a second barrier).
+ * pairs split each fragment into fp16 words as they load it; a split of the stage's patch in
+ * place, once, cost a barrier a chunk and measured no faster: bench/NOTES.md v100, v101).
  * Numbers (as conv2d_mma.cl's fp16 programs): weights scaled per channel into [2^14, 2^15), pairs'
  * input by 2^6, each pairs chunk summed in a fresh accumulator; where a sum is not finite it
  * sets range_guard, after which the host's rerun recomputes the launch on TF32 / 3xTF32; the
@@ -170,9 +171,6 @@ cf_wgmma_lay_out_weights(__global const float *restrict weight, __global half *r
 #define CFW_PATCH_AT(st) ((st) * CFW_STAGE_BYTES + CFW_B_BYTES)
 #endif
 #define CFW_NACC (CFW_BN / 2) /* accumulators per work-item */
-/* The resident pairs split each stage's patch once, in place; the streamed pairs (more chunks a
- * tile, each paying the split's barrier) split in the k-loop (bench/NOTES.md v100) */
-#define CFW_SPLIT_STAGE (CFW_PAIRS && CFW_RESIDENT)
 #define CFWG "// CFWG "
 
 #ifndef CFW_EMULATE
@@ -410,41 +408,6 @@ static inline void cfw_copy_chunk(__local float *smem, int st, __global const fl
   CFW_CP_COMMIT();
 }
 
-#if CFW_SPLIT_STAGE
-/* The pairs' patch split once per stage, in place (bench/NOTES.md v100): warp w turns patch rows
- * 2w and 2w + 1 (row channels of one A fragment register) into words of fp16 pairs, the hi words
- * into row 2w and the lo words into row 2w + 1, each work-item over the four columns it read, so
- * no barrier comes between the reads and the writes. A lane's fragment loads then hit 32 banks
- * as before (rows 2t: 2 t PITCH == 8 t mod 32). Columns past 127 (S - 1 of them) are the tail. */
-#if CFW_THREADS / 32 != CFW_CH / 2 || 4 * 32 != CFW_BM
-#error "the split takes a warp per pair of patch rows, four columns a lane"
-#endif
-static inline void cfw_split_stage(__local float *patch, int tid) {
-  {
-    __local float *r0 = patch + (tid >> 5) * (2 * CFW_PITCH) + 4 * (tid & 31), *r1 = r0 + CFW_PITCH;
-    const float4 x0 = CFW_A_SCALE * *(__local const float4 *)r0,
-                 x1 = CFW_A_SCALE * *(__local const float4 *)r1;
-    uint h0, h1, h2, h3, l0, l1, l2, l3;
-    cfw_f16x2_split(x0.s0, x1.s0, &h0, &l0);
-    cfw_f16x2_split(x0.s1, x1.s1, &h1, &l1);
-    cfw_f16x2_split(x0.s2, x1.s2, &h2, &l2);
-    cfw_f16x2_split(x0.s3, x1.s3, &h3, &l3);
-    *(__local uint4 *)r0 = (uint4)(h0, h1, h2, h3);
-    *(__local uint4 *)r1 = (uint4)(l0, l1, l2, l3);
-  }
-#if CFW_S > 1
-  for (int i = tid; i < (CFW_CH / 2) * (CFW_S - 1); i += CFW_THREADS) {
-    const int pr = i / (CFW_S - 1), col = CFW_BM + i - pr * (CFW_S - 1);
-    __local float *r0 = patch + pr * (2 * CFW_PITCH) + col, *r1 = r0 + CFW_PITCH;
-    uint hi, lo;
-    cfw_f16x2_split(CFW_A_SCALE * *r0, CFW_A_SCALE * *r1, &hi, &lo);
-    *r0 = as_float(hi);
-    *r1 = as_float(lo);
-  }
-#endif
-}
-#endif
-
 /* Row tile -> image *n, output row *p, first output column *q0 (P and the tile count per row
  * are compile-time constants: no run-time division). */
 static inline void cfw_tile_coords(int tile, int *n, int *p, int *q0) {
@@ -564,18 +527,6 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #if CFW_PAIRS
     uint a_lo[CFW_S][4];
 #endif
-#if CFW_SPLIT_STAGE
-    cfw_split_stage(patch, tid);
-    barrier(CLK_LOCAL_MEM_FENCE);
-#pragma unroll
-    for (int s = 0; s < CFW_S; ++s) { /* pair rows t and t + 4: patch rows 2t (hi), 2t + 1 (lo) */
-      __local const uint *h0 = (__local const uint *)patch + 2 * t * CFW_PITCH + m0 + s,
-                         *h1 = h0 + 8 * CFW_PITCH;
-      a[s][0] = h0[0], a[s][1] = h0[8], a[s][2] = h1[0], a[s][3] = h1[8];
-      a_lo[s][0] = h0[CFW_PITCH], a_lo[s][1] = h0[CFW_PITCH + 8];
-      a_lo[s][2] = h1[CFW_PITCH], a_lo[s][3] = h1[CFW_PITCH + 8];
-    }
-#else
 #pragma unroll
     for (int s = 0; s < CFW_S; ++s) {
       __local const float *r0 = patch + m0 + s, *r1 = r0 + 8;
@@ -593,7 +544,6 @@ cf_conv2d_wgmma(__global const float *restrict input, __global const float *rest
 #endif
       }
     }
-#endif
     CFW_WG_FENCE(CFW_SUMS);
 #pragma unroll
     for (int s = 0; s < CFW_S; ++s) {

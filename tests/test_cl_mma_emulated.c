@@ -129,7 +129,7 @@ static const emulated_case cases[] = {
      {2, 8, 6, 132, 64, 3, 3, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, NULL, 1},
     {"wgmma program: 5 channels x 3 rows (one chunk, one zero row) on the pairs with pad 4",
      {1, 5, 7, 40, 56, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
-    {"wgmma program: 1 x 1 on the resident pairs (their in-place split without a tail column)",
+    {"wgmma program: 1 x 1 on the resident pairs (one kernel column: no fragment past the tile)",
      {2, 32, 5, 40, 64, 1, 1, 1, 1, 0, 0, 1, 1, 1}, NULL, CF_MATH_FP32, "wgmma=1", 1},
 };
 
