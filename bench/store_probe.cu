@@ -221,6 +221,18 @@ __global__ void __launch_bounds__(256) row_carry(float *out) {
 // odd rows leave their last 4 pixels to the block's next tile, which stores them in front of
 // its own (from the previous row's spare columns), so that every copy covers whole sectors.
 constexpr int FLAT256_PER_IMAGE = (int)((PQ + 255) / 256), FLAT256_TILES = N * FLAT256_PER_IMAGE;
+// Block x's contiguous run [begin, end) of `tiles` (each block owns one, as the flat kernel's).
+struct TileRun {
+  int begin, end;
+};
+__device__ __forceinline__ TileRun block_run(int64_t tiles) {
+  return {(int)(tiles * blockIdx.x / gridDim.x), (int)(tiles * (blockIdx.x + 1) / gridDim.x)};
+}
+// Flat tile of 256 -> image n, first plane pixel l0.
+__device__ __forceinline__ void flat256_tile(int tile, int &n, int &l0) {
+  n = tile / FLAT256_PER_IMAGE;
+  l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+}
 constexpr int ROW_PITCH = 260, ROW_LEAD = 256, ROW_BUFFER = K * ROW_PITCH;
 constexpr int BULK_ROWS_SMEM = (ROW_LEAD + 2 * ROW_BUFFER) * 4;
 
@@ -229,12 +241,13 @@ __global__ void __launch_bounds__(512, 1) bulk_rows(float *out) {
   extern __shared__ __align__(1024) float smem[];
   float *staged = smem + ROW_LEAD;
   const int tid = threadIdx.x;
-  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
-  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  const TileRun run = block_run(FLAT256_TILES);
+  const int begin = run.begin, end = run.end;
   const bool issuer = ONE ? tid == 0 : tid < K;
   int buf = 0;
   for (int tile = begin; tile < end; ++tile) {
-    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    int n, l0;
+    flat256_tile(tile, n, l0);
     const int n_px = (int)min((int64_t)256, PQ - l0);
     float *buffer = staged + buf * ROW_BUFFER;
     if (issuer) // this buffer's copies of two tiles back have read it
@@ -286,11 +299,12 @@ constexpr int LINE_ROWS_SMEM = 2 * LINE_BUFFER * 4;
 __global__ void __launch_bounds__(512, 1) bulk_rows_lines(float *out) {
   extern __shared__ __align__(128) float line_smem[];
   const int tid = threadIdx.x;
-  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
-  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  const TileRun run = block_run(FLAT256_TILES);
+  const int begin = run.begin, end = run.end;
   int buf = 0;
   for (int tile = begin; tile < end; ++tile) {
-    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    int n, l0;
+    flat256_tile(tile, n, l0);
     const int n_px = (int)min((int64_t)256, PQ - l0);
     float *buffer = line_smem + buf * LINE_BUFFER;
     auto lead_of = [&](int r) {
@@ -350,11 +364,12 @@ __global__ void __launch_bounds__(512, 1)
   float *staged = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(boxes_smem_raw) + 1023) &
                                             ~(uintptr_t)1023);
   const int tid = threadIdx.x;
-  const int begin = (int)((int64_t)FLAT256_TILES * blockIdx.x / gridDim.x);
-  const int end = (int)((int64_t)FLAT256_TILES * (blockIdx.x + 1) / gridDim.x);
+  const TileRun run = block_run(FLAT256_TILES);
+  const int begin = run.begin, end = run.end;
   int buf = 0;
   for (int tile = begin; tile < end; ++tile) {
-    const int n = tile / FLAT256_PER_IMAGE, l0 = (tile - n * FLAT256_PER_IMAGE) * 256;
+    int n, l0;
+    flat256_tile(tile, n, l0);
     float *buffer = staged + buf * BOX_BUFFER;
     float *odd_boxes = buffer + BOX_EVEN_FLOATS;
     if (tid == 0) // this buffer's stores of two tiles back have read it
@@ -507,32 +522,31 @@ int main() {
     time_it("row256 v4 real cs", elems * 4, [&] { row_v4_real<256, true><<<grid, 256>>>(out); });
     time_it("row256 v4 real", elems * 4, [&] { row_v4_real<256, false><<<grid, 256>>>(out); });
   }
+  // A flat-256 variant: timed, then run once more over NaN and checked element by element.
+  auto time_flat256 = [&](const void *kernel, int smem, const char *name, bool padded_planes,
+                          auto launch) {
+    CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    time_it(name, elems * 4, launch);
+    CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
+    launch();
+    CHECK(cudaDeviceSynchronize());
+    if (padded_planes)
+      verify_flat256<PQ_PAD>(out, name);
+    else
+      verify_flat256<PQ>(out, name);
+  };
   {
     std::printf("-- flat tiles of 256 by bulk row copies (1 block of 512 threads per SM)\n");
-    auto run = [&](auto kernel, const char *name, bool padded_planes) {
-      CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 BULK_ROWS_SMEM));
-      time_it(name, elems * 4, [&] { kernel<<<sms, 512, BULK_ROWS_SMEM>>>(out); });
-      CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
-      kernel<<<sms, 512, BULK_ROWS_SMEM>>>(out);
-      CHECK(cudaDeviceSynchronize());
-      if (padded_planes)
-        verify_flat256<PQ_PAD>(out, name);
-      else
-        verify_flat256<PQ>(out, name);
+    auto run = [&](auto kernel, const char *name, bool padded_planes, int smem = BULK_ROWS_SMEM) {
+      time_flat256((const void *)kernel, smem, name, padded_planes,
+                   [&] { kernel<<<sms, 512, smem>>>(out); });
     };
     run(bulk_rows<PQ, false, false>, "rows 64 issuers", false);
     run(bulk_rows<PQ, false, true>, "rows 1 issuer", false);
     run(bulk_rows<PQ, true, false>, "rows sector-aligned", false);
     run(bulk_rows<PQ, true, true>, "rows aligned 1 issuer", false);
     run(bulk_rows<PQ_PAD, false, false>, "rows padded planes", true);
-    CHECK(cudaFuncSetAttribute(bulk_rows_lines, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                               LINE_ROWS_SMEM));
-    time_it("rows line-aligned", elems * 4, [&] { bulk_rows_lines<<<sms, 512, LINE_ROWS_SMEM>>>(out); });
-    CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
-    bulk_rows_lines<<<sms, 512, LINE_ROWS_SMEM>>>(out);
-    CHECK(cudaDeviceSynchronize());
-    verify_flat256<PQ>(out, "rows line-aligned");
+    run(bulk_rows_lines, "rows line-aligned", false, LINE_ROWS_SMEM);
   }
   {
     std::printf("-- flat tiles of 256 by TMA boxes (1 block of 512 threads per SM)\n");
@@ -540,16 +554,8 @@ int main() {
       const int64_t plane = padded_planes ? PQ_PAD : PQ;
       const CUtensorMap all = output_map(out, plane, 0, 1, K), even = output_map(out, plane, 0, 2, K / 2),
                         odd = output_map(out, plane, 1, 2, K / 2);
-      CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 BULK_BOXES_SMEM));
-      time_it(name, elems * 4, [&] { kernel<<<sms, 512, BULK_BOXES_SMEM>>>(all, even, odd, out); });
-      CHECK(cudaMemset(out, 0xff, (int64_t)N * K * PQ_PAD * 4)); // NaN
-      kernel<<<sms, 512, BULK_BOXES_SMEM>>>(all, even, odd, out);
-      CHECK(cudaDeviceSynchronize());
-      if (padded_planes)
-        verify_flat256<PQ_PAD>(out, name);
-      else
-        verify_flat256<PQ>(out, name);
+      time_flat256((const void *)kernel, BULK_BOXES_SMEM, name, padded_planes,
+                   [&] { kernel<<<sms, 512, BULK_BOXES_SMEM>>>(all, even, odd, out); });
     };
     run(bulk_boxes<PQ, false>, "boxes 32x64", false);
     run(bulk_boxes<PQ, true>, "boxes parity 32x32", false);
