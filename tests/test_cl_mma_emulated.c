@@ -215,7 +215,8 @@ static void emulate_on_one_pocl_thread(void) {
 Test(cl_mma_emulated, tensor_core_programs_match_the_reference_on_any_opencl_device,
      .timeout = 900) {
   emulate_on_one_pocl_thread();
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+  const size_t stride = (size_t)tu_case_stride();
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i += stride)
     run_emulated_case(&cases[i], 0x5eed0 + i);
 }
 
@@ -246,7 +247,8 @@ Test(cl_mma_emulated, odd_shapes_match_the_reference, .timeout = 900) {
       {"20 channels into 40, pad 4", {2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL},
   };
   const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
-  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; ++i)
+  const size_t stride = (size_t)tu_case_stride();
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i += stride)
     for (int mi = 0; mi < 2; ++mi) {
       const emulated_case c = {shapes[i].what, shapes[i].desc, shapes[i].force_tile, maths[mi],
                                "wgmma=0", 0};
@@ -391,13 +393,18 @@ Test(cl_mma_emulated, fp16_plans_scale_their_operands_and_rerun_past_fp16_range,
                  {{2, 20, 6, 68, 40, 3, 3, 1, 1, 4, 4, 1, 1, 1}, NULL, 1, "wgmma=1",
                   "wgmma=0,f16=0"}};
   const cf_math maths[2] = {CF_MATH_TF32, CF_MATH_FP32};
+  /* the sample (tu_case_stride) steps through the (shape, math, data) cases in order, so that
+   * at a stride of 3 every shape keeps two or three */
+  const int stride = tu_case_stride();
+  int n_case = 0;
   for (int si = 0; si < 4; ++si) {
     cf_context *with = open_with_switches(shapes[si].with, shapes[si].tile);
     cf_context *without = open_with_switches(shapes[si].without, shapes[si].tile);
     for (int mi = 0; mi < 2; ++mi)
       for (int data = F16_PAST_RANGE; data <= F16_BAD_WEIGHTS; ++data)
-        if (data == F16_PAST_RANGE || data == F16_DESIGN || data == F16_BAD_WEIGHTS ||
-            (shapes[si].all_data && maths[mi] == CF_MATH_FP32))
+        if ((data == F16_PAST_RANGE || data == F16_DESIGN || data == F16_BAD_WEIGHTS ||
+             (shapes[si].all_data && maths[mi] == CF_MATH_FP32)) &&
+            n_case++ % stride == 0)
           run_f16_case(with, without, &shapes[si].desc, maths[mi], (f16_data)data,
                        0xf16c0 + 64 * si + 16 * mi + data);
     cf_context_destroy(with);

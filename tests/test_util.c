@@ -307,6 +307,20 @@ cf_status tu_run_on_context(cf_context *ctx, tu_problem *pb, const char **where)
   return s;
 }
 
+int tu_case_stride(void) {
+  const char *v = getenv("CF_TEST_CASE_STRIDE");
+  if (v == NULL || *v == '\0')
+    return 1;
+  char *end = NULL;
+  const long k = strtol(v, &end, 10);
+  cr_assert(*end == '\0' && k >= 1 && k <= 16,
+            "CF_TEST_CASE_STRIDE=%s: expected a whole number from 1 to 16", v);
+  if (k > 1)
+    cr_log_warn("CF_TEST_CASE_STRIDE=%ld: one case in %ld of this test runs, from the first",
+                k, k);
+  return (int)k;
+}
+
 int tu_require_opencl(void) {
   const char *ci = getenv("CI");
   const char *req = getenv("CONVFUSE_REQUIRE_OPENCL");

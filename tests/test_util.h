@@ -106,4 +106,12 @@ void tu_skip_unless_available(cf_backend b);
  * context runs another backend). */
 cf_context *tu_open_or_skip(cf_backend b);
 
+/* ---- case sampling ---- */
+/* The stride at which a long table of cases runs: 1 (every case) unless CF_TEST_CASE_STRIDE
+ * asks for every k-th from the first (1 <= k <= 16; anything else fails the test). The sanitize
+ * stage samples test_cl_mma_emulated so: PoCL's emulated kernels are not instrumented, so there
+ * the suite only walks the host paths each kind of case takes; the unit stage runs every
+ * case. A stride above 1 is logged once per call site's test. */
+int tu_case_stride(void);
+
 #endif
