@@ -315,8 +315,8 @@ int tu_case_stride(void) {
   const long k = strtol(v, &end, 10);
   cr_assert(*end == '\0' && k >= 1 && k <= 16,
             "CF_TEST_CASE_STRIDE=%s: expected a whole number from 1 to 16", v);
-  if (k > 1)
-    cr_log_warn("CF_TEST_CASE_STRIDE=%ld: one case in %ld of this test runs, from the first",
+  if (k > 1) /* (info, not warn: Criterion 2.4 exits 1 once a warning is logged) */
+    cr_log_info("CF_TEST_CASE_STRIDE=%ld: one case in %ld of this test runs, from the first",
                 k, k);
   return (int)k;
 }
