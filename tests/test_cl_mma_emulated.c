@@ -151,11 +151,12 @@ static void run_emulated_case(const emulated_case *c, uint64_t seed) {
             cf_last_error());
   const char *kernel = c->math == CF_MATH_FP32 ? "kernel=mma_3xtf32" : "kernel=mma_tf32";
   /* NVIDIA's OpenCL gives a group 48 KB, the emulation's scratch takes 6 of them: T0's
-   * layout (all 48) does not fit there, only on devices with more (PoCL) */
+   * layout (all 48) does not fit there, only on devices with more (PoCL). Logged as info: a
+   * Criterion warning would make the suite exit 1 with every test passed. */
   if (c->force_tile && strcmp(c->force_tile, "1") == 0 &&
       strstr(cf_plan_describe(plan), kernel) == NULL &&
       strstr(cf_context_device(ctx), "NVIDIA") != NULL) {
-    cr_log_warn("[%s] not emulated on %s (48 KB of local memory): %s", c->what,
+    cr_log_info("[%s] not emulated on %s (48 KB of local memory): %s", c->what,
                 cf_context_device(ctx), cf_plan_describe(plan));
     cf_plan_destroy(plan);
     cf_context_destroy(ctx);
