@@ -4,6 +4,7 @@
 # the cap to act, which short runs' medians hide: bench/NOTES.md v28, v105). Reason 0x4 is the
 # software power cap. On the GPU machine, after `bash bench/gpu_session.sh unpack` (or build):
 #   bash bench/power_watch.sh [backend:workload:math ...]
+cd "$(dirname "$0")/.." || exit 1
 source .devdeps/activate.sh 2>/dev/null
 cli=${CONVFUSE_CLI:-build-gpu/bench/convfuse}
 [ -x "$cli" ] || { echo "power_watch: $cli missing (CONVFUSE_CLI names another)" >&2; exit 1; }
