@@ -33,9 +33,8 @@ for sh in 1,3,20,20,40,3,3,1,0,1 2,1,40,8,16,3,3,1,0,1; do for tool in memcheck 
 done; done
 for stores in 1 0; do for r in 1 2; do
   o="main PIPE nostore PIPENS"; [ $r = 2 ] && o="PIPENS nostore PIPE main"
-  ev=(); [ $stores = default ] || ev=(CONVFUSE_ROW_STORES=$stores)
   for v in $o; do for ops in mish none; do
-    t=$(env "${ev[@]}" timeout 40 $(bin $v) bench --backend cuda --workload custom \
+    t=$(CONVFUSE_ROW_STORES=$stores timeout 40 $(bin $v) bench --backend cuda --workload custom \
         --shape 128,8,256,256,64,3,3 --ops $ops --math tf32 --iters 30 2>&1 | grep -m1 median | awk '{print $2, $3}')
     echo "row_stores=$stores r$r $v ops=$ops: $t"
   done; done
